@@ -1,0 +1,66 @@
+/** Small helpers shared by the benchmarks: timing, percentiles, and a printed table with ratios. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export interface Sample {
+  /** Per-operation times in milliseconds. */
+  times: number[];
+}
+
+export function summarize(times: number[]): { mean: number; p50: number; p99: number; min: number } {
+  const sorted = [...times].sort((a, b) => a - b);
+  const mean = sorted.reduce((s, t) => s + t, 0) / Math.max(1, sorted.length);
+  return { mean, p50: percentile(sorted, 50), p99: percentile(sorted, 99), min: sorted[0] ?? NaN };
+}
+
+/** Times `op` `n` times after `warmup` runs; returns per-call milliseconds. */
+export async function timeEach(n: number, op: () => Promise<unknown>, warmup = Math.min(50, n)): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await op();
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await op();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return times;
+}
+
+export interface Row {
+  name: string;
+  /** The figure compared (lower is better unless `higherIsBetter`). */
+  value: number;
+  unit: string;
+  /** Extra columns, printed as given. */
+  extra?: Record<string, string | number>;
+}
+
+/**
+ * Prints rows side by side; the ratio column divides each row's value by the baseline row's value.
+ * `target` is printed for the reader, e.g. "≤ 1.10 vs raw".
+ */
+export function printTable(title: string, rows: Row[], baselineName: string, target?: string): void {
+  const base = rows.find((r) => r.name === baselineName);
+  console.log(`\n${title}${target ? `   (target: ${target})` : ''}`);
+  const extraKeys = [...new Set(rows.flatMap((r) => Object.keys(r.extra ?? {})))];
+  const header = ['', 'value', 'ratio', ...extraKeys];
+  const lines = rows.map((r) => [
+    r.name,
+    `${fmt(r.value)} ${r.unit}`,
+    base ? `${(r.value / base.value).toFixed(3)}×` : '-',
+    ...extraKeys.map((k) => String(r.extra?.[k] ?? '')),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const pad = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  console.log(pad(header));
+  for (const l of lines) console.log(pad(l));
+}
+
+export function fmt(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (Math.abs(v) >= 100) return v.toFixed(1);
+  if (Math.abs(v) >= 1) return v.toFixed(3);
+  return v.toPrecision(3);
+}

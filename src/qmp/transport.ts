@@ -1,0 +1,49 @@
+/**
+ * The contract between QmpClient and whatever carries QMP messages: a socket, an inherited fd, any
+ * Duplex, or libvirt's passthrough (virDomainQemuMonitorCommand). A transport moves whole JSON
+ * messages; framing, if any, is its own business. It declares what it can do, so the client (and
+ * the proxy above it) never has to guess.
+ */
+export type QmpMessage = Record<string, unknown>;
+
+export interface TransportCapabilities {
+  /** Several in-band commands may be in flight at once (the client still caps them, at 8 by default). */
+  readonly pipelining: boolean;
+  /** Out-of-band execution (`exec-oob`) can be carried. */
+  readonly oob: boolean;
+  /** File descriptors can be passed with a command (SCM_RIGHTS). */
+  readonly fdPassing: boolean;
+  /** The largest message accepted from the peer, in bytes. */
+  readonly maxMessageBytes: number;
+  /**
+   * The transport, not the client, owns command ids (libvirt's passthrough rewrites them to
+   * `libvirt-N`); the transport maps replies back to the client's ids itself.
+   */
+  readonly ownsIds: boolean;
+  /**
+   * Capabilities are already negotiated by someone else (libvirt's own monitor): the transport
+   * synthesises the greeting and the client must not send `qmp_capabilities`.
+   */
+  readonly preNegotiated: boolean;
+}
+
+export interface TransportHandlers {
+  /** One complete message from the peer (greeting, reply, or event). */
+  message(msg: QmpMessage): void;
+  /** The peer sent something that is not a valid message; the stream is still in sync. */
+  protocolError(err: Error): void;
+  /** The transport is gone for good; called exactly once. */
+  closed(reason: Error | undefined): void;
+}
+
+export interface QmpTransport {
+  readonly capabilities: TransportCapabilities;
+  /** A short human description for errors and logs, e.g. `unix:/run/x.sock` or `passthrough:guest1`. */
+  readonly description: string;
+  /** Starts delivering to the handlers. Resolves once the transport is usable. */
+  open(handlers: TransportHandlers, signal?: AbortSignal): Promise<void>;
+  /** Sends one message. Throws if the transport is closed. */
+  send(msg: QmpMessage): void;
+  /** Closes; pending deliveries stop; handlers.closed fires once. Idempotent. */
+  close(reason?: Error): Promise<void>;
+}
