@@ -1,0 +1,54 @@
+import { stat } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDirtyKernel, dirtyCmdline, SWEEP_COUNTER_ADDRESS } from './guest/build.js';
+import { startBareQemu, type BareQemu } from './helpers/bare-qemu.js';
+
+const MiB = 1024 * 1024;
+const REGION = 4 * MiB;
+
+describe('dirty.S, the memory-dirtying guest kernel', () => {
+  let kernel: string;
+  let qemu: BareQemu | undefined;
+
+  beforeAll(async () => {
+    kernel = await buildDirtyKernel();
+    qemu = await startBareQemu({ kernel, append: dirtyCmdline({ mib: 8, spin: 0 }) });
+  });
+  afterAll(async () => {
+    await qemu?.stop();
+  });
+
+  it('is a small world-readable ELF, cached by source hash', async () => {
+    const st = await stat(kernel);
+    expect(st.size).toBeLessThan(16 * 1024);
+    expect(st.mode & 0o004).toBe(0o004);
+    expect(await buildDirtyKernel()).toBe(kernel);
+  });
+
+  it('boots under a bare QEMU and keeps sweeping its region', async () => {
+    const q = qemu!;
+    const before = await q.readPhys32(SWEEP_COUNTER_ADDRESS);
+    const firstPage = await q.readPhys32(REGION);
+    await new Promise((r) => setTimeout(r, 300));
+    const after = await q.readPhys32(SWEEP_COUNTER_ADDRESS);
+    expect(after).toBeGreaterThan(before);
+    expect(await q.readPhys32(REGION)).toBeGreaterThan(firstPage);
+    // mib=8 from the command line: the last page of the region is written, the page after it never.
+    expect(await q.readPhys32(REGION + 8 * MiB - 4096)).toBeGreaterThan(0);
+    expect(await q.readPhys32(REGION + 8 * MiB)).toBe(0);
+  });
+
+  it('dirties memory as QEMU measures it', async () => {
+    const q = qemu!;
+    await q.execute('calc-dirty-rate', { 'calc-time': 1 });
+    let result: { status?: string; 'dirty-rate'?: number } = {};
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      result = (await q.execute('query-dirty-rate')) as typeof result;
+      if (result.status === 'measured') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(result.status).toBe('measured');
+    expect(result['dirty-rate']).toBeGreaterThan(1); // MiB/s
+  });
+});
