@@ -1,0 +1,102 @@
+import { LibqemuError } from '../common/errors.js';
+
+/**
+ * The errors the hybrid facade adds. Each says what was wrong and, in `hint`, what to do about it;
+ * lower layers' errors (LibvirtError, QmpCommandError, …) pass through unchanged as `cause`.
+ */
+
+/** A QMP command was refused because it changes state libvirt tracks (ownership policy). */
+export class PolicyError extends LibqemuError {
+  constructor(
+    /** The refused QMP command (or `human-monitor-command: <word>` for HMP lines). */
+    readonly command: string,
+    /** Why it is refused: what libvirt would lose track of. */
+    readonly reason: string,
+    /** The libvirt API (and the libqemu call, when there is one) to use instead. */
+    readonly instead: string,
+  ) {
+    super(`QMP command '${command}' refused by the ownership policy: ${reason}`, {
+      hint:
+        `use ${instead} instead; or, if you accept that libvirt may lose track of this guest's state, opt in ` +
+        `explicitly: guest.qmp({ allow: ['${command}'] }) for the client or { allowUnsafe: true } on this call`,
+    });
+  }
+}
+
+/** No domain with that name or UUID on this connection. */
+export class GuestNotFoundError extends LibqemuError {
+  constructor(
+    readonly nameOrUuid: string,
+    readonly uri: string,
+    cause?: unknown,
+  ) {
+    super(`no guest named or with UUID '${nameOrUuid}' on ${uri}`, {
+      cause,
+      hint: 'check the name with hv.guests() (or `virsh -c URI list --all`); names are case-sensitive',
+    });
+  }
+}
+
+/** The operation needs a running QEMU, and the guest is not running. */
+export class GuestNotRunningError extends LibqemuError {
+  constructor(
+    readonly guest: string,
+    readonly state: string,
+    cause?: unknown,
+  ) {
+    super(`guest '${guest}' is not running (state: ${state}), so it has no QEMU to talk QMP to`, {
+      cause,
+      hint: 'start it first (await guest.start()), or wait for its "started" lifecycle event',
+    });
+  }
+}
+
+/** The guest's second QMP monitor exists in its XML but cannot be used from here. */
+export class MonitorUnavailableError extends LibqemuError {
+  constructor(
+    readonly guest: string,
+    readonly socketPath: string | undefined,
+    message: string,
+    hint: string,
+    cause?: unknown,
+  ) {
+    super(`QMP monitor of guest '${guest}'${socketPath ? ` (${socketPath})` : ''}: ${message}`, { cause, hint });
+  }
+}
+
+/** The guest's monitor connection dropped (QEMU stopped or was killed) while a command was waiting. */
+export class MonitorDisconnectedError extends LibqemuError {
+  constructor(
+    readonly guest: string,
+    readonly command: string | undefined,
+    cause?: unknown,
+  ) {
+    super(
+      `the QMP monitor of guest '${guest}' went away${command ? ` before '${command}' got its reply` : ''} ` +
+        '(QEMU stopped, crashed or was killed)',
+      {
+        cause,
+        hint: 'the command may or may not have run; check the guest state (guest.state()) and retry once it runs again',
+      },
+    );
+  }
+}
+
+/** A domain XML that the facade cannot work with (malformed, or not a <domain>). */
+export class DomainXmlError extends LibqemuError {
+  constructor(message: string, hint: string, cause?: unknown) {
+    super(message, { cause, hint });
+  }
+}
+
+/** The directory for monitor sockets cannot be made private and usable by QEMU. */
+export class MonitorDirError extends LibqemuError {
+  constructor(
+    readonly dir: string,
+    message: string,
+    hint: string,
+    cause?: unknown,
+  ) {
+    super(`monitor socket directory ${dir}: ${message}`, { cause, hint });
+  }
+}
