@@ -1,0 +1,3 @@
+export * from './qmp/index.js';
+export * from './common/errors.js';
+export { BoundedQueue, QueueOverflowError } from './common/bounded-queue.js';

@@ -1,0 +1,61 @@
+/**
+ * The shapes a typed QmpClient is parameterised with. The schema layer generates concrete maps
+ * (QemuCommands, QemuEvents); the qmp layer only needs their shape.
+ */
+export type CommandMap = Record<string, { args: object | undefined; returns: unknown }>;
+/** Event name → its `data` payload type. */
+export type EventMap = Record<string, unknown>;
+
+/** QMP's event wire shape. */
+export interface QmpEvent<N extends string = string, D = QmpEventData> {
+  event: N;
+  data: D;
+  timestamp: { seconds: number; microseconds: number };
+}
+
+/** `data` of an event the map does not know: an object, or absent. */
+export type QmpEventData = Record<string, unknown> | undefined;
+
+/** Per-call options of execute(). */
+export interface ExecuteOptions {
+  /** Abort the wait (the command may still run in QEMU; its late reply is dropped). */
+  signal?: AbortSignal;
+  /** Override the client's default per-command timeout; 0 = none. */
+  timeoutMs?: number;
+  /** Send with `exec-oob` (needs oob negotiated and a command with allow-oob). */
+  oob?: boolean;
+}
+
+/** Arguments of command K: typed when the map knows it, loose otherwise. */
+export type CommandArgs<C, K extends string> = K extends keyof C
+  ? C[K] extends { args: infer A }
+    ? A
+    : never
+  : Record<string, unknown>;
+
+/** Return value of command K: typed when the map knows it, unknown otherwise. */
+export type CommandReturn<C, K extends string> = K extends keyof C
+  ? C[K] extends { returns: infer R }
+    ? R
+    : unknown
+  : unknown;
+
+/**
+ * The parameters after the command name: `args` is required when the map's args type has required
+ * members, optional when all are optional or the command takes none, and loose for unknown commands.
+ */
+export type ExecuteRest<C, K extends string> = K extends keyof C
+  ? C[K] extends { args: infer A }
+    ? [A] extends [undefined]
+      ? [args?: undefined | Record<string, never>, options?: ExecuteOptions]
+      : {} extends A
+        ? [args?: A, options?: ExecuteOptions]
+        : [args: A, options?: ExecuteOptions]
+    : never
+  : [args?: Record<string, unknown>, options?: ExecuteOptions];
+
+/** The event object delivered for name N: typed when the map knows it. */
+export type EventOf<E, N extends string> = N extends keyof E ? QmpEvent<N, E[N]> : QmpEvent<N, QmpEventData>;
+
+/** Any event: a union of the known ones plus the loose shape for names the map does not know. */
+export type AnyEvent<E> = { [K in keyof E & string]: QmpEvent<K, E[K]> }[keyof E & string] | QmpEvent<string, QmpEventData>;

@@ -1,0 +1,126 @@
+import { MessageTooLargeError, QmpProtocolError } from './errors.js';
+import type { QmpMessage } from './transport.js';
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
+
+export interface FramerSink {
+  message(msg: QmpMessage): void;
+  protocolError(err: Error): void;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Splits a byte stream into newline-terminated JSON messages (LF or CRLF). Works on Buffers and decodes
+ * only complete lines, so a UTF-8 sequence split across chunks is never mangled. A message longer than
+ * `maxMessageBytes` is skipped up to its newline and reported as MessageTooLargeError: the stream stays
+ * in sync and memory stays bounded.
+ */
+export class MessageFramer {
+  /** Pieces of the current, not yet terminated line (usually empty: most messages fit one chunk). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes of an oversized message being skipped, or -1 when not skipping. */
+  private skipped = -1;
+
+  constructor(
+    private readonly sink: FramerSink,
+    readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+  ) {
+    if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 2) {
+      throw new RangeError(`maxMessageBytes must be an integer ≥ 2, got ${String(maxMessageBytes)}`);
+    }
+  }
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    const end = chunk.length;
+    while (start < end) {
+      const nl = chunk.indexOf(LF, start);
+      if (nl === -1) {
+        this.keep(chunk, start, end);
+        return;
+      }
+      if (this.skipped >= 0) {
+        const total = this.skipped + (nl - start);
+        this.skipped = -1;
+        this.sink.protocolError(new MessageTooLargeError(this.maxMessageBytes, total));
+      } else if (this.pendingBytes === 0) {
+        this.line(chunk, start, nl);
+      } else {
+        if (this.pendingBytes + (nl - start) > this.maxMessageBytes + 1) {
+          const total = this.pendingBytes + (nl - start);
+          this.reset();
+          this.sink.protocolError(new MessageTooLargeError(this.maxMessageBytes, total));
+        } else {
+          this.pending.push(chunk.subarray(start, nl));
+          const whole = Buffer.concat(this.pending, this.pendingBytes + (nl - start));
+          this.reset();
+          this.line(whole, 0, whole.length);
+        }
+      }
+      start = nl + 1;
+    }
+  }
+
+  /** Bytes buffered for an unterminated message (for tests and diagnostics). */
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  private keep(chunk: Buffer, start: number, end: number): void {
+    const n = end - start;
+    if (this.skipped >= 0) {
+      this.skipped += n;
+      return;
+    }
+    // +1: a trailing CR of a CRLF terminator does not count against the limit.
+    if (this.pendingBytes + n > this.maxMessageBytes + 1) {
+      this.skipped = this.pendingBytes + n;
+      this.reset();
+      return;
+    }
+    // Copy: the socket may reuse its buffer, and a small slice would pin a large one.
+    this.pending.push(Buffer.from(chunk.subarray(start, end)));
+    this.pendingBytes += n;
+  }
+
+  private reset(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  private line(buf: Buffer, start: number, end: number): void {
+    if (end > start && buf[end - 1] === CR) end--;
+    if (end - start > this.maxMessageBytes) {
+      this.sink.protocolError(new MessageTooLargeError(this.maxMessageBytes, end - start));
+      return;
+    }
+    const text = buf.toString('utf8', start, end);
+    if (text.trim() === '') return; // blank lines are legal padding
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      this.sink.protocolError(
+        new QmpProtocolError(`received a line that is not JSON: ${preview(text)}`, { cause: err }),
+      );
+      return;
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      this.sink.protocolError(new QmpProtocolError(`received JSON that is not an object: ${preview(text)}`));
+      return;
+    }
+    this.sink.message(parsed as QmpMessage);
+  }
+}
+
+function preview(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+/** Serialises one message as a line. QEMU accepts LF; replies come back with CRLF. */
+export function encodeMessage(msg: QmpMessage): string {
+  return `${JSON.stringify(msg)}\n`;
+}

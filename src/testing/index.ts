@@ -1,0 +1,8 @@
+export {
+  FakeQmpServer,
+  FakeQmpConnection,
+  type FakeQmpServerOptions,
+  type FakeCommandHandler,
+  type FakeCall,
+  type FakeReply,
+} from './fake-qmp-server.js';
