@@ -14,11 +14,13 @@ export class PolicyError extends LibqemuError {
     readonly reason: string,
     /** The libvirt API (and the libqemu call, when there is one) to use instead. */
     readonly instead: string,
+    /** The name to list in `allow` to opt in (differs from `command` for HMP lines). */
+    readonly allowName: string = command,
   ) {
     super(`QMP command '${command}' refused by the ownership policy: ${reason}`, {
       hint:
         `use ${instead} instead; or, if you accept that libvirt may lose track of this guest's state, opt in ` +
-        `explicitly: guest.qmp({ allow: ['${command}'] }) for the client or { allowUnsafe: true } on this call`,
+        `explicitly: guest.qmp({ allow: ['${allowName}'] }) for the client or { allowUnsafe: true } on this call`,
     });
   }
 }

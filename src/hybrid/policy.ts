@@ -1,0 +1,193 @@
+import { InvalidArgumentError } from '../common/errors.js';
+import { PolicyError } from './errors.js';
+
+/**
+ * The ownership policy. libvirt's contract (libvirt-qemu.c): a command that only queries is safe; one
+ * that alters state libvirt tracks "is unsafe, and may cause libvirtd to crash"; one that alters
+ * state libvirt does not track is possible. So:
+ * - `read-only`: `query-*` and a short reviewed list — always pass;
+ * - `runstate`: stop/cont/system_reset/… — pass, because libvirt follows them through QEMU's own
+ *   events on its monitor (measured: QMP `stop` → libvirt `paused`; host-feasibility §4);
+ * - `libvirt-owned`: devices, block graph, block jobs, migration, fds, `quit`, … — refused with a
+ *   PolicyError naming the libvirt API to use instead, unless the caller opts in;
+ * - `untracked`: everything else (the QEMU features libvirt lacks) — pass.
+ */
+export type CommandKind = 'read-only' | 'runstate' | 'untracked' | 'libvirt-owned';
+
+export interface CommandClassification {
+  command: string;
+  kind: CommandKind;
+  /** libvirt-owned: what libvirt would lose track of. */
+  reason?: string;
+  /** libvirt-owned: the libvirt API (and libqemu call) to use instead. */
+  instead?: string;
+  /** Passing commands with a caveat (e.g. libvirt's XML will not show the change). */
+  note?: string;
+}
+
+interface Rule {
+  reason: string;
+  instead: string;
+}
+
+const READ_ONLY = new Set([
+  'qom-get',
+  'qom-list',
+  'qom-list-types',
+  'qom-list-properties',
+  'device-list-properties',
+  'trace-event-get-state',
+]);
+
+const RUNSTATE = new Set(['stop', 'cont', 'system_reset', 'system_powerdown', 'system_wakeup']);
+
+const DEVICES: Rule = {
+  reason: 'libvirt tracks every device of the guest in its live XML and would no longer match QEMU',
+  instead: 'virDomainAttachDeviceFlags / virDomainDetachDeviceFlags (virsh attach-device / detach-device)',
+};
+const BLOCK_GRAPH: Rule = {
+  reason: 'libvirt owns the block graph (node names, backing chains, images) and its security labels',
+  instead: 'virDomainAttachDeviceFlags for new disks, virDomainBlockCopy / virDomainBlockCommit / virDomainBlockPull for chains',
+};
+const BLOCK_JOBS: Rule = {
+  reason: 'libvirt tracks block jobs and finalises them itself',
+  instead: 'virDomainBlockJobAbort / virDomainBlockJobSetSpeed / virDomainBlockCopy / virDomainBlockCommit / virDomainBlockPull / virDomainBackupBegin',
+};
+const MIGRATION: Rule = {
+  reason: 'libvirt drives migration (capabilities, switchover, destination) as a job of its own',
+  instead: 'virDomainMigrate3 / virDomainMigrateToURI3 (guest.migrate()); migrate-set-parameters stays allowed for knobs libvirt lacks',
+};
+
+const LIBVIRT_OWNED = new Map<string, Rule>([
+  ['device_add', DEVICES],
+  ['device_del', DEVICES],
+  ['netdev_add', { ...DEVICES, instead: 'virDomainAttachDeviceFlags with an <interface> (virsh attach-interface)' }],
+  ['netdev_del', { ...DEVICES, instead: 'virDomainDetachDeviceFlags with the <interface> (virsh detach-interface)' }],
+  ['chardev-add', { ...DEVICES, instead: 'virDomainAttachDeviceFlags with a <serial>/<channel>/<console>' }],
+  ['chardev-remove', { ...DEVICES, instead: 'virDomainDetachDeviceFlags with the <serial>/<channel>/<console>' }],
+  ['chardev-change-backend', { ...DEVICES, instead: 'virDomainUpdateDeviceFlags with the changed character device' }],
+  ['object-add', { reason: 'libvirt creates and tracks memory backends, iothreads, secrets and TLS credentials', instead: 'virDomainAttachDeviceFlags (<memory>), virDomainAddIOThread, virSecretDefineXML' }],
+  ['object-del', { reason: 'libvirt creates and tracks memory backends, iothreads, secrets and TLS credentials', instead: 'virDomainDetachDeviceFlags (<memory>), virDomainDelIOThread' }],
+  ['quit', { reason: 'libvirt owns the QEMU process; quitting it behind libvirt\'s back ends the guest outside its lifecycle calls', instead: 'virDomainDestroy / virDomainShutdown (guest.destroy(), guest.shutdown())' }],
+  ['balloon', { reason: 'libvirt tracks the current memory of the guest', instead: 'virDomainSetMemoryFlags (virsh setmem)' }],
+  ['set_password', { reason: 'libvirt tracks graphics passwords in the domain XML', instead: 'virDomainUpdateDeviceFlags with <graphics passwd=…>' }],
+  ['expire_password', { reason: 'libvirt tracks graphics passwords in the domain XML', instead: 'virDomainUpdateDeviceFlags with <graphics passwdValidTo=…>' }],
+  ['change-vnc-password', { reason: 'libvirt tracks graphics passwords in the domain XML', instead: 'virDomainUpdateDeviceFlags with <graphics passwd=…>' }],
+  ['set-action', { reason: 'libvirt starts QEMU with -no-shutdown and handles poweroff/reboot/crash itself', instead: 'the domain XML\'s <on_poweroff>/<on_reboot>/<on_crash> (virDomainDefineXML)' }],
+  ['watchdog-set-action', { reason: 'libvirt tracks the watchdog action in the domain XML', instead: 'the domain XML\'s <watchdog action=…> (virDomainDefineXML)' }],
+  ['add-fd', { reason: 'libvirt numbers and uses fd sets itself', instead: 'virDomainQemuMonitorCommandWithFiles with getfd on your own monitor' }],
+  ['remove-fd', { reason: 'libvirt numbers and uses fd sets itself', instead: 'closefd for fds you passed yourself' }],
+  ['dump-guest-memory', { reason: 'a dump is a job libvirt tracks (and would collide with its own jobs)', instead: 'virDomainCoreDumpWithFormat (virsh dump --memory-only)' }],
+  ['snapshot-save', { reason: 'libvirt tracks snapshots and their metadata', instead: 'virDomainSnapshotCreateXML (virsh snapshot-create)' }],
+  ['snapshot-load', { reason: 'libvirt tracks snapshots and their metadata', instead: 'virDomainRevertToSnapshot (virsh snapshot-revert)' }],
+  ['snapshot-delete', { reason: 'libvirt tracks snapshots and their metadata', instead: 'virDomainSnapshotDelete (virsh snapshot-delete)' }],
+  ['eject', { ...BLOCK_GRAPH, instead: 'virDomainUpdateDeviceFlags with the <disk device="cdrom"> without <source> (virsh change-media --eject)' }],
+  ['change', { ...BLOCK_GRAPH, instead: 'virDomainUpdateDeviceFlags with a new <source> (virsh change-media)' }],
+  ['block_resize', { ...BLOCK_GRAPH, instead: 'virDomainBlockResize (virsh blockresize)' }],
+  ['block_set_io_throttle', { ...BLOCK_GRAPH, instead: 'virDomainSetBlockIoTune (virsh blkdeviotune)' }],
+  ['block-set-write-threshold', { ...BLOCK_GRAPH, instead: 'virDomainSetBlockThreshold (virsh domblkthreshold)' }],
+  ['block-commit', BLOCK_JOBS],
+  ['block-stream', BLOCK_JOBS],
+  ['drive-mirror', BLOCK_JOBS],
+  ['blockdev-mirror', BLOCK_JOBS],
+  ['drive-backup', BLOCK_JOBS],
+  ['blockdev-backup', BLOCK_JOBS],
+  ['transaction', { ...BLOCK_GRAPH, instead: 'virDomainSnapshotCreateXML / virDomainBackupBegin / virDomainCheckpointCreateXML' }],
+  ['migrate', MIGRATION],
+  ['migrate-incoming', MIGRATION],
+  ['migrate_cancel', { ...MIGRATION, instead: 'virDomainAbortJob (virsh domjobabort)' }],
+  ['migrate-continue', MIGRATION],
+  ['migrate-pause', { ...MIGRATION, instead: 'virDomainAbortJob / virDomainMigrateStartPostCopy' }],
+  ['migrate-recover', { ...MIGRATION, instead: 'virDomainMigrate3 with VIR_MIGRATE_POSTCOPY_RESUME' }],
+  ['migrate-start-postcopy', { ...MIGRATION, instead: 'virDomainMigrateStartPostCopy (virsh migrate-postcopy)' }],
+  ['migrate-set-capabilities', { ...MIGRATION, instead: 'the VIR_MIGRATE_* flags of virDomainMigrate3 (libvirt resets the capabilities it knows at every migration)' }],
+  ['x-exit-preconfig', { reason: 'libvirt starts QEMU and decides when it leaves preconfig', instead: 'virDomainCreate (guest.start())' }],
+]);
+
+/** Prefix rules for command families; checked after the exact tables. */
+const OWNED_PREFIXES: Array<[string, Rule]> = [
+  ['blockdev-snapshot', { ...BLOCK_GRAPH, instead: 'virDomainSnapshotCreateXML (virsh snapshot-create --disk-only)' }],
+  ['blockdev-', BLOCK_GRAPH],
+  ['x-blockdev-', BLOCK_GRAPH],
+  ['block-job-', BLOCK_JOBS],
+  ['job-', BLOCK_JOBS],
+  ['block-dirty-bitmap-', { ...BLOCK_GRAPH, instead: 'virDomainCheckpointCreateXML / virDomainCheckpointDelete' }],
+  ['nbd-server-', { ...BLOCK_GRAPH, instead: 'virDomainBackupBegin (pull mode) or virDomainMigrate3 with VIR_MIGRATE_NON_SHARED_DISK' }],
+  ['block-export-', { ...BLOCK_GRAPH, instead: 'virDomainBackupBegin (pull mode)' }],
+  ['x-block-', BLOCK_GRAPH],
+];
+
+const NOTES = new Map<string, string>([
+  ['set_link', "libvirt's live XML keeps showing the previous <link state>; libvirt's own way is virDomainUpdateDeviceFlags"],
+  ['migrate-set-parameters', 'libvirt overwrites max-bandwidth when it starts a migration; set it after the MIGRATION "setup" event'],
+  ['qom-set', 'libvirt does not see property changes; do not change properties of devices libvirt configured'],
+]);
+
+function assertCommandName(command: unknown): asserts command is string {
+  if (typeof command !== 'string' || command === '') {
+    throw new InvalidArgumentError(`QMP command name must be a non-empty string, got ${JSON.stringify(command)}`, {
+      hint: "pass the command as QEMU names it, e.g. 'query-status'",
+    });
+  }
+}
+
+/** Classifies an HMP line (for `human-monitor-command`): only `info …` is read-only. */
+function classifyHmp(args: Record<string, unknown> | undefined): CommandClassification {
+  const line = typeof args?.['command-line'] === 'string' ? args['command-line'] : '';
+  const word = line.trim().split(/\s+/)[0] ?? '';
+  const command = `human-monitor-command: ${word || '(empty)'}`;
+  if (word === 'info') return { command, kind: 'read-only' };
+  return {
+    command,
+    kind: 'libvirt-owned',
+    reason: 'an HMP line other than `info …` can change anything, including state libvirt tracks',
+    instead: 'the equivalent QMP command (it is classified precisely), or virsh qemu-monitor-command --hmp when you accept the risk',
+  };
+}
+
+/** How the policy treats a command (and, for `human-monitor-command`, its HMP line). */
+export function classifyCommand(command: string, args?: Record<string, unknown>): CommandClassification {
+  assertCommandName(command);
+  if (command === 'human-monitor-command') return classifyHmp(args);
+  if (command.startsWith('query-') || command.startsWith('x-query-') || READ_ONLY.has(command)) return { command, kind: 'read-only' };
+  if (RUNSTATE.has(command)) {
+    return { command, kind: 'runstate', note: 'libvirt follows this through QEMU events (stop → paused, cont → running)' };
+  }
+  const rule = LIBVIRT_OWNED.get(command) ?? OWNED_PREFIXES.find(([prefix]) => command.startsWith(prefix))?.[1];
+  if (rule) return { command, kind: 'libvirt-owned', reason: rule.reason, instead: rule.instead };
+  const note = NOTES.get(command);
+  return note ? { command, kind: 'untracked', note } : { command, kind: 'untracked' };
+}
+
+export interface PolicyOptions {
+  /**
+   * Commands this client may send even though libvirt owns the state they change, or `'all'` to
+   * switch the policy off. HMP lines are named `human-monitor-command` here.
+   */
+  allow?: readonly string[] | 'all';
+}
+
+/** One client's policy: the classification plus its explicit opt-ins. */
+export class OwnershipPolicy {
+  private readonly allowAll: boolean;
+  private readonly allowed: ReadonlySet<string>;
+
+  constructor(options: PolicyOptions = {}) {
+    const allow = options.allow ?? [];
+    if (allow !== 'all' && !(Array.isArray(allow) && allow.every((c) => typeof c === 'string' && c !== ''))) {
+      throw new InvalidArgumentError(`policy allow must be 'all' or an array of command names, got ${JSON.stringify(allow)}`, {
+        hint: "e.g. guest.qmp({ allow: ['device_add', 'device_del'] })",
+      });
+    }
+    this.allowAll = allow === 'all';
+    this.allowed = new Set(allow === 'all' ? [] : allow);
+  }
+
+  /** Throws PolicyError when the command may not be sent; returns its classification otherwise. */
+  check(command: string, args?: Record<string, unknown>, options: { allowUnsafe?: boolean } = {}): CommandClassification {
+    const c = classifyCommand(command, args);
+    if (c.kind !== 'libvirt-owned') return c;
+    if (this.allowAll || options.allowUnsafe === true || this.allowed.has(command)) return c;
+    throw new PolicyError(c.command, c.reason!, c.instead!, command);
+  }
+}
