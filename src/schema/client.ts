@@ -1,0 +1,175 @@
+/**
+ * QemuClient: a QmpClient typed with the commands and events generated from QEMU 7.2, that also knows
+ * the schema of the QEMU it is actually connected to (fetched on first need, shared across
+ * connections to the same build) and checks every command against it before it is sent.
+ */
+import { QmpClient, type QmpClientOptions, type QmpConnectOptions, type QmpTarget, type CommandValidator } from '../qmp/client.js';
+import type { CommandMap, CommandReturn, EventMap, ExecuteRest } from '../qmp/command-map.js';
+import type { QmpTransport } from '../qmp/transport.js';
+import { InvalidArgumentError } from '../common/errors.js';
+import { qemuCommandNames, type QemuCommandNames, type QemuCommands, type QemuEvents } from '../generated/index.js';
+import { SchemaCache, defaultSchemaCache } from './cache.js';
+import { fetchSchema, fetchVersion } from './fetch.js';
+import type { QemuVersionInfo, SchemaModel } from './model.js';
+import { checkReply, validateCommand, type Drift, type FeatureUse } from './validate.js';
+import { commandWrappers, type CommandWrappers } from './wrappers.js';
+
+/** A deprecated or unstable command, member or value was used (reported once per client and path). */
+export interface SchemaWarning extends FeatureUse {
+  readonly message: string;
+}
+
+export interface QemuClientOptions extends QmpClientOptions {
+  /**
+   * Check every command against the connected QEMU's schema before sending it (default true).
+   * The first command then waits for the schema (one `query-qmp-schema`, unless cached).
+   */
+  validate?: boolean;
+  /** Deprecated/unstable use, once per path (default: the logger's warn, else process.emitWarning). */
+  onSchemaWarning?: (warning: SchemaWarning) => void;
+  /**
+   * Compare replies with the schema and report differences (unknown keys, new enum values, …).
+   * Replies are never failed or altered. Off by default: it walks every reply.
+   */
+  onReplyDrift?: (command: string, drift: readonly Drift[]) => void;
+  /** The QEMU binary, when known: makes the cache key exact. */
+  binary?: string;
+  /** Where schemas are shared between connections (default: one per process); false = never share. */
+  schemaCache?: SchemaCache | false;
+}
+
+export interface QemuConnectOptions extends QemuClientOptions, QmpConnectOptions {}
+
+/** Commands that exist in every QEMU with introspection: the loader itself must not wait for the schema. */
+const BOOTSTRAP = new Set(['query-qmp-schema', 'query-version', 'qmp_capabilities']);
+
+export class QemuClient extends QmpClient<QemuCommands, QemuEvents> {
+  static override connect<This extends new (transport: QmpTransport, options?: QmpClientOptions) => QmpClient<CommandMap, EventMap>>(
+    this: This,
+    target: QmpTarget,
+    options: QemuConnectOptions = {},
+  ): Promise<InstanceType<This>> {
+    return (QmpClient.connect as (this: unknown, t: QmpTarget, o: QemuConnectOptions) => Promise<InstanceType<This>>).call(this, target, options);
+  }
+
+  private readonly schemaOptions: QemuClientOptions;
+  private model: SchemaModel | undefined;
+  private loading: Promise<SchemaModel> | undefined;
+  private readonly warned = new Set<string>();
+  private wrappers: CommandWrappers<QemuCommands, QemuCommandNames> | undefined;
+
+  constructor(transport: QmpTransport, options: QemuClientOptions = {}) {
+    super(transport, options);
+    if (options.validate !== undefined && typeof options.validate !== 'boolean') {
+      throw new InvalidArgumentError(`validate must be true or false, got ${String(options.validate)}`);
+    }
+    if (options.schemaCache !== undefined && options.schemaCache !== false && !(options.schemaCache instanceof SchemaCache)) {
+      throw new InvalidArgumentError('schemaCache must be a SchemaCache or false');
+    }
+    this.schemaOptions = options;
+    if (options.validate !== false && options.validator === undefined) this.setValidator(this.schemaValidator());
+  }
+
+  /**
+   * The connected QEMU's schema model: fetched on first need (once per connection), shared with other
+   * connections to the same QEMU build through the schema cache.
+   */
+  schema(): Promise<SchemaModel> {
+    if (this.model) return Promise.resolve(this.model);
+    this.loading ??= this.loadSchema().then(
+      (m) => (this.model = m),
+      (err: unknown) => {
+        this.loading = undefined; // a later call may retry (e.g. after a timeout)
+        throw err;
+      },
+    );
+    return this.loading;
+  }
+
+  /** The schema if it has been loaded already (no I/O). */
+  get loadedSchema(): SchemaModel | undefined {
+    return this.model;
+  }
+
+  /** Whether the connected QEMU has `command` (and, if given, that argument member). */
+  async supports(command: string, member?: string): Promise<boolean> {
+    checkName('supports', command, member);
+    return (await this.schema()).supports(command, member);
+  }
+
+  /** Whether the connected QEMU can emit event `name` (and, if given, with that data member). */
+  async supportsEvent(name: string, member?: string): Promise<boolean> {
+    checkName('supportsEvent', name, member);
+    return (await this.schema()).supportsEvent(name, member);
+  }
+
+  /** camelCase wrappers: `client.commands.setLink({ name: 'net0', up: false })`. */
+  get commands(): CommandWrappers<QemuCommands, QemuCommandNames> {
+    return (this.wrappers ??= commandWrappers<QemuCommands, QemuCommandNames>(this, qemuCommandNames));
+  }
+
+  override execute<K extends string>(command: K, ...rest: ExecuteRest<QemuCommands, K>): Promise<CommandReturn<QemuCommands, K>> {
+    const result = super.execute(command, ...rest);
+    const report = this.schemaOptions.onReplyDrift;
+    if (!report) return result;
+    return result.then(async (value) => {
+      const drift = checkReply(await this.schema(), command, value);
+      if (drift.length) {
+        try {
+          report(command, drift);
+        } catch {
+          // a reporting hook must not fail the call
+        }
+      }
+      return value;
+    });
+  }
+
+  private async loadSchema(): Promise<SchemaModel> {
+    const cache = this.schemaOptions.schemaCache === undefined ? defaultSchemaCache : this.schemaOptions.schemaCache;
+    if (cache === false) return fetchSchema(this);
+    // A synthesised greeting (libvirt passthrough) may not carry the real version: ask QEMU then.
+    let version: QemuVersionInfo = this.greeting.version;
+    if (version.qemu.major === 0) version = await fetchVersion(this);
+    return cache.get(SchemaCache.key(version, this.schemaOptions.binary), () => fetchSchema(this));
+  }
+
+  private schemaValidator(): CommandValidator {
+    const check = (model: SchemaModel, command: string, args: unknown) => this.reportUses(validateCommand(model, command, args));
+    return {
+      validate: (command, args) => {
+        if (this.model) return check(this.model, command, args);
+        if (BOOTSTRAP.has(command)) return;
+        return this.schema().then((m) => check(m, command, args));
+      },
+    };
+  }
+
+  private reportUses(uses: readonly FeatureUse[]): void {
+    for (const use of uses) {
+      const key = `${use.feature}:${use.path}`;
+      if (this.warned.has(key)) continue;
+      this.warned.add(key);
+      const message =
+        use.feature === 'deprecated'
+          ? `QMP: ${use.path} is deprecated in this QEMU and may be removed`
+          : `QMP: ${use.path} is unstable in this QEMU and may change without notice`;
+      const warning: SchemaWarning = { ...use, message };
+      const sink = this.schemaOptions.onSchemaWarning;
+      try {
+        if (sink) sink(warning);
+        else if (this.schemaOptions.logger?.warn) this.schemaOptions.logger.warn(message, { path: use.path, feature: use.feature });
+        else process.emitWarning(message, { code: use.feature === 'deprecated' ? 'LIBQEMU_QMP_DEPRECATED' : 'LIBQEMU_QMP_UNSTABLE' });
+      } catch {
+        // a reporting hook must not fail the call
+      }
+    }
+  }
+}
+
+function checkName(what: string, name: unknown, member: unknown): void {
+  if (typeof name !== 'string' || name === '') throw new InvalidArgumentError(`${what}: name must be a non-empty string`);
+  if (member !== undefined && (typeof member !== 'string' || member === '')) {
+    throw new InvalidArgumentError(`${what}: member must be a non-empty string when given`);
+  }
+}
