@@ -1,3 +1,5 @@
 export * from './qmp/index.js';
 export * from './common/errors.js';
 export { BoundedQueue, QueueOverflowError } from './common/bounded-queue.js';
+export * from './schema/index.js';
+export * from './generated/index.js';
