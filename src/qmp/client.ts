@@ -126,7 +126,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
    * Connects to `target`, waits for the greeting and negotiates capabilities. A subclass's
    * `connect` returns the subclass (it calls `new this(...)`).
    */
-  static async connect<This extends new (transport: QmpTransport, options?: QmpClientOptions) => QmpClient<CommandMap, EventMap>>(
+  static async connect<This extends new (transport: QmpTransport, options?: QmpClientOptions) => object>(
     this: This,
     target: QmpTarget,
     options: QmpConnectOptions = {},
@@ -141,7 +141,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
         ? target.transport
         : new StreamTransport(target, options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes });
     const client = new this(transport, options) as InstanceType<This>;
-    await client.open(options.signal === undefined ? {} : { signal: options.signal });
+    await (client as unknown as QmpClient).open(options.signal === undefined ? {} : { signal: options.signal });
     return client;
   }
 
