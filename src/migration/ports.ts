@@ -1,0 +1,55 @@
+/**
+ * What the migration engine needs from libvirt and from QMP, as small interfaces: src/migration/libvirt-ports.ts
+ * implements them over src/libvirt, and QmpClient / QemuClient fit MigrationQmp as they are.
+ */
+import type { MigrationCall } from './options.js';
+import type { JobStatsRecord } from './progress.js';
+
+/** The source guest, on a connection that carries nothing but the migration call while it runs. */
+export interface MigrationSource {
+  /** The guest's name (for messages). */
+  readonly name: string;
+  /** virDomainGetXMLDesc(VIR_DOMAIN_XML_MIGRATABLE). */
+  migratableXml(): Promise<string>;
+  isPersistent(): Promise<boolean>;
+  /**
+   * virDomainMigrateToURI3, peer-to-peer. A long call: it runs off the main thread with deadline
+   * `timeoutMs` (0 = none) and must not hold up calls on other connections.
+   */
+  migrateToUri3(destinationUri: string, call: MigrationCall, timeoutMs: number): Promise<void>;
+}
+
+/** libvirt events about the migrating guest. */
+export type LibvirtMigrationEvent =
+  | { kind: 'iteration'; iteration: number }
+  | { kind: 'job-completed'; stats: JobStatsRecord }
+  | { kind: 'lifecycle'; event: number; detail: number };
+
+/**
+ * Calls made *while* the migration call is in flight, on a second connection to the source daemon:
+ * libvirt 9.0 allows only one RPC in flight per connection safely (koffi-real-libvirtd.md, finding 3).
+ */
+export interface MigrationControl {
+  /** virDomainGetJobStats of the running job (the `type` field is 0 when there is none). */
+  jobStats(): Promise<JobStatsRecord>;
+  /** virDomainAbortJob. */
+  abortJob(): Promise<void>;
+  /** virDomainMigrateSetMaxDowntime (QEMU's downtime-limit). */
+  setMaxDowntime(ms: number): Promise<void>;
+  suspend(): Promise<void>;
+  resume(): Promise<void>;
+  /** [virDomainState, reason], or undefined when the source no longer has the guest. */
+  state(): Promise<[number, number] | undefined>;
+  /** Delivers libvirt's migration-iteration, job-completed and lifecycle events; resolves to the unsubscribe. */
+  subscribe(handler: (event: LibvirtMigrationEvent) => void): Promise<() => Promise<void>>;
+  /** Releases what the control owns (its connection). */
+  close(): Promise<void>;
+}
+
+/** The guest's own QMP route on the source (QmpClient or QemuClient). */
+export interface MigrationQmp {
+  execute(command: string, args?: Record<string, unknown>, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<unknown>;
+  on(type: 'event', listener: (event: { event: string; data: Record<string, unknown> | undefined }) => void): () => void;
+  /** QemuClient's schema check; without it the engine asks query-migrate-parameters. */
+  supports?(command: string, member?: string): Promise<boolean>;
+}
