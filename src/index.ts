@@ -3,3 +3,4 @@ export * from './common/errors.js';
 export { BoundedQueue, QueueOverflowError } from './common/bounded-queue.js';
 export * from './schema/index.js';
 export * from './generated/index.js';
+export * from './libvirt/index.js';

@@ -6,3 +6,4 @@ export {
   type FakeCall,
   type FakeReply,
 } from './fake-qmp-server.js';
+export * from './private-libvirtd.js';

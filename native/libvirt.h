@@ -1,0 +1,94 @@
+/*
+ * The libvirt, libvirt-qemu and libc functions libqemu binds, as koffi prototypes.
+ * native/libvirt.ts reads this file: one declaration per `;`, `@lib <soname>` picks the library for
+ * the declarations below it, `callback` declares a function-pointer type (koffi.proto).
+ *
+ * koffi dialect: `char *!` = a malloc'ed string koffi copies and free()s; `_Out_ T *` = out-parameter
+ * (pass a one-element array). Pointer-typed names (virConnectPtr, virDomainPtr, virTypedParameterPtr)
+ * and structs (virError, virDomainInfo, virTypedParameter) are defined in native/libvirt.ts.
+ * Add a prototype here and its TypeScript signature to `LibvirtApi` in native/libvirt.ts.
+ */
+
+// @lib libvirt.so.0
+
+// --- library, errors, event loop
+int virInitialize(void);
+int virGetVersion(_Out_ unsigned long *libVer, const char *type, _Out_ unsigned long *typeVer);
+void virSetErrorFunc(void *userData, void *handler);
+void *virGetLastError(void);
+void virResetLastError(void);
+int virEventRegisterDefaultImpl(void);
+int virEventRunDefaultImpl(void);
+int virEventAddTimeout(int timeout, void *cb, void *opaque, void *ff);
+int virEventRemoveTimeout(int timer);
+
+// --- connections
+virConnectPtr virConnectOpen(const char *name);
+virConnectPtr virConnectOpenReadOnly(const char *name);
+int virConnectClose(virConnectPtr conn);
+int virConnectIsAlive(virConnectPtr conn);
+int virConnectSetKeepAlive(virConnectPtr conn, int interval, unsigned int count);
+char *! virConnectGetURI(virConnectPtr conn);
+char *! virConnectGetHostname(virConnectPtr conn);
+int virConnectGetLibVersion(virConnectPtr conn, _Out_ unsigned long *libVer);
+int virConnectGetVersion(virConnectPtr conn, _Out_ unsigned long *hvVer);
+int virConnectRegisterCloseCallback(virConnectPtr conn, void *cb, void *opaque, void *freecb);
+int virConnectUnregisterCloseCallback(virConnectPtr conn, void *cb);
+int virConnectListAllDomains(virConnectPtr conn, _Out_ void **domains, unsigned int flags);
+int virConnectDomainEventRegisterAny(virConnectPtr conn, virDomainPtr dom, int eventID, void *cb, void *opaque, void *freecb);
+int virConnectDomainEventDeregisterAny(virConnectPtr conn, int callbackID);
+
+// --- domains
+virDomainPtr virDomainLookupByName(virConnectPtr conn, const char *name);
+virDomainPtr virDomainLookupByUUIDString(virConnectPtr conn, const char *uuid);
+virDomainPtr virDomainLookupByID(virConnectPtr conn, int id);
+virDomainPtr virDomainDefineXML(virConnectPtr conn, const char *xml);
+virDomainPtr virDomainCreateXML(virConnectPtr conn, const char *xml, unsigned int flags);
+int virDomainRef(virDomainPtr dom);
+int virDomainFree(virDomainPtr dom);
+const char *virDomainGetName(virDomainPtr dom);
+int virDomainGetUUIDString(virDomainPtr dom, void *buf);  // buf: 37 bytes (VIR_UUID_STRING_BUFLEN)
+unsigned int virDomainGetID(virDomainPtr dom);
+int virDomainGetState(virDomainPtr dom, _Out_ int *state, _Out_ int *reason, unsigned int flags);
+int virDomainGetInfo(virDomainPtr dom, _Out_ virDomainInfo *info);
+char *! virDomainGetXMLDesc(virDomainPtr dom, unsigned int flags);
+int virDomainCreateWithFlags(virDomainPtr dom, unsigned int flags);
+int virDomainShutdown(virDomainPtr dom);
+int virDomainDestroy(virDomainPtr dom);
+int virDomainSuspend(virDomainPtr dom);
+int virDomainResume(virDomainPtr dom);
+int virDomainReboot(virDomainPtr dom, unsigned int flags);
+int virDomainReset(virDomainPtr dom, unsigned int flags);
+int virDomainUndefine(virDomainPtr dom);
+int virDomainIsActive(virDomainPtr dom);
+int virDomainIsPersistent(virDomainPtr dom);
+int virDomainGetMessages(virDomainPtr dom, _Out_ void **msgs, unsigned int flags);
+
+// --- typed parameters (virTypedParameter arrays: build with Add*, release with Free)
+int virTypedParamsAddInt(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, int value);
+int virTypedParamsAddUInt(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, unsigned int value);
+int virTypedParamsAddLLong(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, long long value);
+int virTypedParamsAddULLong(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, unsigned long long value);
+int virTypedParamsAddDouble(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, double value);
+int virTypedParamsAddBoolean(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, int value);
+int virTypedParamsAddString(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, const char *value);
+void virTypedParamsFree(virTypedParameterPtr params, int nparams);
+
+// --- callback types (registered with koffi.register in the event-loop worker)
+callback void virEventTimeoutCallback(int timer, void *opaque);
+callback int virConnectDomainEventCallback(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
+callback void virConnectDomainEventGenericCallback(virConnectPtr conn, virDomainPtr dom, void *opaque);
+callback void virConnectCloseFunc(virConnectPtr conn, int reason, void *opaque);
+callback void virConnectDomainQemuMonitorEventCallback(virConnectPtr conn, virDomainPtr dom, const char *event, long long seconds, unsigned int micros, const char *details, void *opaque);
+
+// @lib libvirt-qemu.so.0
+
+int virDomainQemuMonitorCommand(virDomainPtr dom, const char *cmd, _Out_ void **result, unsigned int flags);
+char *! virDomainQemuAgentCommand(virDomainPtr dom, const char *cmd, int timeout, unsigned int flags);
+int virConnectDomainQemuMonitorEventRegister(virConnectPtr conn, virDomainPtr dom, const char *event, void *cb, void *opaque, void *freecb, unsigned int flags);
+int virConnectDomainQemuMonitorEventDeregister(virConnectPtr conn, int callbackID);
+
+// @lib libc.so.6
+
+void free(void *ptr);
+int shutdown(int fd, int how);

@@ -1,0 +1,253 @@
+/**
+ * The C boundary: loads libvirt.so.0, libvirt-qemu.so.0 and libc through koffi, binding every prototype
+ * in native/libvirt.h. This is the only module in libqemu that imports koffi. Everything it returns is
+ * synchronous and blocking: call it from worker threads only (src/libvirt/ does), except for the few
+ * non-blocking calls the runtime makes on the main thread (virEventAddTimeout, shutdown, free).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import koffi from 'koffi';
+
+/** A raw C pointer as koffi 3 represents it (a BigInt address), branded so kinds cannot be mixed up. */
+declare const pointerKind: unique symbol;
+export type Pointer<Kind extends string> = bigint & { readonly [pointerKind]: Kind };
+export type ConnectPtr = Pointer<'virConnect'>;
+export type DomainPtr = Pointer<'virDomain'>;
+export type TypedParamsPtr = Pointer<'virTypedParameter'>;
+/** Memory libvirt malloc'ed and handed to us: free() it exactly once. */
+export type MallocPtr = Pointer<'malloc'>;
+/** A function pointer made by koffi.register. */
+export type CallbackPtr = Pointer<'callback'>;
+
+/** virError as libvirt keeps it in thread-local storage (only the fields we read are typed). */
+export interface RawLibvirtError {
+  code: number;
+  domain: number;
+  message: string | null;
+  level: number;
+  str1: string | null;
+  str2: string | null;
+  str3: string | null;
+  int1: number;
+  int2: number;
+}
+
+export interface RawDomainInfo {
+  state: number;
+  maxMem: number | bigint;
+  memory: number | bigint;
+  nrVirtCpu: number;
+  cpuTime: number | bigint;
+}
+
+type Out<T> = [T];
+
+/** TypeScript signatures of native/libvirt.h (koffi converts: pointers ↔ bigint | null, `_Out_` ↔ 1-element arrays). */
+export interface LibvirtApi {
+  virInitialize(): number;
+  virGetVersion(libVer: Out<number>, type: string | null, typeVer: Out<number> | null): number;
+  virSetErrorFunc(userData: null, handler: bigint | null): void;
+  virGetLastError(): bigint | null;
+  virResetLastError(): void;
+  virEventRegisterDefaultImpl(): number;
+  virEventRunDefaultImpl(): number;
+  virEventAddTimeout(timeout: number, cb: CallbackPtr, opaque: bigint | null, ff: null): number;
+  virEventRemoveTimeout(timer: number): number;
+
+  virConnectOpen(name: string | null): ConnectPtr | null;
+  virConnectOpenReadOnly(name: string | null): ConnectPtr | null;
+  virConnectClose(conn: ConnectPtr): number;
+  virConnectIsAlive(conn: ConnectPtr): number;
+  virConnectSetKeepAlive(conn: ConnectPtr, interval: number, count: number): number;
+  virConnectGetURI(conn: ConnectPtr): string | null;
+  virConnectGetHostname(conn: ConnectPtr): string | null;
+  virConnectGetLibVersion(conn: ConnectPtr, libVer: Out<number>): number;
+  virConnectGetVersion(conn: ConnectPtr, hvVer: Out<number>): number;
+  virConnectRegisterCloseCallback(conn: ConnectPtr, cb: CallbackPtr, opaque: bigint | null, freecb: null): number;
+  virConnectUnregisterCloseCallback(conn: ConnectPtr, cb: CallbackPtr): number;
+  virConnectListAllDomains(conn: ConnectPtr, domains: Out<MallocPtr | null>, flags: number): number;
+  virConnectDomainEventRegisterAny(conn: ConnectPtr, dom: DomainPtr | null, eventID: number, cb: CallbackPtr, opaque: bigint | null, freecb: null): number;
+  virConnectDomainEventDeregisterAny(conn: ConnectPtr, callbackID: number): number;
+
+  virDomainLookupByName(conn: ConnectPtr, name: string): DomainPtr | null;
+  virDomainLookupByUUIDString(conn: ConnectPtr, uuid: string): DomainPtr | null;
+  virDomainLookupByID(conn: ConnectPtr, id: number): DomainPtr | null;
+  virDomainDefineXML(conn: ConnectPtr, xml: string): DomainPtr | null;
+  virDomainCreateXML(conn: ConnectPtr, xml: string, flags: number): DomainPtr | null;
+  virDomainRef(dom: DomainPtr): number;
+  virDomainFree(dom: DomainPtr): number;
+  virDomainGetName(dom: DomainPtr): string | null;
+  virDomainGetUUIDString(dom: DomainPtr, buf: Buffer): number;
+  virDomainGetID(dom: DomainPtr): number;
+  virDomainGetState(dom: DomainPtr, state: Out<number>, reason: Out<number>, flags: number): number;
+  virDomainGetInfo(dom: DomainPtr, info: Partial<RawDomainInfo>): number;
+  virDomainGetXMLDesc(dom: DomainPtr, flags: number): string | null;
+  virDomainCreateWithFlags(dom: DomainPtr, flags: number): number;
+  virDomainShutdown(dom: DomainPtr): number;
+  virDomainDestroy(dom: DomainPtr): number;
+  virDomainSuspend(dom: DomainPtr): number;
+  virDomainResume(dom: DomainPtr): number;
+  virDomainReboot(dom: DomainPtr, flags: number): number;
+  virDomainReset(dom: DomainPtr, flags: number): number;
+  virDomainUndefine(dom: DomainPtr): number;
+  virDomainIsActive(dom: DomainPtr): number;
+  virDomainIsPersistent(dom: DomainPtr): number;
+  virDomainGetMessages(dom: DomainPtr, msgs: Out<MallocPtr | null>, flags: number): number;
+
+  virTypedParamsAddInt(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: number): number;
+  virTypedParamsAddUInt(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: number): number;
+  virTypedParamsAddLLong(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: number | bigint): number;
+  virTypedParamsAddULLong(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: number | bigint): number;
+  virTypedParamsAddDouble(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: number): number;
+  virTypedParamsAddBoolean(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: number): number;
+  virTypedParamsAddString(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: string): number;
+  virTypedParamsFree(params: TypedParamsPtr | null, nparams: number): void;
+
+  virDomainQemuMonitorCommand(dom: DomainPtr, cmd: string, result: Out<MallocPtr | null>, flags: number): number;
+  virDomainQemuAgentCommand(dom: DomainPtr, cmd: string, timeout: number, flags: number): string | null;
+  virConnectDomainQemuMonitorEventRegister(conn: ConnectPtr, dom: DomainPtr | null, event: string | null, cb: CallbackPtr, opaque: bigint | null, freecb: null, flags: number): number;
+  virConnectDomainQemuMonitorEventDeregister(conn: ConnectPtr, callbackID: number): number;
+
+  free(ptr: MallocPtr | bigint | null): void;
+  shutdown(fd: number, how: number): number;
+}
+
+export type CallbackTypeName =
+  | 'virEventTimeoutCallback'
+  | 'virConnectDomainEventCallback'
+  | 'virConnectDomainEventGenericCallback'
+  | 'virConnectCloseFunc'
+  | 'virConnectDomainQemuMonitorEventCallback';
+
+export interface Native {
+  readonly api: LibvirtApi;
+  /** Registers a JS function as a C function pointer of a `callback` type from libvirt.h. */
+  register(fn: (...args: never[]) => unknown, type: CallbackTypeName): CallbackPtr;
+  unregister(ptr: CallbackPtr): void;
+  /** Address of libc's free(): libvirt calls it as a no-op error handler (free(NULL)). */
+  readonly noopErrorHandler: bigint;
+  /** Reads the calling thread's last libvirt error (does not reset it). */
+  lastError(): RawLibvirtError | null;
+  /** Decodes `count` pointers from a malloc'ed array (e.g. virConnectListAllDomains' result). */
+  decodePointers<P extends bigint>(array: MallocPtr, count: number): P[];
+  /** Copies a malloc'ed NUL-terminated string. */
+  decodeString(ptr: MallocPtr | bigint): string;
+  /** Reads `count` virTypedParameter structs. */
+  decodeTypedParams(params: TypedParamsPtr, count: number): RawTypedParam[];
+}
+
+export interface RawTypedParam {
+  field: string;
+  type: number;
+  value: { i: number; ui: number; l: number | bigint; ul: number | bigint; d: number; b: number; s: bigint | null };
+}
+
+let loaded: Native | undefined;
+
+/** Where libvirt.h lives: next to this module in the source tree, or in the package's native/ when built to dist/native/. */
+function headerPath(): string {
+  const candidates = [new URL('./libvirt.h', import.meta.url), new URL('../../native/libvirt.h', import.meta.url)];
+  for (const c of candidates) {
+    const p = fileURLToPath(c);
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`native/libvirt.h not found next to ${fileURLToPath(import.meta.url)}`);
+}
+
+/** Splits libvirt.h into `{ lib, kind, text }` declarations. */
+export function parseHeader(text: string): { lib: string; kind: 'func' | 'callback'; name: string; text: string }[] {
+  const decls: { lib: string; kind: 'func' | 'callback'; name: string; text: string }[] = [];
+  let lib = '';
+  const noBlockComments = text.replace(/\/\*[\s\S]*?\*\//g, '');
+  let pending = '';
+  for (const rawLine of noBlockComments.split('\n')) {
+    const libMatch = /^\s*\/\/\s*@lib\s+(\S+)/.exec(rawLine);
+    if (libMatch) {
+      lib = libMatch[1]!;
+      continue;
+    }
+    pending += ' ' + rawLine.replace(/\/\/.*$/, '');
+    let semi: number;
+    while ((semi = pending.indexOf(';')) >= 0) {
+      const decl = pending.slice(0, semi).trim().replace(/\s+/g, ' ');
+      pending = pending.slice(semi + 1);
+      if (!decl) continue;
+      const isCallback = decl.startsWith('callback ');
+      const body = isCallback ? decl.slice('callback '.length) : decl;
+      const name = /([A-Za-z_][A-Za-z0-9_]*)\s*\(/.exec(body)?.[1];
+      if (!name || !lib) throw new Error(`libvirt.h: cannot parse declaration "${decl}"`);
+      decls.push({ lib, kind: isCallback ? 'callback' : 'func', name, text: body });
+    }
+  }
+  return decls;
+}
+
+/** Loads the libraries once per thread (each worker thread has its own koffi instance). */
+export function loadNative(): Native {
+  if (loaded) return loaded;
+
+  koffi.pointer('virConnectPtr', koffi.opaque('virConnect'));
+  koffi.pointer('virDomainPtr', koffi.opaque('virDomain'));
+  const virError = koffi.struct('virError', {
+    code: 'int', domain: 'int', message: 'const char *', level: 'int', conn: 'void *', dom: 'void *',
+    str1: 'const char *', str2: 'const char *', str3: 'const char *', int1: 'int', int2: 'int', net: 'void *',
+  });
+  koffi.struct('virDomainInfo', {
+    state: 'unsigned char', maxMem: 'unsigned long', memory: 'unsigned long', nrVirtCpu: 'unsigned short', cpuTime: 'unsigned long long',
+  });
+  const valueUnion = koffi.union('virTypedParameterValue', {
+    i: 'int', ui: 'unsigned int', l: 'long long', ul: 'unsigned long long', d: 'double', b: 'char', s: 'void *',
+  });
+  const virTypedParameter = koffi.struct('virTypedParameter', { field: koffi.array('char', 80, 'String'), type: 'int', value: valueUnion });
+  koffi.pointer('virTypedParameterPtr', virTypedParameter);
+
+  const libs = new Map<string, ReturnType<typeof koffi.load>>();
+  const api: Record<string, unknown> = {};
+  const protos = new Map<string, ReturnType<typeof koffi.proto>>();
+  for (const decl of parseHeader(readFileSync(headerPath(), 'utf8'))) {
+    if (decl.kind === 'callback') {
+      protos.set(decl.name, koffi.proto(decl.text));
+      continue;
+    }
+    let lib = libs.get(decl.lib);
+    if (!lib) {
+      lib = koffi.load(decl.lib);
+      libs.set(decl.lib, lib);
+    }
+    api[decl.name] = lib.func(decl.text);
+  }
+  const libc = libs.get('libc.so.6');
+  if (!libc) throw new Error('libvirt.h declares nothing from libc.so.6');
+  const noopErrorHandler = libc.symbol('free') as bigint;
+  const typed = api as unknown as LibvirtApi;
+
+  loaded = {
+    api: typed,
+    register(fn, type) {
+      const proto = protos.get(type);
+      if (!proto) throw new Error(`libvirt.h declares no callback type ${type}`);
+      return koffi.register(fn, koffi.pointer(proto)) as CallbackPtr;
+    },
+    unregister(ptr) {
+      koffi.unregister(ptr);
+    },
+    noopErrorHandler,
+    lastError() {
+      const p = typed.virGetLastError();
+      if (!p) return null;
+      return koffi.decode(p, virError) as RawLibvirtError;
+    },
+    decodePointers<P extends bigint>(array: MallocPtr, count: number): P[] {
+      if (count <= 0) return [];
+      return koffi.decode(array, 'void *', count) as P[];
+    },
+    decodeString(ptr) {
+      return koffi.decode(ptr, 'char', -1) as string;
+    },
+    decodeTypedParams(params, count) {
+      if (count <= 0) return [];
+      return koffi.decode(params, virTypedParameter, count) as RawTypedParam[];
+    },
+  };
+  return loaded;
+}

@@ -1,0 +1,85 @@
+import { LibqemuError } from '../common/errors.js';
+import { ERROR_CODE_NAMES, ERROR_DOMAIN_NAMES } from './constants.js';
+
+/** libvirt's error as it crosses from a worker thread: plain data, read on the thread that made the call. */
+export interface LibvirtErrorData {
+  code: number;
+  domain: number;
+  message: string;
+  level?: number;
+  /** The libvirt function that failed, e.g. virDomainLookupByName. */
+  operation?: string;
+}
+
+const HINTS: Record<number, string> = {
+  1: 'if the message says the connection or socket is closed, the daemon went away: open a new Connection',
+  3: 'this driver does not implement the call (test:///default has no QEMU monitor, events or agent): use a qemu:// URI',
+  5: 'check the URI and that the daemon is running and its socket is reachable',
+  6: 'the connection was closed: open a new Connection',
+  7: 'the domain handle is no longer valid: look the domain up again',
+  8: 'check the arguments against the libvirt documentation of this call',
+  9: 'see the message; the daemon or QEMU log (domain log under the daemon\'s cache dir) has details',
+  27: 'the XML is not a valid libvirt domain definition: check it with virt-xml-validate or the message\'s line',
+  28: 'a domain with this name or UUID already exists: pick another name or undefine the old one',
+  29: 'the connection is read-only or not allowed to do this: open it without readOnly',
+  35: 'the XML has an invalid detail: the message names the element or attribute',
+  38: 'an OS-level error (socket, file, process): check the daemon is running and the path in the message exists',
+  39: 'the RPC to the daemon failed: the connection may have dropped, open a new Connection',
+  42: 'no such domain: check the name or UUID with conn.listDomains(); a transient domain disappears when it stops',
+  45: 'authentication failed: check the socket permissions and the daemon\'s auth settings',
+  55: 'the domain is not in a state that allows this (e.g. already running, not paused): check dom.state() first',
+  67: 'the domain configuration asks for something this host or QEMU cannot do: see the message',
+  68: 'the call did not finish in time: raise callTimeoutMs, or check whether QEMU is hung (its monitor stopped answering)',
+  74: 'an argument value is not supported by this driver or QEMU: see the message',
+  78: 'the operation was aborted (e.g. a migration job was cancelled)',
+  84: 'this operation is not supported for this domain or driver',
+  86: 'the QEMU guest agent is not responding: is it installed and running in the guest, and is the channel configured?',
+  97: 'the QEMU guest agent is out of sync: retry after the agent restarted',
+};
+
+/** A failed libvirt call: libvirt's own error number, error domain and message, plus what to do about it. */
+export class LibvirtError extends LibqemuError {
+  /** libvirt's virErrorNumber, e.g. 42. */
+  readonly code: number;
+  /** The symbolic name of `code`, e.g. 'VIR_ERR_NO_DOMAIN'. */
+  readonly codeName: string;
+  /** libvirt's virErrorDomain (where the error came from), e.g. 10. */
+  readonly domain: number;
+  /** The symbolic name of `domain`, e.g. 'VIR_FROM_QEMU'. */
+  readonly domainName: string;
+  /** The libvirt function that failed, when known. */
+  readonly operation: string | undefined;
+
+  constructor(data: LibvirtErrorData, options?: { hint?: string; cause?: unknown }) {
+    const hint = options?.hint ?? HINTS[data.code] ?? 'see the message; the libvirt daemon log may have details';
+    super(data.operation ? `${data.operation}: ${data.message}` : data.message, { hint, cause: options?.cause });
+    this.code = data.code;
+    this.codeName = ERROR_CODE_NAMES[data.code] ?? `VIR_ERR_UNKNOWN_${data.code}`;
+    this.domain = data.domain;
+    this.domainName = ERROR_DOMAIN_NAMES[data.domain] ?? `VIR_FROM_UNKNOWN_${data.domain}`;
+    this.operation = data.operation;
+  }
+
+  /** True for the errors libvirt reports when the connection to the daemon is gone. */
+  get isConnectionLost(): boolean {
+    return isConnectionLostError(this.code, this.message);
+  }
+}
+
+export function isConnectionLostError(code: number, message: string): boolean {
+  if (code === 6) return true;
+  if (code !== 1 && code !== 38 && code !== 39) return false;
+  return /client socket is closed|keepalive timeout|Cannot recv data|Cannot write data|End of file while reading|connection closed|Broken pipe|Connection reset/i.test(
+    message,
+  );
+}
+
+/** A call exceeded its deadline (callTimeoutMs); the connection is shut down so the stuck call returns. */
+export class LibvirtTimeoutError extends LibvirtError {
+  constructor(operation: string, timeoutMs: number) {
+    super(
+      { code: 68, domain: 0, message: `did not return within ${timeoutMs} ms; the connection was shut down to release the call`, operation },
+      { hint: HINTS[68] },
+    );
+  }
+}

@@ -1,0 +1,109 @@
+import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
+import { LIFECYCLE_DETAIL_NAMES, LIFECYCLE_EVENT_NAMES } from './constants.js';
+import type { Domain } from './domain.js';
+
+export interface DomainIdentity {
+  name: string;
+  uuid: string;
+}
+
+export type LifecycleEventName = (typeof LIFECYCLE_EVENT_NAMES)[number];
+
+export type DomainEvent =
+  | { kind: 'lifecycle'; domain: DomainIdentity; event: LifecycleEventName; detail: string }
+  | { kind: 'reboot'; domain: DomainIdentity };
+
+export type DomainEventKind = DomainEvent['kind'];
+
+export interface QemuMonitorEvent {
+  domain: DomainIdentity;
+  /** QEMU's event name, e.g. 'STOP'. */
+  event: string;
+  data: Record<string, unknown> | undefined;
+  timestamp: { seconds: number; microseconds: number };
+}
+
+export interface SubscriptionOptions {
+  /** Events buffered for a slow consumer before overflow (default 256). */
+  bufferSize?: number;
+  /** What happens on overflow (default 'error': the iteration ends with QueueOverflowError). */
+  overflow?: OverflowPolicy;
+}
+
+export interface DomainEventOptions extends SubscriptionOptions {
+  /** Only this domain's events (filtered by libvirt). */
+  domain?: Domain;
+  /** Which kinds (default both). */
+  kinds?: DomainEventKind[];
+}
+
+export interface QemuMonitorEventOptions extends SubscriptionOptions {
+  domain?: Domain;
+  /** Only this event name (or pattern, with `regex`), filtered by libvirt. */
+  event?: string;
+  /** Treat `event` as a POSIX extended regular expression. */
+  regex?: boolean;
+  /** Match `event` case-insensitively. */
+  nocase?: boolean;
+}
+
+/**
+ * An event subscription: an async iterable over a bounded queue. `ready` resolves once libvirt has
+ * registered the callback (calls made on the same connection after subscribing wait for it, so their
+ * events are never missed); stopping the iteration (break/return) deregisters it in libvirt.
+ */
+export class EventStream<T> implements AsyncIterableIterator<T> {
+  /** @internal */
+  readonly queue: BoundedQueue<T>;
+  readonly ready: Promise<void>;
+  /** @internal */
+  settleReady!: (err?: unknown) => void;
+
+  /** @internal */
+  constructor(options: SubscriptionOptions, what: string, onClose: () => void) {
+    this.queue = new BoundedQueue<T>({
+      capacity: options.bufferSize ?? 256,
+      overflow: options.overflow ?? 'error',
+      what,
+      onClose,
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.settleReady = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    this.ready.catch(() => {}); // also surfaced through the iteration
+  }
+
+  /** Events lost to overflow (with overflow: 'drop-oldest'). */
+  get dropped(): number {
+    return this.queue.dropped;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    return this.queue.next();
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    return this.queue.return();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+export function lifecycleEvent(domain: DomainIdentity, event: number, detail: number): DomainEvent {
+  const name = LIFECYCLE_EVENT_NAMES[event] ?? (`unknown-${event}` as LifecycleEventName);
+  return { kind: 'lifecycle', domain, event: name, detail: LIFECYCLE_DETAIL_NAMES[name]?.[detail] ?? `unknown-${detail}` };
+}
+
+export function qemuMonitorEvent(domain: DomainIdentity, event: string, seconds: number, micros: number, details: string | null): QemuMonitorEvent {
+  let data: Record<string, unknown> | undefined;
+  if (details) {
+    try {
+      data = JSON.parse(details) as Record<string, unknown>;
+    } catch {
+      data = { raw: details };
+    }
+  }
+  return { domain, event, data, timestamp: { seconds, microseconds: micros } };
+}

@@ -1,0 +1,166 @@
+/**
+ * Main-thread side of one executor worker: posts calls in order (the worker runs them one at a time),
+ * settles each from the worker's reply, and enforces a per-call deadline that starts when the call reaches
+ * the front of the queue (i.e. when the worker starts it), not when it was submitted.
+ */
+import type { Worker } from 'node:worker_threads';
+import { LibvirtError, LibvirtTimeoutError } from './errors.js';
+import type { ExecOps, OpName } from './ops.js';
+import type { ExecReply, ExecRequest } from './protocol.js';
+import { extname, runtime } from './runtime.js';
+import { spawnWorker } from './spawn-worker.js';
+
+interface Call {
+  id: number;
+  op: string;
+  timeoutMs: number;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  timer?: NodeJS.Timeout;
+  settled: boolean;
+}
+
+export interface CallOptions {
+  /** Deadline once the call has started; 0 = none. */
+  timeoutMs?: number;
+}
+
+export class Executor {
+  private seq = 0;
+  /** Posted to the worker and not yet answered, in order: [0] is the one running. */
+  private readonly inFlight: Call[] = [];
+  /** Held back while an exclusive section (an event registration RPC) runs on the same connection. */
+  private held: { req: ExecRequest; call: Call }[] = [];
+  private exclusiveDepth = 0;
+  private idleWaiters: (() => void)[] = [];
+  private dead: unknown;
+  /** Called when a call missed its deadline (the owner shuts the connection's socket down). */
+  onStuck: ((op: string) => void) | undefined;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (r: ExecReply) => this.onReply(r));
+    worker.on('error', (err) => this.kill(err));
+    worker.on('exit', (code) => this.kill(new Error(`libvirt executor thread exited (${code})`)));
+    worker.unref(); // after the listeners: ref'd again only while calls are pending
+  }
+
+  static async create(): Promise<Executor> {
+    const worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), { workerData: { gate: runtime.gate.buffer } });
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (r: ExecReply): void => {
+        if (r.id !== 0) return;
+        cleanup();
+        resolve();
+      };
+      const onError = (err: unknown): void => {
+        cleanup();
+        reject(err);
+      };
+      const cleanup = (): void => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+    });
+    return new Executor(worker);
+  }
+
+  get isDead(): boolean {
+    return this.dead !== undefined;
+  }
+
+  get busy(): boolean {
+    return this.inFlight.length > 0 || this.held.length > 0;
+  }
+
+  call<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, options: CallOptions = {}): Promise<ReturnType<ExecOps[K]>> {
+    if (this.dead !== undefined) return Promise.reject(this.dead);
+    return new Promise((resolve, reject) => {
+      const call: Call = { id: ++this.seq, op, timeoutMs: options.timeoutMs ?? 0, resolve: resolve as (v: unknown) => void, reject, settled: false };
+      const req: ExecRequest = { id: call.id, op, args };
+      if (this.exclusiveDepth > 0) this.held.push({ req, call });
+      else this.post(req, call);
+    });
+  }
+
+  /**
+   * Runs `fn` while no executor call is in flight on this connection and holds new ones back: the event
+   * worker's registration RPCs use the same connection, and libvirt 9.0 must see one RPC at a time.
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.exclusiveDepth++;
+    try {
+      while (this.inFlight.length > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+      return await fn();
+    } finally {
+      this.exclusiveDepth--;
+      if (this.exclusiveDepth === 0) {
+        const held = this.held;
+        this.held = [];
+        for (const h of held) this.post(h.req, h.call);
+      }
+    }
+  }
+
+  private post(req: ExecRequest, call: Call): void {
+    if (this.dead !== undefined) {
+      call.reject(this.dead);
+      return;
+    }
+    if (this.inFlight.length === 0) this.worker.ref();
+    this.inFlight.push(call);
+    this.worker.postMessage(req);
+    if (this.inFlight.length === 1) this.arm(call);
+  }
+
+  private arm(call: Call): void {
+    if (call.timeoutMs <= 0 || call.settled) return;
+    call.timer = setTimeout(() => {
+      call.settled = true;
+      call.reject(new LibvirtTimeoutError(call.op, call.timeoutMs));
+      this.onStuck?.(call.op);
+    }, call.timeoutMs);
+    call.timer.unref();
+  }
+
+  private onReply(r: ExecReply): void {
+    if (r.id === 0) return;
+    const call = this.inFlight.shift();
+    if (!call || call.id !== r.id) {
+      this.kill(new Error(`libvirt executor protocol error: reply ${r.id} for call ${call?.id}`));
+      return;
+    }
+    if (call.timer) clearTimeout(call.timer);
+    if (!call.settled) {
+      call.settled = true;
+      if (r.ok) call.resolve(r.value);
+      else call.reject(new LibvirtError(r.error));
+    }
+    const next = this.inFlight[0];
+    if (next) this.arm(next);
+    else {
+      this.worker.unref();
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private kill(err: unknown): void {
+    if (this.dead !== undefined) return;
+    this.dead = err;
+    for (const c of this.inFlight.splice(0)) {
+      if (c.timer) clearTimeout(c.timer);
+      if (!c.settled) c.reject(err);
+    }
+    for (const h of this.held.splice(0)) h.call.reject(err);
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Stops the thread (after close()); pending calls are rejected. */
+  async terminate(): Promise<void> {
+    this.kill(new LibvirtError({ code: 6, domain: 0, message: 'the connection is closed' }));
+    await this.worker.terminate();
+  }
+}

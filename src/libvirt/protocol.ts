@@ -1,0 +1,33 @@
+/** Messages between the main thread and the libvirt worker threads (envelope fields kept apart from arguments). */
+import type { LibvirtErrorData } from './errors.js';
+
+export interface ExecRequest {
+  id: number;
+  op: string;
+  args: unknown[];
+}
+
+export type ExecReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: LibvirtErrorData };
+
+/** Int32 slots of the shared exit gate: CLOSING is set by the exit hook; ACTIVE counts threads inside koffi. */
+export const GATE_CLOSING = 0;
+export const GATE_ACTIVE = 1;
+
+/** Int32 slots shared with the event-loop worker. */
+export const EV_STOP = 0;
+export const EV_LEFT = 1;
+
+export type EventCommand =
+  | { cmd: 'closeCallback'; reqId: number; conn: bigint; connId: number; register: boolean }
+  | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot'; dom: bigint | null; sub: number }
+  | { cmd: 'registerQemu'; reqId: number; conn: bigint; dom: bigint | null; event: string | null; flags: number; sub: number }
+  | { cmd: 'deregister'; reqId: number; conn: bigint; kind: 'domain' | 'qemu'; callbackId: number };
+
+export type EventMessage =
+  | { k: 'ready'; wake: bigint }
+  | { k: 'reply'; reqId: number; ok: true; value: number }
+  | { k: 'reply'; reqId: number; ok: false; error: LibvirtErrorData }
+  | { k: 'lifecycle'; sub: number; name: string; uuid: string; event: number; detail: number }
+  | { k: 'reboot'; sub: number; name: string; uuid: string }
+  | { k: 'qemu'; sub: number; name: string; uuid: string; event: string; seconds: number; micros: number; details: string | null }
+  | { k: 'closed'; connId: number; reason: number };

@@ -1,0 +1,177 @@
+/**
+ * Process-wide libvirt plumbing on the main thread: the event-loop worker (started, with the default
+ * event implementation registered, before the first connection is opened), the shared exit gate, and the
+ * single 'exit' hook that drains native calls before Node tears the workers down.
+ */
+import { MessageChannel, type Worker } from 'node:worker_threads';
+import { loadNative, type CallbackPtr, type Native } from '../../native/libvirt.js';
+import { LibvirtError } from './errors.js';
+import { EV_LEFT, EV_STOP, GATE_ACTIVE, GATE_CLOSING, type EventCommand, type EventMessage } from './protocol.js';
+import { spawnWorker } from './spawn-worker.js';
+
+type Distributive<T> = T extends unknown ? Omit<T, 'reqId'> : never;
+export type EventCommandInput = Distributive<EventCommand>;
+export type EventListener = (m: Exclude<EventMessage, { k: 'ready' } | { k: 'reply' }>) => void;
+
+/** How long the exit hook waits for in-flight calls before shutting their connection sockets. */
+const EXIT_DRAIN_MS = 500;
+
+class Runtime {
+  readonly gate = new Int32Array(new SharedArrayBuffer(8));
+  private readonly evFlags = new Int32Array(new SharedArrayBuffer(8));
+  private native: Native | undefined;
+  private started: Promise<void> | undefined;
+  private eventWorker: Worker | undefined;
+  private eventPort: MessageChannel['port1'] | undefined;
+  private wake: CallbackPtr | undefined;
+  private reqSeq = 0;
+  private readonly pending = new Map<number, { resolve: (v: number) => void; reject: (e: unknown) => void }>();
+  private listeners = new Set<EventListener>();
+  /** Socket fds of open connections, shut down by the exit hook when calls do not drain in time. */
+  readonly connectionFds = new Set<number>();
+  private openLock: Promise<void> = Promise.resolve();
+  private exiting = false;
+
+  get nativeLib(): Native {
+    if (!this.native) {
+      this.native = loadNative();
+      this.native.api.virSetErrorFunc(null, this.native.noopErrorHandler);
+    }
+    return this.native;
+  }
+
+  get isExiting(): boolean {
+    return this.exiting;
+  }
+
+  /** Starts the event-loop worker once; resolves when libvirt's event implementation is registered. */
+  start(): Promise<void> {
+    this.started ??= this.startEventWorker().catch((err: unknown) => {
+      this.started = undefined;
+      throw err;
+    });
+    return this.started;
+  }
+
+  private async startEventWorker(): Promise<void> {
+    const native = this.nativeLib;
+    if (native.api.virInitialize() < 0) throw new LibvirtError({ code: 1, domain: 0, message: 'virInitialize failed', operation: 'virInitialize' });
+    const { port1, port2 } = new MessageChannel();
+    const worker = spawnWorker(new URL(`./event-worker${extname()}`, import.meta.url), {
+      workerData: { port: port2, flags: this.evFlags.buffer },
+      transferList: [port2],
+    });
+    this.eventWorker = worker;
+    this.eventPort = port1;
+    process.once('exit', () => this.onExit());
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: unknown): void => reject(err);
+      worker.once('error', onError);
+      worker.once('exit', (code) => reject(new Error(`libvirt event worker exited (${code}) before it was ready`)));
+      port1.on('message', (m: EventMessage) => {
+        if (m.k === 'ready') {
+          this.wake = m.wake as CallbackPtr;
+          worker.off('error', onError);
+          worker.removeAllListeners('exit');
+          worker.on('error', (err) => this.failAll(err));
+          // unref only after the listeners exist (a later .on('message') would ref again): an idle
+          // event loop must not keep the process alive.
+          worker.unref();
+          port1.unref();
+          resolve();
+          return;
+        }
+        this.onEventMessage(m);
+      });
+    });
+  }
+
+  private onEventMessage(m: EventMessage): void {
+    if (m.k === 'ready') return;
+    if (m.k === 'reply') {
+      const p = this.pending.get(m.reqId);
+      if (!p) return;
+      this.pending.delete(m.reqId);
+      if (this.pending.size === 0) this.eventWorker?.unref();
+      if (m.ok) p.resolve(m.value);
+      else p.reject(new LibvirtError(m.error));
+      return;
+    }
+    for (const l of this.listeners) l(m);
+  }
+
+  private failAll(err: unknown): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  addListener(l: EventListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** Runs a registration command on the event-loop thread (where every callback lives). */
+  async eventCommand(c: EventCommandInput): Promise<number> {
+    await this.start();
+    const reqId = ++this.reqSeq;
+    const p = new Promise<number>((resolve, reject) => this.pending.set(reqId, { resolve, reject }));
+    this.eventWorker!.ref();
+    this.eventPort!.postMessage({ ...c, reqId } as EventCommand);
+    this.nativeLib.api.virEventAddTimeout(0, this.wake!, null, null);
+    return p;
+  }
+
+  /** Serialises connection opens, so that the one new socket fd seen during an open is that connection's. */
+  async withOpenLock<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.openLock;
+    let release!: () => void;
+    this.openLock = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  /** Shuts a connection's socket down so that a call stuck in it returns (with a connection error). */
+  shutdownSocket(fd: number): void {
+    this.nativeLib.api.shutdown(fd, 2 /* SHUT_RDWR */);
+  }
+
+  private onExit(): void {
+    this.exiting = true;
+    // 1. Executors: start nothing new, then wait until no thread is inside koffi.
+    Atomics.store(this.gate, GATE_CLOSING, 1);
+    if (!waitUntilZero(this.gate, GATE_ACTIVE, EXIT_DRAIN_MS)) {
+      // A call is stuck (e.g. on a hung QEMU monitor): shutting its socket makes libvirt return.
+      for (const fd of this.connectionFds) this.shutdownSocket(fd);
+      waitUntilZero(this.gate, GATE_ACTIVE, 1000);
+    }
+    // 2. The event loop: ask it to stop and wake it; wait until it has left virEventRunDefaultImpl.
+    if (this.wake !== undefined) {
+      Atomics.store(this.evFlags, EV_STOP, 1);
+      this.nativeLib.api.virEventAddTimeout(0, this.wake, null, null);
+      const deadline = Date.now() + 1000;
+      while (Atomics.load(this.evFlags, EV_LEFT) === 0 && Date.now() < deadline) Atomics.wait(this.evFlags, EV_LEFT, 0, 50);
+    }
+  }
+}
+
+function waitUntilZero(arr: Int32Array, index: number, timeoutMs: number): boolean {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = Atomics.load(arr, index);
+    if (v === 0) return true;
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    Atomics.wait(arr, index, v, Math.min(left, 50));
+  }
+}
+
+/** `.ts` when running from sources (tests, tsx), `.js` when built. */
+export function extname(): string {
+  return import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+}
+
+export const runtime = new Runtime();
