@@ -1,0 +1,146 @@
+/** Fast lifecycle and error cases against libvirt's in-process test:///default driver (no daemon, no QEMU). */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Connection, Domain, LibvirtError } from '../../src/libvirt/index.js';
+import { InvalidArgumentError } from '../../src/common/errors.js';
+import { tinyGuestXml } from '../../src/testing/private-libvirtd.js';
+
+let conn: Connection;
+beforeAll(async () => {
+  conn = await Connection.open('test:///default');
+});
+afterAll(async () => {
+  await conn?.close();
+});
+
+describe('Connection on test:///default', () => {
+  it('reports uri, hostname, versions and liveness', async () => {
+    expect(conn.uri).toBe('test:///default');
+    expect(await conn.hostname()).toMatch(/\S/);
+    expect(await conn.libVersion()).toEqual({ major: 9, minor: 0, micro: 0 });
+    const hv = await conn.hypervisorVersion();
+    expect(hv.major * 1e6 + hv.minor * 1e3 + hv.micro).toBeGreaterThan(0);
+    expect(await conn.isAlive()).toBe(true);
+  });
+
+  it('lists, looks up by name, UUID and id', async () => {
+    const all = await conn.listDomains();
+    const test = all.find((d) => d.name === 'test');
+    expect(test).toBeInstanceOf(Domain);
+    expect(test!.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await conn.lookupDomain(test!.uuid)).name).toBe('test');
+    const id = await test!.id();
+    expect(id).toBeTypeOf('number');
+    expect((await conn.lookupDomainById(id!)).uuid).toBe(test!.uuid);
+    expect((await conn.listDomains({ active: false, inactive: true })).map((d) => d.name)).not.toContain('test');
+  });
+
+  it('runs a defined domain through its lifecycle, with states as names', async () => {
+    const dom = await conn.defineXML(tinyGuestXml({ name: 'td-life' }));
+    expect(await dom.state()).toEqual({ state: 'shutoff', reason: 'unknown' });
+    expect(await dom.id()).toBeUndefined();
+    expect(await dom.isPersistent()).toBe(true);
+    await dom.start();
+    expect((await dom.state()).state).toBe('running');
+    await dom.suspend();
+    expect(await dom.state()).toEqual({ state: 'paused', reason: 'user' });
+    await dom.resume();
+    expect(await dom.state()).toEqual({ state: 'running', reason: 'unpaused' });
+    await dom.reboot();
+    await dom.reset();
+    const info = await dom.info();
+    expect(info).toMatchObject({ state: 'running', maxMemKiB: 65536, vcpus: 1 });
+    expect(await dom.xml()).toContain('<name>td-life</name>');
+    expect(await dom.xml({ inactive: true })).toContain('<name>td-life</name>');
+    await dom.destroy();
+    expect(await dom.state()).toEqual({ state: 'shutoff', reason: 'destroyed' });
+    await dom.undefine();
+    await expect(conn.lookupDomain('td-life')).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_DOMAIN' });
+  });
+
+  it('creates a transient domain that disappears on destroy', async () => {
+    const dom = await conn.createXML(tinyGuestXml({ name: 'td-transient' }));
+    expect(await dom.isPersistent()).toBe(false);
+    await dom.destroy();
+    await expect(dom.state()).rejects.toBeInstanceOf(LibvirtError);
+  });
+
+  it('delivers lifecycle events and deregisters them when the consumer stops', async () => {
+    const dom = await conn.lookupDomain('test');
+    const events = conn.domainEvents({ domain: dom, kinds: ['lifecycle'] });
+    await events.ready;
+    expect(conn.activeSubscriptions).toBe(1);
+    await dom.suspend();
+    await dom.resume();
+    const got = [];
+    for await (const e of events) {
+      got.push(e);
+      if (got.length === 2) break;
+    }
+    expect(got).toEqual([
+      { kind: 'lifecycle', domain: { name: 'test', uuid: dom.uuid }, event: 'suspended', detail: 'paused' },
+      { kind: 'lifecycle', domain: { name: 'test', uuid: dom.uuid }, event: 'resumed', detail: 'unpaused' },
+    ]);
+    expect(conn.activeSubscriptions).toBe(0);
+  });
+
+  it('fails with typed libvirt errors', async () => {
+    const err = await conn.lookupDomain('missing-domain').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LibvirtError);
+    expect(err).toMatchObject({ code: 42, codeName: 'VIR_ERR_NO_DOMAIN', domain: 12, domainName: 'VIR_FROM_TEST', operation: 'virDomainLookupByName' });
+    expect((err as LibvirtError).hint).toMatch(/listDomains/);
+    const running = await conn.lookupDomain('test');
+    // The test driver reports state conflicts as internal errors (the QEMU driver: VIR_ERR_OPERATION_INVALID).
+    await expect(running.start()).rejects.toMatchObject({ codeName: 'VIR_ERR_INTERNAL_ERROR', operation: 'virDomainCreateWithFlags' });
+    await expect(running.qemuMonitorCommand({ execute: 'query-status' })).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT' });
+    await expect(conn.defineXML('<domain>')).rejects.toBeInstanceOf(LibvirtError);
+  });
+
+  it('gives each of 200 concurrent failing calls its own error', async () => {
+    const dom = await conn.lookupDomain('test');
+    const results = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? conn.lookupDomain(`missing-${i}`) : dom.resume())),
+    );
+    results.forEach((r, i) => {
+      expect(r.status).toBe('rejected');
+      const e = (r as PromiseRejectedResult).reason as LibvirtError;
+      if (i % 2 === 0) expect(e).toMatchObject({ codeName: 'VIR_ERR_NO_DOMAIN', operation: 'virDomainLookupByName' });
+      else expect(e).toMatchObject({ codeName: 'VIR_ERR_INTERNAL_ERROR', operation: 'virDomainResume', message: expect.stringMatching(/not paused/) });
+    });
+  });
+
+  it('validates arguments before calling libvirt', async () => {
+    await expect(Connection.open('')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(Connection.open('test:///default', { callTimeoutMs: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(conn.lookupDomain('')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(conn.lookupDomainById(-1)).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(conn.defineXML('not xml')).rejects.toBeInstanceOf(InvalidArgumentError);
+    const dom = await conn.lookupDomain('test');
+    await expect(dom.qemuMonitorCommand('query-status')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(dom.qemuAgentCommand('{}', 1.5)).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(() => conn.domainEvents({ kinds: ['nope' as 'reboot'] })).toThrow(InvalidArgumentError);
+  });
+
+  it('releases domain handles on close and rejects calls afterwards', async () => {
+    const c = await Connection.open('test:///default');
+    const doms = await c.listDomains();
+    await c.lookupDomain('test');
+    expect(c.openDomainHandles).toBe(doms.length + 1);
+    await c.close();
+    expect(c.openDomainHandles).toBe(0);
+    await expect(doms[0]!.state()).rejects.toMatchObject({ codeName: 'VIR_ERR_INVALID_CONN' });
+    await c.close(); // idempotent
+  });
+
+  it('releases handles of garbage-collected domains', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) return; // vitest forks run without --expose-gc unless asked; the close() path covers freeing
+    const c = await Connection.open('test:///default');
+    for (let i = 0; i < 50; i++) await c.lookupDomain('test');
+    for (let i = 0; i < 10 && c.openDomainHandles > 0; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(c.openDomainHandles).toBe(0);
+    await c.close();
+  });
+});
