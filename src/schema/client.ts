@@ -4,7 +4,7 @@
  * connections to the same build) and checks every command against it before it is sent.
  */
 import { QmpClient, type QmpClientOptions, type QmpConnectOptions, type QmpTarget, type CommandValidator } from '../qmp/client.js';
-import type { CommandMap, CommandReturn, EventMap, ExecuteRest } from '../qmp/command-map.js';
+import type { CommandReturn, ExecuteRest } from '../qmp/command-map.js';
 import type { QmpTransport } from '../qmp/transport.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { qemuCommandNames, type QemuCommandNames, type QemuCommands, type QemuEvents } from '../generated/index.js';
@@ -44,7 +44,7 @@ export interface QemuConnectOptions extends QemuClientOptions, QmpConnectOptions
 const BOOTSTRAP = new Set(['query-qmp-schema', 'query-version', 'qmp_capabilities']);
 
 export class QemuClient extends QmpClient<QemuCommands, QemuEvents> {
-  static override connect<This extends new (transport: QmpTransport, options?: QmpClientOptions) => QmpClient<CommandMap, EventMap>>(
+  static override connect<This extends new (transport: QmpTransport, options?: QmpClientOptions) => object>(
     this: This,
     target: QmpTarget,
     options: QemuConnectOptions = {},
@@ -111,7 +111,8 @@ export class QemuClient extends QmpClient<QemuCommands, QemuEvents> {
   override execute<K extends string>(command: K, ...rest: ExecuteRest<QemuCommands, K>): Promise<CommandReturn<QemuCommands, K>> {
     const result = super.execute(command, ...rest);
     const report = this.schemaOptions.onReplyDrift;
-    if (!report) return result;
+    // The schema loader's own commands must not wait for the schema they are loading.
+    if (!report || BOOTSTRAP.has(command)) return result;
     return result.then(async (value) => {
       const drift = checkReply(await this.schema(), command, value);
       if (drift.length) {

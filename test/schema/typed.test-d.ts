@@ -1,0 +1,110 @@
+/**
+ * Type-level tests: typed execute(), wrappers and events. Every `@ts-expect-error` below must be an
+ * error, so `tsc --noEmit` (and vitest's typecheck) fail if the generated types ever become loose.
+ */
+import { describe, expectTypeOf, test } from 'vitest';
+import type {
+  BlockdevAddArguments,
+  EmptyObject,
+  QemuCommands,
+  QemuEvents,
+  QueryBlockReturn,
+  QueryStatusReturn,
+  QueryStatusReturnStatus,
+  SetLinkArguments,
+  ShutdownEvent,
+} from '../../src/generated/index.js';
+import type { CommandMap, EventMap } from '../../src/qmp/command-map.js';
+import { QemuClient } from '../../src/schema/index.js';
+
+declare const client: QemuClient;
+
+describe('generated maps', () => {
+  test('have the shape QmpClient expects', () => {
+    expectTypeOf<QemuCommands>().toExtend<CommandMap>();
+    expectTypeOf<QemuEvents>().toExtend<EventMap>();
+    expectTypeOf<QemuCommands['set_link']>().toEqualTypeOf<{ args: SetLinkArguments; returns: EmptyObject }>();
+    expectTypeOf<QemuCommands['query-status']['args']>().toEqualTypeOf<undefined>();
+    expectTypeOf<SetLinkArguments>().toEqualTypeOf<{ name: string; up: boolean }>();
+    expectTypeOf<QueryStatusReturn['status']>().toEqualTypeOf<QueryStatusReturnStatus>();
+    expectTypeOf<'running'>().toExtend<QueryStatusReturnStatus>();
+    expectTypeOf<'sprinting'>().not.toExtend<QueryStatusReturnStatus>();
+  });
+});
+
+describe('execute()', () => {
+  test('typed arguments and results', () => {
+    expectTypeOf(client.execute('query-status')).resolves.toEqualTypeOf<QueryStatusReturn>();
+    expectTypeOf(client.execute('set_link', { name: 'net0', up: false })).resolves.toEqualTypeOf<EmptyObject>();
+    expectTypeOf(client.execute('query-block')).resolves.toEqualTypeOf<QueryBlockReturn>();
+    expectTypeOf(client.execute('query-version')).resolves.toHaveProperty('package');
+  });
+
+  test('wrong arguments do not compile', () => {
+    // @ts-expect-error wrong member type
+    void client.execute('set_link', { name: 'net0', up: 'no' });
+    // @ts-expect-error unknown member
+    void client.execute('set_link', { name: 'net0', up: true, down: true });
+    // @ts-expect-error missing required member
+    void client.execute('set_link', { name: 'net0' });
+    // @ts-expect-error arguments are required when a member is
+    void client.execute('set_link');
+    // @ts-expect-error value not in the enum
+    void client.execute('query-cpu-model-expansion', { type: 'huge', model: { name: 'max' } });
+    // @ts-expect-error a command that takes no arguments
+    void client.execute('query-status', { verbose: true });
+    // @ts-expect-error arrays are typed element by element
+    void client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'xbzrle', state: 'on' }] });
+  });
+
+  test('flat unions: the tag selects the members', () => {
+    const file: BlockdevAddArguments = { driver: 'file', 'node-name': 'disk0', filename: '/tmp/x.img' };
+    void client.execute('blockdev-add', file);
+    void client.execute('blockdev-add', { driver: 'null-co', 'node-name': 'n0', size: 4096 });
+    // @ts-expect-error `filename` belongs to the file branch, not null-co
+    void client.execute('blockdev-add', { driver: 'null-co', 'node-name': 'n0', filename: '/x' });
+    // @ts-expect-error unknown driver
+    void client.execute('blockdev-add', { driver: 'qcow3', 'node-name': 'n0' });
+    // alternates: a node name or a nested definition
+    void client.execute('blockdev-add', { driver: 'raw', 'node-name': 'r0', file: 'n0' });
+    void client.execute('blockdev-add', { driver: 'raw', 'node-name': 'r0', file: { driver: 'null-co' } });
+    // @ts-expect-error neither form
+    void client.execute('blockdev-add', { driver: 'raw', 'node-name': 'r0', file: 42 });
+  });
+
+  test('commands newer than the generated module stay callable, untyped', () => {
+    expectTypeOf(client.execute('x-command-from-the-future', { anything: 1 })).resolves.toBeUnknown();
+  });
+});
+
+describe('camelCase wrappers', () => {
+  test('are typed like execute()', () => {
+    expectTypeOf(client.commands.queryStatus()).resolves.toEqualTypeOf<QueryStatusReturn>();
+    expectTypeOf(client.commands.setLink).parameter(0).toEqualTypeOf<SetLinkArguments>();
+    void client.commands.setLink({ name: 'net0', up: true }, { timeoutMs: 1000 });
+    // @ts-expect-error wrong member type
+    void client.commands.setLink({ name: 'net0', up: 1 });
+    // @ts-expect-error no such wrapper
+    void client.commands.setLinkk;
+  });
+});
+
+describe('events', () => {
+  test('payloads are typed by name', async () => {
+    for await (const ev of client.events({ names: ['SHUTDOWN', 'STOP'] })) {
+      if (ev.event === 'SHUTDOWN') expectTypeOf(ev.data).toEqualTypeOf<ShutdownEvent>();
+      else expectTypeOf(ev.data).toEqualTypeOf<undefined>();
+    }
+    const shutdown = await client.waitForEvent('SHUTDOWN');
+    expectTypeOf(shutdown.data.reason).toExtend<string>();
+    // @ts-expect-error not a member of SHUTDOWN's data
+    void shutdown.data.cause;
+  });
+});
+
+describe('QemuClient', () => {
+  test('connect() returns a QemuClient and takes schema options', () => {
+    expectTypeOf(QemuClient.connect({ path: '/x' }, { validate: false })).resolves.toEqualTypeOf<QemuClient>();
+    expectTypeOf(client.supports('set_link', 'up')).resolves.toBeBoolean();
+  });
+});
