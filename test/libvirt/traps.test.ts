@@ -1,0 +1,139 @@
+/**
+ * The four traps koffi-real-libvirtd.md found against a real daemon, plus "a script using events exits on
+ * its own". Each case runs in a child Node process (test/libvirt/fixtures/child.ts) so that the exit itself
+ * (code, signal, time) is what is asserted.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Connection } from '../../src/libvirt/index.js';
+import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
+import { runChild } from './helpers.js';
+
+/** Generous: Node + tsx startup is not counted (measured from the child's last statement). */
+const PROMPT_EXIT_MS = 3000;
+
+let daemon: PrivateLibvirtd;
+
+function qemuPid(d: PrivateLibvirtd, name: string): number {
+  return Number(readFileSync(join(d.base, 'run/libvirt/qemu/run', `${name}.pid`), 'utf8').trim());
+}
+
+async function withGuest(d: PrivateLibvirtd, name: string): Promise<void> {
+  const c = await Connection.open(d.uri);
+  await c.createXML(tinyGuestXml({ name }));
+  await c.close();
+}
+
+beforeAll(async () => {
+  daemon = await startPrivateLibvirtd({ prefix: 'lvtr' });
+  await withGuest(daemon, 'tr1');
+  await withGuest(daemon, 'tr-stuck');
+});
+afterAll(async () => {
+  await daemon?.stop();
+});
+
+describe('exit behaviour (child processes)', () => {
+  it('a script that used events exits on its own, promptly', async () => {
+    const r = await runChild(['events-natural', daemon.uri, 'tr1']);
+    expect(r.stderr).toBe('');
+    expect(r.lines.find((l) => 'events' in l)?.events).toEqual(['suspended', 'resumed', 'STOP', 'RESUME']);
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+    expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+  });
+
+  it('process.exit(3) with calls in flight exits with 3 (drained, no SIGABRT)', async () => {
+    const r = await runChild(['exit-inflight', daemon.uri, 'tr1']);
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 3, signal: null });
+    expect(r.stderr).not.toMatch(/FATAL ERROR/);
+    expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+  });
+
+  it('an uncaught throw with calls in flight exits with 1 (drained, no SIGABRT)', async () => {
+    const r = await runChild(['throw-inflight', daemon.uri, 'tr1']);
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 1, signal: null });
+    expect(r.stderr).toContain('boom');
+    expect(r.stderr).not.toMatch(/FATAL ERROR/);
+    expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+  });
+
+  describe('a call stuck on a hung QEMU (SIGSTOP)', () => {
+    it('misses its deadline with LibvirtTimeoutError, and the connection is shut down', async () => {
+      const pid = qemuPid(daemon, 'tr-stuck');
+      process.kill(pid, 'SIGSTOP');
+      try {
+        const r = await runChild(['stuck-deadline', daemon.uri, 'tr-stuck']);
+        const err = r.lines.find((l) => 'error' in l)!;
+        expect(err).toMatchObject({ error: 'VIR_ERR_OPERATION_TIMEOUT', name: 'LibvirtTimeoutError' });
+        expect(err.after as number).toBeGreaterThanOrEqual(1400);
+        expect(err.after as number).toBeLessThan(6000);
+        expect(r.lines.find((l) => 'alive' in l)?.alive).toBe(false);
+        expect(r.lines.some((l) => 'disconnected' in l)).toBe(true);
+        expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+        expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+    });
+
+    it('does not block process.exit (socket shutdown in the exit hook)', async () => {
+      const pid = qemuPid(daemon, 'tr-stuck');
+      process.kill(pid, 'SIGSTOP');
+      try {
+        const r = await runChild(['stuck-exit', daemon.uri, 'tr-stuck']);
+        expect({ code: r.code, signal: r.signal }).toEqual({ code: 3, signal: null });
+        expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+    });
+  });
+
+  it('the daemon dying with calls in flight: calls fail, "disconnected" fires, no deadlock', async () => {
+    const d2 = await startPrivateLibvirtd({ prefix: 'lvpl' });
+    try {
+      await withGuest(d2, 'pl1');
+      const r = await runChild(['peer-loss', d2.uri, 'pl1'], (line) => {
+        if (line.ready) setTimeout(() => process.kill(d2.pid, 'SIGKILL'), 300);
+      });
+      const failed = r.lines.find((l) => 'failed' in l)!;
+      expect((failed.failed as number[]).every((code) => [1, 6, 38, 39].includes(code))).toBe(true);
+      expect(failed.alive).toBe(false);
+      expect(r.lines.some((l) => 'disconnected' in l)).toBe(true);
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+      expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+    } finally {
+      await d2.stop();
+    }
+  });
+
+  it('keepalive drops a frozen daemon with many callers: every call settles, no stuck thread, no crash', async () => {
+    const d3 = await startPrivateLibvirtd({ prefix: 'lvka' });
+    let stopped = false;
+    try {
+      await withGuest(d3, 'ka1');
+      const r = await runChild(['keepalive', d3.uri, 'ka1'], (line) => {
+        if (line.ready) {
+          setTimeout(() => {
+            process.kill(d3.pid, 'SIGSTOP');
+            stopped = true;
+          }, 300);
+        }
+        if ('failed' in line) {
+          // Only now let the daemon run again: libvirt 9.0 would segfault here with several RPCs in flight.
+          process.kill(d3.pid, 'SIGCONT');
+          stopped = false;
+        }
+      });
+      const failed = r.lines.find((l) => 'failed' in l)!;
+      expect((failed.failed as number[]).every((code) => [1, 6, 38].includes(code))).toBe(true);
+      expect(r.lines.find((l) => 'disconnected' in l)?.disconnected).toMatch(/keepalive/);
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+      expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+    } finally {
+      if (stopped) process.kill(d3.pid, 'SIGCONT');
+      await d3.stop();
+    }
+  }, 90_000);
+});
