@@ -4,3 +4,4 @@ export { BoundedQueue, QueueOverflowError } from './common/bounded-queue.js';
 export * from './schema/index.js';
 export * from './generated/index.js';
 export * from './libvirt/index.js';
+export * from './hybrid/index.js';

@@ -42,7 +42,6 @@ export class GuestQmpClient extends QemuClient {
   readonly guestName: string;
   private readonly policy: OwnershipPolicy;
   private readonly onCommandPassed: ((c: CommandClassification) => void) | undefined;
-  private leases = 1;
 
   constructor(transport: QmpTransport, options: GuestQmpClientOptions) {
     super(transport, options);
@@ -85,28 +84,6 @@ export class GuestQmpClient extends QemuClient {
     }
     const { allowUnsafe: _ignored, ...rest } = options;
     return this.mapErrors(super.executeAndWait(command, args, eventMatch, rest), command);
-  }
-
-  /** One more holder of this shared client (a second monitor serves one connection at a time). */
-  acquire(): this {
-    this.leases++;
-    return this;
-  }
-
-  /** Releases this holder's lease; the connection closes when the last holder closes. */
-  override async close(): Promise<void> {
-    if (this.leases > 1) {
-      this.leases--;
-      return;
-    }
-    this.leases = 0;
-    await super.close();
-  }
-
-  /** Closes whatever the number of holders (the guest or hypervisor is being closed). */
-  async forceClose(): Promise<void> {
-    this.leases = 0;
-    await super.close();
   }
 
   private admit(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions | undefined): void {

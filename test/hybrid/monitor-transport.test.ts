@@ -23,7 +23,7 @@ async function qemu(): Promise<QemuInstance> {
 
 function client(transport: MonitorTransport, policy = new OwnershipPolicy()): GuestQmpClient {
   const c = new GuestQmpClient(transport, { guest: 'g', route: 'monitor', policy, validate: false });
-  cleanups.push(() => c.forceClose());
+  cleanups.push(() => c.close());
   return c;
 }
 
@@ -33,7 +33,7 @@ describe('MonitorTransport + GuestQmpClient against a real QEMU', () => {
     const sent: string[] = [];
     const t = new MonitorTransport({ guest: 'g', resolvePath: async () => q.qmpPath });
     const c = new GuestQmpClient(t, { guest: 'g', route: 'monitor', policy: new OwnershipPolicy(), validate: false, onTraffic: (d, m) => d === 'out' && sent.push(String(m.execute)) });
-    cleanups.push(() => c.forceClose());
+    cleanups.push(() => c.close());
     await c.open();
     expect(t.capabilities).toMatchObject({ preNegotiated: true, ownsIds: false, pipelining: true });
     expect(c.greeting.version.qemu.major).toBe(7);

@@ -1,0 +1,487 @@
+import { dirname } from 'node:path';
+import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
+import { InvalidArgumentError } from '../common/errors.js';
+import type { Domain, DomainInfo, DomainState } from '../libvirt/domain.js';
+import { LibvirtError } from '../libvirt/errors.js';
+import type { DomainEventKind, LifecycleEventName } from '../libvirt/events.js';
+import type { QemuClientOptions } from '../schema/client.js';
+import { DomainXml } from './domain-xml.js';
+import { GuestNotRunningError, MonitorUnavailableError } from './errors.js';
+import { GuestQmpClient, type QmpRoute } from './guest-client.js';
+import type { Hypervisor } from './hypervisor.js';
+import { MonitorHub } from './monitor-hub.js';
+import { probeSocket, removeStaleSocket } from './monitor-dir.js';
+import type { MonitorConnectionChange } from './monitor-transport.js';
+import { PassthroughTransport, libvirtEventFilter } from './passthrough-transport.js';
+import { OwnershipPolicy } from './policy.js';
+import { TaintTracker, parseTaints, type Taint } from './taint.js';
+
+export type QmpVia = 'auto' | QmpRoute;
+
+export interface GuestQmpOptions {
+  /** How to reach QEMU (default 'auto': the second monitor when reachable from this host, else passthrough). */
+  via?: QmpVia;
+  /** Commands this client may send although libvirt owns the state they change (or 'all'). */
+  allow?: readonly string[] | 'all';
+  /** Negotiate out-of-band execution (monitor route only; passthrough has none). */
+  oob?: boolean;
+  /** Default per-command timeout (ms; default 30 000). */
+  timeoutMs?: number;
+  /** Check commands against the connected QEMU's schema before sending (default true). */
+  validate?: boolean;
+  /** Passthrough: only these QEMU events, filtered by libvirt itself. */
+  events?: readonly string[];
+  /** Monitor handshake limit (ms; default 5000, 1000 when 'auto' may still fall back to passthrough). */
+  handshakeTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** Anything else QemuClient accepts (logger, onTraffic, onSchemaWarning, …). */
+  client?: Omit<QemuClientOptions, 'timeoutMs' | 'validate' | 'oob'>;
+}
+
+interface EventBase {
+  guest: string;
+  /** When libqemu received it. */
+  at: Date;
+}
+
+/** One event of `guest.events()`: libvirt's, QEMU's (through QMP), or libqemu's own notices. */
+export type GuestEvent =
+  | (EventBase & { source: 'libvirt'; kind: 'lifecycle'; event: LifecycleEventName; detail: string })
+  | (EventBase & { source: 'libvirt'; kind: 'reboot' })
+  | (EventBase & {
+      source: 'qmp';
+      kind: 'qmp';
+      route: QmpRoute;
+      event: string;
+      data: Record<string, unknown> | undefined;
+      timestamp: { seconds: number; microseconds: number };
+    })
+  /** The monitor connection dropped: QMP events until the matching 'qmp-reconnected' are lost. */
+  | (EventBase & { source: 'libqemu'; kind: 'qmp-disconnected'; reason: string })
+  | (EventBase & { source: 'libqemu'; kind: 'qmp-reconnected'; gapMs: number })
+  | (EventBase & { source: 'libqemu'; kind: 'taint'; taints: Taint[] });
+
+type LibqemuNotice = Extract<GuestEvent, { source: 'libqemu' }>;
+
+export interface GuestEventsOptions {
+  /** libvirt domain events: true (default: lifecycle and reboot), false, or the kinds wanted. */
+  libvirt?: boolean | DomainEventKind[];
+  /** QMP events: true (default: all), false, or the names wanted (handed down to libvirt on passthrough). */
+  qmp?: boolean | readonly string[];
+  /** Route for QMP events (default 'auto'). */
+  via?: QmpVia;
+  /** Queue capacity (default 1000). */
+  bufferSize?: number;
+  overflow?: OverflowPolicy;
+  /** Ends the stream. */
+  signal?: AbortSignal;
+}
+
+/** The stream `guest.events()` returns; `ready` resolves once every source is subscribed. */
+export interface GuestEventStream extends AsyncIterableIterator<GuestEvent> {
+  readonly ready: Promise<void>;
+  /** Which route delivers QMP events (known once ready). */
+  readonly qmpRoute: QmpRoute | undefined;
+}
+
+const RUNNING_STATES = new Set(['running', 'paused', 'blocked', 'pmsuspended']);
+
+/**
+ * One guest: libvirt owns its lifecycle (every lifecycle call is libvirt's), and `qmp()` reaches the
+ * very same QEMU through a second monitor or libvirt's passthrough.
+ */
+export class Guest {
+  private hub: MonitorHub | undefined;
+  private watcher: { stop(): Promise<void> } | undefined;
+  private readonly taints = new TaintTracker();
+  private readonly noticeListeners = new Set<(n: LibqemuNotice) => void>();
+  private readonly passthroughClients = new Set<GuestQmpClient>();
+  private closed = false;
+
+  /** @internal use hv.guest() / hv.defineGuest() / hv.createGuest(). */
+  constructor(
+    readonly hypervisor: Hypervisor,
+    /** The libvirt domain, for anything the facade does not wrap. */
+    readonly domain: Domain,
+  ) {}
+
+  get name(): string {
+    return this.domain.name;
+  }
+
+  get uuid(): string {
+    return this.domain.uuid;
+  }
+
+  // ---- lifecycle: libvirt's -----------------------------------------------------------------
+
+  state(): Promise<DomainState> {
+    return this.domain.state();
+  }
+
+  info(): Promise<DomainInfo> {
+    return this.domain.info();
+  }
+
+  xml(options: { inactive?: boolean; secure?: boolean; migratable?: boolean } = {}): Promise<string> {
+    return this.domain.xml(options);
+  }
+
+  /** Starts a defined guest. A stale monitor socket left by a killed QEMU is removed first. */
+  async start(options: { paused?: boolean } = {}): Promise<void> {
+    for (const m of DomainXml.parse(await this.domain.xml({ inactive: true })).monitorSockets()) {
+      await this.hypervisor.prepareMonitorDir(dirname(m.path));
+      await removeStaleSocket(m.path, this.name);
+    }
+    await this.domain.start(options);
+  }
+
+  shutdown(): Promise<void> {
+    return this.domain.shutdown();
+  }
+
+  destroy(): Promise<void> {
+    return this.domain.destroy();
+  }
+
+  suspend(): Promise<void> {
+    return this.domain.suspend();
+  }
+
+  resume(): Promise<void> {
+    return this.domain.resume();
+  }
+
+  reboot(): Promise<void> {
+    return this.domain.reboot();
+  }
+
+  reset(): Promise<void> {
+    return this.domain.reset();
+  }
+
+  /** Removes the persistent definition (a running guest keeps running, transient). */
+  undefine(): Promise<void> {
+    return this.domain.undefine();
+  }
+
+  /** True while QEMU runs (running, paused, …). */
+  async isRunning(): Promise<boolean> {
+    return RUNNING_STATES.has((await this.domain.state()).state);
+  }
+
+  // ---- QMP ----------------------------------------------------------------------------------
+
+  /** The second monitor's socket path from the domain XML (live when running), if it has one. */
+  async monitorSocket(): Promise<string | undefined> {
+    const running = await this.isRunning();
+    return DomainXml.parse(await this.domain.xml({ inactive: !running })).monitorSockets()[0]?.path;
+  }
+
+  /** The QMP routes usable right now: 'monitor' (reachable second monitor), 'passthrough' (running). */
+  async qmpRoutes(): Promise<QmpRoute[]> {
+    if (!(await this.isRunning())) return [];
+    const routes: QmpRoute[] = [];
+    if (this.hub?.transport?.connected || (await this.monitorReachable())) routes.push('monitor');
+    routes.push('passthrough');
+    return routes;
+  }
+
+  /**
+   * A QMP client on this guest, the same `QemuClient` interface whatever the route. Every command
+   * passes the ownership policy first. Close it when done (the guest's shared monitor connection
+   * closes with its last client).
+   */
+  async qmp(options: GuestQmpOptions = {}): Promise<GuestQmpClient> {
+    this.assertOpen();
+    const via = options.via ?? 'auto';
+    if (via !== 'auto' && via !== 'monitor' && via !== 'passthrough') {
+      throw new InvalidArgumentError(`guest.qmp: via must be 'auto', 'monitor' or 'passthrough', got ${JSON.stringify(via)}`, {
+        hint: "'monitor' = the guest's second QMP socket, 'passthrough' = through libvirt (virDomainQemuMonitorCommand)",
+      });
+    }
+    const policy = new OwnershipPolicy(options.allow === undefined ? {} : { allow: options.allow });
+    const state = await this.domain.state();
+    if (!RUNNING_STATES.has(state.state)) {
+      await this.removeStaleSockets();
+      throw new GuestNotRunningError(this.name, state.state);
+    }
+    let client: GuestQmpClient;
+    if (via === 'passthrough') {
+      client = await this.openPassthrough(policy, options);
+    } else if (via === 'monitor') {
+      client = await this.openMonitor(policy, options, options.handshakeTimeoutMs ?? 5000);
+    } else if (this.hub?.transport?.connected || (await this.monitorReachable())) {
+      try {
+        client = await this.openMonitor(policy, options, options.handshakeTimeoutMs ?? 1000);
+      } catch (err) {
+        if (!(err instanceof MonitorUnavailableError)) throw err;
+        client = await this.openPassthrough(policy, options);
+      }
+    } else {
+      client = await this.openPassthrough(policy, options);
+    }
+    await this.reportTaint();
+    return client;
+  }
+
+  /** libvirt's taint marks of this guest (custom-monitor, custom-argv, …), as of now. */
+  async taint(): Promise<Taint[]> {
+    return parseTaints(await this.domain.messages());
+  }
+
+  /**
+   * libvirt domain events and QMP events in one stream, each tagged with its source, plus libqemu's
+   * notices (monitor gaps, taint). On the passthrough route QMP name filters are handed to libvirt.
+   */
+  events(options: GuestEventsOptions = {}): GuestEventStream {
+    this.assertOpen();
+    const queue = new BoundedQueue<GuestEvent>({
+      capacity: options.bufferSize ?? 1000,
+      overflow: options.overflow ?? 'error',
+      what: `events of guest '${this.name}'`,
+      onClose: () => void teardown(),
+    });
+    const stops: Array<() => Promise<void> | void> = [];
+    let tornDown = false;
+    const teardown = async () => {
+      if (tornDown) return;
+      tornDown = true;
+      options.signal?.removeEventListener('abort', onAbort);
+      for (const stop of stops.splice(0)) await Promise.resolve(stop()).catch(() => undefined);
+    };
+    const onAbort = () => queue.end();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const fail = (err: unknown) => queue.end(err);
+    let route: QmpRoute | undefined;
+
+    const onNotice = (n: LibqemuNotice) => queue.push(n);
+    this.noticeListeners.add(onNotice);
+    stops.push(() => void this.noticeListeners.delete(onNotice));
+
+    const ready = (async () => {
+      const libvirtKinds = options.libvirt === false ? [] : options.libvirt === true || options.libvirt === undefined ? (['lifecycle', 'reboot'] as DomainEventKind[]) : options.libvirt;
+      if (libvirtKinds.length > 0) {
+        const stream = this.hypervisor.connection.domainEvents({ domain: this.domain, kinds: libvirtKinds, bufferSize: options.bufferSize ?? 1000 });
+        stops.push(() => stream.return().then(() => undefined));
+        void (async () => {
+          try {
+            for await (const ev of stream) {
+              const base = { guest: this.name, at: new Date(), source: 'libvirt' as const };
+              queue.push(ev.kind === 'lifecycle' ? { ...base, kind: 'lifecycle', event: ev.event, detail: ev.detail } : { ...base, kind: 'reboot' });
+            }
+          } catch (err) {
+            fail(err);
+          }
+        })();
+        await stream.ready;
+      }
+      if (options.qmp === false) return;
+      const names = Array.isArray(options.qmp) ? (options.qmp as readonly string[]) : undefined;
+      const via = options.via ?? 'auto';
+      const useMonitor = via === 'monitor' || (via === 'auto' && (await this.isRunning()) && (this.hub?.transport?.connected || (await this.monitorReachable())));
+      if (useMonitor) {
+        const client = await this.qmp({ via: 'monitor', validate: false, handshakeTimeoutMs: via === 'auto' ? 1000 : 5000 }).catch((err: unknown) => {
+          if (via === 'auto' && err instanceof MonitorUnavailableError) return undefined;
+          throw err;
+        });
+        if (client) {
+          route = 'monitor';
+          stops.push(() => client.close());
+          const wanted = names ? new Set(names) : undefined;
+          const off = client.on('event', (ev) => {
+            if (wanted && !wanted.has(ev.event)) return;
+            queue.push({ source: 'qmp', kind: 'qmp', route: 'monitor', guest: this.name, at: new Date(), event: ev.event, data: ev.data as Record<string, unknown> | undefined, timestamp: ev.timestamp });
+          });
+          stops.push(off);
+          return;
+        }
+      }
+      // libvirt relays QEMU's events for the domain, across restarts, with the name filter applied by libvirt
+      route = 'passthrough';
+      const stream = this.hypervisor.connection.qemuMonitorEvents({ domain: this.domain, ...libvirtEventFilter(names), bufferSize: options.bufferSize ?? 1000 });
+      stops.push(() => stream.return().then(() => undefined));
+      void (async () => {
+        try {
+          for await (const ev of stream) {
+            queue.push({ source: 'qmp', kind: 'qmp', route: 'passthrough', guest: this.name, at: new Date(), event: ev.event, data: ev.data, timestamp: ev.timestamp });
+          }
+        } catch (err) {
+          fail(err);
+        }
+      })();
+      await stream.ready;
+    })();
+    ready.catch(fail);
+
+    return Object.assign(queue, {
+      ready,
+      get qmpRoute() {
+        return route;
+      },
+    }) as BoundedQueue<GuestEvent> & GuestEventStream;
+  }
+
+  /** Closes this guest's QMP clients, its shared monitor connection and its watchers. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of [...this.passthroughClients]) await c.close().catch(() => undefined);
+    await this.hub?.close();
+    this.hub = undefined;
+    await this.watcher?.stop();
+    this.watcher = undefined;
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private assertOpen(): void {
+    if (this.closed || !this.hypervisor.isOpen) {
+      throw new InvalidArgumentError(`guest '${this.name}' was closed (or its hypervisor connection was)`, { hint: 'get it again with hv.guest(name) on an open Hypervisor' });
+    }
+  }
+
+  private clientOptions(policy: OwnershipPolicy, route: QmpRoute, options: GuestQmpOptions) {
+    return {
+      ...options.client,
+      guest: this.name,
+      route,
+      policy,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.validate === undefined ? {} : { validate: options.validate }),
+      ...(options.oob === undefined ? {} : { oob: options.oob }),
+    };
+  }
+
+  private async openPassthrough(policy: OwnershipPolicy, options: GuestQmpOptions): Promise<GuestQmpClient> {
+    const transport = new PassthroughTransport(this.hypervisor.connection, this.domain, options.events === undefined ? {} : { events: options.events });
+    const client = new GuestQmpClient(transport, this.clientOptions(policy, 'passthrough', options));
+    try {
+      await client.open(options.signal === undefined ? {} : { signal: options.signal });
+    } catch (err) {
+      throw await this.explainNotRunning(err);
+    }
+    this.passthroughClients.add(client);
+    client.on('runstate', (s) => s === 'closed' && this.passthroughClients.delete(client));
+    return client;
+  }
+
+  private async openMonitor(policy: OwnershipPolicy, options: GuestQmpOptions, handshakeTimeoutMs: number): Promise<GuestQmpClient> {
+    if (!this.hypervisor.local) {
+      throw new MonitorUnavailableError(this.name, undefined, `the hypervisor ${this.hypervisor.uri} is not on this host, so its monitor sockets are out of reach`, "use guest.qmp({ via: 'passthrough' }) (or 'auto')");
+    }
+    this.hub ??= new MonitorHub({
+      guest: this.name,
+      resolvePath: () => this.requireMonitorPath(),
+      handshakeTimeoutMs,
+      ...(options.oob === undefined ? {} : { oob: options.oob }),
+      onConnectionChange: (ch) => this.onMonitorChange(ch),
+    });
+    this.ensureWatcher();
+    const client = new GuestQmpClient(this.hub.channel(), this.clientOptions(policy, 'monitor', options));
+    try {
+      await client.open(options.signal === undefined ? {} : { signal: options.signal });
+    } catch (err) {
+      if (err instanceof MonitorUnavailableError && /stale/.test(err.message)) {
+        await this.removeStaleSockets();
+        if (!(await this.isRunning())) throw new GuestNotRunningError(this.name, (await this.domain.state()).state, err);
+      }
+      throw err;
+    }
+    return client;
+  }
+
+  private async requireMonitorPath(): Promise<string> {
+    const path = DomainXml.parse(await this.domain.xml()).monitorSockets()[0]?.path;
+    if (!path) {
+      throw new MonitorUnavailableError(this.name, undefined, 'the guest has no second QMP monitor in its domain XML', "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })");
+    }
+    return path;
+  }
+
+  private async monitorReachable(): Promise<boolean> {
+    if (!this.hypervisor.local) return false;
+    const path = DomainXml.parse(await this.domain.xml()).monitorSockets()[0]?.path;
+    if (!path) return false;
+    return (await probeSocket(path, 500)) === 'open';
+  }
+
+  private async removeStaleSockets(): Promise<void> {
+    if (!this.hypervisor.local) return;
+    const running = await this.isRunning();
+    for (const m of DomainXml.parse(await this.domain.xml({ inactive: !running })).monitorSockets()) {
+      await removeStaleSocket(m.path, this.name).catch(() => undefined);
+    }
+  }
+
+  private async explainNotRunning(err: unknown): Promise<unknown> {
+    if (err instanceof LibvirtError && (err.codeName === 'VIR_ERR_OPERATION_INVALID' || err.codeName === 'VIR_ERR_NO_DOMAIN')) {
+      const state = await this.domain.state().then((s) => s.state, () => 'gone');
+      return new GuestNotRunningError(this.name, state, err);
+    }
+    return err;
+  }
+
+  private notify(n: LibqemuNotice): void {
+    for (const fn of [...this.noticeListeners]) fn(n);
+  }
+
+  private onMonitorChange(ch: MonitorConnectionChange): void {
+    if (ch.type === 'disconnected') {
+      this.notify({ source: 'libqemu', kind: 'qmp-disconnected', guest: this.name, at: ch.at, reason: ch.reason });
+      // QEMU may still be (or already again) running, e.g. if a lifecycle event was missed: try shortly.
+      setTimeout(() => void this.reconnectIfRunning(3), 250).unref();
+    } else {
+      this.notify({ source: 'libqemu', kind: 'qmp-reconnected', guest: this.name, at: ch.at, gapMs: ch.gapMs });
+      void this.reportTaint().catch(() => undefined);
+    }
+  }
+
+  /** Dials the monitor again when libvirt says QEMU runs; a few tries, the socket may lag the event. */
+  private async reconnectIfRunning(tries: number): Promise<void> {
+    for (let i = 0; i < tries; i++) {
+      const monitor = this.hub?.transport;
+      if (this.closed || !monitor || monitor.connected) return;
+      const running = await this.isRunning().catch(() => false);
+      if (running) {
+        try {
+          await monitor.reconnect();
+          return;
+        } catch {
+          // not there yet (or stale): retry below
+        }
+      } else if (i > 0) {
+        return; // stopped: the 'started' event will bring us back
+      }
+      await new Promise((r) => setTimeout(r, 100 * (i + 1)));
+    }
+  }
+
+  /** Follows libvirt's lifecycle events: after 'started', the monitor connection is dialled again. */
+  private ensureWatcher(): void {
+    if (this.watcher) return;
+    const stream = this.hypervisor.connection.domainEvents({ domain: this.domain, kinds: ['lifecycle'], bufferSize: 64, overflow: 'drop-oldest' });
+    const loop = (async () => {
+      try {
+        for await (const ev of stream) {
+          if (ev.kind === 'lifecycle' && (ev.event === 'started' || ev.event === 'resumed')) void this.reconnectIfRunning(10);
+        }
+      } catch {
+        // the libvirt connection went away: nothing left to follow
+      }
+    })();
+    this.watcher = {
+      stop: async () => {
+        await stream.return();
+        await loop;
+      },
+    };
+  }
+
+  private async reportTaint(): Promise<void> {
+    const fresh = this.taints.fresh(await this.domain.messages().catch(() => [] as string[]));
+    if (fresh.length === 0) return;
+    this.notify({ source: 'libqemu', kind: 'taint', guest: this.name, at: new Date(), taints: fresh });
+    this.hypervisor.reportTaint({ guest: this.name, taints: fresh });
+  }
+}

@@ -1,0 +1,238 @@
+import { dirname } from 'node:path';
+import { InvalidArgumentError } from '../common/errors.js';
+import { Connection, type OpenOptions } from '../libvirt/connection.js';
+import type { Domain, DomainStateName } from '../libvirt/domain.js';
+import { LibvirtError } from '../libvirt/errors.js';
+import type { StreamTarget } from '../qmp/stream-transport.js';
+import { QemuClient, type QemuConnectOptions } from '../schema/client.js';
+import { DomainXml } from './domain-xml.js';
+import { GuestNotFoundError } from './errors.js';
+import type { GuestQmpClient, QmpRoute } from './guest-client.js';
+import { Guest, type GuestQmpOptions } from './guest.js';
+import { defaultMonitorDir, ensureMonitorDir, isLocalUri, qemuUserFor, type QemuUser } from './monitor-dir.js';
+import type { TaintReport } from './taint.js';
+
+export interface HypervisorOptions extends OpenOptions {
+  /**
+   * Directory for the second-monitor sockets of guests this hypervisor defines (private, 0700, owned
+   * by QEMU's user). Default: a libqemu directory under the temp dir, one per URI.
+   */
+  monitorDir?: string;
+  /** The uid/gid QEMU runs as (default: detected from the URI; see README). */
+  qemuUser?: QemuUser;
+  /** Taint marks, once per guest and mark (default: process.emitWarning). */
+  onTaint?: (report: TaintReport) => void;
+}
+
+export interface GuestSummary {
+  name: string;
+  uuid: string;
+  state: DomainStateName;
+  /** The QMP routes it offers: 'monitor' (a second monitor on this host), 'passthrough' (running). */
+  routes: QmpRoute[];
+  /** The second monitor's socket, when the XML has one. */
+  monitorSocket: string | undefined;
+}
+
+export interface DefineGuestOptions {
+  /**
+   * Add a second QMP monitor: `true` = a socket in the hypervisor's private monitor directory (named
+   * after the guest's UUID), a string = that path (its directory must already be private).
+   */
+  qmpSocket?: boolean | string;
+}
+
+/** What `openQmp` accepts: a guest by name or UUID (through libvirt), or a plain QMP endpoint. */
+export type OpenQmpTarget = { name: string } | { uuid: string } | StreamTarget;
+
+const RUNNING = new Set<DomainStateName>(['running', 'paused', 'blocked', 'pmsuspended']);
+
+/**
+ * A libvirt connection seen as a set of guests: lifecycle through libvirt, QMP through `guest.qmp()`.
+ *
+ *   const hv = await Hypervisor.connect('qemu:///system');
+ *   const guest = await hv.guest('web1');
+ *   const qmp = await guest.qmp();            // second monitor if reachable, else libvirt passthrough
+ *   await qmp.execute('query-status');
+ */
+export class Hypervisor implements AsyncDisposable {
+  private readonly guestCache = new Map<string, Guest>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    /** The libvirt connection, for anything the facade does not wrap. */
+    readonly connection: Connection,
+    /** Whether the daemon runs on this host (its monitor sockets are reachable from here). */
+    readonly local: boolean,
+    /** QEMU's uid/gid for this daemon. */
+    readonly qemuUser: QemuUser,
+    /** Where `qmpSocket: true` puts monitor sockets. */
+    readonly monitorDir: string,
+    private readonly ownMonitorDir: boolean,
+    private readonly onTaint: ((report: TaintReport) => void) | undefined,
+  ) {}
+
+  /** Connects to libvirt (default: LIBVIRT_DEFAULT_URI, else libvirt's default). */
+  static async connect(uri?: string, options: HypervisorOptions = {}): Promise<Hypervisor> {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Hypervisor.connect: options must be an object');
+    if (options.monitorDir !== undefined && (typeof options.monitorDir !== 'string' || !options.monitorDir.startsWith('/'))) {
+      throw new InvalidArgumentError(`monitorDir must be an absolute path, got ${JSON.stringify(options.monitorDir)}`, { hint: 'e.g. /run/libqemu/qmp' });
+    }
+    if (options.qemuUser !== undefined && !(Number.isInteger(options.qemuUser?.uid) && Number.isInteger(options.qemuUser?.gid))) {
+      throw new InvalidArgumentError('qemuUser must be { uid, gid } integers', { hint: 'omit it to detect QEMU\'s user from the URI' });
+    }
+    const open: OpenOptions = {};
+    if (options.readOnly !== undefined) open.readOnly = options.readOnly;
+    if (options.callTimeoutMs !== undefined) open.callTimeoutMs = options.callTimeoutMs;
+    const connection = await Connection.open(uri, open);
+    try {
+      const local = isLocalUri(connection.uri);
+      const qemuUser = options.qemuUser ?? (await qemuUserFor(connection.uri));
+      const monitorDir = options.monitorDir ?? defaultMonitorDir(connection.uri, qemuUser.uid);
+      return new Hypervisor(connection, local, qemuUser, monitorDir, options.monitorDir === undefined, options.onTaint);
+    } catch (err) {
+      await connection.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get uri(): string {
+    return this.connection.uri;
+  }
+
+  get isOpen(): boolean {
+    return this.closing === undefined && this.connection.isOpen;
+  }
+
+  /** Every guest (running and defined), with its state and the QMP routes it offers. */
+  async guests(): Promise<GuestSummary[]> {
+    const domains = await this.connection.listDomains({ active: true, inactive: true });
+    const out: GuestSummary[] = [];
+    for (const d of domains) {
+      try {
+        const { state } = await d.state();
+        const running = RUNNING.has(state);
+        const monitorSocket = DomainXml.parse(await d.xml({ inactive: !running })).monitorSockets()[0]?.path;
+        const routes: QmpRoute[] = [];
+        if (running && monitorSocket && this.local) routes.push('monitor');
+        if (running) routes.push('passthrough');
+        out.push({ name: d.name, uuid: d.uuid, state, routes, monitorSocket });
+      } catch (err) {
+        // a transient guest that vanished between list and lookup is simply not listed
+        if (!(err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN')) throw err;
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The guest with this name or UUID; GuestNotFoundError if there is none. */
+  async guest(nameOrUuid: string): Promise<Guest> {
+    this.assertOpen();
+    if (typeof nameOrUuid !== 'string' || nameOrUuid === '') {
+      throw new InvalidArgumentError(`hv.guest: expected a guest name or UUID, got ${JSON.stringify(nameOrUuid)}`, { hint: 'list them with hv.guests()' });
+    }
+    let domain: Domain;
+    try {
+      domain = await this.connection.lookupDomain(nameOrUuid);
+    } catch (err) {
+      if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') throw new GuestNotFoundError(nameOrUuid, this.uri, err);
+      throw err;
+    }
+    return this.adopt(domain);
+  }
+
+  /** Defines a persistent guest (not started), optionally with a second QMP monitor. */
+  async defineGuest(xml: string, options: DefineGuestOptions = {}): Promise<Guest> {
+    this.assertOpen();
+    const prepared = await this.prepareXml(xml, options);
+    return this.adopt(await this.connection.defineXML(prepared));
+  }
+
+  /** Creates and starts a transient guest (gone once it stops), optionally with a second QMP monitor. */
+  async createGuest(xml: string, options: DefineGuestOptions & { paused?: boolean } = {}): Promise<Guest> {
+    this.assertOpen();
+    const prepared = await this.prepareXml(xml, options);
+    return this.adopt(await this.connection.createXML(prepared, options.paused ? { paused: true } : {}));
+  }
+
+  /**
+   * The 2010 sketch's `qmp_context_new_by_name/_by_uuid/_by_fd/_by_iops` in one call: a guest by
+   * name or UUID (through libvirt, with the ownership policy), or a plain QMP endpoint ({ path },
+   * { fd }, { stream }, { host, port }) that libvirt does not manage.
+   */
+  async openQmp(target: { name: string } | { uuid: string }, options?: GuestQmpOptions): Promise<GuestQmpClient>;
+  async openQmp(target: StreamTarget, options?: QemuConnectOptions): Promise<QemuClient>;
+  async openQmp(target: OpenQmpTarget, options: GuestQmpOptions | QemuConnectOptions = {}): Promise<QemuClient> {
+    if (target === null || typeof target !== 'object') {
+      throw new InvalidArgumentError('openQmp: target must be { name }, { uuid }, { path }, { fd }, { stream } or { host, port }');
+    }
+    if ('name' in target) return (await this.guest(target.name)).qmp(options as GuestQmpOptions);
+    if ('uuid' in target) return (await this.guest(target.uuid)).qmp(options as GuestQmpOptions);
+    return QemuClient.connect(target, options as QemuConnectOptions);
+  }
+
+  /** Closes every guest's QMP connections and watchers, then the libvirt connection. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const g of this.guestCache.values()) await g.close().catch(() => undefined);
+      this.guestCache.clear();
+      await this.connection.close();
+    })();
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** @internal makes a monitor directory usable (creating and repairing libqemu's own). */
+  async prepareMonitorDir(dir: string): Promise<void> {
+    if (!this.local) return;
+    await ensureMonitorDir(dir, this.qemuUser, { fix: this.ownMonitorDir && dir === this.monitorDir });
+  }
+
+  /** @internal */
+  reportTaint(report: TaintReport): void {
+    try {
+      if (this.onTaint) this.onTaint(report);
+      else {
+        process.emitWarning(`libvirt marks guest '${report.guest}' as tainted: ${report.taints.map((t) => t.flag).join(', ')} (reported once)`, { code: 'LIBQEMU_TAINT' });
+      }
+    } catch {
+      // a reporting hook must not break the caller
+    }
+  }
+
+  private assertOpen(): void {
+    if (!this.isOpen) throw new InvalidArgumentError('this Hypervisor is closed', { hint: 'connect again with Hypervisor.connect()' });
+  }
+
+  private adopt(domain: Domain): Guest {
+    const known = this.guestCache.get(domain.uuid);
+    if (known) return known;
+    const guest = new Guest(this, domain);
+    this.guestCache.set(domain.uuid, guest);
+    return guest;
+  }
+
+  private async prepareXml(xml: string, options: DefineGuestOptions): Promise<string> {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object');
+    const q = options.qmpSocket;
+    if (q === undefined || q === false) {
+      DomainXml.parse(xml); // fail early, with a clear error, on XML we could not read either
+      return xml;
+    }
+    if (q !== true && typeof q !== 'string') {
+      throw new InvalidArgumentError(`qmpSocket must be true or an absolute socket path, got ${JSON.stringify(q)}`, { hint: 'qmpSocket: true lets libqemu choose a private path' });
+    }
+    if (!this.local) {
+      throw new InvalidArgumentError(`cannot add a second monitor on ${this.uri}: that daemon is on another host`, { hint: "define the guest without qmpSocket and use guest.qmp({ via: 'passthrough' })" });
+    }
+    const doc = DomainXml.parse(xml);
+    const uuid = doc.ensureUuid();
+    const path = q === true ? `${this.monitorDir}/${uuid}.qmp` : q;
+    doc.addMonitorSocket(path); // validates the path before we touch the filesystem
+    await this.prepareMonitorDir(dirname(path));
+    return doc.toString();
+  }
+}

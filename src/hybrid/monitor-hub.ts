@@ -1,0 +1,165 @@
+import { QmpClosedError } from '../qmp/errors.js';
+import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
+import { MonitorTransport, type MonitorTransportOptions } from './monitor-transport.js';
+
+/**
+ * A second QMP monitor serves one client at a time, so the facade keeps one connection per guest and
+ * shares it: every `guest.qmp()` client gets a channel on the hub. Each channel's command ids are
+ * prefixed on the way out and restored on the way back (replies reach only their sender), events go
+ * to every channel, and the shared connection closes when the last channel does.
+ */
+export class MonitorHub {
+  private monitor: MonitorTransport | undefined;
+  private opening: Promise<QmpMessage> | undefined;
+  private greeting: QmpMessage | undefined;
+  private readonly channels = new Map<number, MonitorChannel>();
+  private nextChannel = 1;
+
+  constructor(private readonly options: MonitorTransportOptions) {}
+
+  /** A new client's transport on the shared connection. */
+  channel(): MonitorChannel {
+    return new MonitorChannel(this, this.nextChannel++, this.options);
+  }
+
+  /** The shared connection, when open. */
+  get transport(): MonitorTransport | undefined {
+    return this.monitor;
+  }
+
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  /** @internal */
+  async attach(ch: MonitorChannel, signal?: AbortSignal): Promise<QmpMessage> {
+    if (!this.monitor) {
+      this.opening ??= this.dial(signal).finally(() => (this.opening = undefined));
+    }
+    const greeting = this.opening ? await this.opening : this.greeting!;
+    this.channels.set(ch.id, ch);
+    return greeting;
+  }
+
+  /** @internal */
+  send(ch: MonitorChannel, msg: QmpMessage): void {
+    const monitor = this.monitor;
+    if (!monitor) throw new QmpClosedError(`${this.options.guest}: the shared monitor connection is closed`);
+    const out = typeof msg.id === 'string' ? { ...msg, id: `c${ch.id}:${msg.id}` } : msg;
+    monitor.send(out);
+  }
+
+  /** @internal */
+  async detach(ch: MonitorChannel): Promise<void> {
+    this.channels.delete(ch.id);
+    if (this.channels.size === 0 && this.monitor) {
+      const m = this.monitor;
+      this.monitor = undefined;
+      this.greeting = undefined;
+      await m.close();
+    }
+  }
+
+  /** Closes the shared connection and every channel (guest or hypervisor closing). */
+  async close(reason?: Error): Promise<void> {
+    const m = this.monitor;
+    this.monitor = undefined;
+    this.greeting = undefined;
+    await m?.close(reason); // its closed handler ends every channel
+  }
+
+  private async dial(signal?: AbortSignal): Promise<QmpMessage> {
+    const monitor = new MonitorTransport(this.options);
+    let greeting: QmpMessage | undefined;
+    await monitor.open(
+      {
+        message: (m) => {
+          if ('QMP' in m) {
+            greeting = m;
+            return;
+          }
+          this.route(m);
+        },
+        protocolError: (e) => {
+          for (const ch of this.channels.values()) ch.handlers?.protocolError(e);
+        },
+        closed: (reason) => {
+          if (this.monitor === monitor) {
+            this.monitor = undefined;
+            this.greeting = undefined;
+          }
+          const all = [...this.channels.values()];
+          this.channels.clear();
+          for (const ch of all) ch.ended(reason);
+        },
+      },
+      signal,
+    );
+    this.monitor = monitor;
+    this.greeting = greeting;
+    return greeting!;
+  }
+
+  private route(m: QmpMessage): void {
+    if (typeof m.id === 'string') {
+      const match = /^c(\d+):(.*)$/s.exec(m.id);
+      const ch = match ? this.channels.get(Number(match[1])) : undefined;
+      if (ch && match) ch.handlers?.message({ ...m, id: match[2] });
+      return; // a reply for a channel that has gone: nobody waits for it
+    }
+    for (const ch of this.channels.values()) ch.handlers?.message(m);
+  }
+}
+
+/** One client's view of the shared monitor. */
+export class MonitorChannel implements QmpTransport {
+  readonly capabilities: TransportCapabilities;
+  readonly description: string;
+  /** @internal */
+  handlers: TransportHandlers | undefined;
+  private state: 'idle' | 'open' | 'closed' = 'idle';
+
+  constructor(
+    private readonly hub: MonitorHub,
+    readonly id: number,
+    options: MonitorTransportOptions,
+  ) {
+    this.capabilities = {
+      pipelining: true,
+      oob: options.oob === true,
+      fdPassing: false,
+      maxMessageBytes: options.maxMessageBytes ?? 10 * 1024 * 1024,
+      ownsIds: false,
+      preNegotiated: true,
+    };
+    this.description = `monitor:${options.guest}`;
+  }
+
+  async open(handlers: TransportHandlers, signal?: AbortSignal): Promise<void> {
+    if (this.state !== 'idle') throw new QmpClosedError(`${this.description}: channel already opened`);
+    this.handlers = handlers;
+    const greeting = await this.hub.attach(this, signal);
+    this.state = 'open';
+    handlers.message(greeting);
+  }
+
+  send(msg: QmpMessage): void {
+    if (this.state !== 'open') throw new QmpClosedError(`${this.description} is closed`);
+    this.hub.send(this, msg);
+  }
+
+  async close(reason?: Error): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasOpen = this.state === 'open';
+    this.state = 'closed';
+    await this.hub.detach(this);
+    if (wasOpen) this.handlers?.closed(reason);
+  }
+
+  /** @internal the shared connection is gone for good. */
+  ended(reason: Error | undefined): void {
+    if (this.state !== 'open') return;
+    this.state = 'closed';
+    this.handlers?.closed(reason);
+  }
+}
