@@ -262,7 +262,7 @@ export class Guest {
     const ready = (async () => {
       const libvirtKinds = options.libvirt === false ? [] : options.libvirt === true || options.libvirt === undefined ? (['lifecycle', 'reboot'] as DomainEventKind[]) : options.libvirt;
       if (libvirtKinds.length > 0) {
-        const stream = this.hypervisor.connection.domainEvents({ domain: this.domain, kinds: libvirtKinds, bufferSize: options.bufferSize ?? 1000 });
+        const stream = this.hypervisor.eventRelay.domainEvents(this.domain, libvirtKinds, { bufferSize: options.bufferSize ?? 1000 });
         stops.push(() => stream.return().then(() => undefined));
         void (async () => {
           try {
@@ -299,7 +299,7 @@ export class Guest {
       }
       // libvirt relays QEMU's events for the domain, across restarts, with the name filter applied by libvirt
       route = 'passthrough';
-      const stream = this.hypervisor.connection.qemuMonitorEvents({ domain: this.domain, ...libvirtEventFilter(names), bufferSize: options.bufferSize ?? 1000 });
+      const stream = this.hypervisor.eventRelay.qemuEvents(this.domain, libvirtEventFilter(names), { bufferSize: options.bufferSize ?? 1000 });
       stops.push(() => stream.return().then(() => undefined));
       void (async () => {
         try {
@@ -314,12 +314,8 @@ export class Guest {
     })();
     ready.catch(fail);
 
-    return Object.assign(queue, {
-      ready,
-      get qmpRoute() {
-        return route;
-      },
-    }) as BoundedQueue<GuestEvent> & GuestEventStream;
+    Object.defineProperty(queue, 'qmpRoute', { get: () => route, enumerable: true });
+    return Object.assign(queue, { ready }) as BoundedQueue<GuestEvent> & GuestEventStream;
   }
 
   /** Closes this guest's QMP clients, its shared monitor connection and its watchers. */
@@ -354,7 +350,7 @@ export class Guest {
   }
 
   private async openPassthrough(policy: OwnershipPolicy, options: GuestQmpOptions): Promise<GuestQmpClient> {
-    const transport = new PassthroughTransport(this.hypervisor.connection, this.domain, options.events === undefined ? {} : { events: options.events });
+    const transport = new PassthroughTransport(this.hypervisor.eventRelay, this.domain, options.events === undefined ? {} : { events: options.events });
     const client = new GuestQmpClient(transport, this.clientOptions(policy, 'passthrough', options));
     try {
       await client.open(options.signal === undefined ? {} : { signal: options.signal });
@@ -460,7 +456,7 @@ export class Guest {
   /** Follows libvirt's lifecycle events: after 'started', the monitor connection is dialled again. */
   private ensureWatcher(): void {
     if (this.watcher) return;
-    const stream = this.hypervisor.connection.domainEvents({ domain: this.domain, kinds: ['lifecycle'], bufferSize: 64, overflow: 'drop-oldest' });
+    const stream = this.hypervisor.eventRelay.domainEvents(this.domain, ['lifecycle'], { bufferSize: 64, overflow: 'drop-oldest' });
     const loop = (async () => {
       try {
         for await (const ev of stream) {
