@@ -1,15 +1,16 @@
 /**
- * QemuClient: a QmpClient typed with the commands and events generated from QEMU 7.2, that also knows
- * the schema of the QEMU it is actually connected to (fetched on first need, shared across
- * connections to the same build) and checks every command against it before it is sent.
+ * SchemaClient: a QmpClient that knows the schema of the QEMU it is actually connected to (fetched on
+ * first need, shared across connections to the same build) and checks every command against it
+ * before it is sent. QemuClient is the SchemaClient typed with the module generated from QEMU 7.2;
+ * subclass SchemaClient with your own generated maps for another QEMU.
  */
 import { QmpClient, type QmpClientOptions, type QmpConnectOptions, type QmpTarget, type CommandValidator } from '../qmp/client.js';
-import type { CommandReturn, ExecuteRest } from '../qmp/command-map.js';
+import type { CommandMap, CommandReturn, EventMap, ExecuteRest } from '../qmp/command-map.js';
 import type { QmpTransport } from '../qmp/transport.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { qemuCommandNames, type QemuCommandNames, type QemuCommands, type QemuEvents } from '../generated/index.js';
 import { SchemaCache, defaultSchemaCache } from './cache.js';
-import { fetchSchema, fetchVersion } from './fetch.js';
+import { fetchSchema, fetchVersion, type CommandRunner } from './fetch.js';
 import type { QemuVersionInfo, SchemaModel } from './model.js';
 import { checkReply, validateCommand, type Drift, type FeatureUse } from './validate.js';
 import { commandWrappers, type CommandWrappers } from './wrappers.js';
@@ -43,7 +44,8 @@ export interface QemuConnectOptions extends QemuClientOptions, QmpConnectOptions
 /** Commands that exist in every QEMU with introspection: the loader itself must not wait for the schema. */
 const BOOTSTRAP = new Set(['query-qmp-schema', 'query-version', 'qmp_capabilities']);
 
-export class QemuClient extends QmpClient<QemuCommands, QemuEvents> {
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- {} = "no typed commands"
+export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> extends QmpClient<C, E> {
   static override connect<This extends new (transport: QmpTransport, options?: QmpClientOptions) => object>(
     this: This,
     target: QmpTarget,
@@ -56,7 +58,6 @@ export class QemuClient extends QmpClient<QemuCommands, QemuEvents> {
   private model: SchemaModel | undefined;
   private loading: Promise<SchemaModel> | undefined;
   private readonly warned = new Set<string>();
-  private wrappers: CommandWrappers<QemuCommands, QemuCommandNames> | undefined;
 
   constructor(transport: QmpTransport, options: QemuClientOptions = {}) {
     super(transport, options);
@@ -103,12 +104,7 @@ export class QemuClient extends QmpClient<QemuCommands, QemuEvents> {
     return (await this.schema()).supportsEvent(name, member);
   }
 
-  /** camelCase wrappers: `client.commands.setLink({ name: 'net0', up: false })`. */
-  get commands(): CommandWrappers<QemuCommands, QemuCommandNames> {
-    return (this.wrappers ??= commandWrappers<QemuCommands, QemuCommandNames>(this, qemuCommandNames));
-  }
-
-  override execute<K extends string>(command: K, ...rest: ExecuteRest<QemuCommands, K>): Promise<CommandReturn<QemuCommands, K>> {
+  override execute<K extends string>(command: K, ...rest: ExecuteRest<C, K>): Promise<CommandReturn<C, K>> {
     const result = super.execute(command, ...rest);
     const report = this.schemaOptions.onReplyDrift;
     // The schema loader's own commands must not wait for the schema they are loading.
@@ -127,12 +123,14 @@ export class QemuClient extends QmpClient<QemuCommands, QemuEvents> {
   }
 
   private async loadSchema(): Promise<SchemaModel> {
+    // Through this.execute, so that a subclass's checks (e.g. the hybrid's ownership policy) apply.
+    const self = this as unknown as CommandRunner;
     const cache = this.schemaOptions.schemaCache === undefined ? defaultSchemaCache : this.schemaOptions.schemaCache;
-    if (cache === false) return fetchSchema(this);
+    if (cache === false) return fetchSchema(self);
     // A synthesised greeting (libvirt passthrough) may not carry the real version: ask QEMU then.
     let version: QemuVersionInfo = this.greeting.version;
-    if (version.qemu.major === 0) version = await fetchVersion(this);
-    return cache.get(SchemaCache.key(version, this.schemaOptions.binary), () => fetchSchema(this));
+    if (version.qemu.major === 0) version = await fetchVersion(self);
+    return cache.get(SchemaCache.key(version, this.schemaOptions.binary), () => fetchSchema(self));
   }
 
   private schemaValidator(): CommandValidator {
@@ -165,6 +163,16 @@ export class QemuClient extends QmpClient<QemuCommands, QemuEvents> {
         // a reporting hook must not fail the call
       }
     }
+  }
+}
+
+/** The client for QEMU 7.2's generated types (and, at run time, whatever QEMU it is connected to). */
+export class QemuClient extends SchemaClient<QemuCommands, QemuEvents> {
+  private wrappers: CommandWrappers<QemuCommands, QemuCommandNames> | undefined;
+
+  /** camelCase wrappers: `client.commands.setLink({ name: 'net0', up: false })`. */
+  get commands(): CommandWrappers<QemuCommands, QemuCommandNames> {
+    return (this.wrappers ??= commandWrappers<QemuCommands, QemuCommandNames>(this, qemuCommandNames));
   }
 }
 

@@ -15,7 +15,7 @@ import type {
   ShutdownEvent,
 } from '../../src/generated/index.js';
 import type { CommandMap, EventMap } from '../../src/qmp/command-map.js';
-import { QemuClient } from '../../src/schema/index.js';
+import { QemuClient, SchemaClient, commandWrappers } from '../../src/schema/index.js';
 
 declare const client: QemuClient;
 
@@ -106,5 +106,23 @@ describe('QemuClient', () => {
   test('connect() returns a QemuClient and takes schema options', () => {
     expectTypeOf(QemuClient.connect({ path: '/x' }, { validate: false })).resolves.toEqualTypeOf<QemuClient>();
     expectTypeOf(client.supports('set_link', 'up')).resolves.toBeBoolean();
+  });
+});
+
+describe('SchemaClient with maps generated for another QEMU', () => {
+  type OtherCommands = { 'x-new-thing': { args: { level: number }; returns: { ok: boolean } }; 'query-status': { args: undefined; returns: { status: string } } };
+  type OtherEvents = { NEW_EVENT: { count: number } };
+  const otherNames = { xNewThing: 'x-new-thing', queryStatus: 'query-status' } as const;
+  class OtherQemu extends SchemaClient<OtherCommands, OtherEvents> {}
+
+  test('typed by its own maps', async () => {
+    const other = await OtherQemu.connect({ path: '/x' });
+    expectTypeOf(other).toEqualTypeOf<OtherQemu>();
+    expectTypeOf(other.execute('x-new-thing', { level: 2 })).resolves.toEqualTypeOf<{ ok: boolean }>();
+    // @ts-expect-error wrong member type for this QEMU's command
+    void other.execute('x-new-thing', { level: 'high' });
+    const cmds = commandWrappers<OtherCommands, typeof otherNames>(other, otherNames);
+    expectTypeOf(cmds.xNewThing({ level: 1 })).resolves.toEqualTypeOf<{ ok: boolean }>();
+    expectTypeOf((await other.waitForEvent('NEW_EVENT')).data.count).toBeNumber();
   });
 });
