@@ -1,0 +1,30 @@
+import { LibqemuError } from '../common/errors.js';
+import { PolicyError } from '../hybrid/errors.js';
+import { QmpCommandError, QmpTimeoutError } from '../qmp/errors.js';
+
+/** The proxy could not start or serve (listen path, permissions, backend). */
+export class ProxyError extends LibqemuError {}
+
+/**
+ * QMP error class of the reply a proxy client gets when the ownership policy refuses its command. QMP
+ * clients print class and desc; desc names the libvirt API to use instead and how to opt in.
+ */
+export const POLICY_ERROR_CLASS = 'LibqemuPolicyRefused';
+
+export interface QmpErrorBody {
+  class: string;
+  desc: string;
+}
+
+/** What a proxy client is told when its command failed on the way: QEMU's own error, or ours in QMP's shape. */
+export function toQmpError(err: unknown): QmpErrorBody {
+  if (err instanceof QmpCommandError) return { class: err.errorClass, desc: err.desc };
+  if (err instanceof PolicyError) {
+    return { class: POLICY_ERROR_CLASS, desc: `${err.message}; ${err.hint ?? ''}`.replace(/; $/, '') };
+  }
+  // The facade wraps a few synthetic QMP errors (monitor gone, guest not running): keep their class.
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (err instanceof LibqemuError && cause instanceof QmpCommandError) return { class: cause.errorClass, desc: err.message };
+  if (err instanceof QmpTimeoutError) return { class: 'GenericError', desc: `libqemu proxy: ${err.message}` };
+  return { class: 'GenericError', desc: `libqemu proxy: ${err instanceof Error ? err.message : String(err)}` };
+}

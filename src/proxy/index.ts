@@ -1,0 +1,3 @@
+export { QmpProxy, type ProxyBackend, type ProxyLogger, type QmpProxyOptions, type ProxyStats } from './server.js';
+export { ProxyError, POLICY_ERROR_CLASS, toQmpError, type QmpErrorBody } from './errors.js';
+export { preparePrivateDir, prepareListenPath } from './listen-path.js';
