@@ -13,14 +13,6 @@ import type { LibvirtMigrationEvent, MigrationControl, MigrationQmp, MigrationSo
 import { ProgressTracker, type JobStatsRecord, type MigrationProgress, type ProgressSubscribeOptions, type QueryMigrateInfo } from './progress.js';
 import { MigrationWatchdog, type WatchdogState } from './watchdog.js';
 
-/** virDomainState values the engine reads. */
-const VIR_DOMAIN_RUNNING = 1;
-const VIR_DOMAIN_PAUSED = 3;
-/** lifecycle event types/details (virDomainEventType, virDomainEventSuspendedDetailType) */
-const EV_SUSPENDED = 3;
-const EV_SUSPENDED_PAUSED = 0;
-const EV_SUSPENDED_MIGRATED = 1;
-const EV_RESUMED = 4;
 
 /** How long a successful call waits for libvirt's job-completed event (it may trail the call's return). */
 const JOB_COMPLETED_GRACE_MS = 1000;
@@ -278,9 +270,9 @@ class MigrationRun {
         this.completedWaiter?.();
         break;
       case 'lifecycle':
-        if (e.event === EV_SUSPENDED && e.detail === EV_SUSPENDED_MIGRATED) this.tracker.switchover();
-        else if (e.event === EV_SUSPENDED && e.detail === EV_SUSPENDED_PAUSED) this.tracker.guestPaused(true);
-        else if (e.event === EV_RESUMED) this.tracker.guestPaused(false);
+        if (e.event === 'suspended' && e.detail === 'migrated') this.tracker.switchover();
+        else if (e.event === 'suspended' && e.detail === 'paused') this.tracker.guestPaused(true);
+        else if (e.event === 'resumed') this.tracker.guestPaused(false);
         break;
     }
   }
@@ -448,12 +440,12 @@ class MigrationRun {
     const control = this.input.control;
     try {
       let state = await control.state();
-      if (state && state[0] === VIR_DOMAIN_PAUSED && this.watchdog.pausedGuest) {
+      if (state === 'paused' && this.watchdog.pausedGuest) {
         await control.resume();
         this.tracker.guestPaused(false);
         state = await control.state();
       }
-      return state !== undefined && (state[0] === VIR_DOMAIN_RUNNING || state[0] === VIR_DOMAIN_PAUSED);
+      return state === 'running' || state === 'paused';
     } catch {
       return false;
     }

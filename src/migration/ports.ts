@@ -23,7 +23,8 @@ export interface MigrationSource {
 export type LibvirtMigrationEvent =
   | { kind: 'iteration'; iteration: number }
   | { kind: 'job-completed'; stats: JobStatsRecord }
-  | { kind: 'lifecycle'; event: number; detail: number };
+  /** libvirt's lifecycle event and detail names, e.g. suspended/migrated. */
+  | { kind: 'lifecycle'; event: string; detail: string };
 
 /**
  * Calls made *while* the migration call is in flight, on a second connection to the source daemon:
@@ -38,8 +39,8 @@ export interface MigrationControl {
   setMaxDowntime(ms: number): Promise<void>;
   suspend(): Promise<void>;
   resume(): Promise<void>;
-  /** [virDomainState, reason], or undefined when the source no longer has the guest. */
-  state(): Promise<[number, number] | undefined>;
+  /** libvirt's state name ('running', 'paused', …), or undefined when the source no longer has the guest. */
+  state(): Promise<string | undefined>;
   /** Delivers libvirt's migration-iteration, job-completed and lifecycle events; resolves to the unsubscribe. */
   subscribe(handler: (event: LibvirtMigrationEvent) => void): Promise<() => Promise<void>>;
   /** Releases what the control owns (its connection). */
