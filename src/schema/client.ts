@@ -8,6 +8,8 @@ import { QmpClient, type QmpClientOptions, type QmpConnectOptions, type QmpTarge
 import type { CommandMap, CommandReturn, EventMap, ExecuteRest } from '../qmp/command-map.js';
 import type { QmpTransport } from '../qmp/transport.js';
 import { InvalidArgumentError } from '../common/errors.js';
+import { QmpCommandError } from '../qmp/errors.js';
+import { SchemaError } from './errors.js';
 import { qemuCommandNames, type QemuCommandNames, type QemuCommands, type QemuEvents } from '../generated/index.js';
 import { SchemaCache, defaultSchemaCache } from './cache.js';
 import { fetchSchema, fetchVersion, type CommandRunner } from './fetch.js';
@@ -57,6 +59,8 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
   private readonly schemaOptions: QemuClientOptions;
   private model: SchemaModel | undefined;
   private loading: Promise<SchemaModel> | undefined;
+  /** Set when the peer has no query-qmp-schema: validation is skipped, schema() rejects with it. */
+  private unavailable: SchemaError | undefined;
   private readonly warned = new Set<string>();
 
   constructor(transport: QmpTransport, options: QemuClientOptions = {}) {
@@ -77,10 +81,19 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
    */
   schema(): Promise<SchemaModel> {
     if (this.model) return Promise.resolve(this.model);
+    if (this.unavailable) return Promise.reject(this.unavailable);
     this.loading ??= this.loadSchema().then(
       (m) => (this.model = m),
       (err: unknown) => {
         this.loading = undefined; // a later call may retry (e.g. after a timeout)
+        if (err instanceof QmpCommandError && err.errorClass === 'CommandNotFound') {
+          // QEMU before 2.5 (or a peer that is not QEMU): there is no schema to check against.
+          this.unavailable = new SchemaError('', `${this.transport.description} does not offer query-qmp-schema`, {
+            cause: err,
+            hint: 'QEMU 2.5 or newer is needed for supports() and argument validation; commands are sent unchecked',
+          });
+          throw this.unavailable;
+        }
         throw err;
       },
     );
@@ -138,8 +151,14 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
     return {
       validate: (command, args) => {
         if (this.model) return check(this.model, command, args);
-        if (BOOTSTRAP.has(command)) return;
-        return this.schema().then((m) => check(m, command, args));
+        if (BOOTSTRAP.has(command) || this.unavailable) return;
+        return this.schema().then(
+          (m) => check(m, command, args),
+          (err: unknown) => {
+            // Validation needs a schema; without one the command goes out unchecked.
+            if (err !== this.unavailable) throw err;
+          },
+        );
       },
     };
   }

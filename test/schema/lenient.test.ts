@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeQmpServer } from '../../src/testing/index.js';
-import { QemuClient, checkEvent, fetchSchemaFromBinary, type Drift, type SchemaModel } from '../../src/schema/index.js';
+import { QemuClient, SchemaError, checkEvent, fetchSchemaFromBinary, type Drift, type SchemaModel } from '../../src/schema/index.js';
 
 let model: SchemaModel;
 let server: FakeQmpServer;
@@ -72,6 +72,23 @@ describe('lenient decoding', () => {
       expect(checkEvent(model, 'SHUTDOWN', { guest: false, reason: 'host-qmp-quit' })).toEqual([]);
     } finally {
       await client.close();
+    }
+  });
+
+  it('a peer without query-qmp-schema: commands go out unchecked, supports() says why it cannot answer', async () => {
+    const bare = await FakeQmpServer.start({ commands: { 'query-status': () => ({ return: futureStatus }) } });
+    const client = await QemuClient.connect(bare.target, { schemaCache: false });
+    try {
+      await expect(client.execute('query-status')).resolves.toEqual(futureStatus);
+      const err = await client.supports('query-status').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SchemaError);
+      expect((err as SchemaError).message).toContain('does not offer query-qmp-schema');
+      // asked once, not before every command
+      await client.execute('query-status');
+      expect(bare.connections[0]!.received.filter((m) => m.execute === 'query-qmp-schema')).toHaveLength(1);
+    } finally {
+      await client.close();
+      await bare.close();
     }
   });
 });
