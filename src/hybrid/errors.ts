@@ -17,7 +17,7 @@ export class PolicyError extends LibqemuError {
     /** The name to list in `allow` to opt in (differs from `command` for HMP lines). */
     readonly allowName: string = command,
   ) {
-    super(`QMP command '${command}' refused by the ownership policy: ${reason}`, {
+    super(`QMP command '${command}' refused by the ownership policy: ${reason}; libvirt's way: ${instead}`, {
       hint:
         `use ${instead} instead; or, if you accept that libvirt may lose track of this guest's state, opt in ` +
         `explicitly: guest.qmp({ allow: ['${allowName}'] }) for the client or { allowUnsafe: true } on this call`,

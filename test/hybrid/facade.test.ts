@@ -1,0 +1,319 @@
+/**
+ * The hybrid facade against a real private libvirtd (session mode, uid 65534) and real TCG guests:
+ * both QMP routes and auto, state consistency between libvirt and QMP, reconnect after restart,
+ * SIGKILL, the ownership policy, awkward names and paths, and the typed errors.
+ */
+import { execFile } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Guest,
+  GuestNotFoundError,
+  GuestNotRunningError,
+  Hypervisor,
+  MonitorDisconnectedError,
+  PolicyError,
+  type GuestEvent,
+  type GuestEventStream,
+  type TaintReport,
+} from '../../src/hybrid/index.js';
+import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
+
+const execFileP = promisify(execFile);
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let lv: PrivateLibvirtd;
+let hv: Hypervisor;
+const taintReports: TaintReport[] = [];
+let seq = 0;
+
+beforeAll(async () => {
+  lv = await startPrivateLibvirtd({ prefix: 'hyb' });
+  hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: (r) => taintReports.push(r) });
+});
+
+afterAll(async () => {
+  await hv?.close();
+  await lv?.stop();
+});
+
+function name(tag: string): string {
+  return `h${process.pid % 1000}-${tag}-${++seq}`;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The next event matching `pred` (others are skipped), bounded. */
+async function nextEvent(stream: GuestEventStream, pred: (e: GuestEvent) => boolean, timeoutMs = 10_000): Promise<GuestEvent> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error('timed out waiting for a guest event');
+    const r = await Promise.race([stream.next(), new Promise<null>((res) => setTimeout(() => res(null), left))]);
+    if (r === null) throw new Error('timed out waiting for a guest event');
+    if (r.done) throw new Error('guest event stream ended');
+    if (pred(r.value)) return r.value;
+  }
+}
+
+/** QEMU's pid for a libvirt guest (libvirt names it with -name guest=NAME,…). */
+function qemuPid(guestName: string): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const i = argv.indexOf('-name');
+      if (i >= 0 && argv[i + 1]?.startsWith(`guest=${guestName.replaceAll(',', ',,')},`)) return Number(entry);
+    } catch {
+      // process gone meanwhile
+    }
+  }
+  throw new Error(`no QEMU process for guest ${guestName}`);
+}
+
+async function startedGuest(tag: string, withMonitor = true): Promise<Guest> {
+  const g = await hv.defineGuest(tinyGuestXml({ name: name(tag) }), withMonitor ? { qmpSocket: true } : {});
+  await g.start();
+  return g;
+}
+
+async function remove(g: Guest): Promise<void> {
+  if (await g.isRunning().catch(() => false)) await g.destroy().catch(() => undefined);
+  await g.undefine().catch(() => undefined);
+}
+
+describe('routes', () => {
+  it('monitor, passthrough and auto reach the same QEMU; auto picks the monitor when there is one, else passthrough', async () => {
+    const withMon = await startedGuest('mon');
+    const without = await startedGuest('nomon', false);
+    try {
+      const path = await withMon.monitorSocket();
+      expect(path).toBe(join(lv.qmpDir, `${withMon.uuid}.qmp`));
+      expect(await withMon.qmpRoutes()).toEqual(['monitor', 'passthrough']);
+      expect(await without.qmpRoutes()).toEqual(['passthrough']);
+
+      const auto = await withMon.qmp();
+      const mon = await withMon.qmp({ via: 'monitor' });
+      const pt = await withMon.qmp({ via: 'passthrough' });
+      expect([auto.route, mon.route, pt.route]).toEqual(['monitor', 'monitor', 'passthrough']);
+      expect(pt.transport.capabilities).toMatchObject({ ownsIds: true, preNegotiated: true, pipelining: false, oob: false });
+      for (const c of [auto, mon, pt]) expect(await c.execute('query-status')).toMatchObject({ status: 'running', running: true });
+      // the same QEMU: both routes see the same process and name
+      expect(await mon.execute('query-name')).toEqual(await pt.execute('query-name'));
+      expect(pt.greeting.version.qemu.major).toBe(7);
+      // two clients on the one monitor (a second monitor serves one connection: the facade shares it)
+      const [a, b] = await Promise.all([auto.execute('query-version'), mon.execute('query-version')]);
+      expect(a).toEqual(b);
+      await Promise.all([auto.close(), mon.close(), pt.close()]);
+
+      const autoNo = await without.qmp();
+      expect(autoNo.route).toBe('passthrough');
+      await expect(without.qmp({ via: 'monitor' })).rejects.toThrow(/no second QMP monitor/);
+      await autoNo.close();
+
+      const listed = await hv.guests();
+      expect(listed.find((s) => s.name === withMon.name)).toMatchObject({ state: 'running', routes: ['monitor', 'passthrough'], monitorSocket: path });
+      expect(listed.find((s) => s.name === without.name)).toMatchObject({ state: 'running', routes: ['passthrough'], monitorSocket: undefined });
+      expect(await hv.guest(withMon.uuid)).toBe(withMon); // one Guest (and one monitor connection) per guest
+    } finally {
+      await remove(withMon);
+      await remove(without);
+    }
+  });
+
+  it('passthrough hands QMP event name filters down to libvirt', async () => {
+    const g = await startedGuest('ptev', false);
+    try {
+      const pt = await g.qmp({ via: 'passthrough', events: ['STOP', 'RESUME'] });
+      const seen: string[] = [];
+      pt.on('event', (e) => seen.push(e.event));
+      const stream = g.events({ libvirt: false, qmp: ['RESUME'] });
+      await stream.ready;
+      expect(stream.qmpRoute).toBe('passthrough');
+      await g.suspend();
+      await g.resume();
+      await g.reset(); // RESET is filtered out by libvirt on both subscriptions
+      const ev = await nextEvent(stream, () => true);
+      expect(ev).toMatchObject({ source: 'qmp', route: 'passthrough', event: 'RESUME' });
+      await until('STOP and RESUME through passthrough', async () => seen.includes('RESUME') && seen.includes('STOP'));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(seen.filter((e) => e !== 'STOP' && e !== 'RESUME')).toEqual([]);
+      await stream.return();
+      await pt.close();
+    } finally {
+      await remove(g);
+    }
+  });
+});
+
+describe('state consistency between libvirt and QMP', () => {
+  it('QMP stop → libvirt paused; libvirt suspend → QMP STOP; both sides in one event stream', async () => {
+    const g = await startedGuest('state');
+    try {
+      const events = g.events();
+      await events.ready;
+      expect(events.qmpRoute).toBe('monitor');
+      const qmp = await g.qmp({ via: 'monitor' });
+      await qmp.execute('stop');
+      await until('libvirt to report paused', async () => (await g.state()).state === 'paused');
+      expect(await nextEvent(events, (e) => e.source === 'libvirt' && e.kind === 'lifecycle')).toMatchObject({ event: 'suspended' });
+      await g.resume();
+      expect((await qmp.execute('query-status')).status).toBe('running');
+
+      const stop = qmp.waitForEvent('STOP', { timeoutMs: 10_000 });
+      await g.suspend();
+      expect((await stop).event).toBe('STOP');
+      expect((await qmp.execute('query-status')).status).toBe('paused');
+      expect(await nextEvent(events, (e) => e.source === 'qmp' && e.kind === 'qmp' && e.event === 'STOP')).toMatchObject({ route: 'monitor' });
+      await g.resume();
+      await events.return();
+      await qmp.close();
+    } finally {
+      await remove(g);
+    }
+  });
+});
+
+describe('restarts and crashes', () => {
+  it('guest destroyed and started again: the monitor client reconnects by itself and the gap is reported', async () => {
+    const g = await startedGuest('restart');
+    try {
+      const qmp = await g.qmp({ via: 'monitor' });
+      const events = g.events({ libvirt: false });
+      await events.ready;
+      await g.destroy();
+      expect(await nextEvent(events, (e) => e.source === 'libqemu' && e.kind === 'qmp-disconnected')).toBeTruthy();
+      await expect(qmp.execute('query-status')).rejects.toBeInstanceOf(MonitorDisconnectedError);
+      await g.start();
+      const back = await nextEvent(events, (e) => e.source === 'libqemu' && e.kind === 'qmp-reconnected');
+      expect(back.kind === 'qmp-reconnected' && back.gapMs).toBeGreaterThan(0);
+      expect(await qmp.execute('query-status')).toMatchObject({ running: true });
+      expect(qmp.runstate).toBe('running');
+      await events.return();
+      await qmp.close();
+    } finally {
+      await remove(g);
+    }
+  });
+
+  it('QEMU SIGKILLed: pending calls reject, the stale socket is removed on the next start', async () => {
+    const g = await startedGuest('kill');
+    try {
+      const qmp = await g.qmp({ via: 'monitor' });
+      const path = (await g.monitorSocket())!;
+      const pid = qemuPid(g.name);
+      process.kill(pid, 'SIGSTOP'); // the command below stays pending
+      const pending = qmp.execute('query-status').catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 50));
+      process.kill(pid, 'SIGKILL');
+      expect(await pending).toBeInstanceOf(MonitorDisconnectedError);
+      await until('libvirt to notice the dead QEMU', async () => (await g.state()).state === 'shutoff');
+      expect(existsSync(path)).toBe(true); // SIGKILL leaves the socket file behind
+      await expect(g.qmp()).rejects.toBeInstanceOf(GuestNotRunningError);
+      expect(existsSync(path)).toBe(false); // …and the facade removed it
+      await g.start();
+      await until('the monitor to come back', async () => (await qmp.execute('query-status').catch(() => undefined)) as { running: boolean } | undefined);
+      await qmp.close();
+    } finally {
+      await remove(g);
+    }
+  });
+});
+
+describe('ownership policy', () => {
+  it('refuses libvirt-owned commands on both routes, honours opt-in, reports taint once', async () => {
+    const g = await startedGuest('policy');
+    try {
+      for (const via of ['monitor', 'passthrough'] as const) {
+        const c = await g.qmp({ via });
+        const err = await c.execute('device_add', { driver: 'e1000', id: 'nic9' }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(PolicyError);
+        expect((err as PolicyError).instead).toContain('virDomainAttachDeviceFlags');
+        await expect(c.commands.quit()).rejects.toBeInstanceOf(PolicyError);
+        await expect(c.execute('migrate', { uri: 'tcp:127.0.0.1:1' })).rejects.toThrow(/virDomainMigrate3/);
+        // per call: QEMU answers now (no such driver, so nothing changes)
+        await expect(c.execute('device_add', { driver: 'no-such-driver', id: 'x' }, { allowUnsafe: true })).rejects.toMatchObject({ errorClass: 'GenericError' });
+        await c.close();
+      }
+      const optedIn = await g.qmp({ via: 'passthrough', allow: ['device_add'] });
+      await expect(optedIn.execute('device_add', { driver: 'no-such-driver', id: 'x' })).rejects.toMatchObject({ errorClass: 'GenericError' });
+      await optedIn.close();
+      // custom-argv (the <qemu:commandline>) and custom-monitor (passthrough), each once
+      const mine = taintReports.filter((r) => r.guest === g.name).flatMap((r) => r.taints.map((t) => t.flag));
+      expect(mine.sort()).toEqual(['custom-argv', 'custom-monitor']);
+      expect((await g.taint()).map((t) => t.flag).sort()).toEqual(['custom-argv', 'custom-monitor']);
+    } finally {
+      await remove(g);
+    }
+  });
+});
+
+describe('names, paths and errors', () => {
+  it('domain names and socket paths with quotes, ampersands and spaces', async () => {
+    const odd = `q'"& x ${++seq}`;
+    const dir = join(lv.qmpDir, `d "q" & 'x' y`);
+    mkdirSync(dir, { mode: 0o700 });
+    chownSync(dir, lv.uid, lv.uid);
+    const sock = join(dir, `s "1" & 'b',c.qmp`);
+    const xml = tinyGuestXml({ name: 'placeholder' }).replace('<name>placeholder</name>', `<name>${odd.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/'/g, '&apos;')}</name>`);
+    const g = await hv.defineGuest(xml, { qmpSocket: sock });
+    try {
+      expect(g.name).toBe(odd);
+      expect(await g.monitorSocket()).toBe(sock);
+      await g.start();
+      const c = await g.qmp({ via: 'monitor' });
+      expect((await c.execute('query-name')).name).toBe(odd);
+      expect(existsSync(sock)).toBe(true);
+      await c.close();
+      expect((await hv.guest(odd)).uuid).toBe(g.uuid);
+    } finally {
+      await remove(g);
+    }
+  });
+
+  it('guest not found, guest not running, socket permission denied: each a clear typed error', async () => {
+    const missing = await hv.guest('no-such-guest').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(GuestNotFoundError);
+    expect((missing as GuestNotFoundError).hint).toMatch(/hv.guests\(\)/);
+
+    const g = await hv.defineGuest(tinyGuestXml({ name: name('off') }), { qmpSocket: true });
+    try {
+      for (const via of ['auto', 'monitor', 'passthrough'] as const) {
+        const err = await g.qmp({ via }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(GuestNotRunningError);
+        expect((err as GuestNotRunningError).message).toMatch(/not running \(state: shutoff\)/);
+      }
+      await expect(g.qmp({ via: 'sideways' as 'monitor' })).rejects.toThrow(/via must be/);
+
+      if (process.getuid?.() === 0) {
+        await g.start();
+        const path = (await g.monitorSocket())!;
+        // another unprivileged user: the 0700 monitor directory belongs to QEMU's uid
+        const { stdout } = await execFileP(process.execPath, ['--import', 'tsx', join(repoRoot, 'test/hybrid/fixtures/open-monitor-as.ts'), path], {
+          cwd: repoRoot,
+          uid: 65533,
+          gid: 65533,
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
+          timeout: 30_000,
+        });
+        const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as { name: string; message: string; hint: string };
+        expect(outcome.name).toBe('MonitorUnavailableError');
+        expect(outcome.message).toMatch(/permission denied/);
+        expect(outcome.hint).toMatch(/passthrough/);
+      }
+    } finally {
+      await remove(g);
+    }
+  });
+});
