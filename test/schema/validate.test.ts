@@ -134,6 +134,12 @@ describe('validation before sending, with the real QEMU 7.2 schema', () => {
     expect(warnings).toEqual([
       { path: 'x-debug-query-block-graph', feature: 'unstable', message: expect.stringContaining('unstable') as unknown },
     ]);
+    // Members too: `eject.device` is deprecated (use `id`); QEMU then fails on the missing device.
+    warnings.length = 0;
+    for (let i = 0; i < 2; i++) await client.execute('eject', { device: 'nope0' }).catch(() => undefined);
+    await client.execute('eject', { id: 'nope0' }).catch(() => undefined);
+    expect(warnings.map((w) => `${w.feature} ${w.path}`)).toEqual(['deprecated eject.device']);
+    expect(warnings[0]!.message).toBe('QMP: eject.device is deprecated in this QEMU and may be removed');
   });
 });
 
