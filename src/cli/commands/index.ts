@@ -1,0 +1,24 @@
+/**
+ * The registry of `libqemu` subcommands, in the order `--help` lists them. Adding a command is one
+ * module in this directory plus one line here.
+ */
+import type { CliCommandModule } from '../command.js';
+import { eventsCommand } from './events.js';
+import { execCommand } from './exec.js';
+import { genCommand } from './gen.js';
+import { guestsCommand } from './guests.js';
+import { lifecycleCommands } from './lifecycle.js';
+import { proxyCommand } from './proxy.js';
+import { schemaCommand } from './schema.js';
+import { shellCommand } from './shell.js';
+
+export const commandModules: readonly CliCommandModule[] = [
+  guestsCommand,
+  execCommand,
+  eventsCommand,
+  shellCommand,
+  schemaCommand,
+  genCommand,
+  lifecycleCommands,
+  proxyCommand,
+];

@@ -1,0 +1,76 @@
+/**
+ * `libqemu`: the command line. `main(argv)` runs one invocation and resolves to its exit code; the
+ * bin script (bin/libqemu.js) calls it. Subcommands live in ./commands/, one module each, listed in
+ * ./commands/index.ts.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { commandModules } from './commands/index.js';
+import type { CliContext } from './command.js';
+import { EXIT_CODE_HELP, ExitCode } from './exit-codes.js';
+import type { CliIO } from './output.js';
+
+export interface MainOptions {
+  io?: CliIO;
+  stdin?: CliContext['stdin'];
+}
+
+/** Parses seconds for --timeout: a positive number. */
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new CommanderError(ExitCode.usage, 'libqemu.badTimeout', `--timeout must be a positive number of seconds, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function list(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('libqemu')
+    .description('Manage QEMU guests through libvirt and talk QMP to the very same guests.')
+    .addOption(new Option('-c, --uri <uri>', 'libvirt URI (default: LIBVIRT_DEFAULT_URI, else libvirt\'s default)').env('LIBVIRT_DEFAULT_URI'))
+    .addOption(new Option('-d, --domain <name>', 'the libvirt guest (name or UUID)').env('LIBQEMU_DOMAIN'))
+    .addOption(new Option('-s, --socket <path>', 'a raw QMP unix socket instead of a libvirt guest (no libvirt needed)').env('LIBQEMU_SOCKET'))
+    .addOption(new Option('--via <route>', "how QMP reaches a libvirt guest").choices(['auto', 'monitor', 'passthrough']).default('auto'))
+    .addOption(new Option('--allow <commands>', 'QMP commands the ownership policy lets through although libvirt owns their state (comma-separated, or "all")').argParser(list))
+    .option('--json', 'machine-readable output: one JSON value per line', false)
+    .addOption(new Option('--timeout <seconds>', 'per-command and connect timeout').argParser(seconds).default(30))
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `\n${EXIT_CODE_HELP}\n`)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.io.stdout.write(s),
+      writeErr: (s) => ctx.io.stderr.write(s),
+    });
+  for (const module of commandModules) module.register(program, ctx);
+  // Subcommands report usage errors the same way as the program.
+  for (const sub of program.commands) {
+    sub.exitOverride().configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: (s) => ctx.io.stderr.write(s) });
+    sub.showHelpAfterError('(run with --help for usage)');
+  }
+  return program;
+}
+
+/** Runs `libqemu` with these arguments (without `node` and the script); resolves to the exit code. */
+export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
+  const ctx: CliContext = {
+    io: options.io ?? { stdout: process.stdout, stderr: process.stderr },
+    stdin: options.stdin ?? process.stdin,
+    exitCode: ExitCode.ok,
+  };
+  const program = buildProgram(ctx);
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    return ExitCode.usage;
+  }
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    throw err;
+  }
+  return ctx.exitCode;
+}
