@@ -82,6 +82,8 @@ export interface GuestEventStream extends AsyncIterableIterator<GuestEvent> {
   readonly ready: Promise<void>;
   /** Which route delivers QMP events (known once ready). */
   readonly qmpRoute: QmpRoute | undefined;
+  /** Stops the stream and unsubscribes everywhere. */
+  return(): Promise<IteratorResult<GuestEvent>>;
 }
 
 const RUNNING_STATES = new Set(['running', 'paused', 'blocked', 'pmsuspended']);
@@ -211,15 +213,15 @@ export class Guest {
       client = await this.openPassthrough(policy, options);
     } else if (via === 'monitor') {
       client = await this.openMonitor(policy, options, options.handshakeTimeoutMs ?? 5000);
-    } else if (this.hub?.transport?.connected || (await this.monitorReachable())) {
+    } else {
+      // auto: the monitor when it answers from here (no monitor in the XML, a remote daemon, a socket
+      // we may not open or one held by another client all say MonitorUnavailableError), else passthrough
       try {
         client = await this.openMonitor(policy, options, options.handshakeTimeoutMs ?? 1000);
       } catch (err) {
         if (!(err instanceof MonitorUnavailableError)) throw err;
         client = await this.openPassthrough(policy, options);
       }
-    } else {
-      client = await this.openPassthrough(policy, options);
     }
     await this.reportTaint();
     return client;
@@ -279,10 +281,10 @@ export class Guest {
       if (options.qmp === false) return;
       const names = Array.isArray(options.qmp) ? (options.qmp as readonly string[]) : undefined;
       const via = options.via ?? 'auto';
-      const useMonitor = via === 'monitor' || (via === 'auto' && (await this.isRunning()) && (this.hub?.transport?.connected || (await this.monitorReachable())));
-      if (useMonitor) {
+      if (via !== 'passthrough') {
+        // auto falls back to libvirt's relay, which also covers a guest that is not running yet
         const client = await this.qmp({ via: 'monitor', validate: false, handshakeTimeoutMs: via === 'auto' ? 1000 : 5000 }).catch((err: unknown) => {
-          if (via === 'auto' && err instanceof MonitorUnavailableError) return undefined;
+          if (via === 'auto' && (err instanceof MonitorUnavailableError || err instanceof GuestNotRunningError)) return undefined;
           throw err;
         });
         if (client) {
