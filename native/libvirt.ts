@@ -220,6 +220,8 @@ export function loadNative(): Native {
   if (!libc) throw new Error('libvirt.h declares nothing from libc.so.6');
   const noopErrorHandler = libc.symbol('free') as bigint;
   const typed = api as unknown as LibvirtApi;
+  // libvirt's thread-local error storage and locks need this before any other call (virOnce: idempotent).
+  if (typed.virInitialize() < 0) throw new Error('virInitialize failed');
 
   loaded = {
     api: typed,

@@ -9,7 +9,7 @@
 import { workerData, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { loadNative, type CallbackPtr, type ConnectPtr, type DomainPtr } from '../../native/libvirt.js';
 import type { LibvirtErrorData } from './errors.js';
-import { EV_LEFT, EV_STOP, type EventCommand, type EventMessage } from './protocol.js';
+import { EV_ITERATIONS, EV_LEFT, EV_STOP, type EventCommand, type EventMessage } from './protocol.js';
 
 const { port, flags: flagsBuffer } = workerData as { port: MessagePort; flags: SharedArrayBuffer };
 const flags = new Int32Array(flagsBuffer);
@@ -94,6 +94,7 @@ function step(): void {
   let m: { message: unknown } | undefined;
   while ((m = receiveMessageOnPort(port))) run(m.message as EventCommand);
   api.virEventRunDefaultImpl();
+  Atomics.add(flags, EV_ITERATIONS, 1);
   setImmediate(step);
 }
 step();

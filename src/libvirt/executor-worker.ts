@@ -1,17 +1,25 @@
 /**
  * Executor worker: runs one connection's blocking libvirt calls, one at a time, in arrival order (so at
  * most one native RPC is in flight per connection: libvirt 9.0 can leave calls stuck, then crash, when
- * keepalive drops a connection with several in flight). The exit gate lets the main thread wait until
- * this thread is out of koffi before Node tears it down (otherwise: SIGABRT in napi_throw).
+ * keepalive drops a connection with several in flight).
+ *
+ * Hand-off: the thread sleeps in Atomics.wait on a shared counter instead of its Node event loop; the main
+ * thread posts the request and bumps the counter, which wakes this thread with a futex (cheaper than a
+ * MessagePort wake-up through libuv). Replies go back by postMessage.
+ *
+ * The exit gate lets the main thread wait until this thread is out of koffi before Node tears it down
+ * (otherwise: SIGABRT in napi_throw).
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { NativeFailure, ops, type OpName } from './ops.js';
-import { GATE_ACTIVE, GATE_CLOSING, type ExecReply, type ExecRequest } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, type ExecReply, type ExecRequest } from './protocol.js';
 
-const gate = new Int32Array((workerData as { gate: SharedArrayBuffer }).gate);
-const port = parentPort!;
+const data = workerData as { gate: SharedArrayBuffer; ctl: SharedArrayBuffer };
+const gate = new Int32Array(data.gate);
+const ctl = new Int32Array(data.ctl);
+const port = parentPort as unknown as MessagePort;
 
-port.on('message', (req: ExecRequest) => {
+function handle(req: ExecRequest): void {
   Atomics.add(gate, GATE_ACTIVE, 1);
   try {
     if (Atomics.load(gate, GATE_CLOSING)) return; // the process is exiting: start nothing new
@@ -20,14 +28,25 @@ port.on('message', (req: ExecRequest) => {
       const fn = ops[req.op as OpName] as (...args: unknown[]) => unknown;
       reply = { id: req.id, ok: true, value: fn(...req.args) };
     } catch (err) {
-      reply = err instanceof NativeFailure
-        ? { id: req.id, ok: false, error: err.data }
-        : { id: req.id, ok: false, error: { code: 1, domain: 0, message: String((err as Error)?.message ?? err), operation: req.op } };
+      reply =
+        err instanceof NativeFailure
+          ? { id: req.id, ok: false, error: err.data }
+          : { id: req.id, ok: false, error: { code: 1, domain: 0, message: String((err as Error)?.message ?? err), operation: req.op } };
     }
     port.postMessage(reply);
   } finally {
     Atomics.sub(gate, GATE_ACTIVE, 1);
     Atomics.notify(gate, GATE_ACTIVE);
   }
-});
+}
+
 port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies ExecReply);
+for (;;) {
+  const seq = Atomics.load(ctl, CTL_SEQ);
+  let m: { message: unknown } | undefined;
+  while ((m = receiveMessageOnPort(port))) handle(m.message as ExecRequest);
+  if (Atomics.load(ctl, CTL_STOP) || Atomics.load(gate, GATE_CLOSING)) break;
+  // Bounded, so that a missed stop flag can never keep the thread (and thus process exit) waiting long.
+  Atomics.wait(ctl, CTL_SEQ, seq, 250);
+}
+port.close();

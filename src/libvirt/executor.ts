@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { LibvirtError, LibvirtTimeoutError } from './errors.js';
 import type { ExecOps, OpName } from './ops.js';
-import type { ExecReply, ExecRequest } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, type ExecReply, type ExecRequest } from './protocol.js';
 import { extname, runtime } from './runtime.js';
 import { spawnWorker } from './spawn-worker.js';
 
@@ -16,7 +16,6 @@ interface Call {
   timeoutMs: number;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
-  timer?: NodeJS.Timeout;
   settled: boolean;
 }
 
@@ -34,10 +33,16 @@ export class Executor {
   private exclusiveDepth = 0;
   private idleWaiters: (() => void)[] = [];
   private dead: unknown;
+  private headSince = 0;
+  private watchdog: NodeJS.Timeout | undefined;
   /** Called when a call missed its deadline (the owner shuts the connection's socket down). */
   onStuck: ((op: string) => void) | undefined;
 
-  private constructor(private readonly worker: Worker) {
+  private constructor(
+    private readonly worker: Worker,
+    private readonly ctl: Int32Array,
+  ) {
+    runtime.executorControls.add(ctl);
     worker.on('message', (r: ExecReply) => this.onReply(r));
     worker.on('error', (err) => this.kill(err));
     worker.on('exit', (code) => this.kill(new Error(`libvirt executor thread exited (${code})`)));
@@ -45,7 +50,8 @@ export class Executor {
   }
 
   static async create(): Promise<Executor> {
-    const worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), { workerData: { gate: runtime.gate.buffer } });
+    const ctl = new Int32Array(new SharedArrayBuffer(8));
+    const worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), { workerData: { gate: runtime.gate.buffer, ctl: ctl.buffer } });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (r: ExecReply): void => {
         if (r.id !== 0) return;
@@ -63,7 +69,7 @@ export class Executor {
       worker.on('message', onMessage);
       worker.on('error', onError);
     });
-    return new Executor(worker);
+    return new Executor(worker, ctl);
   }
 
   get isDead(): boolean {
@@ -111,17 +117,36 @@ export class Executor {
     if (this.inFlight.length === 0) this.worker.ref();
     this.inFlight.push(call);
     this.worker.postMessage(req);
-    if (this.inFlight.length === 1) this.arm(call);
+    Atomics.add(this.ctl, CTL_SEQ, 1);
+    Atomics.notify(this.ctl, CTL_SEQ);
+    if (this.inFlight.length === 1) this.startHead();
   }
 
-  private arm(call: Call): void {
-    if (call.timeoutMs <= 0 || call.settled) return;
-    call.timer = setTimeout(() => {
-      call.settled = true;
-      call.reject(new LibvirtTimeoutError(call.op, call.timeoutMs));
-      this.onStuck?.(call.op);
-    }, call.timeoutMs);
-    call.timer.unref();
+  /** The front call has just started in the worker. */
+  private startHead(): void {
+    this.headSince = performance.now();
+    const head = this.inFlight[0];
+    if (head && head.timeoutMs > 0 && !this.watchdog) this.armWatchdog(head.timeoutMs);
+  }
+
+  /** One timer per executor, re-armed lazily (not one setTimeout/clearTimeout pair per call). */
+  private armWatchdog(ms: number): void {
+    this.watchdog = setTimeout(() => {
+      this.watchdog = undefined;
+      const head = this.inFlight[0];
+      if (!head || head.timeoutMs <= 0) return;
+      const left = head.timeoutMs - (performance.now() - this.headSince);
+      if (left > 0) {
+        this.armWatchdog(left);
+        return;
+      }
+      if (!head.settled) {
+        head.settled = true;
+        head.reject(new LibvirtTimeoutError(head.op, head.timeoutMs));
+        this.onStuck?.(head.op);
+      }
+    }, Math.max(1, Math.ceil(ms)));
+    this.watchdog.unref();
   }
 
   private onReply(r: ExecReply): void {
@@ -131,14 +156,12 @@ export class Executor {
       this.kill(new Error(`libvirt executor protocol error: reply ${r.id} for call ${call?.id}`));
       return;
     }
-    if (call.timer) clearTimeout(call.timer);
     if (!call.settled) {
       call.settled = true;
       if (r.ok) call.resolve(r.value);
       else call.reject(new LibvirtError(r.error));
     }
-    const next = this.inFlight[0];
-    if (next) this.arm(next);
+    if (this.inFlight.length > 0) this.startHead();
     else {
       this.worker.unref();
       const waiters = this.idleWaiters;
@@ -150,10 +173,8 @@ export class Executor {
   private kill(err: unknown): void {
     if (this.dead !== undefined) return;
     this.dead = err;
-    for (const c of this.inFlight.splice(0)) {
-      if (c.timer) clearTimeout(c.timer);
-      if (!c.settled) c.reject(err);
-    }
+    for (const c of this.inFlight.splice(0)) if (!c.settled) c.reject(err);
+    if (this.watchdog) clearTimeout(this.watchdog);
     for (const h of this.held.splice(0)) h.call.reject(err);
     for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -161,6 +182,12 @@ export class Executor {
   /** Stops the thread (after close()); pending calls are rejected. */
   async terminate(): Promise<void> {
     this.kill(new LibvirtError({ code: 6, domain: 0, message: 'the connection is closed' }));
-    await this.worker.terminate();
+    runtime.executorControls.delete(this.ctl);
+    Atomics.store(this.ctl, CTL_STOP, 1);
+    Atomics.notify(this.ctl, CTL_SEQ);
+    await new Promise<void>((resolve) => {
+      if (this.worker.threadId === -1) resolve();
+      else this.worker.once('exit', () => resolve());
+    });
   }
 }

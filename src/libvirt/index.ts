@@ -14,3 +14,12 @@ export {
 } from './events.js';
 export type { CallOptions } from './executor.js';
 export type { ConnectPtr, DomainPtr, Pointer } from '../../native/libvirt.js';
+export {
+  encodeTypedParams,
+  decodeTypedParams,
+  validateTypedParams,
+  typedParamsToObject,
+  type TypedParam,
+  type TypedParamValue,
+  type EncodedTypedParams,
+} from './typed-params.js';

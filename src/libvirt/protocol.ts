@@ -13,9 +13,15 @@ export type ExecReply = { id: number; ok: true; value: unknown } | { id: number;
 export const GATE_CLOSING = 0;
 export const GATE_ACTIVE = 1;
 
+/** Int32 slots of an executor's control block: SEQ is bumped after each posted request; STOP ends the thread. */
+export const CTL_SEQ = 0;
+export const CTL_STOP = 1;
+
 /** Int32 slots shared with the event-loop worker. */
 export const EV_STOP = 0;
 export const EV_LEFT = 1;
+/** Count of virEventRunDefaultImpl iterations (diagnostics). */
+export const EV_ITERATIONS = 2;
 
 export type EventCommand =
   | { cmd: 'closeCallback'; reqId: number; conn: bigint; connId: number; register: boolean }

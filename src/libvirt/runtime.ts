@@ -6,7 +6,7 @@
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { loadNative, type CallbackPtr, type Native } from '../../native/libvirt.js';
 import { LibvirtError } from './errors.js';
-import { EV_LEFT, EV_STOP, GATE_ACTIVE, GATE_CLOSING, type EventCommand, type EventMessage } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, EV_ITERATIONS, EV_LEFT, EV_STOP, GATE_ACTIVE, GATE_CLOSING, type EventCommand, type EventMessage } from './protocol.js';
 import { spawnWorker } from './spawn-worker.js';
 
 type Distributive<T> = T extends unknown ? Omit<T, 'reqId'> : never;
@@ -18,7 +18,7 @@ const EXIT_DRAIN_MS = 500;
 
 class Runtime {
   readonly gate = new Int32Array(new SharedArrayBuffer(8));
-  private readonly evFlags = new Int32Array(new SharedArrayBuffer(8));
+  private readonly evFlags = new Int32Array(new SharedArrayBuffer(12));
   private native: Native | undefined;
   private started: Promise<void> | undefined;
   private eventWorker: Worker | undefined;
@@ -29,6 +29,8 @@ class Runtime {
   private listeners = new Set<EventListener>();
   /** Socket fds of open connections, shut down by the exit hook when calls do not drain in time. */
   readonly connectionFds = new Set<number>();
+  /** Executor control blocks (see executor-worker.ts), told to stop at exit. */
+  readonly executorControls = new Set<Int32Array>();
   private openLock: Promise<void> = Promise.resolve();
   private exiting = false;
 
@@ -38,6 +40,11 @@ class Runtime {
       this.native.api.virSetErrorFunc(null, this.native.noopErrorHandler);
     }
     return this.native;
+  }
+
+  /** How many event-loop iterations the event worker has run (diagnostics, benchmarks). */
+  get eventLoopIterations(): number {
+    return Atomics.load(this.evFlags, EV_ITERATIONS);
   }
 
   get isExiting(): boolean {
@@ -147,6 +154,10 @@ class Runtime {
       // A call is stuck (e.g. on a hung QEMU monitor): shutting its socket makes libvirt return.
       for (const fd of this.connectionFds) this.shutdownSocket(fd);
       waitUntilZero(this.gate, GATE_ACTIVE, 1000);
+    }
+    for (const ctl of this.executorControls) {
+      Atomics.store(ctl, CTL_STOP, 1);
+      Atomics.notify(ctl, CTL_SEQ);
     }
     // 2. The event loop: ask it to stop and wake it; wait until it has left virEventRunDefaultImpl.
     if (this.wake !== undefined) {

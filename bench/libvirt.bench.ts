@@ -1,0 +1,154 @@
+/**
+ * libvirt binding benchmarks (issue 3), against one private libvirtd and one tiny TCG guest:
+ *  1. qemuMonitorCommand(query-status) per call: libqemu vs Debian's python3-libvirt (same run, same guest);
+ *     target ratio ≤ 1.10.
+ *  2. main-thread event-loop delay p99 while 1,000 passthrough calls run concurrently; target < 10 ms.
+ *  3. RSS growth over 100,000 dom.xml() calls; target < 10 MB.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Connection, type Domain } from '../src/libvirt/index.js';
+import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/private-libvirtd.js';
+import { printTable, summarize, timeEach } from './table.js';
+
+const CALLS = Number(process.env.LIBVIRT_BENCH_CALLS ?? 2000);
+const XML_CALLS = Number(process.env.LIBVIRT_BENCH_XML_CALLS ?? 100_000);
+
+const PYTHON = `
+import json, sys, time, libvirt, libvirt_qemu
+uri, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+conn = libvirt.open(uri)
+dom = conn.lookupByName(name)
+cmd = '{"execute":"query-status"}'
+for _ in range(50): libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
+times = []
+for _ in range(n):
+    t0 = time.perf_counter_ns()
+    libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
+    times.append((time.perf_counter_ns() - t0) / 1e6)
+conn.close()
+print(json.dumps(times))
+`;
+
+function pythonHasLibvirt(): boolean {
+  return existsSync('/usr/bin/python3') && existsSync('/usr/lib/python3/dist-packages/libvirt_qemu.py');
+}
+
+function runPython(uri: string, name: string, n: number): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    execFile('/usr/bin/python3', ['-c', PYTHON, uri, name, String(n)], { maxBuffer: 64 << 20, timeout: 300_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`python3-libvirt baseline failed: ${stderr || err.message}`));
+      else resolve(JSON.parse(stdout) as number[]);
+    });
+  });
+}
+
+const query = '{"execute":"query-status"}';
+
+async function passthroughLatency(dom: Domain, uri: string): Promise<void> {
+  const rows = [];
+  // Interleave rounds so that machine noise hits both sides alike.
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  const rounds = 4;
+  for (let r = 0; r < rounds; r++) {
+    ours.push(...(await timeEach(CALLS / rounds, () => dom.qemuMonitorCommand(query), r === 0 ? 50 : 10)));
+    if (pythonHasLibvirt()) theirs.push(...(await runPython(uri, dom.name, CALLS / rounds)));
+  }
+  const o = summarize(ours);
+  rows.push({ name: 'libqemu dom.qemuMonitorCommand', value: o.mean, unit: 'ms/call', extra: { p50: o.p50.toFixed(3), p99: o.p99.toFixed(3), n: ours.length } });
+  if (theirs.length > 0) {
+    const p = summarize(theirs);
+    rows.push({ name: 'python3-libvirt qemuMonitorCommand', value: p.mean, unit: 'ms/call', extra: { p50: p.p50.toFixed(3), p99: p.p99.toFixed(3), n: theirs.length } });
+    const ratio = o.mean / p.mean;
+    printTable('query-status through libvirt passthrough, sequential', rows, 'python3-libvirt qemuMonitorCommand', '≤ 1.10 vs python3-libvirt');
+    console.log(`ratio libqemu/python (mean): ${ratio.toFixed(3)}; (p50): ${(o.p50 / p.p50).toFixed(3)} ${ratio <= 1.1 ? 'OK' : 'MISSED'}`);
+  } else {
+    printTable('query-status through libvirt passthrough, sequential', rows, 'libqemu dom.qemuMonitorCommand');
+    console.log('python3-libvirt not installed (/usr/bin/python3 + python3-libvirt): no baseline');
+  }
+}
+
+async function eventLoopDelay(dom: Domain): Promise<void> {
+  const idle = monitorEventLoopDelay({ resolution: 1 });
+  idle.enable();
+  await new Promise((r) => setTimeout(r, 1000));
+  idle.disable();
+  const busy = monitorEventLoopDelay({ resolution: 1 });
+  busy.enable();
+  const t0 = performance.now();
+  const replies = await Promise.all(Array.from({ length: 1000 }, () => dom.qemuMonitorCommand(query)));
+  const wall = performance.now() - t0;
+  busy.disable();
+  const ok = replies.filter((r) => r.return !== undefined).length;
+  const ms = (ns: number): number => ns / 1e6;
+  printTable(
+    'main-thread event-loop delay (monitorEventLoopDelay, resolution 1 ms: ~1.1 ms is the idle floor)',
+    [
+      { name: 'idle, 1 s', value: ms(idle.percentile(99)), unit: 'ms p99', extra: { max: ms(idle.max).toFixed(2) } },
+      { name: '1,000 concurrent qemuMonitorCommand', value: ms(busy.percentile(99)), unit: 'ms p99', extra: { max: ms(busy.max).toFixed(2), wall: `${wall.toFixed(0)} ms`, ok } },
+    ],
+    'idle, 1 s',
+    '< 10 ms p99',
+  );
+  console.log(`p99 under load: ${ms(busy.percentile(99)).toFixed(2)} ms ${ms(busy.percentile(99)) < 10 ? 'OK' : 'MISSED'}`);
+}
+
+async function rssGrowth(dom: Domain, label: string): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const settle = async (): Promise<number> => {
+    gc?.();
+    await new Promise((r) => setImmediate(r));
+    gc?.();
+    await new Promise((r) => setTimeout(r, 50));
+    return process.memoryUsage().rss;
+  };
+  const batch = 64; // calls in flight per round (the worker runs them one by one)
+  const warm = 2000;
+  for (let i = 0; i < warm; i += batch) await Promise.all(Array.from({ length: batch }, () => dom.xml()));
+  const before = await settle();
+  const t0 = performance.now();
+  let chars = 0;
+  for (let i = 0; i < XML_CALLS; i += batch) {
+    const xs = await Promise.all(Array.from({ length: Math.min(batch, XML_CALLS - i) }, () => dom.xml()));
+    chars += xs[0]!.length;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  const after = await settle();
+  const growthMB = (after - before) / 1e6;
+  printTable(
+    `RSS over ${XML_CALLS.toLocaleString('en')} dom.xml() calls (${label}; ${gc ? 'gc before each reading' : 'no --expose-gc'})`,
+    [
+      { name: 'RSS before', value: before / 1e6, unit: 'MB' },
+      { name: 'RSS after', value: after / 1e6, unit: 'MB', extra: { growth: `${growthMB.toFixed(2)} MB`, time: `${secs.toFixed(1)} s`, 'µs/call': ((secs * 1e6) / XML_CALLS).toFixed(1) } },
+    ],
+    'RSS before',
+    '< 10 MB growth',
+  );
+  console.log(`RSS growth: ${growthMB.toFixed(2)} MB ${growthMB < 10 ? 'OK' : 'MISSED'} (xml ${chars > 0 ? 'ok' : 'empty'})`);
+}
+
+export default async function (): Promise<void> {
+  const daemon = await startPrivateLibvirtd({ prefix: 'lvbn' });
+  let conn: Connection | undefined;
+  try {
+    conn = await Connection.open(daemon.uri);
+    const dom = await conn.createXML(tinyGuestXml({ name: 'bench1' }));
+    await passthroughLatency(dom, daemon.uri);
+    await eventLoopDelay(dom);
+    if (process.env.LIBVIRT_BENCH_XML_DRIVER === 'remote') {
+      await rssGrowth(dom, 'remote driver, through the private libvirtd');
+    } else {
+      // 100k RPCs through the daemon take minutes here; test:///default runs in-process and exercises
+      // the same worker hop, koffi string copy and free() paths.
+      const test = await Connection.open('test:///default');
+      await rssGrowth(await test.lookupDomain('test'), 'in-process test:///default driver, same free paths; LIBVIRT_BENCH_XML_DRIVER=remote for the daemon');
+      await test.close();
+    }
+    await dom.destroy();
+  } finally {
+    await conn?.close();
+    await daemon.stop();
+  }
+}
