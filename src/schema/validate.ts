@@ -158,8 +158,8 @@ class Checker {
     }
     this.members(type, obj, path);
     if (branch) this.members(branch, obj, path);
-    for (const key in obj) {
-      if (obj[key] === undefined) continue; // JSON.stringify drops it: same as absent
+    for (const key of Object.keys(obj)) {
+      if (obj[key] === undefined) continue; // JSON.stringify drops it: same as absent (own keys only, like JSON)
       if (type.members.has(key) || branch?.members.has(key)) continue;
       const accepted = [...type.members.keys(), ...(branch?.members.keys() ?? [])];
       this.fail(

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpCommandError } from '../../src/qmp/errors.js';
 import type { QmpMessage } from '../../src/qmp/transport.js';
-import { QemuClient, SchemaCache, SchemaError, type SchemaWarning } from '../../src/schema/index.js';
+import { QemuClient, SchemaCache, SchemaError, validateCommand, type SchemaWarning } from '../../src/schema/index.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
 
 let qemu: QemuInstance;
@@ -156,5 +156,44 @@ describe('switching validation off', () => {
       await c.close();
       await q.stop();
     }
+  });
+});
+
+describe('validateCommand edge cases (same real schema, no I/O)', () => {
+  const check = async (command: string, args: unknown) => {
+    const model = await client.schema();
+    try {
+      validateCommand(model, command, args);
+      return 'ok';
+    } catch (err) {
+      return (err as SchemaError).message;
+    }
+  };
+
+  it('undefined members count as absent, like JSON.stringify', async () => {
+    expect(await check('set_link', { name: 'n', up: true, extra: undefined })).toBe('ok');
+    expect(await check('set_link', { name: 'n', up: undefined })).toBe('set_link.up: missing required member');
+  });
+
+  it('non-JSON values are refused, `any` accepts every JSON value', async () => {
+    expect(await check('balloon', { value: Number.POSITIVE_INFINITY })).toBe('balloon.value: expected integer, got non-JSON value');
+    expect(await check('qom-set', { path: '/machine', property: 'p', value: { deep: [1, 'x', null] } })).toBe('ok');
+    expect(await check('qom-set', { path: '/machine', property: 'p', value: 10n })).toBe('qom-set.value: expected any JSON value, got non-JSON value');
+  });
+
+  it('alternates with null', async () => {
+    expect(await check('migrate-set-parameters', { 'tls-authz': null })).toBe('ok');
+    expect(await check('migrate-set-parameters', { 'tls-authz': 'authz0' })).toBe('ok');
+    expect(await check('migrate-set-parameters', { 'tls-authz': 1 })).toBe('migrate-set-parameters.tls-authz: expected string or null, got number');
+  });
+
+  it('arguments must be an object', async () => {
+    expect(await check('set_link', ['n', true])).toBe('set_link: expected object, got array');
+  });
+
+  it('values of secret-looking members are never echoed', async () => {
+    const msg = await check('set_password', { protocol: 'hunter2-protocol', password: 'hunter2' });
+    expect(msg).toMatch(/^set_password\.protocol: the value is not one of /);
+    expect(msg).not.toContain('hunter2');
   });
 });
