@@ -9,6 +9,7 @@ export interface FramerSink {
 }
 
 const LF = 0x0a;
+const SCRATCH_MAX = 1024 * 1024;
 const CR = 0x0d;
 
 /**
@@ -23,10 +24,13 @@ export class MessageFramer {
   private pendingBytes = 0;
   /** Bytes of an oversized message being skipped, or -1 when not skipping. */
   private skipped = -1;
+  private scratch: Buffer | undefined;
 
   constructor(
     private readonly sink: FramerSink,
     readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+    /** Set when the producer overwrites a chunk after push() returns (Node sockets do not). */
+    private readonly reusesBuffers = false,
   ) {
     if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 2) {
       throw new RangeError(`maxMessageBytes must be an integer ≥ 2, got ${String(maxMessageBytes)}`);
@@ -55,7 +59,7 @@ export class MessageFramer {
           this.sink.protocolError(new MessageTooLargeError(this.maxMessageBytes, total));
         } else {
           this.pending.push(chunk.subarray(start, nl));
-          const whole = Buffer.concat(this.pending, this.pendingBytes + (nl - start));
+          const whole = this.join(this.pendingBytes + (nl - start));
           this.reset();
           this.line(whole, 0, whole.length);
         }
@@ -81,9 +85,28 @@ export class MessageFramer {
       this.reset();
       return;
     }
-    // Copy: the socket may reuse its buffer, and a small slice would pin a large one.
-    this.pending.push(Buffer.from(chunk.subarray(start, end)));
+    // A small tail of a big chunk is copied so that it does not pin the whole chunk in memory (and
+    // callers may reuse their buffers); a big piece is kept as is, since Buffer.concat copies it anyway.
+    const piece = chunk.subarray(start, end);
+    this.pending.push(n * 2 < chunk.length || this.reusesBuffers ? Buffer.from(piece) : piece);
     this.pendingBytes += n;
+  }
+
+  /**
+   * Joins the pending pieces. Messages up to SCRATCH_MAX bytes are assembled in one reused buffer (the
+   * decoded string is a copy, so reuse is safe): a big reply arriving in several socket reads then
+   * costs no fresh allocation beyond its string.
+   */
+  private join(total: number): Buffer {
+    if (total > SCRATCH_MAX) return Buffer.concat(this.pending, total);
+    if (!this.scratch || this.scratch.length < total) {
+      let size = 64 * 1024;
+      while (size < total) size *= 2;
+      this.scratch = Buffer.allocUnsafeSlow(size);
+    }
+    let offset = 0;
+    for (const piece of this.pending) offset += piece.copy(this.scratch, offset);
+    return this.scratch.subarray(0, total);
   }
 
   private reset(): void {

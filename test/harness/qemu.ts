@@ -8,13 +8,15 @@
  *   await qemu.stop();          // SIGKILL if needed, waits for exit, removes the temp dir
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface StartQemuOptions {
   /** Extra QEMU arguments, appended after the defaults. */
   args?: string[];
+  /** Extra arguments that need the private dir (e.g. a second monitor socket in it). */
+  argsFor?: (dir: string) => string[];
   /** How long to wait for the QMP socket (default 10 s). */
   timeoutMs?: number;
   /** Binary (default qemu-system-x86_64 from PATH). */
@@ -43,7 +45,7 @@ export async function startQemu(options: StartQemuOptions = {}): Promise<QemuIns
   chmodSync(dir, 0o700);
   const qmpPath = join(dir, 'qmp.sock');
   const binary = options.binary ?? 'qemu-system-x86_64';
-  const args = ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`, ...(options.args ?? [])];
+  const args = ['-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${qmpPath},server=on,wait=off`, ...(options.args ?? []), ...(options.argsFor?.(dir) ?? [])];
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -70,7 +72,9 @@ export async function startQemu(options: StartQemuOptions = {}): Promise<QemuIns
   };
 
   const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  while (!existsSync(qmpPath)) {
+  // The socket file appears at bind(), before listen(): wait until the kernel lists it as listening,
+  // without connecting (a probe would take QEMU's single monitor connection).
+  while (!isListening(qmpPath)) {
     if (hasExited || Date.now() > deadline) {
       await stop();
       throw new Error(`QEMU did not create its QMP socket (${hasExited ? 'it exited' : 'timeout'}): ${binary} ${args.join(' ')}\n${stderr}`);
@@ -79,4 +83,29 @@ export async function startQemu(options: StartQemuOptions = {}): Promise<QemuIns
   }
   chmodSync(qmpPath, 0o600);
   return { qmpPath, dir, pid: child.pid!, child, exited, stderr: () => stderr, kill, stop };
+}
+
+/** Whether a unix socket at `path` is in the listening state (Linux: /proc/net/unix flag __SO_ACCEPTCON). */
+export function isListening(path: string): boolean {
+  let table: string;
+  try {
+    table = readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    return false;
+  }
+  for (const line of table.split('\n')) {
+    if (!line.endsWith(` ${path}`)) continue;
+    const flags = line.trim().split(/\s+/)[3];
+    if (flags === '00010000') return true;
+  }
+  return false;
+}
+
+/** Waits until a unix socket listens (e.g. a second monitor added with argsFor); throws after timeoutMs. */
+export async function waitForListening(path: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!isListening(path)) {
+    if (Date.now() > deadline) throw new Error(`nothing is listening on ${path} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

@@ -3,10 +3,10 @@ import { MessageFramer } from '../../src/qmp/framing.js';
 import { MessageTooLargeError, QmpProtocolError } from '../../src/qmp/errors.js';
 import type { QmpMessage } from '../../src/qmp/transport.js';
 
-function collect(max?: number) {
+function collect(max?: number, reusesBuffers = false) {
   const messages: QmpMessage[] = [];
   const errors: Error[] = [];
-  const framer = new MessageFramer({ message: (m) => messages.push(m), protocolError: (e) => errors.push(e) }, max);
+  const framer = new MessageFramer({ message: (m) => messages.push(m), protocolError: (e) => errors.push(e) }, max, reusesBuffers);
   return { framer, messages, errors };
 }
 
@@ -42,13 +42,20 @@ describe('MessageFramer', () => {
     expect(messages).toEqual([{ return: value }, { return: value }]);
   });
 
-  it('does not keep a reference to the caller’s chunk buffer', () => {
-    const { framer, messages } = collect();
-    const chunk = Buffer.from('{"a":"xy');
-    framer.push(chunk);
-    chunk.fill(0x20); // the socket may reuse its buffer
-    framer.push(Buffer.from('z"}\n'));
-    expect(messages).toEqual([{ a: 'xyz' }]);
+  it('copies a small tail so it does not pin the chunk, and copies everything for producers that reuse buffers', () => {
+    const tail = collect();
+    const chunk = Buffer.from('{"x":12345}\n{"a":"xy');
+    tail.framer.push(chunk);
+    chunk.fill(0x20);
+    tail.framer.push(Buffer.from('z"}\n'));
+    expect(tail.messages).toEqual([{ x: 12345 }, { a: 'xyz' }]);
+
+    const reusing = collect(undefined, true);
+    const whole = Buffer.from('{"a":"xy');
+    reusing.framer.push(whole);
+    whole.fill(0x20); // e.g. a fixed read buffer
+    reusing.framer.push(Buffer.from('z"}\n'));
+    expect(reusing.messages).toEqual([{ a: 'xyz' }]);
   });
 
   it('skips an 11 MiB line with MessageTooLargeError and stays in sync (one chunk and many chunks)', () => {
@@ -90,6 +97,16 @@ describe('MessageFramer', () => {
     expect(errors).toHaveLength(3);
     for (const e of errors) expect(e).toBeInstanceOf(QmpProtocolError);
     expect(errors[0]!.message).toContain('not JSON');
+  });
+
+  it('assembles consecutive multi-chunk messages of different sizes correctly (reused join buffer)', () => {
+    const { framer, messages, errors } = collect();
+    const sizes = [300_000, 100_000, 2_500_000, 70_000];
+    const payloads = sizes.map((n, i) => String.fromCharCode(97 + i).repeat(n));
+    const bytes = Buffer.from(payloads.map((p) => `{"return":"${p}"}\r\n`).join(''));
+    for (let i = 0; i < bytes.length; i += 65536) framer.push(bytes.subarray(i, i + 65536));
+    expect(errors).toEqual([]);
+    expect(messages.map((m) => m.return)).toEqual(payloads);
   });
 
   it('rejects a silly limit', () => {
