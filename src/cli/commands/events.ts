@@ -59,7 +59,8 @@ Examples:
           const timer = forSeconds === undefined ? undefined : setTimeout(() => ac.abort(), forSeconds * 1000);
           try {
             const events = session.options.socket ? await socketEvents(session, names, ac.signal) : await guestEvents(session, names, opts, ac.signal);
-            session.out.note(`following events of ${session.describeTarget()}${names.length ? ` (${names.join(', ')})` : ''}; Ctrl-C to stop`);
+            // on stderr even with --json: scripts may wait for it to know the subscription is in place
+            session.out.io.stderr.write(`following events of ${session.describeTarget()}${names.length ? ` (${names.join(', ')})` : ''}; Ctrl-C to stop\n`);
             let seen = 0;
             for await (const ev of events) {
               session.out.either(`${ev.time.toISOString()} ${ev.source} ${ev.name}${ev.detail ? ` ${ev.detail}` : ''}`, ev.json);
