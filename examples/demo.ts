@@ -1,46 +1,265 @@
 /**
- * `npm run demo` (interim): starts a bare QEMU in a private temp dir and shows the QMP client at work.
- * The libvirt + QMP demo replaces this once the hybrid facade lands.
+ * libqemu's main demo (`npm run demo`): libvirt and QMP on the very same guest.
+ *
+ * By default it starts a private, unprivileged libvirtd in a temporary directory and a tiny TCG guest
+ * with a second QMP monitor, then shows: lifecycle through libvirt; query-status and set_link through
+ * QMP; a QMP `stop` that libvirt then reports as paused; events from both sides in one stream; the
+ * monitor reconnecting after a restart; passthrough to a second guest that has no extra monitor; and
+ * the ownership policy refusing a mutating command. Everything it started is removed at the end, also
+ * on Ctrl-C.
+ *
+ *   npm run demo
+ *   npm run demo -- --uri qemu:///system --domain web1    # an existing libvirt guest instead (it must run;
+ *                                                         # it is paused and resumed once, nothing else changes)
  */
-import { QmpClient, QmpCommandError } from '../src/index.js';
-import { startQemu } from '../test/harness/qemu.js';
+import { DOMParser } from '@xmldom/xmldom';
+import { parseArgs } from 'node:util';
+import { Hypervisor, PolicyError, type Guest, type GuestEvent, type GuestEventStream, type GuestQmpClient, type TaintReport } from '../src/hybrid/index.js';
+import { LibqemuError } from '../src/common/errors.js';
+import { startPrivateLibvirtd, type PrivateLibvirtd } from '../src/testing/index.js';
 
-const qemu = await startQemu();
-try {
-  const client = await QmpClient.connect({ path: qemu.qmpPath }, { oob: true });
-  client.on('runstate', (state) => console.log(`  [runstate] ${state}`));
-  const { qemu: v, package: pkg } = client.greeting.version;
-  console.log(`QEMU ${v.major}.${v.minor}.${v.micro} (${pkg}), capabilities: ${client.greeting.capabilities.join(', ') || 'none'}`);
+const { values: opts } = parseArgs({
+  options: {
+    uri: { type: 'string' },
+    domain: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opts.help) {
+  console.log('usage: npm run demo [-- --uri URI --domain NAME]\n  without options: a private libvirtd and two tiny guests, all removed at the end');
+  process.exit(0);
+}
+if ((opts.uri === undefined) !== (opts.domain === undefined)) {
+  console.error('demo: --uri and --domain go together (an existing libvirt and one of its running guests)');
+  process.exit(2);
+}
 
-  console.log('query-status →', await client.execute('query-status'));
+// ---- output -----------------------------------------------------------------------------------
+const t0 = Date.now();
+const color = process.stdout.isTTY && !process.env.NO_COLOR;
+const paint = (code: string, s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
+const clock = () => paint('2', `${((Date.now() - t0) / 1000).toFixed(2).padStart(6)}s`);
+const TAGS: Record<string, string> = { libvirt: paint('36', 'libvirt'), qmp: paint('35', 'qmp    '), libqemu: paint('33', 'libqemu'), demo: paint('1', 'demo   ') };
+const say = (tag: keyof typeof TAGS, text: string) => console.log(`${clock()}  ${TAGS[tag]}  ${text}`);
+const step = (title: string) => console.log(`\n${paint('1', `── ${title} `.padEnd(78, '─'))}`);
+const show = (v: unknown) => JSON.stringify(v);
 
-  // Events through a bounded per-subscriber queue.
-  const events = client.events({ names: ['STOP', 'RESUME'] });
-  await client.execute('stop');
-  await client.execute('cont');
-  for (let i = 0; i < 2; i++) {
-    const { value } = await events.next();
-    console.log(`event ${value?.event} at ${value?.timestamp.seconds}.${String(value?.timestamp.microseconds).padStart(6, '0')}`);
+function describeEvent(e: GuestEvent): string {
+  switch (e.kind) {
+    case 'lifecycle':
+      return `event  ${e.guest}: ${e.event} (${e.detail})`;
+    case 'reboot':
+      return `event  ${e.guest}: reboot`;
+    case 'qmp':
+      return `event  ${e.guest}: ${e.event}${e.data ? ` ${show(e.data)}` : ''}  [via ${e.route}]`;
+    case 'qmp-disconnected':
+      return `notice ${e.guest}: QMP monitor disconnected (${e.reason}); QMP events are lost until it is back`;
+    case 'qmp-reconnected':
+      return `notice ${e.guest}: QMP monitor reconnected after a ${e.gapMs} ms gap`;
+    case 'taint':
+      return `notice ${e.guest}: libvirt taints it: ${e.taints.map((t) => t.flag).join(', ')}`;
   }
-  await events.return();
+}
 
-  // Many calls at once: replies are matched by id, at most 8 in flight.
-  const t0 = performance.now();
-  const replies = await Promise.all(Array.from({ length: 200 }, () => client.execute('query-status')));
-  console.log(`200 concurrent query-status: ${replies.length} replies in ${(performance.now() - t0).toFixed(1)} ms`);
+/** Prints a guest's unified event stream as events arrive (libvirt's and QEMU's, tagged by source). */
+function follow(stream: GuestEventStream): Promise<void> {
+  return (async () => {
+    for await (const e of stream) say(e.source, describeEvent(e));
+  })().catch((err: unknown) => say('demo', `event stream ended: ${(err as Error).message}`));
+}
 
-  // Out-of-band: runs even while the in-band queue is busy (needs a command with allow-oob).
-  console.log('exec-oob query-yank →', await client.execute('query-yank', undefined, { oob: true }));
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await pause(20);
+  }
+}
+
+// ---- cleanup, also on Ctrl-C ------------------------------------------------------------------
+const cleanups: Array<() => Promise<unknown>> = [];
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
+  })();
+  return cleaning;
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    console.log(`\n${clock()}  ${TAGS.demo}  ${sig}: cleaning up everything the demo started…`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
+
+function guestXml(name: string, withNic: boolean): string {
+  // A tiny TCG guest: no disk (it idles in SeaBIOS), 64 MiB; optionally a user-mode NIC for set_link.
+  return `<domain type='qemu'>
+  <name>${name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+${withNic ? "    <interface type='user'><model type='e1000'/><rom enabled='no'/></interface>\n" : ''}    <video><model type='none'/></video>
+    <memballoon model='none'/>
+  </devices>
+</domain>`;
+}
+
+/** The NIC's device id (libvirt's alias, e.g. net0) from the live domain XML. */
+function nicAlias(xml: string): string | undefined {
+  const doc = new DOMParser().parseFromString(xml, 'text/xml');
+  const ifaces = doc.getElementsByTagName('interface');
+  for (let i = 0; i < ifaces.length; i++) {
+    const alias = ifaces.item(i)!.getElementsByTagName('alias').item(0)?.getAttribute('name');
+    if (alias) return alias;
+  }
+  return undefined;
+}
+
+async function showPolicy(qmp: GuestQmpClient, nic: string | undefined): Promise<void> {
+  step('the ownership policy: libvirt stays in charge of what it tracks');
   try {
-    await client.execute('query-command-line-options', { option: 'bogus' });
+    await qmp.execute('device_add', { driver: 'e1000', id: 'nic-behind-libvirts-back' });
+    say('demo', 'unexpected: device_add was sent');
   } catch (err) {
-    if (!(err instanceof QmpCommandError)) throw err;
-    console.log(`typed error: ${err.errorClass}: ${err.desc}`);
+    if (!(err instanceof PolicyError)) throw err;
+    say('libqemu', `device_add refused: ${err.reason}`);
+    say('libqemu', `  use instead: ${err.instead}`);
+    say('libqemu', `  hint: ${err.hint}`);
+  }
+  const k = await qmp.hmp('info status');
+  say('qmp', `read-only commands always pass: HMP "info status" → ${show(k.trim())}`);
+  if (nic) say('demo', `(set_link on ${nic} passed the policy: link state is not something libvirt tracks live)`);
+}
+
+async function embedded(): Promise<void> {
+  step('setup: a private libvirtd (session mode, unprivileged, in a temp dir)');
+  const lv: PrivateLibvirtd = await startPrivateLibvirtd({ prefix: 'demo' });
+  cleanups.push(() => lv.stop());
+  say('libvirt', `libvirtd pid ${lv.pid} as uid ${lv.uid}, all state in ${lv.base}`);
+  const hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: (r: TaintReport) => say('libqemu', `taint (reported once): ${r.guest} → ${r.taints.map((t) => `${t.flag} ("${t.message}")`).join(', ')}`) });
+  cleanups.push(() => hv.close());
+  say('libvirt', `connected: ${hv.uri} (libvirt ${show(await hv.connection.libVersion())})`);
+
+  step('define a guest with a second QMP monitor, and follow its events');
+  const guest = await hv.defineGuest(guestXml('libqemu-demo', true), { qmpSocket: true });
+  cleanups.push(() => removeGuest(guest));
+  say('libvirt', `defined '${guest.name}' (${guest.uuid})`);
+  say('libqemu', `second monitor added to <qemu:commandline>: ${await guest.monitorSocket()}`);
+  const events = guest.events();
+  cleanups.push(() => events.return());
+  const printing = follow(events);
+  await events.ready;
+
+  step('lifecycle through libvirt');
+  await guest.start();
+  say('libvirt', `start → state ${show(await guest.state())}`);
+  await pause(300);
+
+  step('QMP on the same guest');
+  const qmp = await guest.qmp();
+  cleanups.push(() => qmp.close());
+  say('qmp', `connected via ${qmp.route}: QEMU ${Object.values(qmp.greeting.version.qemu).join('.')} (${qmp.greeting.version.package})`);
+  say('qmp', `query-status → ${show(await qmp.execute('query-status'))}`);
+  const nic = nicAlias(await guest.xml());
+  if (nic) {
+    await qmp.commands.setLink({ name: nic, up: false });
+    say('qmp', `set_link ${nic} down → ok (the guest's NIC lost its carrier)`);
+    await qmp.commands.setLink({ name: nic, up: true });
+    say('qmp', `set_link ${nic} up → ok`);
   }
 
-  console.log(`hmp "info status" → ${(await client.hmp('info status')).trim()}`);
-  await client.close();
-} finally {
-  await qemu.stop();
+  step("a QMP stop that libvirt then reports as paused");
+  await qmp.execute('stop');
+  say('qmp', 'stop → ok');
+  await until('libvirt to see the pause', async () => (await guest.state()).state === 'paused');
+  say('libvirt', `state → ${show(await guest.state())}`);
+  await guest.resume();
+  say('libvirt', `resume → ${show(await guest.state())}; QMP query-status → ${(await qmp.execute('query-status')).status}`);
+  await pause(200);
+
+  step('restart through libvirt: the monitor client reconnects by itself');
+  await guest.destroy();
+  say('libvirt', `destroy → ${show(await guest.state())}`);
+  await guest.start();
+  say('libvirt', `start → ${show(await guest.state())}`);
+  await until('the monitor to come back', async () => (await qmp.execute('query-status').then(() => true, () => false)));
+  say('qmp', `same client, new QEMU: query-status → ${(await qmp.execute('query-status')).status}`);
+
+  step('passthrough to a second guest that has no extra monitor');
+  const plain = await hv.createGuest(guestXml('libqemu-demo-plain', false));
+  cleanups.push(() => plain.destroy());
+  say('libvirt', `created transient '${plain.name}': ${show(await plain.state())}, routes ${show(await plain.qmpRoutes())}`);
+  const pt = await plain.qmp();
+  cleanups.push(() => pt.close());
+  const caps = pt.transport.capabilities;
+  say('qmp', `connected via ${pt.route} (virDomainQemuMonitorCommand: libvirt owns ids=${caps.ownsIds}, pipelining=${caps.pipelining})`);
+  say('qmp', `query-status → ${show(await pt.execute('query-status'))}`);
+  say('qmp', `query-name → ${show(await pt.execute('query-name'))}`);
+
+  await showPolicy(qmp, nic);
+
+  step('clean up');
+  await events.return();
+  await printing;
+  await cleanup();
+  say('demo', 'removed both guests, the monitor sockets, libvirtd and its directory');
+}
+
+async function external(uri: string, domain: string): Promise<void> {
+  step(`an existing libvirt guest: ${domain} on ${uri}`);
+  const hv = await Hypervisor.connect(uri, { onTaint: (r: TaintReport) => say('libqemu', `taint (reported once): ${r.taints.map((t) => t.flag).join(', ')}`) });
+  cleanups.push(() => hv.close());
+  const guest = await hv.guest(domain);
+  say('libvirt', `${guest.name} (${guest.uuid}): ${show(await guest.state())}, routes ${show(await guest.qmpRoutes())}`);
+  const events = guest.events();
+  cleanups.push(() => events.return());
+  const printing = follow(events);
+  await events.ready;
+
+  const qmp = await guest.qmp();
+  cleanups.push(() => qmp.close());
+  say('qmp', `connected via ${qmp.route}: QEMU ${Object.values(qmp.greeting.version.qemu).join('.')}`);
+  say('qmp', `query-status → ${show(await qmp.execute('query-status'))}`);
+
+  step('a QMP stop that libvirt then reports as paused (resumed at once)');
+  await qmp.execute('stop');
+  await until('libvirt to see the pause', async () => (await guest.state()).state === 'paused');
+  say('libvirt', `state → ${show(await guest.state())}`);
+  await guest.resume();
+  say('libvirt', `resume → ${show(await guest.state())}`);
+  await pause(300);
+
+  if (qmp.route === 'monitor') {
+    step('the same guest through libvirt passthrough');
+    const pt = await guest.qmp({ via: 'passthrough' });
+    cleanups.push(() => pt.close());
+    say('qmp', `via ${pt.route}: query-status → ${show(await pt.execute('query-status'))}`);
+  }
+  await showPolicy(qmp, undefined);
+  await events.return();
+  await printing;
+  await cleanup();
+}
+
+async function removeGuest(g: Guest): Promise<void> {
+  if (await g.isRunning().catch(() => false)) await g.destroy();
+  await g.undefine();
+}
+
+try {
+  console.log(paint('1', 'libqemu demo: libvirt manages the guest, QMP talks to the very same QEMU'));
+  if (opts.uri !== undefined && opts.domain !== undefined) await external(opts.uri, opts.domain);
+  else await embedded();
+  console.log(`\n${clock()}  ${TAGS.demo}  done`);
+} catch (err) {
+  console.error(`\n${clock()}  ${TAGS.demo}  failed: ${err instanceof Error ? err.message : String(err)}`);
+  if (err instanceof LibqemuError && err.hint) console.error(`         hint: ${err.hint}`);
+  await cleanup();
+  process.exitCode = 1;
 }

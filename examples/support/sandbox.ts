@@ -1,0 +1,75 @@
+/**
+ * Setup shared by the examples: either the libvirt and guest you name (`--uri URI --domain NAME`), or
+ * a private, unprivileged libvirtd in a temp dir with one tiny TCG guest defined the way "other tools"
+ * would (plain libvirt XML, no extra QMP monitor). Everything it started is removed on exit and Ctrl-C.
+ */
+import { parseArgs } from 'node:util';
+import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
+import { startPrivateLibvirtd } from '../../src/testing/index.js';
+
+export interface Sandbox {
+  hv: Hypervisor;
+  guest: Guest;
+  /** Flags the example declared, as given. */
+  flags: Record<string, string | boolean | undefined>;
+}
+
+/** A tiny TCG guest with a user-mode NIC (alias net0): no disk, idles in SeaBIOS. */
+export function tinyGuestWithNic(name: string): string {
+  return `<domain type='qemu'>
+  <name>${name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <interface type='user'><model type='e1000'/><rom enabled='no'/></interface>
+    <video><model type='none'/></video>
+    <memballoon model='none'/>
+  </devices>
+</domain>`;
+}
+
+/**
+ * Runs `body` against a running guest, then cleans up what was started here. `extra` declares the
+ * example's own string flags (besides --uri and --domain).
+ */
+export async function withGuest(extra: string[], body: (s: Sandbox) => Promise<void>): Promise<void> {
+  const options: Record<string, { type: 'string' }> = { uri: { type: 'string' }, domain: { type: 'string' } };
+  for (const f of extra) options[f] = { type: 'string' };
+  const values = parseArgs({ options }).values as Record<string, string | undefined>;
+  const cleanups: Array<() => Promise<unknown>> = [];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
+    })());
+  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  process.once('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+  try {
+    let hv: Hypervisor;
+    let guest: Guest;
+    if (typeof values.uri === 'string' && typeof values.domain === 'string') {
+      hv = await Hypervisor.connect(values.uri);
+      cleanups.push(() => hv.close());
+      guest = await hv.guest(values.domain);
+    } else {
+      console.log('(no --uri/--domain: using a private libvirtd and a tiny guest, removed at the end)');
+      const lv = await startPrivateLibvirtd({ prefix: 'ex' });
+      cleanups.push(() => lv.stop());
+      hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => {} });
+      cleanups.push(() => hv.close());
+      // Defined as any other tool would: plain libvirt, no libqemu monitor.
+      const dom = await hv.connection.createXML(tinyGuestWithNic('example-guest'));
+      guest = await hv.guest(dom.uuid);
+      cleanups.push(() => guest.destroy());
+    }
+    await body({ hv, guest, flags: values });
+  } catch (err) {
+    const e = err as Error & { hint?: string };
+    console.error(`failed: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}`);
+    process.exitCode = 1;
+  } finally {
+    await cleanup();
+  }
+}
