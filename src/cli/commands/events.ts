@@ -34,7 +34,7 @@ export const eventsCommand: CliCommandModule = {
     program
       .command('events')
       .description('follow QMP events (and libvirt lifecycle events for a guest), filtered by name')
-      .argument('[names...]', 'only these events: QMP names in upper case (STOP), libvirt lifecycle names in lower case (started)')
+      .argument('[names...]', 'only these events: QMP names in upper case (STOP), libvirt lifecycle names and libqemu notices in lower case (started, taint, qmp-disconnected)')
       .option('-n, --count <n>', 'exit after this many events')
       .option('--for <seconds>', 'exit after following this long')
       .option('--no-libvirt', 'no libvirt events (guests only)')
@@ -127,7 +127,8 @@ async function guestEvents(session: Session, names: string[], opts: EventsOption
   return (async function* () {
     for await (const ev of stream as AsyncIterable<GuestEvent>) {
       const printed = printGuestEvent(ev);
-      if (filtered && ev.source === 'libvirt' && !libvirtNames.has(printed.name)) continue;
+      // QMP names were filtered at the source; libvirt's and libqemu's own notices (taint, qmp-disconnected) here
+      if (filtered && ev.source !== 'qmp' && !libvirtNames.has(printed.name)) continue;
       yield printed;
     }
   })();
