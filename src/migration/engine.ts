@@ -47,15 +47,24 @@ export interface MigrationResult {
   persistent: boolean;
 }
 
-export interface StartMigrationInput {
+export interface StartMigrationInput<R extends MigrationResult = MigrationResult> {
   source: MigrationSource;
-  /** A second connection's view of the source guest; the engine closes it when done if `ownsControl`. */
+  /** Calls made while the migration runs, on a connection the migration call does not occupy. */
   control: MigrationControl;
+  /** Whether the engine closes `control` when done. */
   ownsControl?: boolean;
-  /** The guest's QMP route on the source, for QEMU parameters and QEMU's own progress. Optional. */
-  qmp?: MigrationQmp;
+  /**
+   * The guest's QMP route on the source, for QEMU parameters and QEMU's own progress; optional. A
+   * function is called once at the start (and its client closed at the end when `ownsQmp`).
+   */
+  qmp?: MigrationQmp | (() => Promise<MigrationQmp | undefined>);
+  ownsQmp?: boolean;
   destination: string | MigrationTarget;
   options?: MigrateOptions;
+  /** Runs first, e.g. to create the destination's monitor directory. */
+  prepare?: () => Promise<void>;
+  /** Turns the engine's result into the caller's (e.g. adds the Guest on the destination). */
+  finish?: (result: MigrationResult) => Promise<R>;
 }
 
 /**
@@ -63,15 +72,16 @@ export interface StartMigrationInput {
  * `abort()` it at any time. Whatever happens, the guest keeps running on the source unless the
  * migration succeeded.
  */
-export class MigrationJob implements PromiseLike<MigrationResult> {
-  readonly result: Promise<MigrationResult>;
+export class MigrationJob<R extends MigrationResult = MigrationResult> implements PromiseLike<R> {
+  readonly result: Promise<R>;
   private readonly tracker = new ProgressTracker();
   private readonly run: MigrationRun;
 
   /** @internal use startMigration() */
-  constructor(input: StartMigrationInput, options: NormalizedOptions, target: MigrationTarget) {
-    this.run = new MigrationRun(input, options, target, this.tracker);
-    this.result = this.run.execute();
+  constructor(input: StartMigrationInput<R>, options: NormalizedOptions, target: MigrationTarget) {
+    this.run = new MigrationRun(input as StartMigrationInput, options, target, this.tracker);
+    const finish = input.finish;
+    this.result = finish ? this.run.execute().then(finish) : (this.run.execute() as Promise<R>);
     // The job is usually awaited; a caller who only reads progress still must not see an unhandled rejection.
     this.result.catch(() => undefined);
   }
@@ -98,8 +108,8 @@ export class MigrationJob implements PromiseLike<MigrationResult> {
     return this.run.abort(false);
   }
 
-  then<A = MigrationResult, B = never>(
-    onfulfilled?: ((value: MigrationResult) => A | PromiseLike<A>) | null,
+  then<A = R, B = never>(
+    onfulfilled?: ((value: R) => A | PromiseLike<A>) | null,
     onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
     return this.result.then(onfulfilled, onrejected);
@@ -107,7 +117,7 @@ export class MigrationJob implements PromiseLike<MigrationResult> {
 }
 
 /** Validates everything, then starts the migration. Invalid input throws here, synchronously. */
-export function startMigration(input: StartMigrationInput): MigrationJob {
+export function startMigration<R extends MigrationResult = MigrationResult>(input: StartMigrationInput<R>): MigrationJob<R> {
   if (!input || typeof input !== 'object' || !input.source || !input.control) {
     throw new InvalidArgumentError('startMigration needs { source, control, destination }', { hint: 'use guest.migrate(), which provides them' });
   }
@@ -118,11 +128,12 @@ export function startMigration(input: StartMigrationInput): MigrationJob {
       hint: 'give the guest a second QMP monitor (or use the facade, which provides the route), or drop qemuParameters',
     });
   }
-  return new MigrationJob(input, options, target);
+  return new MigrationJob<R>(input, options, target);
 }
 
 class MigrationRun {
   private readonly watchdog: MigrationWatchdog;
+  private qmp: MigrationQmp | undefined;
   private settled = false;
   private userAborted = false;
   private qemuParamFailure: MigrationError | undefined;
@@ -163,7 +174,20 @@ class MigrationRun {
     const o = this.options;
     try {
       o.signal?.throwIfAborted();
-      const [xml, sourcePersistent] = await Promise.all([source.migratableXml(), source.isPersistent()]);
+      await this.input.prepare?.();
+      const qmpInput = this.input.qmp;
+      const [xml, sourcePersistent, qmp] = await Promise.all([
+        source.migratableXml(),
+        source.isPersistent(),
+        typeof qmpInput === 'function' ? qmpInput() : Promise.resolve(qmpInput),
+      ]);
+      this.qmp = qmp;
+      if (Object.keys(o.qemuParameters).length > 0 && !qmp) {
+        throw new MigrationError(`qemuParameters need a QMP route to ${source.name}, and there is none`, 'unsupported', {
+          guestOnSource: true,
+          hint: 'give the guest a second QMP monitor, or drop qemuParameters',
+        });
+      }
       const persistent = o.persistent ?? sourcePersistent;
       const plan = await planDestinationXml(xml, this.target, o.destinationQmpSocket);
       await this.checkQemuParameters();
@@ -238,6 +262,8 @@ class MigrationRun {
         }
       }
       if (this.input.ownsControl) await this.input.control.close().catch(() => undefined);
+      await this.input.source.close?.().catch(() => undefined);
+      if (this.input.ownsQmp) await this.qmp?.close?.().catch(() => undefined);
     }
   }
 
@@ -253,7 +279,7 @@ class MigrationRun {
   private async listen(): Promise<void> {
     const unsubscribe = await this.input.control.subscribe((e) => this.onLibvirtEvent(e));
     this.cleanups.push(unsubscribe);
-    const qmp = this.input.qmp;
+    const qmp = this.qmp;
     if (qmp) {
       const off = qmp.on('event', (e) => this.onQmpEvent(e.event, e.data));
       this.cleanups.push(off);
@@ -277,8 +303,9 @@ class MigrationRun {
     }
   }
 
-  private onQmpEvent(name: string, data: Record<string, unknown> | undefined): void {
+  private onQmpEvent(name: string, raw: unknown): void {
     if (this.settled) return;
+    const data = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : undefined;
     if (name === 'MIGRATION' && typeof data?.status === 'string') {
       this.tracker.migrationStatus(data.status);
       if (data.status === 'setup' && !this.sawSetup) {
@@ -293,7 +320,7 @@ class MigrationRun {
   /** Names the running QEMU does not know are refused before anything starts. */
   private async checkQemuParameters(): Promise<void> {
     const names = Object.keys(this.options.qemuParameters);
-    const qmp = this.input.qmp;
+    const qmp = this.qmp;
     if (names.length === 0 || !qmp) return;
     let known: (name: string) => Promise<boolean>;
     if (qmp.supports) {
@@ -320,7 +347,7 @@ class MigrationRun {
    */
   private async applyQemuParameters(): Promise<void> {
     const params: Record<string, QemuParameterValue> = this.options.qemuParameters;
-    const qmp = this.input.qmp;
+    const qmp = this.qmp;
     if (!qmp || Object.keys(params).length === 0) return;
     try {
       await qmp.execute('migrate-set-parameters', params, { timeoutMs: 10_000 });
@@ -354,7 +381,7 @@ class MigrationRun {
   }
 
   private async setDowntimeLimit(ms: number): Promise<void> {
-    const qmp = this.input.qmp;
+    const qmp = this.qmp;
     if (qmp) await qmp.execute('migrate-set-parameters', { 'downtime-limit': ms }, { timeoutMs: 10_000 });
     else await this.input.control.setMaxDowntime(ms);
     this.downtimeLimitMs = ms;
@@ -384,8 +411,8 @@ class MigrationRun {
     if (this.tracker.hasSubscribers) {
       this.polling = true;
       try {
-        if (this.input.qmp && this.sawSetup) {
-          const info = (await this.input.qmp.execute('query-migrate', undefined, { timeoutMs: 5000 })) as QueryMigrateInfo;
+        if (this.qmp && this.sawSetup) {
+          const info = (await this.qmp.execute('query-migrate', undefined, { timeoutMs: 5000 })) as QueryMigrateInfo;
           if (!this.settled) this.tracker.queryMigrate(info);
         } else {
           const stats = await this.input.control.jobStats();

@@ -162,8 +162,8 @@ export function normalizeOptions(options: MigrateOptions = {}): NormalizedOption
   };
 }
 
-/** One virTypedParameter for virDomainMigrateToURI3. */
-export type MigrationParam = { name: string; type: 'string'; value: string } | { name: string; type: 'ullong'; value: number };
+/** One virTypedParameter for virDomainMigrateToURI3 (the shape of src/libvirt's TypedParam). */
+export type MigrationParam = { field: string; type: 'string'; value: string } | { field: string; type: 'ullong'; value: number };
 
 export interface MigrationCall {
   params: MigrationParam[];
@@ -184,7 +184,7 @@ export function buildMigrationCall(
   if (ctx.persistent) flags |= MigrateFlag.PERSIST_DEST;
   if (ctx.persistent && (o.undefineSource ?? true)) flags |= MigrateFlag.UNDEFINE_SOURCE;
   const params: MigrationParam[] = [];
-  const s = (name: string, value: string | undefined) => value !== undefined && params.push({ name, type: 'string', value });
+  const s = (field: string, value: string | undefined) => value !== undefined && params.push({ field, type: 'string', value });
   if (!o.tunnelled) {
     s(MigrateParam.URI, o.migrationUri ?? (ctx.destinationIsLocal ? 'tcp://127.0.0.1' : undefined));
     // Without it the destination listens on every address (*:PORT), research §1.
@@ -195,6 +195,6 @@ export function buildMigrationCall(
   s(MigrateParam.DEST_NAME, o.destinationName);
   s(MigrateParam.DEST_XML, ctx.destinationXml);
   if (ctx.persistent) s(MigrateParam.PERSIST_XML, ctx.persistentXml);
-  if (o.bandwidthMiBs !== undefined) params.push({ name: MigrateParam.BANDWIDTH, type: 'ullong', value: o.bandwidthMiBs });
+  if (o.bandwidthMiBs !== undefined) params.push({ field: MigrateParam.BANDWIDTH, type: 'ullong', value: o.bandwidthMiBs });
   return { params, flags };
 }

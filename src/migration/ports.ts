@@ -17,6 +17,8 @@ export interface MigrationSource {
    * `timeoutMs` (0 = none) and must not hold up calls on other connections.
    */
   migrateToUri3(destinationUri: string, call: MigrationCall, timeoutMs: number): Promise<void>;
+  /** Releases what the port holds (e.g. a connection opened ahead for the call); called once, at the end. */
+  close?(): Promise<void>;
 }
 
 /** libvirt events about the migrating guest. */
@@ -50,7 +52,8 @@ export interface MigrationControl {
 /** The guest's own QMP route on the source (QmpClient or QemuClient). */
 export interface MigrationQmp {
   execute(command: string, args?: Record<string, unknown>, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<unknown>;
-  on(type: 'event', listener: (event: { event: string; data: Record<string, unknown> | undefined }) => void): () => void;
+  on(type: 'event', listener: (event: { event: string; data?: unknown }) => void): () => void;
   /** QemuClient's schema check; without it the engine asks query-migrate-parameters. */
   supports?(command: string, member?: string): Promise<boolean>;
+  close?(): Promise<void>;
 }

@@ -15,8 +15,8 @@ describe('migrate options → virDomainMigrateToURI3 parameters and flags', () =
     const call = buildMigrationCall(normalizeOptions(), local);
     expect(call.flags).toBe(MigrateFlag.LIVE | MigrateFlag.PEER2PEER);
     expect(call.params).toEqual([
-      { name: 'migrate_uri', type: 'string', value: 'tcp://127.0.0.1' },
-      { name: 'listen_address', type: 'string', value: '127.0.0.1' },
+      { field: 'migrate_uri', type: 'string', value: 'tcp://127.0.0.1' },
+      { field: 'listen_address', type: 'string', value: '127.0.0.1' },
     ]);
   });
 
@@ -27,19 +27,19 @@ describe('migrate options → virDomainMigrateToURI3 parameters and flags', () =
   it('tunnelled: no URI, no listen address, the TUNNELLED flag', () => {
     const call = buildMigrationCall(normalizeOptions({ tunnelled: true, bandwidthMiBs: 10 }), local);
     expect(call.flags).toBe(MigrateFlag.LIVE | MigrateFlag.PEER2PEER | MigrateFlag.TUNNELLED);
-    expect(call.params).toEqual([{ name: 'bandwidth', type: 'ullong', value: 10 }]);
+    expect(call.params).toEqual([{ field: 'bandwidth', type: 'ullong', value: 10 }]);
   });
 
   it('unix:// migration URI: no listen address', () => {
     const call = buildMigrationCall(normalizeOptions({ migrationUri: 'unix:///tmp/b/mig.sock' }), local);
-    expect(call.params).toEqual([{ name: 'migrate_uri', type: 'string', value: 'unix:///tmp/b/mig.sock' }]);
+    expect(call.params).toEqual([{ field: 'migrate_uri', type: 'string', value: 'unix:///tmp/b/mig.sock' }]);
   });
 
   it('persistent guests: PERSIST_DEST, UNDEFINE_SOURCE by default, and the persistent XML', () => {
     const o = normalizeOptions({ live: false, destinationName: 'moved' });
     const call = buildMigrationCall(o, { destinationIsLocal: true, persistent: true, destinationXml: '<domain/>', persistentXml: '<domain/>' });
     expect(call.flags).toBe(MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | MigrateFlag.UNDEFINE_SOURCE);
-    expect(call.params.map((p) => p.name)).toEqual(['migrate_uri', 'listen_address', 'destination_name', 'destination_xml', 'persistent_xml']);
+    expect(call.params.map((p) => p.field)).toEqual(['migrate_uri', 'listen_address', 'destination_name', 'destination_xml', 'persistent_xml']);
     const keep = buildMigrationCall(normalizeOptions({ undefineSource: false }), { destinationIsLocal: true, persistent: true });
     expect(keep.flags & MigrateFlag.UNDEFINE_SOURCE).toBe(0);
   });
