@@ -51,7 +51,11 @@ export class Executor {
 
   static async create(): Promise<Executor> {
     const ctl = new Int32Array(new SharedArrayBuffer(8));
-    const worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), { workerData: { gate: runtime.gate.buffer, ctl: ctl.buffer } });
+    const worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), {
+      workerData: { gate: runtime.gate.buffer, ctl: ctl.buffer },
+      // The thread only copies small values across: a small young generation keeps its RSS flat.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (r: ExecReply): void => {
         if (r.id !== 0) return;
