@@ -144,6 +144,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       return Promise.reject(new LibvirtError({ code: 6, domain: 0, message: `the connection was lost: ${this.lost.message}`, operation: op }, { hint: 'open a new Connection', cause: this.lost }));
     }
     const timeoutMs = options.timeoutMs ?? this.callTimeoutMs;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      return Promise.reject(new InvalidArgumentError(`timeoutMs must be ≥ 0, got ${String(options.timeoutMs)}`, { hint: 'use milliseconds; 0 disables the deadline' }));
+    }
     return this.executor.call(op, args, { timeoutMs }).catch((err: unknown) => {
       if (err instanceof LibvirtError && isConnectionLostError(err.code, err.message)) this.markLost(err, false);
       throw err;

@@ -1,4 +1,5 @@
 import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
+import { InvalidArgumentError } from '../common/errors.js';
 import { LIFECYCLE_DETAIL_NAMES, LIFECYCLE_EVENT_NAMES } from './constants.js';
 import type { Domain } from './domain.js';
 
@@ -61,8 +62,15 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
 
   /** @internal */
   constructor(options: SubscriptionOptions, what: string, onClose: () => void) {
+    const size = options.bufferSize ?? 256;
+    if (!Number.isInteger(size) || size < 1) {
+      throw new InvalidArgumentError(`bufferSize must be a positive integer, got ${String(options.bufferSize)}`, { hint: 'e.g. 256 (events held for a slow consumer)' });
+    }
+    if (options.overflow !== undefined && options.overflow !== 'error' && options.overflow !== 'drop-oldest') {
+      throw new InvalidArgumentError(`overflow must be 'error' or 'drop-oldest', got ${JSON.stringify(options.overflow)}`);
+    }
     this.queue = new BoundedQueue<T>({
-      capacity: options.bufferSize ?? 256,
+      capacity: size,
       overflow: options.overflow ?? 'error',
       what,
       onClose,

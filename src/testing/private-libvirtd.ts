@@ -54,6 +54,7 @@ interface Daemon {
   tini: ChildProcess;
   watchdog: ChildProcess | undefined;
   stopped: boolean;
+  stopping?: Promise<void>;
 }
 
 function pidAlive(pid: number): boolean {
@@ -227,7 +228,7 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     uid,
     pid,
     domainLogPath: (name) => join(base, 'cache/libvirt/qemu/log', `${name}.log`),
-    stop: () => stopDaemon(daemon, uri),
+    stop: () => (daemon.stopping ??= stopDaemon(daemon, uri)),
   };
 }
 

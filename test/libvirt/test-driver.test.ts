@@ -144,3 +144,21 @@ describe('Connection on test:///default', () => {
     await c.close();
   });
 });
+
+describe('argument validation of subscriptions and calls', () => {
+  it('rejects bad bufferSize, overflow and per-call timeouts', async () => {
+    expect(() => conn.domainEvents({ bufferSize: 0 })).toThrow(InvalidArgumentError);
+    expect(() => conn.qemuMonitorEvents({ overflow: 'sometimes' as 'error' })).toThrow(InvalidArgumentError);
+    expect(() => conn.qemuMonitorEvents({ event: '' })).toThrow(InvalidArgumentError);
+    const dom = await conn.lookupDomain('test');
+    await expect(dom.state({ timeoutMs: -5 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(conn.activeSubscriptions).toBe(0);
+  });
+
+  it('ends a subscription with the driver\'s error when libvirt refuses it', async () => {
+    const events = conn.qemuMonitorEvents(); // test:///default has no QEMU monitor events
+    await expect(events.ready).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT' });
+    await expect(events.next()).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_SUPPORT' });
+    expect(conn.activeSubscriptions).toBe(0);
+  });
+});
