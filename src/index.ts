@@ -5,3 +5,4 @@ export * from './schema/index.js';
 export * from './generated/index.js';
 export * from './libvirt/index.js';
 export * from './hybrid/index.js';
+export * from './proxy/index.js';
