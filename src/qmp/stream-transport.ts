@@ -23,6 +23,7 @@ export class StreamTransport implements QmpTransport {
   private stream: Duplex | undefined;
   private handlers: TransportHandlers | undefined;
   private done = false;
+  private corked = false;
   private closeReason: Error | undefined;
 
   constructor(
@@ -70,8 +71,19 @@ export class StreamTransport implements QmpTransport {
   }
 
   send(msg: QmpMessage): void {
-    if (this.done || !this.stream) throw new QmpClosedError(`${this.description} is closed`);
-    this.stream.write(encodeMessage(msg));
+    const stream = this.stream;
+    if (this.done || !stream) throw new QmpClosedError(`${this.description} is closed`);
+    // Messages sent in the same tick (a burst of calls, or the next queued commands released by a
+    // chunk of replies) leave in one write instead of one syscall each.
+    if (!this.corked) {
+      this.corked = true;
+      stream.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        stream.uncork();
+      });
+    }
+    stream.write(encodeMessage(msg));
   }
 
   async close(reason?: Error): Promise<void> {
