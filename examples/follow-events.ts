@@ -11,7 +11,7 @@ await withGuest(['qmp', 'seconds'], async ({ guest, flags }) => {
   const names = typeof flags.qmp === 'string' ? flags.qmp.split(',').filter(Boolean) : undefined;
   const seconds = Number(flags.seconds ?? 5);
   const stop = new AbortController();
-  setTimeout(() => stop.abort(), seconds * 1000).unref();
+  const timer = setTimeout(() => stop.abort(), seconds * 1000); // keeps the process alive while we follow
 
   const events = guest.events({ qmp: names ?? true, signal: stop.signal });
   await events.ready;
@@ -32,4 +32,5 @@ await withGuest(['qmp', 'seconds'], async ({ guest, flags }) => {
     else if (e.kind === 'qmp') console.log(`${when}  qmp      ${e.event} ${e.data ? JSON.stringify(e.data) : ''}`);
     else console.log(`${when}  libqemu  ${e.kind}`);
   }
+  clearTimeout(timer);
 });

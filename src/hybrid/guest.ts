@@ -257,6 +257,11 @@ export class Guest {
     const fail = (err: unknown) => queue.end(err);
     let route: QmpRoute | undefined;
 
+    // A consumer waiting for events is a reason to stay alive (libvirt's event thread does not hold
+    // the process open); released when the stream ends.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    stops.push(() => clearInterval(keepAlive));
+
     const onNotice = (n: LibqemuNotice) => queue.push(n);
     this.noticeListeners.add(onNotice);
     stops.push(() => void this.noticeListeners.delete(onNotice));
