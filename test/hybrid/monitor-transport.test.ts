@@ -3,11 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../src/qmp/client.js';
+import type { QmpTransport } from '../../src/qmp/transport.js';
 import { GuestQmpClient } from '../../src/hybrid/guest-client.js';
 import { MonitorDisconnectedError, MonitorUnavailableError, PolicyError } from '../../src/hybrid/errors.js';
 import { ensureMonitorDir, removeStaleSocket } from '../../src/hybrid/monitor-dir.js';
 import { MonitorTransport, type MonitorConnectionChange } from '../../src/hybrid/monitor-transport.js';
 import { OwnershipPolicy } from '../../src/hybrid/policy.js';
+import { MonitorHub } from '../../src/hybrid/monitor-hub.js';
+import { libvirtEventFilter } from '../../src/hybrid/passthrough-transport.js';
+import { TaintTracker, parseTaints } from '../../src/hybrid/taint.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -21,7 +25,7 @@ async function qemu(): Promise<QemuInstance> {
   return q;
 }
 
-function client(transport: MonitorTransport, policy = new OwnershipPolicy()): GuestQmpClient {
+function client(transport: QmpTransport, policy = new OwnershipPolicy()): GuestQmpClient {
   const c = new GuestQmpClient(transport, { guest: 'g', route: 'monitor', policy, validate: false });
   cleanups.push(() => c.close());
   return c;
@@ -154,5 +158,49 @@ describe('monitor socket directory', () => {
     expect(await removeStaleSocket(q.qmpPath)).toBe('live');
     expect(existsSync(q.qmpPath)).toBe(true);
     expect(await removeStaleSocket(join(q.dir, 'nothing.sock'))).toBe('absent');
+  });
+});
+
+describe('MonitorHub: one monitor connection shared by several clients', () => {
+  it('routes each reply to its own client, broadcasts events, and closes the socket with the last client', async () => {
+    const q = await qemu();
+    const hub = new MonitorHub({ guest: 'g', resolvePath: async () => q.qmpPath });
+    cleanups.push(() => hub.close());
+    const a = client(hub.channel());
+    const b = client(hub.channel());
+    await Promise.all([a.open(), b.open()]);
+    expect(hub.channelCount).toBe(2);
+    // both clients number their commands from libqemu-1: the hub keeps them apart
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).execute('query-status')));
+    expect(results.every((r) => typeof (r as { status: string }).status === 'string')).toBe(true);
+    const stops = [a.waitForEvent('STOP', { timeoutMs: 5000 }), b.waitForEvent('STOP', { timeoutMs: 5000 })];
+    await a.execute('stop');
+    expect((await Promise.all(stops)).map((e) => e.event)).toEqual(['STOP', 'STOP']);
+    await a.close();
+    expect(await b.execute('query-status')).toMatchObject({ status: 'paused' });
+    expect(hub.transport?.connected).toBe(true);
+    await b.close();
+    expect(hub.transport).toBeUndefined();
+    // the monitor is free again for anyone else
+    const other = await QmpClient.connect({ path: q.qmpPath }, { handshakeTimeoutMs: 2000 });
+    await other.close();
+  });
+});
+
+describe('passthrough event filter and taint parsing', () => {
+  it('hands one name down as is and several as an anchored alternation', () => {
+    expect(libvirtEventFilter(undefined)).toEqual({});
+    expect(libvirtEventFilter(['STOP'])).toEqual({ event: 'STOP' });
+    expect(libvirtEventFilter(['STOP', 'RESUME', 'STOP'])).toEqual({ event: '^(STOP|RESUME)$', regex: true });
+    expect(() => libvirtEventFilter(['ST(OP'])).toThrow(/not a QEMU event name/);
+  });
+
+  it('recognises libvirt taint messages and reports each mark once', () => {
+    const msgs = ['tainted: custom configuration parameters specified', 'tainted: custom monitor control commands issued', 'deprecated configuration: machine type pc-i440fx-1.4'];
+    expect(parseTaints(msgs).map((t) => t.flag)).toEqual(['custom-argv', 'custom-monitor']);
+    const tracker = new TaintTracker();
+    expect(tracker.fresh(msgs.slice(0, 1)).map((t) => t.flag)).toEqual(['custom-argv']);
+    expect(tracker.fresh(msgs).map((t) => t.flag)).toEqual(['custom-monitor']);
+    expect(tracker.fresh(msgs)).toEqual([]);
   });
 });
