@@ -3,6 +3,9 @@
  * bin script (bin/libqemu.js) calls it. Subcommands live in ./commands/, one module each, listed in
  * ./commands/index.ts.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { commandModules } from './commands/index.js';
 import type { CliContext } from './command.js';
@@ -25,8 +28,21 @@ function list(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
 
+/** The package's version, from the package.json above this module (src/ or dist/src/). */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++, dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'libqemu') return pkg.version ?? 'unknown';
+  }
+  return 'unknown';
+}
+
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('libqemu')
+    .version(packageVersion(), '-V, --version')
     .description('Manage QEMU guests through libvirt and talk QMP to the very same guests.')
     .addOption(new Option('-c, --uri <uri>', 'libvirt URI (default: LIBVIRT_DEFAULT_URI, else libvirt\'s default)').env('LIBVIRT_DEFAULT_URI'))
     .addOption(new Option('-d, --domain <name>', 'the libvirt guest (name or UUID)').env('LIBQEMU_DOMAIN'))

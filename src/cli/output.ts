@@ -4,6 +4,7 @@
  */
 import type { Writable } from 'node:stream';
 import { LibqemuError } from '../common/errors.js';
+import { PolicyError } from '../hybrid/errors.js';
 import { QmpCommandError } from '../qmp/errors.js';
 import { redact } from '../qmp/redact.js';
 import { exitCodeFor } from './exit-codes.js';
@@ -52,7 +53,8 @@ export function errorRecord(err: unknown): Record<string, unknown> {
     message: err instanceof Error ? err.message : String(err),
     exitCode: exitCodeFor(err),
   };
-  if (err instanceof LibqemuError && err.hint) rec.hint = err.hint;
+  const hint = hintOf(err);
+  if (hint) rec.hint = hint;
   if (err instanceof QmpCommandError) {
     rec.class = err.errorClass;
     rec.desc = err.desc;
@@ -65,6 +67,12 @@ export function errorRecord(err: unknown): Record<string, unknown> {
 export function formatError(err: unknown, json: boolean): string {
   if (json) return `${JSON.stringify({ error: errorRecord(err) })}\n`;
   const message = err instanceof Error ? err.message : String(err);
-  const hint = err instanceof LibqemuError ? err.hint : undefined;
+  const hint = hintOf(err);
   return `libqemu: error: ${message}\n${hint ? `  hint: ${hint}\n` : ''}`;
+}
+
+/** The error's hint; for a policy refusal, also how to opt in from the command line. */
+function hintOf(err: unknown): string | undefined {
+  if (err instanceof PolicyError) return `${err.hint}; on the command line: --allow ${err.allowName}`;
+  return err instanceof LibqemuError ? err.hint : undefined;
 }
