@@ -50,6 +50,12 @@ export async function startQemu(options: StartQemuOptions = {}): Promise<QemuIns
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   let hasExited = false;
+  // If our process dies first (uncaught error, process.exit, EPIPE), QEMU must not outlive it.
+  const killOnExit = () => {
+    if (!hasExited) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', killOnExit);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
       hasExited = true;
@@ -68,6 +74,7 @@ export async function startQemu(options: StartQemuOptions = {}): Promise<QemuIns
   };
   const stop = async () => {
     await kill('SIGKILL');
+    process.off('exit', killOnExit);
     rmSync(dir, { recursive: true, force: true });
   };
 
