@@ -64,7 +64,7 @@ function describeEvent(e: GuestEvent): string {
 /** Prints a guest's unified event stream as events arrive (libvirt's and QEMU's, tagged by source). */
 function follow(stream: GuestEventStream): Promise<void> {
   return (async () => {
-    for await (const e of stream) say(e.source, describeEvent(e));
+    for await (const e of stream) if (e.kind !== 'taint') say(e.source, describeEvent(e)); // taint: printed by onTaint
   })().catch((err: unknown) => say('demo', `event stream ended: ${(err as Error).message}`));
 }
 
