@@ -21,8 +21,11 @@ export interface ClientRequest {
 }
 
 export interface ClientConnectionHooks {
-  /** Relay a negotiated client's command; settle with the reply's `return` or reject with the error. */
-  execute(conn: ClientConnection, request: ClientRequest): Promise<unknown>;
+  /**
+   * Relay a negotiated client's command; settle with the reply's `return` or reject with the error.
+   * `signal` aborts when the client is gone: commands still queued are then never sent.
+   */
+  execute(conn: ClientConnection, request: ClientRequest, signal: AbortSignal): Promise<unknown>;
   /** The connection is gone (closed by either side or dropped). */
   closed(conn: ClientConnection, reason: string): void;
   log(level: 'debug' | 'info' | 'warn', message: string, details?: Record<string, unknown>): void;
@@ -48,6 +51,7 @@ export class ClientConnection {
   private paused = false;
   private inputEnded = false;
   private readonly framer: MessageFramer;
+  private readonly gone = new AbortController();
   commands = 0;
 
   constructor(
@@ -107,6 +111,7 @@ export class ClientConnection {
   close(reason: string, graceful = false): void {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
+    this.gone.abort(new Error(`proxy client ${this.id}: ${reason}`));
     if (graceful) {
       this.socket.end();
       // a peer that never reads must not keep the socket forever
@@ -160,7 +165,7 @@ export class ClientConnection {
       this.socket.pause();
     }
     const request: ClientRequest = { command, args: args as Record<string, unknown> | undefined, oob, hasId, id: msg.id };
-    this.hooks.execute(this, request).then(
+    this.hooks.execute(this, request, this.gone.signal).then(
       (value) => this.settle(() => reply({ return: value ?? {} })),
       (err: unknown) => this.settle(() => reply({ error: this.hooks.toQmpError(err) })),
     );

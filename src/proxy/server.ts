@@ -180,7 +180,7 @@ export class QmpProxy implements AsyncDisposable {
         maxMessageBytes: this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       },
       {
-        execute: (_c, request) => this.relay(request),
+        execute: (_c, request, signal) => this.relay(request, signal),
         closed: (c, reason) => {
           this.connections.delete(c);
           if (reason.startsWith('dropped')) this.counters.dropped++;
@@ -194,9 +194,9 @@ export class QmpProxy implements AsyncDisposable {
     this.log('debug', `proxy client ${conn.id} connected`, { client: conn.id });
   }
 
-  private relay(request: ClientRequest): Promise<unknown> {
+  private relay(request: ClientRequest, signal: AbortSignal): Promise<unknown> {
     this.counters.commands++;
-    const options: ExecuteOptions = {};
+    const options: ExecuteOptions = { signal };
     if (this.options.commandTimeoutMs !== undefined) options.timeoutMs = this.options.commandTimeoutMs;
     if (request.oob) options.oob = true;
     return this.backend.execute(request.command, request.args, options);

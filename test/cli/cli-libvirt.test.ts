@@ -25,7 +25,9 @@ let tmp: string;
 const NAME = 'cli1';
 
 /** `libqemu -c URI …` */
-const cli = (...args: string[]) => runCli(['-c', lv.uri, ...args]);
+// Spawned CLIs start tsx, libvirt's worker threads and a connection each: generous bounds for loaded CI machines.
+const SLOW = { timeout: 300_000 };
+const cli = (...args: string[]) => runCli(['-c', lv.uri, ...args], { timeoutMs: 150_000 });
 const cliProcess = (...args: string[]) => new CliProcess(['-c', lv.uri, ...args]);
 
 beforeAll(async () => {
@@ -41,7 +43,7 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('libqemu on a libvirt guest', () => {
+describe('libqemu on a libvirt guest', SLOW, () => {
   it('starts the guest and lists it with its QMP routes', async () => {
     const start = await cli('start', NAME);
     expect(start).toMatchObject({ code: 0, stdout: `${NAME}: started (now running, booted)\n` });
@@ -77,7 +79,7 @@ describe('libqemu on a libvirt guest', () => {
   it('suspends and resumes through libvirt, and events shows libvirt and QMP events of it', async () => {
     const events = cliProcess('-d', NAME, '--json', 'events', '-n', '4', 'STOP', 'RESUME', 'suspended', 'resumed');
     try {
-      await events.waitFor(/following events of guest cli1/, 'stderr');
+      await events.waitFor(/following events of guest cli1/, 'stderr', 150_000);
       const suspend = await cli('suspend', NAME);
       expect(suspend.stdout).toBe(`${NAME}: suspended (now paused, user)\n`);
       const resume = await cli('--json', 'resume', NAME);
@@ -91,7 +93,7 @@ describe('libqemu on a libvirt guest', () => {
   });
 
   it('runs a piped shell on the guest, with the policy refusal printed readably', async () => {
-    const r = await runCli(['-c', lv.uri, '-d', NAME, 'shell', '--no-history'], { input: 'query-status\ndevice_del id=net0\nquery-name\n' });
+    const r = await runCli(['-c', lv.uri, '-d', NAME, 'shell', '--no-history'], { input: 'query-status\ndevice_del id=net0\nquery-name\n', timeoutMs: 150_000 });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('"status": "running"');
     expect(r.stderr).toMatch(/error: QMP command 'device_del' refused by the ownership policy[^\n]*\n {2}hint: use virDomain/);
@@ -99,18 +101,18 @@ describe('libqemu on a libvirt guest', () => {
   });
 });
 
-describe('libqemu proxy --domain', () => {
+describe('libqemu proxy --domain', SLOW, () => {
   for (const via of ['monitor', 'passthrough'] as const) {
     it(`serves socat and several of our clients through the ${via} route, with events and policy refusals`, async () => {
       const listen = join(tmp, via, 'q.sock');
       const proxy = cliProcess('-d', NAME, '--via', via, 'proxy', '--listen', listen);
       try {
-        await proxy.waitFor(new RegExp(`serving guest ${NAME} via ${via} on `));
+        await proxy.waitFor(new RegExp(`serving guest ${NAME} via ${via} on `), 'stdout', 150_000);
         expect(statSync(listen).mode & 0o777).toBe(0o600);
         expect(statSync(join(tmp, via)).mode & 0o777).toBe(0o700);
 
         // socat, the way a shell script would use it
-        const { stdout } = await run('sh', ['-c', `printf '%s\\n' '{"execute":"qmp_capabilities"}' '{"execute":"query-status","id":7}' | socat -t 5 - UNIX-CONNECT:${listen}`], { timeout: 20_000 });
+        const { stdout } = await run('sh', ['-c', `printf '%s\\n' '{"execute":"qmp_capabilities"}' '{"execute":"query-status","id":7}' | socat -t 5 - UNIX-CONNECT:${listen}`], { timeout: 60_000 });
         const lines = stdout.trim().split(/\r?\n/).map((l) => JSON.parse(l) as Record<string, unknown>);
         expect(lines[0]).toHaveProperty('QMP.version.qemu.major', 7); // the real version, also via passthrough
         expect(lines[2]).toMatchObject({ id: 7, return: { status: 'running' } });
@@ -119,14 +121,14 @@ describe('libqemu proxy --domain', () => {
         const a = await RawQmp.connect(listen);
         const b = await QmpClient.connect({ path: listen });
         try {
-          const stopSeen = b.waitForEvent('STOP', { timeoutMs: 15_000 });
+          const stopSeen = b.waitForEvent('STOP', { timeoutMs: 60_000 });
           a.send([{ execute: 'query-name', id: 'n' }, { execute: 'stop', id: 's' }, { execute: 'query-status', id: 'q' }].map((m) => JSON.stringify(m)).join('\n') + '\n');
-          expect(await a.next((m) => m.id === 'q', 15_000)).toMatchObject({ return: { status: 'paused' } });
+          expect(await a.next((m) => m.id === 'q', 60_000)).toMatchObject({ return: { status: 'paused' } });
           expect(a.messages.filter((m) => 'id' in m && m.id !== 'neg').map((m) => m.id)).toEqual(['n', 's', 'q']);
           await stopSeen;
-          await a.next((m) => m.event === 'STOP', 15_000);
+          await a.next((m) => m.event === 'STOP', 60_000);
           expect(await b.execute('cont')).toEqual({});
-          await a.next((m) => m.event === 'RESUME', 15_000);
+          await a.next((m) => m.event === 'RESUME', 60_000);
           const refused = await a.call('device_del', 'd', { id: 'net0' });
           expect(refused).toMatchObject({ id: 'd', error: { class: POLICY_ERROR_CLASS, desc: expect.stringMatching(/virDomainDetachDeviceFlags/) } });
           const quit = await b.execute('quit').catch((e: unknown) => e);

@@ -8,6 +8,8 @@ import { QmpClient } from '../../src/qmp/index.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
 import { BIN, CliProcess, ROOT, runCli } from './run-cli.js';
 
+// Spawned CLIs start tsx each time: generous bounds for loaded CI machines.
+const SLOW = { timeout: 240_000 };
 let qemu: QemuInstance;
 /** A client on QEMU's second monitor, to cause events while the CLI holds the first. */
 let side: QmpClient;
@@ -26,7 +28,7 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('libqemu exec on a QMP socket', () => {
+describe('libqemu exec on a QMP socket', SLOW, () => {
   it('prints the result readably, or as one JSON line with --json', async () => {
     const readable = await runCli(['-s', sock, 'exec', 'query-status']);
     expect(readable).toMatchObject({ code: 0, stderr: '' });
@@ -71,7 +73,7 @@ describe('libqemu exec on a QMP socket', () => {
   });
 });
 
-describe('libqemu schema and gen', () => {
+describe('libqemu schema and gen', SLOW, () => {
   it('describes a command with member types, lists by glob, and says so for an unknown name (exit 5)', async () => {
     const one = await runCli(['-s', sock, 'schema', 'set_link']);
     expect(one.code).toBe(0);
@@ -100,11 +102,11 @@ describe('libqemu schema and gen', () => {
   });
 });
 
-describe('libqemu events on a QMP socket', () => {
+describe('libqemu events on a QMP socket', SLOW, () => {
   it('follows events filtered by name as JSON lines and exits after --count', async () => {
     const p = new CliProcess(['-s', sock, '--json', 'events', '-n', '2', 'STOP', 'RESUME']);
     try {
-      await p.waitFor(/following events of socket .* \(STOP, RESUME\)/, 'stderr');
+      await p.waitFor(/following events of socket .* \(STOP, RESUME\)/, 'stderr', 120_000);
       await side.execute('stop');
       await side.execute('cont');
       expect(await p.exited).toBe(0);
@@ -119,7 +121,7 @@ describe('libqemu events on a QMP socket', () => {
   it('prints readable lines and stops cleanly on Ctrl-C (exit 0)', async () => {
     const p = new CliProcess(['-s', sock, 'events']);
     try {
-      await p.waitFor(/following events of socket/, 'stderr');
+      await p.waitFor(/following events of socket/, 'stderr', 120_000);
       await side.execute('stop');
       await side.execute('cont');
       await p.waitFor(/ qmp RESUME/);
@@ -131,7 +133,7 @@ describe('libqemu events on a QMP socket', () => {
   });
 });
 
-describe('libqemu shell', () => {
+describe('libqemu shell', SLOW, () => {
   it('runs piped commands: key=value, raw JSON, HMP mode, errors with hints, and carries on', async () => {
     const input = ['query-status', 'set_link name=net0 up=false', '.hmp', 'info status', '.qmp', '{"execute": "query-version"}', 'no-such-command', '.schema set_link', 'query-name'].join('\n');
     const r = await runCli(['-s', sock, 'shell', '--no-history'], { input: `${input}\n` });
@@ -154,7 +156,7 @@ describe('libqemu shell', () => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     const waitOut = async (re: RegExp, from = 0) => {
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 120_000;
       while (!re.test(out.slice(from))) {
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ${re} in: ${JSON.stringify(out)}`);
         await new Promise((r) => setTimeout(r, 20));
@@ -184,12 +186,12 @@ describe('libqemu shell', () => {
   });
 });
 
-describe('libqemu proxy on a QMP socket', () => {
+describe('libqemu proxy on a QMP socket', SLOW, () => {
   it('serves several clients, and stops on SIGINT removing its socket', async () => {
     const listen = join(tmp, 'proxy', 'p.sock');
     const p = new CliProcess(['-s', sock, 'proxy', '--listen', listen]);
     try {
-      await p.waitFor(/serving socket .* on .*p\.sock/);
+      await p.waitFor(/serving socket .* on .*p\.sock/, 'stdout', 120_000);
       expect(statSync(listen).mode & 0o777).toBe(0o600);
       const [a, b] = await Promise.all([QmpClient.connect({ path: listen }), QmpClient.connect({ path: listen })]);
       const stopped = b.waitForEvent('STOP', { timeoutMs: 10_000 });

@@ -40,6 +40,14 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function raw(options?: { negotiate?: boolean }): Promise<RawQmp> {
   const c = await RawQmp.connect(proxy.path, options);
   open.push(c);
@@ -173,6 +181,8 @@ describe('QmpProxy on a bare QEMU', () => {
       while (small.stats.dropped === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(small.stats.dropped).toBe(1);
       expect(logs.some((l) => /dropping proxy client \d+: it is not reading/.test(l))).toBe(true);
+      // the dropped client's commands still queued in the backend were withdrawn, not run
+      await until(() => backend.pendingCount === 0);
       expect(await reader.call('query-status', 'ok')).toMatchObject({ return: { status: 'running' } });
       expect(small.clientCount).toBe(1);
     } finally {
