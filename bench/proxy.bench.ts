@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Hypervisor, type GuestQmpClient } from '../src/hybrid/index.js';
+import { DomainXml, Hypervisor, type GuestQmpClient } from '../src/hybrid/index.js';
+import { QmpClient } from '../src/qmp/index.js';
 import { QmpProxy } from '../src/proxy/index.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
 import { printTable, summarize, timeEach } from './table.js';
@@ -100,24 +101,31 @@ export default async function proxyBench(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'lq-pb-'));
   let hv: Hypervisor | undefined;
   let virtProxy: ChildProcess | undefined;
-  const clients: GuestQmpClient[] = [];
+  const clients: (GuestQmpClient | QmpClient)[] = [];
   const proxies: QmpProxy[] = [];
   try {
     hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => undefined });
-    // Two second monitors: the one the facade picks (the proxy's backend) and the other for the direct baseline.
-    const extra = join(lv.qmpDir, 'extra.sock');
-    const guest = await hv.createGuest(tinyGuestXml({ name: 'pb1', qmpSocket: extra }), { qmpSocket: true });
+    // Three second monitors: the one the facade picks (a proxy backend through guest.qmp()), one for a
+    // plain QmpClient backend, and one for the direct baseline.
+    const xml = DomainXml.parse(tinyGuestXml({ name: 'pb1', qmpSocket: join(lv.qmpDir, 'a.sock') }));
+    xml.addMonitorSocket(join(lv.qmpDir, 'b.sock'));
+    const guest = await hv.createGuest(xml.toString(), { qmpSocket: true });
     const facadeSocket = await guest.monitorSocket();
-    const all = (await import('../src/hybrid/index.js')).DomainXml.parse(await guest.xml()).monitorSockets().map((m) => m.path);
-    const directPath = all.find((p) => p !== facadeSocket)!;
+    const [directPath, plainPath] = DomainXml.parse(await guest.xml())
+      .monitorSockets()
+      .map((m) => m.path)
+      .filter((p) => p !== facadeSocket) as [string, string];
     await waitForFile(directPath, 10_000);
+    await waitForFile(plainPath, 10_000);
+    const plain = await QmpClient.connect({ path: plainPath }, { timeoutMs: 0 });
 
     const viaMonitor = await guest.qmp({ via: 'monitor', validate: false, timeoutMs: 0 });
     const viaPassthrough = await guest.qmp({ via: 'passthrough', validate: false, timeoutMs: 0 });
-    clients.push(viaMonitor, viaPassthrough);
+    clients.push(viaMonitor, viaPassthrough, plain);
+    proxies.push(await QmpProxy.start(plain, { listen: join(tmp, 'p', 'plain.sock') }));
     proxies.push(await QmpProxy.start(viaMonitor, { listen: join(tmp, 'p', 'monitor.sock') }));
     proxies.push(await QmpProxy.start(viaPassthrough, { listen: join(tmp, 'p', 'passthrough.sock') }));
-    const [monitorProxy, passthroughProxy] = proxies as [QmpProxy, QmpProxy];
+    const [plainProxy, monitorProxy, passthroughProxy] = proxies as [QmpProxy, QmpProxy, QmpProxy];
 
     const virtPath = join(tmp, 'virt-qemu-qmp-proxy.sock');
     virtProxy = spawn('/usr/bin/python3', ['/usr/bin/virt-qemu-qmp-proxy', '-c', lv.uri, 'pb1', virtPath], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -130,6 +138,7 @@ export default async function proxyBench(): Promise<void> {
     // ---- 1. one client, sequential, rounds interleaved ----
     const paths = {
       'direct monitor socket': directPath,
+      'libqemu proxy (plain QmpClient on a monitor)': plainProxy.path,
       'libqemu proxy (second monitor)': monitorProxy.path,
       'libqemu proxy (passthrough)': passthroughProxy.path,
       'virt-qemu-qmp-proxy (passthrough)': virtPath,
@@ -138,7 +147,7 @@ export default async function proxyBench(): Promise<void> {
     for (const [name, path] of Object.entries(paths)) one[name] = await RawClient.open(path);
     const times: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
     const rounds = 3;
-    const perRound = { 'direct monitor socket': 400, 'libqemu proxy (second monitor)': 400, 'libqemu proxy (passthrough)': 150, 'virt-qemu-qmp-proxy (passthrough)': 150 } as Record<string, number>;
+    const perRound = { 'direct monitor socket': 400, 'libqemu proxy (plain QmpClient on a monitor)': 400, 'libqemu proxy (second monitor)': 400, 'libqemu proxy (passthrough)': 150, 'virt-qemu-qmp-proxy (passthrough)': 150 } as Record<string, number>;
     for (let r = 0; r < rounds; r++) {
       for (const name of Object.keys(paths)) times[name]!.push(...(await timeEach(perRound[name]!, () => one[name]!.call('query-status'), r === 0 ? 50 : 10)));
     }
@@ -158,7 +167,7 @@ export default async function proxyBench(): Promise<void> {
         return { name, value: s.mean, unit: 'ms', extra: { p50: `${s.p50.toFixed(3)} ms`, p99: `${s.p99.toFixed(3)} ms`, calls: times[name]!.length } };
       }),
       'direct monitor socket',
-      'libqemu proxy (second monitor) ≤ 1.30× direct',
+      'libqemu proxy (second monitor, through guest.qmp()) ≤ 1.30× direct',
     );
 
     // ---- 2. ten clients at once ----
