@@ -15,7 +15,6 @@ export const MigrateFlag = {
 /** VIR_MIGRATE_PARAM_* typed-parameter names */
 export const MigrateParam = {
   URI: 'migrate_uri',
-  DEST_NAME: 'destination_name',
   DEST_XML: 'destination_xml',
   PERSIST_XML: 'persistent_xml',
   BANDWIDTH: 'bandwidth',

@@ -230,7 +230,7 @@ class MigrationRun {
       const raw = this.completedStats;
       const num = (k: string) => (raw && (typeof raw[k] === 'number' || typeof raw[k] === 'bigint') ? Number(raw[k]) : undefined);
       return {
-        name: o.destinationName ?? source.name,
+        name: source.name,
         destinationUri: this.target.uri,
         destinationQmpSocket: plan.destinationSocket,
         durationMs: Math.round(performance.now() - this.startedAt),

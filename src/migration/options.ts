@@ -24,8 +24,6 @@ export interface MigrateOptions {
   persistent?: boolean;
   /** Undefine the guest on the source after success (default: when persistent). */
   undefineSource?: boolean;
-  /** Rename the guest on the destination. */
-  destinationName?: string;
   /**
    * Where the guest's second QMP monitor listens on the destination. Default: the same file name in
    * the destination's monitor directory. It must differ from the source's path (research §2.3).
@@ -60,7 +58,6 @@ export interface NormalizedOptions {
   bandwidthMiBs: number | undefined;
   persistent: boolean | undefined;
   undefineSource: boolean | undefined;
-  destinationName: string | undefined;
   destinationQmpSocket: string | undefined;
   maxDowntimeMs: number | undefined;
   qemuParameters: Record<string, QemuParameterValue>;
@@ -71,7 +68,7 @@ export interface NormalizedOptions {
 }
 
 const KNOWN = new Set<string>([
-  'live', 'tunnelled', 'migrationUri', 'listenAddress', 'bandwidthMiBs', 'persistent', 'undefineSource', 'destinationName',
+  'live', 'tunnelled', 'migrationUri', 'listenAddress', 'bandwidthMiBs', 'persistent', 'undefineSource',
   'destinationQmpSocket', 'maxDowntimeMs', 'qemuParameters', 'watchdog', 'progressIntervalMs', 'timeoutMs', 'signal',
 ]);
 
@@ -151,7 +148,6 @@ export function normalizeOptions(options: MigrateOptions = {}): NormalizedOption
     bandwidthMiBs: int('bandwidthMiBs', 1),
     persistent,
     undefineSource,
-    destinationName: str('destinationName'),
     destinationQmpSocket,
     maxDowntimeMs: int('maxDowntimeMs', 1),
     qemuParameters: { ...qemuParameters },
@@ -192,7 +188,6 @@ export function buildMigrationCall(
     const listen = o.listenAddress ?? (ctx.destinationIsLocal && uri?.startsWith('tcp://') ? '127.0.0.1' : undefined);
     s(MigrateParam.LISTEN_ADDRESS, listen);
   }
-  s(MigrateParam.DEST_NAME, o.destinationName);
   s(MigrateParam.DEST_XML, ctx.destinationXml);
   if (ctx.persistent) s(MigrateParam.PERSIST_XML, ctx.persistentXml);
   if (o.bandwidthMiBs !== undefined) params.push({ field: MigrateParam.BANDWIDTH, type: 'ullong', value: o.bandwidthMiBs });

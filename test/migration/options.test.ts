@@ -36,10 +36,10 @@ describe('migrate options → virDomainMigrateToURI3 parameters and flags', () =
   });
 
   it('persistent guests: PERSIST_DEST, UNDEFINE_SOURCE by default, and the persistent XML', () => {
-    const o = normalizeOptions({ live: false, destinationName: 'moved' });
+    const o = normalizeOptions({ live: false });
     const call = buildMigrationCall(o, { destinationIsLocal: true, persistent: true, destinationXml: '<domain/>', persistentXml: '<domain/>' });
     expect(call.flags).toBe(MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | MigrateFlag.UNDEFINE_SOURCE);
-    expect(call.params.map((p) => p.field)).toEqual(['migrate_uri', 'listen_address', 'destination_name', 'destination_xml', 'persistent_xml']);
+    expect(call.params.map((p) => p.field)).toEqual(['migrate_uri', 'listen_address', 'destination_xml', 'persistent_xml']);
     const keep = buildMigrationCall(normalizeOptions({ undefineSource: false }), { destinationIsLocal: true, persistent: true });
     expect(keep.flags & MigrateFlag.UNDEFINE_SOURCE).toBe(0);
   });
