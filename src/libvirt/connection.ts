@@ -296,13 +296,18 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   ): EventStream<T> {
     const subId = ++subscriptionSeq;
     const sub: Subscription = { kind, callbackIds: [], closed: false, deliver: () => {}, end: () => {} };
-    const stream = new EventStream<T>(options, what, () => {
-      sub.closed = true;
-      if (this.subscriptions.get(subId) === sub) {
-        this.subscriptions.delete(subId);
-        if (this.isOpen) void this.executor.exclusive(() => this.deregister(sub)).catch(() => undefined);
-      }
-    });
+    const stream = new EventStream<T>(
+      options,
+      what,
+      () => {
+        sub.closed = true;
+        if (this.subscriptions.get(subId) === sub) {
+          this.subscriptions.delete(subId);
+          if (this.isOpen) void this.executor.exclusive(() => this.deregister(sub)).catch(() => undefined);
+        }
+      },
+      (delta) => runtime.holdProcess(delta),
+    );
     sub.deliver = (m) => {
       if (m.k === 'lifecycle') stream.queue.push(lifecycleEvent({ name: m.name, uuid: m.uuid }, m.event, m.detail) as T);
       else if (m.k === 'reboot') stream.queue.push({ kind: 'reboot', domain: { name: m.name, uuid: m.uuid } } as T);

@@ -61,7 +61,13 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
   settleReady!: (err?: unknown) => void;
 
   /** @internal */
-  constructor(options: SubscriptionOptions, what: string, onClose: () => void) {
+  constructor(
+    options: SubscriptionOptions,
+    what: string,
+    onClose: () => void,
+    /** Called with +1 while a consumer awaits next() on an empty queue, -1 when that settles. */
+    private readonly holdProcess: (delta: 1 | -1) => void = () => {},
+  ) {
     const size = options.bufferSize ?? 256;
     if (!Number.isInteger(size) || size < 1) {
       throw new InvalidArgumentError(`bufferSize must be a positive integer, got ${String(options.bufferSize)}`, { hint: 'e.g. 256 (events held for a slow consumer)' });
@@ -86,8 +92,14 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
     return this.queue.dropped;
   }
 
+  /** A consumer waiting here keeps the process alive (like a socket being read); one that stops waiting does not. */
   next(): Promise<IteratorResult<T>> {
-    return this.queue.next();
+    if (this.queue.size > 0) return this.queue.next();
+    const p = this.queue.next();
+    this.holdProcess(1);
+    const release = (): void => this.holdProcess(-1);
+    p.then(release, release);
+    return p;
   }
 
   return(): Promise<IteratorResult<T>> {

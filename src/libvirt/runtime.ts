@@ -112,6 +112,15 @@ class Runtime {
     this.pending.clear();
   }
 
+  private waitingConsumers = 0;
+
+  /** While some consumer awaits an event, the event channel keeps the process alive. */
+  holdProcess(delta: 1 | -1): void {
+    this.waitingConsumers += delta;
+    if (delta === 1 && this.waitingConsumers === 1) this.eventPort?.ref();
+    if (delta === -1 && this.waitingConsumers === 0) this.eventPort?.unref();
+  }
+
   addListener(l: EventListener): () => void {
     this.listeners.add(l);
     return () => this.listeners.delete(l);

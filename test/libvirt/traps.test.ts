@@ -43,6 +43,21 @@ describe('exit behaviour (child processes)', () => {
     expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
   });
 
+  it('a consumer waiting for events keeps the process alive until they come', async () => {
+    const c = await Connection.open(daemon.uri);
+    try {
+      const dom = await c.lookupDomain('tr1');
+      const r = await runChild(['events-wait', daemon.uri, 'tr1'], (line) => {
+        if (line.ready) setTimeout(() => void dom.suspend().then(() => dom.resume()), 1500);
+      });
+      expect(r.lines.find((l) => 'event' in l)?.event).toBe('suspended');
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+      expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('process.exit(3) with calls in flight exits with 3 (drained, no SIGABRT)', async () => {
     const r = await runChild(['exit-inflight', daemon.uri, 'tr1']);
     expect({ code: r.code, signal: r.signal }).toEqual({ code: 3, signal: null });
