@@ -216,6 +216,46 @@ describe('QmpProxy on a bare QEMU', () => {
     }
   });
 
+  it('offers out-of-band execution when its backend negotiated it, and relays exec-oob', async () => {
+    const q = await startQemu();
+    const oobBackend = await QmpClient.connect({ path: q.qmpPath }, { oob: true });
+    const p = await QmpProxy.start(oobBackend, { listen: join(dir, 'run', 'oob.sock') });
+    try {
+      const plain = await RawQmp.connect(p.path);
+      open.push(plain);
+      expect(plain.messages[0]).toMatchObject({ QMP: { capabilities: ['oob'] } });
+      plain.send({ 'exec-oob': 'query-yank', id: 'x' });
+      expect(await plain.next((m) => m.id === 'x')).toEqual({ id: 'x', error: { class: 'GenericError', desc: "QMP input member 'exec-oob' is unexpected" } });
+      const c = await RawQmp.connect(p.path, { negotiate: false });
+      open.push(c);
+      expect(await c.call('qmp_capabilities', 'n', { enable: ['oob'] })).toEqual({ id: 'n', return: {} });
+      c.send({ 'exec-oob': 'query-yank', id: 'o1' });
+      expect(await c.next((m) => m.id === 'o1')).toMatchObject({ id: 'o1', return: expect.any(Array) });
+    } finally {
+      await p.close();
+      await oobBackend.close();
+      await q.stop();
+    }
+  });
+
+  it('validates its options and turns clients beyond maxClients away with a log line', async () => {
+    await expect(QmpProxy.start(backend, { listen: join(dir, 'run', 'v.sock'), maxClients: 0 })).rejects.toThrow(/maxClients must be a positive integer/);
+    await expect(QmpProxy.start(backend, { listen: '' })).rejects.toThrow(ProxyError);
+    await expect(QmpProxy.start(backend, { listen: `${dir}/${'x'.repeat(120)}.sock` })).rejects.toThrow(/longer than 107 bytes/);
+    const warnings: string[] = [];
+    const p = await QmpProxy.start(backend, { listen: join(dir, 'run', 'two.sock'), maxClients: 2, logger: { warn: (m) => warnings.push(m) } });
+    try {
+      const a = await RawQmp.connect(p.path);
+      const b = await RawQmp.connect(p.path);
+      open.push(a, b);
+      await expect(RawQmp.connect(p.path)).rejects.toThrow();
+      expect(warnings.some((w) => /turned a client away: 2 clients already connected/.test(w))).toBe(true);
+      expect(await b.call('query-status', 1)).toMatchObject({ return: { status: 'running' } });
+    } finally {
+      await p.close();
+    }
+  });
+
   it('stops when the backend goes away: clients disconnected, socket removed', async () => {
     const q = await startQemu();
     const b = await QmpClient.connect({ path: q.qmpPath });
