@@ -37,15 +37,15 @@ export default async function (): Promise<void> {
     const raw: number[] = [];
     const mon: number[] = [];
     const monNoValidate: number[] = [];
-    for (let round = 0; round < 8; round++) {
+    for (let round = 0; round < 20; round++) {
       const base = await QmpClient.connect({ path: socket });
-      raw.push(...(await timeEach(N / 8, () => base.execute('query-status'))));
+      raw.push(...(await timeEach(N / 20, () => base.execute('query-status'))));
       await base.close();
       const viaMonitor = await guest.qmp({ via: 'monitor' });
-      mon.push(...(await timeEach(N / 8, () => viaMonitor.execute('query-status'))));
+      mon.push(...(await timeEach(N / 20, () => viaMonitor.execute('query-status'))));
       await viaMonitor.close();
       const viaMonitorRaw = await guest.qmp({ via: 'monitor', validate: false });
-      monNoValidate.push(...(await timeEach(N / 8, () => viaMonitorRaw.execute('query-status'))));
+      monNoValidate.push(...(await timeEach(N / 20, () => viaMonitorRaw.execute('query-status'))));
       await viaMonitorRaw.close();
     }
     rows.push(row('QMP-core client, same socket', raw));

@@ -12,6 +12,7 @@ import type { Hypervisor } from './hypervisor.js';
 import { MonitorHub } from './monitor-hub.js';
 import { probeSocket, removeStaleSocket } from './monitor-dir.js';
 import type { MonitorConnectionChange } from './monitor-transport.js';
+import type { RelaySubscription } from './event-relay.js';
 import { PassthroughTransport, libvirtEventFilter } from './passthrough-transport.js';
 import { OwnershipPolicy } from './policy.js';
 import { TaintTracker, parseTaints, type Taint } from './taint.js';
@@ -98,6 +99,7 @@ export class Guest {
   private readonly taints = new TaintTracker();
   private readonly noticeListeners = new Set<(n: LibqemuNotice) => void>();
   private readonly passthroughClients = new Set<GuestQmpClient>();
+  private readonly streamEnders = new Set<(err?: unknown) => void>();
   private closed = false;
 
   /** @internal use hv.guest() / hv.defineGuest() / hv.createGuest(). */
@@ -113,6 +115,11 @@ export class Guest {
 
   get uuid(): string {
     return this.domain.uuid;
+  }
+
+  /** True after close() (hv.guest() then hands out a fresh Guest). */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   // ---- lifecycle: libvirt's -----------------------------------------------------------------
@@ -131,9 +138,12 @@ export class Guest {
 
   /** Starts a defined guest. A stale monitor socket left by a killed QEMU is removed first. */
   async start(options: { paused?: boolean } = {}): Promise<void> {
-    for (const m of DomainXml.parse(await this.domain.xml({ inactive: true })).monitorSockets()) {
-      await this.hypervisor.prepareMonitorDir(dirname(m.path));
-      await removeStaleSocket(m.path, this.name);
+    if (this.hypervisor.local) {
+      for (const m of DomainXml.parse(await this.domain.xml({ inactive: true })).monitorSockets()) {
+        // libqemu's own directory is (re)created if the temp dir was cleaned; anyone else's is left as it is
+        if (dirname(m.path) === this.hypervisor.monitorDir) await this.hypervisor.prepareMonitorDir(this.hypervisor.monitorDir);
+        await removeStaleSocket(m.path, this.name).catch(() => undefined);
+      }
     }
     await this.domain.start(options);
   }
@@ -249,12 +259,19 @@ export class Guest {
     const teardown = async () => {
       if (tornDown) return;
       tornDown = true;
-      options.signal?.removeEventListener('abort', onAbort);
       for (const stop of stops.splice(0)) await Promise.resolve(stop()).catch(() => undefined);
     };
-    const onAbort = () => queue.end();
+    /** Ends the stream (a source ended or failed, the signal fired, the guest closed) and unsubscribes. */
+    const finish = (err?: unknown) => {
+      queue.end(err);
+      void teardown();
+    };
+    const onAbort = () => finish();
+    if (options.signal?.aborted) queueMicrotask(onAbort);
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    const fail = (err: unknown) => queue.end(err);
+    stops.push(() => options.signal?.removeEventListener('abort', onAbort));
+    this.streamEnders.add(finish);
+    stops.push(() => void this.streamEnders.delete(finish));
     let route: QmpRoute | undefined;
 
     // A consumer waiting for events is a reason to stay alive (libvirt's event thread does not hold
@@ -266,24 +283,29 @@ export class Guest {
     this.noticeListeners.add(onNotice);
     stops.push(() => void this.noticeListeners.delete(onNotice));
 
+    /** Pumps one relay subscription into the stream; its end (or failure) ends the stream. */
+    const pump = <T>(source: RelaySubscription<T>, toEvent: (ev: T) => GuestEvent) => {
+      stops.push(() => source.return().then(() => undefined));
+      void (async () => {
+        try {
+          for await (const ev of source) queue.push(toEvent(ev));
+          finish();
+        } catch (err) {
+          finish(err);
+        }
+      })();
+      return source.ready;
+    };
+
     const ready = (async () => {
       const libvirtKinds = options.libvirt === false ? [] : options.libvirt === true || options.libvirt === undefined ? (['lifecycle', 'reboot'] as DomainEventKind[]) : options.libvirt;
       if (libvirtKinds.length > 0) {
-        const stream = this.hypervisor.eventRelay.domainEvents(this.domain, libvirtKinds, { bufferSize: options.bufferSize ?? 1000 });
-        stops.push(() => stream.return().then(() => undefined));
-        void (async () => {
-          try {
-            for await (const ev of stream) {
-              const base = { guest: this.name, at: new Date(), source: 'libvirt' as const };
-              queue.push(ev.kind === 'lifecycle' ? { ...base, kind: 'lifecycle', event: ev.event, detail: ev.detail } : { ...base, kind: 'reboot' });
-            }
-          } catch (err) {
-            fail(err);
-          }
-        })();
-        await stream.ready;
+        await pump(this.hypervisor.eventRelay.domainEvents(this.domain, libvirtKinds, { bufferSize: options.bufferSize ?? 1000 }), (ev): GuestEvent => {
+          const base = { guest: this.name, at: new Date(), source: 'libvirt' as const };
+          return ev.kind === 'lifecycle' ? { ...base, kind: 'lifecycle', event: ev.event, detail: ev.detail } : { ...base, kind: 'reboot' };
+        });
       }
-      if (options.qmp === false) return;
+      if (options.qmp === false || tornDown) return;
       const names = Array.isArray(options.qmp) ? (options.qmp as readonly string[]) : undefined;
       const via = options.via ?? 'auto';
       if (via !== 'passthrough') {
@@ -296,30 +318,32 @@ export class Guest {
           route = 'monitor';
           stops.push(() => client.close());
           const wanted = names ? new Set(names) : undefined;
-          const off = client.on('event', (ev) => {
-            if (wanted && !wanted.has(ev.event)) return;
-            queue.push({ source: 'qmp', kind: 'qmp', route: 'monitor', guest: this.name, at: new Date(), event: ev.event, data: ev.data as Record<string, unknown> | undefined, timestamp: ev.timestamp });
-          });
-          stops.push(off);
+          stops.push(
+            client.on('event', (ev) => {
+              if (wanted && !wanted.has(ev.event)) return;
+              queue.push({ source: 'qmp', kind: 'qmp', route: 'monitor', guest: this.name, at: new Date(), event: ev.event, data: ev.data as Record<string, unknown> | undefined, timestamp: ev.timestamp });
+            }),
+          );
+          // the shared monitor closes for good only with the guest or hypervisor
+          stops.push(client.on('runstate', (state) => state === 'closed' && finish()));
+          if (tornDown) await client.close();
           return;
         }
       }
       // libvirt relays QEMU's events for the domain, across restarts, with the name filter applied by libvirt
       route = 'passthrough';
-      const stream = this.hypervisor.eventRelay.qemuEvents(this.domain, libvirtEventFilter(names), { bufferSize: options.bufferSize ?? 1000 });
-      stops.push(() => stream.return().then(() => undefined));
-      void (async () => {
-        try {
-          for await (const ev of stream) {
-            queue.push({ source: 'qmp', kind: 'qmp', route: 'passthrough', guest: this.name, at: new Date(), event: ev.event, data: ev.data, timestamp: ev.timestamp });
-          }
-        } catch (err) {
-          fail(err);
-        }
-      })();
-      await stream.ready;
+      await pump(this.hypervisor.eventRelay.qemuEvents(this.domain, libvirtEventFilter(names), { bufferSize: options.bufferSize ?? 1000 }), (ev): GuestEvent => ({
+        source: 'qmp',
+        kind: 'qmp',
+        route: 'passthrough',
+        guest: this.name,
+        at: new Date(),
+        event: ev.event,
+        data: ev.data,
+        timestamp: ev.timestamp,
+      }));
     })();
-    ready.catch(fail);
+    ready.catch(finish);
 
     Object.defineProperty(queue, 'qmpRoute', { get: () => route, enumerable: true });
     return Object.assign(queue, { ready }) as BoundedQueue<GuestEvent> & GuestEventStream;
@@ -329,6 +353,7 @@ export class Guest {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const end of [...this.streamEnders]) end();
     for (const c of [...this.passthroughClients]) await c.close().catch(() => undefined);
     await this.hub?.close();
     this.hub = undefined;

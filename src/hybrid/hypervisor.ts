@@ -215,7 +215,7 @@ export class Hypervisor implements AsyncDisposable {
 
   private adopt(domain: Domain): Guest {
     const known = this.guestCache.get(domain.uuid);
-    if (known) return known;
+    if (known && !known.isClosed) return known;
     const guest = new Guest(this, domain);
     this.guestCache.set(domain.uuid, guest);
     return guest;

@@ -183,6 +183,32 @@ describe('state consistency between libvirt and QMP', () => {
       await remove(g);
     }
   });
+
+  it('guest.close() ends its event streams and QMP clients; hv.guest() then hands out a fresh Guest', async () => {
+    const g = await startedGuest('close');
+    try {
+      const events = g.events();
+      await events.ready;
+      const qmp = await g.qmp();
+      await g.close();
+      // what was buffered is still delivered, then the stream ends
+      const drained = (async () => {
+        let n = 0;
+        while (!(await events.next()).done) n++;
+        return n;
+      })();
+      const r = await Promise.race([drained, new Promise((res) => setTimeout(() => res('hung'), 5000))]);
+      expect(typeof r).toBe('number');
+      expect(qmp.runstate).toBe('closed');
+      const again = await hv.guest(g.name);
+      expect(again).not.toBe(g);
+      const q2 = await again.qmp();
+      expect(await q2.execute('query-status')).toMatchObject({ running: true });
+      await q2.close();
+    } finally {
+      await remove(g);
+    }
+  });
 });
 
 describe('restarts and crashes', () => {
