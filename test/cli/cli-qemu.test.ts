@@ -176,7 +176,17 @@ describe('libqemu shell', SLOW, () => {
       await waitOut(/up=false/, mark);
       child.stdin.write('\r');
       await waitOut(/DeviceNotFound[\s\S]*qmp> /, mark);
-      child.stdin.write('.quit\r');
+      // a line carrying a secret runs but stays out of the history file
+      mark = out.length;
+      child.stdin.write('change-vnc-password password=hunter2\r');
+      await waitOut(/error[\s\S]*qmp> /, mark);
+      // Ctrl-C drops a half-typed line; on an empty line it leaves
+      mark = out.length;
+      child.stdin.write('query-na');
+      await waitOut(/query-na/, mark);
+      child.stdin.write('\x03');
+      await waitOut(/\^C[\s\S]*qmp> /, mark);
+      child.stdin.write('\x03');
       expect(await exited).toBe(0);
       expect(readFileSync(history, 'utf8')).toBe('query-status\nset_link name=x up=false\n');
       expect(statSync(history).mode & 0o777).toBe(0o600);

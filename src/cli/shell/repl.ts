@@ -70,6 +70,18 @@ export async function runShell(options: ShellOptions): Promise<number> {
   });
   const setPrompt = () => rl.setPrompt(mode === 'qmp' ? 'qmp> ' : 'hmp> ');
   setPrompt();
+  // Ctrl-C drops the line being typed (like a shell); on an empty line it leaves.
+  rl.on('SIGINT', () => {
+    if (rl.line.length === 0) {
+      out.io.stdout.write('\n');
+      rl.close();
+      return;
+    }
+    rl.write(null, { ctrl: true, name: 'e' });
+    rl.write(null, { ctrl: true, name: 'u' });
+    out.io.stdout.write('^C\n');
+    rl.prompt();
+  });
 
   // Events print between prompts: clear the line being typed, print, redraw it.
   const offEvents = options.events
