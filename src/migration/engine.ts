@@ -145,6 +145,7 @@ class MigrationRun {
   private downtimeLimitMs: number | undefined;
   private migrateCallStarted = false;
   private timedOut = false;
+  private pauseRequested = false;
   private readonly startedAt = performance.now();
   private readonly cleanups: (() => Promise<void> | void)[] = [];
 
@@ -296,8 +297,9 @@ class MigrationRun {
         this.completedWaiter?.();
         break;
       case 'lifecycle':
-        if (e.event === 'suspended' && e.detail === 'migrated') this.tracker.switchover();
-        else if (e.event === 'suspended' && e.detail === 'paused') this.tracker.guestPaused(true);
+        // libvirt reports our own pause during a migration as suspended/migrated too: not a switch-over.
+        if (e.event === 'suspended' && e.detail === 'migrated' && !this.pauseRequested) this.tracker.switchover();
+        else if (e.event === 'suspended' && (e.detail === 'paused' || this.pauseRequested)) this.tracker.guestPaused(true);
         else if (e.event === 'resumed') this.tracker.guestPaused(false);
         break;
     }
@@ -376,6 +378,7 @@ class MigrationRun {
   }
 
   private async pauseGuest(): Promise<void> {
+    this.pauseRequested = true;
     await this.input.control.suspend();
     this.tracker.guestPaused(true);
   }
