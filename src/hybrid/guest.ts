@@ -248,6 +248,7 @@ export class Guest {
    */
   events(options: GuestEventsOptions = {}): GuestEventStream {
     this.assertOpen();
+    checkEventsOptions(options);
     const queue = new BoundedQueue<GuestEvent>({
       capacity: options.bufferSize ?? 1000,
       overflow: options.overflow ?? 'error',
@@ -406,6 +407,8 @@ export class Guest {
       onConnectionChange: (ch) => this.onMonitorChange(ch),
     });
     this.ensureWatcher();
+    // QEMU restarted and the lifecycle event has not brought the shared connection back yet: dial now
+    if (this.hub.transport && !this.hub.transport.connected) await this.hub.transport.reconnect(options.signal).catch(() => undefined);
     const client = new GuestQmpClient(this.hub.channel(), this.clientOptions(policy, 'monitor', options));
     try {
       await client.open(options.signal === undefined ? {} : { signal: options.signal });
@@ -511,5 +514,24 @@ export class Guest {
     if (fresh.length === 0) return;
     this.notify({ source: 'libqemu', kind: 'taint', guest: this.name, at: new Date(), taints: fresh });
     this.hypervisor.reportTaint({ guest: this.name, taints: fresh });
+  }
+}
+
+function checkEventsOptions(options: GuestEventsOptions): void {
+  const bad = (what: string, hint: string) => new InvalidArgumentError(`guest.events: ${what}`, { hint });
+  if (options === null || typeof options !== 'object') throw bad('options must be an object', 'e.g. guest.events({ qmp: ["STOP"] })');
+  if (options.via !== undefined && !['auto', 'monitor', 'passthrough'].includes(options.via)) {
+    throw bad(`via must be 'auto', 'monitor' or 'passthrough', got ${JSON.stringify(options.via)}`, "omit it for 'auto'");
+  }
+  const { libvirt, qmp, bufferSize } = options;
+  if (libvirt !== undefined && typeof libvirt !== 'boolean' && !(Array.isArray(libvirt) && libvirt.every((k) => k === 'lifecycle' || k === 'reboot'))) {
+    throw bad(`libvirt must be true, false or a list of 'lifecycle'/'reboot', got ${JSON.stringify(libvirt)}`, "e.g. { libvirt: ['lifecycle'] }");
+  }
+  if (qmp !== undefined && typeof qmp !== 'boolean') {
+    if (!Array.isArray(qmp)) throw bad(`qmp must be true, false or a list of event names, got ${JSON.stringify(qmp)}`, "e.g. { qmp: ['STOP', 'RESUME'] }");
+    libvirtEventFilter(qmp); // validates the names
+  }
+  if (bufferSize !== undefined && (!Number.isInteger(bufferSize) || bufferSize < 1)) {
+    throw bad(`bufferSize must be a positive integer, got ${String(bufferSize)}`, 'the default is 1000');
   }
 }

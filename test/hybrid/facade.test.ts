@@ -321,6 +321,11 @@ describe('names, paths and errors', () => {
         expect((err as GuestNotRunningError).message).toMatch(/not running \(state: shutoff\)/);
       }
       await expect(g.qmp({ via: 'sideways' as 'monitor' })).rejects.toThrow(/via must be/);
+      expect(() => g.events({ via: 'sideways' as 'monitor' })).toThrow(/via must be/);
+      expect(() => g.events({ qmp: 'STOP' as unknown as string[] })).toThrow(/list of event names/);
+      expect(() => g.events({ bufferSize: 0 })).toThrow(/positive integer/);
+      await expect(hv.guest('')).rejects.toThrow(/guest name or UUID/);
+      await expect(hv.defineGuest('<domain><name>x</domain>')).rejects.toThrow(/not well-formed/);
 
       if (process.getuid?.() === 0) {
         await g.start();
