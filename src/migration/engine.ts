@@ -105,7 +105,7 @@ export class MigrationJob<R extends MigrationResult = MigrationResult> implement
    * abort); the job's result then rejects with a MigrationError of reason 'aborted'.
    */
   abort(): Promise<void> {
-    return this.run.abort(false);
+    return this.run.abort();
   }
 
   then<A = R, B = never>(
@@ -201,7 +201,7 @@ class MigrationRun {
 
       await this.listen();
       if (o.signal) {
-        const onAbort = () => void this.abort(false).catch(() => undefined);
+        const onAbort = () => void this.abort().catch(() => undefined);
         o.signal.addEventListener('abort', onAbort, { once: true });
         this.cleanups.push(() => o.signal?.removeEventListener('abort', onAbort));
       }
@@ -269,9 +269,9 @@ class MigrationRun {
   }
 
   /** The user's abort (or the AbortSignal's). */
-  async abort(byDeadline: boolean): Promise<void> {
+  async abort(): Promise<void> {
     if (this.settled) return;
-    if (!byDeadline) this.userAborted = true;
+    this.userAborted = true;
     if (!this.migrateCallStarted) return; // execute() sees userAborted before starting
     await this.watchdog.abort();
   }
