@@ -100,6 +100,7 @@ export class Guest {
   private readonly noticeListeners = new Set<(n: LibqemuNotice) => void>();
   private readonly passthroughClients = new Set<GuestQmpClient>();
   private readonly streamEnders = new Set<(err?: unknown) => void>();
+  private readonly taintChecked = new Set<QmpRoute>();
   private closed = false;
 
   /** @internal use hv.guest() / hv.defineGuest() / hv.createGuest(). */
@@ -146,6 +147,7 @@ export class Guest {
       }
     }
     await this.domain.start(options);
+    this.taintChecked.clear(); // a new QEMU run
   }
 
   shutdown(): Promise<void> {
@@ -233,7 +235,12 @@ export class Guest {
         client = await this.openPassthrough(policy, options);
       }
     }
-    await this.reportTaint();
+    // libvirt marks the guest when QEMU starts (custom-argv) and on the first passthrough command
+    // (custom-monitor): one look per route and QEMU run is enough, the tracker reports each mark once.
+    if (!this.taintChecked.has(client.route)) {
+      this.taintChecked.add(client.route);
+      await this.reportTaint();
+    }
     return client;
   }
 
@@ -464,6 +471,7 @@ export class Guest {
       setTimeout(() => void this.reconnectIfRunning(3), 250).unref();
     } else {
       this.notify({ source: 'libqemu', kind: 'qmp-reconnected', guest: this.name, at: ch.at, gapMs: ch.gapMs });
+      this.taintChecked.clear(); // a new QEMU run
       void this.reportTaint().catch(() => undefined);
     }
   }
