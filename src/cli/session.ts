@@ -20,7 +20,7 @@ export interface GlobalOptions {
   allow?: string[];
 }
 
-export interface QmpOpenOptions {
+export interface SessionQmpOptions {
   /** Check commands against the schema before sending (default true). */
   validate?: boolean;
   /** Per-command timeout in ms (default: --timeout). */
@@ -53,7 +53,7 @@ export class Session {
   }
 
   /** A QMP client on --socket, or on --domain through the facade (route --via, policy opt-ins --allow). */
-  async qmp(options: QmpOpenOptions = {}): Promise<QemuClient> {
+  async qmp(options: SessionQmpOptions = {}): Promise<QemuClient> {
     const { socket, domain } = this.options;
     if (socket && domain) throw new UsageError('give either --socket or --domain, not both', { hint: '--socket talks to a bare QMP socket, --domain to a libvirt guest' });
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;

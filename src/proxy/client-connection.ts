@@ -52,7 +52,6 @@ export class ClientConnection {
   private inputEnded = false;
   private readonly framer: MessageFramer;
   private readonly gone = new AbortController();
-  commands = 0;
 
   constructor(
     readonly id: number,
@@ -157,7 +156,6 @@ export class ClientConnection {
     }
     if (!this.negotiated) return fail('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
 
-    this.commands++;
     this.pending++;
     if (this.pending >= this.options.maxPending && !this.paused) {
       // Backpressure instead of an unbounded queue: read no more commands until some are answered.
