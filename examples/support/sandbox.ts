@@ -54,8 +54,8 @@ export async function withGuest(extra: string[], body: (s: Sandbox) => Promise<v
       cleanups.push(() => hv.close());
       guest = await hv.guest(values.domain);
     } else {
-      console.log('(no --uri/--domain: using a private libvirtd and a tiny guest, removed at the end)');
       const lv = await startPrivateLibvirtd({ prefix: 'ex' });
+      console.log(`(no --uri/--domain: a private libvirtd in ${lv.base} and a tiny guest, removed at the end)`);
       cleanups.push(() => lv.stop());
       hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => {} });
       cleanups.push(() => hv.close());

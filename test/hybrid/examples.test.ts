@@ -3,8 +3,7 @@
  * guests, prints what it shows, exits 0, and leaves nothing behind.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -22,13 +21,15 @@ async function run(example: string, ...args: string[]): Promise<string> {
   return stdout;
 }
 
-function leftovers(prefix: string): string[] {
-  return readdirSync(tmpdir()).filter((f) => f.startsWith(`${prefix}-`));
+/** The private libvirtd's directory the example announced: it must be gone once the example exits. */
+function stateDir(out: string): string {
+  const m = /(?:all state in|a private libvirtd in) (\/\S+)/.exec(out);
+  if (!m) throw new Error(`the example did not say where its libvirtd lived:\n${out}`);
+  return m[1]!;
 }
 
 describe('examples run as written against a private libvirtd', () => {
   it('demo.ts: lifecycle, QMP, stop → paused, events from both sides, reconnect, passthrough, policy', async () => {
-    const before = leftovers('demo');
     const out = await run('demo.ts');
     expect(out).toMatch(/connected via monitor: QEMU 7\.2/);
     expect(out).toMatch(/query-status → \{"status":"running"/);
@@ -41,17 +42,19 @@ describe('examples run as written against a private libvirtd', () => {
     expect(out).toMatch(/connected via passthrough/);
     expect(out).toMatch(/device_add refused/);
     expect(out).toMatch(/done\s*$/);
-    expect(leftovers('demo')).toEqual(before);
+    expect(existsSync(stateDir(out))).toBe(false);
   }, 150_000);
 
   it('gradual-adoption.ts: an existing guest gets announce-self through passthrough', async () => {
-    const before = leftovers('ex');
-    expect(await run('gradual-adoption.ts')).toMatch(/announce-self → ok[\s\S]*taint marks: custom-monitor/);
-    expect(leftovers('ex')).toEqual(before);
+    const out = await run('gradual-adoption.ts');
+    expect(out).toMatch(/announce-self → ok[\s\S]*taint marks: custom-monitor/);
+    expect(existsSync(stateDir(out))).toBe(false);
   }, 150_000);
 
   it('set-link.ts: the 2010 sketch\'s qmp_set_link', async () => {
-    expect(await run('set-link.ts')).toMatch(/net0: link down\nnet0: link up\nset_link on a missing NIC → DeviceNotFound/);
+    const out = await run('set-link.ts');
+    expect(out).toMatch(/net0: link down\nnet0: link up\nset_link on a missing NIC → DeviceNotFound/);
+    expect(existsSync(stateDir(out))).toBe(false);
   }, 150_000);
 
   it('follow-events.ts: libvirt and QMP events in one stream', async () => {
