@@ -41,7 +41,7 @@ export interface ClientConnectionOptions {
   maxMessageBytes: number;
 }
 
-const ALLOWED_KEYS = new Set(['execute', 'exec-oob', 'arguments', 'id', 'control']);
+const ALLOWED_KEYS = new Set(['execute', 'exec-oob', 'arguments', 'id']);
 
 export class ClientConnection {
   private negotiated = false;

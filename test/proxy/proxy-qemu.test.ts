@@ -81,6 +81,10 @@ describe('QmpProxy on a bare QEMU', () => {
     expect(await c.next((m) => m.id === 5)).toEqual({ id: 5, error: { class: 'GenericError', desc: "QMP input lacks member 'execute'" } });
     c.send({ execute: 'query-status', arguments: [], id: 6 });
     expect(await c.next((m) => m.id === 6)).toEqual({ id: 6, error: { class: 'GenericError', desc: "QMP input member 'arguments' must be an object" } });
+    c.send({ execute: 'query-status', control: {}, id: 8 });
+    expect(await c.next((m) => m.id === 8)).toEqual({ id: 8, error: { class: 'GenericError', desc: "QMP input member 'control' is unexpected" } });
+    c.send({ execute: 5, id: 9 });
+    expect(await c.next((m) => m.id === 9)).toEqual({ id: 9, error: { class: 'GenericError', desc: "QMP input member 'execute' must be a string" } });
     // QEMU's own errors pass through with their class
     expect(await c.call('no-such-command', 7)).toEqual({ id: 7, error: { class: 'CommandNotFound', desc: 'The command no-such-command has not been found' } });
   });
