@@ -53,7 +53,17 @@ export class GuestNotRunningError extends LibqemuError {
   }
 }
 
-/** The guest's second QMP monitor exists in its XML but cannot be used from here. */
+/** Why a second monitor cannot be used. */
+export type MonitorUnavailableReason =
+  | 'no-monitor' // the domain XML has none
+  | 'remote' // the daemon is on another host
+  | 'missing' // the socket file does not exist
+  | 'stale' // a file nobody listens on (QEMU was killed)
+  | 'permission' // this user may not open it
+  | 'busy' // no greeting: another client holds the single-client monitor
+  | 'handshake'; // QEMU closed it or refused qmp_capabilities
+
+/** The guest's second QMP monitor cannot be used from here; `reason` says why. */
 export class MonitorUnavailableError extends LibqemuError {
   constructor(
     readonly guest: string,
@@ -61,6 +71,7 @@ export class MonitorUnavailableError extends LibqemuError {
     message: string,
     hint: string,
     cause?: unknown,
+    readonly reason: MonitorUnavailableReason = 'handshake',
   ) {
     super(`QMP monitor of guest '${guest}'${socketPath ? ` (${socketPath})` : ''}: ${message}`, { cause, hint });
   }

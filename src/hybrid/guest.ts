@@ -404,8 +404,10 @@ export class Guest {
 
   private async openMonitor(policy: OwnershipPolicy, options: GuestQmpOptions, handshakeTimeoutMs: number): Promise<GuestQmpClient> {
     if (!this.hypervisor.local) {
-      throw new MonitorUnavailableError(this.name, undefined, `the hypervisor ${this.hypervisor.uri} is not on this host, so its monitor sockets are out of reach`, "use guest.qmp({ via: 'passthrough' }) (or 'auto')");
+      throw new MonitorUnavailableError(this.name, undefined, `the hypervisor ${this.hypervisor.uri} is not on this host, so its monitor sockets are out of reach`, "use guest.qmp({ via: 'passthrough' }) (or 'auto')", undefined, 'remote');
     }
+    // no hub (and no lifecycle watcher) for a guest that has no second monitor at all
+    if (!this.hub) await this.requireMonitorPath();
     this.hub ??= new MonitorHub({
       guest: this.name,
       resolvePath: () => this.requireMonitorPath(),
@@ -420,7 +422,7 @@ export class Guest {
     try {
       await client.open(options.signal === undefined ? {} : { signal: options.signal });
     } catch (err) {
-      if (err instanceof MonitorUnavailableError && /stale/.test(err.message)) {
+      if (err instanceof MonitorUnavailableError && err.reason === 'stale') {
         await this.removeStaleSockets();
         if (!(await this.isRunning())) throw new GuestNotRunningError(this.name, (await this.domain.state()).state, err);
       }
@@ -432,7 +434,7 @@ export class Guest {
   private async requireMonitorPath(): Promise<string> {
     const path = DomainXml.parse(await this.domain.xml()).monitorSockets()[0]?.path;
     if (!path) {
-      throw new MonitorUnavailableError(this.name, undefined, 'the guest has no second QMP monitor in its domain XML', "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })");
+      throw new MonitorUnavailableError(this.name, undefined, 'the guest has no second QMP monitor in its domain XML', "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })", undefined, 'no-monitor');
     }
     return path;
   }

@@ -7,6 +7,7 @@ export {
   GuestNotFoundError,
   GuestNotRunningError,
   MonitorUnavailableError,
+  type MonitorUnavailableReason,
   MonitorDisconnectedError,
   DomainXmlError,
   MonitorDirError,

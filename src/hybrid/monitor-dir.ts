@@ -177,6 +177,7 @@ export function permissionDenied(guest: string, path: string, cause?: unknown): 
     'permission denied',
     "run as root or as QEMU's user (the socket and its 0700 directory belong to QEMU's uid), or use guest.qmp({ via: 'passthrough' })",
     cause,
+    'permission',
   );
 }
 

@@ -189,6 +189,8 @@ export class MonitorTransport implements QmpTransport {
                 path,
                 `no QMP greeting within ${timeoutMs} ms: another client probably holds this monitor (a second monitor serves one client at a time)`,
                 "close the other client (in this process, share guest.qmp()), add another monitor, or use guest.qmp({ via: 'passthrough' })",
+                undefined,
+                'busy',
               ),
             ),
           timeoutMs,
@@ -211,10 +213,10 @@ export class MonitorTransport implements QmpTransport {
     const g = this.options.guest;
     if (code === 'EACCES' || code === 'EPERM') return permissionDenied(g, path, err);
     if (code === 'ENOENT') {
-      return new MonitorUnavailableError(g, path, 'the socket does not exist', "the guest's QEMU is not running, or it was started from an XML without this monitor; start it, or use guest.qmp({ via: 'passthrough' })", err);
+      return new MonitorUnavailableError(g, path, 'the socket does not exist', "the guest's QEMU is not running, or it was started from an XML without this monitor; start it, or use guest.qmp({ via: 'passthrough' })", err, 'missing');
     }
     if (code === 'ECONNREFUSED') {
-      return new MonitorUnavailableError(g, path, 'nothing listens on the socket (a stale file left by a QEMU that was killed)', 'start the guest again (the stale file is removed), or use passthrough', err);
+      return new MonitorUnavailableError(g, path, 'nothing listens on the socket (a stale file left by a QEMU that was killed)', 'start the guest again (the stale file is removed), or use passthrough', err, 'stale');
     }
     return err instanceof Error ? err : new Error(String(err));
   }

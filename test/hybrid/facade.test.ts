@@ -338,9 +338,10 @@ describe('names, paths and errors', () => {
           env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
           timeout: 30_000,
         });
-        const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as { name: string; message: string; hint: string };
+        const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as { name: string; message: string; hint: string; reason: string };
         expect(outcome.name).toBe('MonitorUnavailableError');
         expect(outcome.message).toMatch(/permission denied/);
+        expect(outcome.reason).toBe('permission');
         expect(outcome.hint).toMatch(/passthrough/);
       }
     } finally {

@@ -109,6 +109,7 @@ describe('MonitorTransport + GuestQmpClient against a real QEMU', () => {
     const c = client(t);
     const err = await c.open().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MonitorUnavailableError);
+    expect((err as MonitorUnavailableError).reason).toBe('busy');
     expect((err as Error).message).toMatch(/another client/);
   });
 
@@ -123,6 +124,7 @@ describe('MonitorTransport + GuestQmpClient against a real QEMU', () => {
     const stale = client(new MonitorTransport({ guest: 'g', resolvePath: async () => q.qmpPath }));
     const err = await stale.open().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MonitorUnavailableError);
+    expect((err as MonitorUnavailableError).reason).toBe('stale');
     expect((err as Error).message).toMatch(/stale/);
   });
 });
