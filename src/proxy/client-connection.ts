@@ -74,7 +74,7 @@ export class ClientConnection {
     // A client may send its commands and shut its side (`echo … | socat`): answer them, then close.
     socket.on('end', () => {
       this.inputEnded = true;
-      if (this.pending === 0) this.close('client finished', true);
+      if (this.pending === 0 && this.backlog.length === 0) this.close('client finished', true);
     });
     this.send(options.greeting);
   }
@@ -130,7 +130,21 @@ export class ClientConnection {
     this.send({ error: { class: 'GenericError', desc } });
   }
 
+  /**
+   * Messages parsed while the client is at its pending limit wait here, in order. Reading is paused
+   * meanwhile, so this holds at most what one read delivered (the socket's 64 KiB buffer).
+   */
+  private readonly backlog: QmpMessage[] = [];
+
   private onMessage(msg: QmpMessage): void {
+    if (this.paused) {
+      this.backlog.push(msg);
+      return;
+    }
+    this.handle(msg);
+  }
+
+  private handle(msg: QmpMessage): void {
     const hasId = 'id' in msg;
     const reply = (body: { return: unknown } | { error: QmpErrorBody }) => this.send(hasId ? { ...body, id: msg.id } : body);
     const fail = (cls: string, desc: string) => reply({ error: { class: cls, desc } });
@@ -176,14 +190,13 @@ export class ClientConnection {
       return;
     }
     send();
-    if (this.inputEnded && this.pending === 0) {
-      this.close('client finished', true);
-      return;
-    }
     if (this.paused && this.pending < this.options.maxPending) {
       this.paused = false;
-      this.socket.resume();
+      while (!this.paused && this.backlog.length > 0 && this.closedReason === undefined) this.handle(this.backlog.shift()!);
+      if (this.closedReason !== undefined) return;
+      if (!this.paused) this.socket.resume();
     }
+    if (this.inputEnded && this.pending === 0 && this.backlog.length === 0) this.close('client finished', true);
   }
 
   /** qmp_capabilities's `enable`: only what the greeting offered. Returns an error description, or undefined. */

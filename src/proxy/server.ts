@@ -42,7 +42,10 @@ export interface QmpProxyOptions {
   maxClients?: number;
   /** Unread output allowed per client before it is dropped (default 16 MiB: above QMP's 10 MiB message cap). */
   maxClientOutputBytes?: number;
-  /** Commands a client may have in flight before the proxy stops reading from it (default 32). */
+  /**
+   * Commands a client may have in flight before the proxy stops reading from it (default 8, QMP's own
+   * recommendation). It also bounds how long one client's pipeline can make the others wait.
+   */
   maxPendingPerClient?: number;
   /** Largest message accepted from a client (default 10 MiB). */
   maxMessageBytes?: number;
@@ -66,7 +69,7 @@ export interface ProxyStats {
 
 const DEFAULT_MAX_CLIENTS = 64;
 const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
-const DEFAULT_MAX_PENDING = 32;
+const DEFAULT_MAX_PENDING = 8;
 
 export class QmpProxy implements AsyncDisposable {
   /** Starts serving `backend` (already opened) on `options.listen`. */

@@ -109,6 +109,20 @@ describe('QmpProxy on a bare QEMU', () => {
     expect(ids).toEqual(Array.from({ length: 40 }, (_, i) => `p${i}`));
   });
 
+  it('keeps a client that pipelines a lot from making the others wait behind its whole pipeline', async () => {
+    const flooder = await raw();
+    const other = await raw();
+    flooder.send(Array.from({ length: 120 }, (_, i) => JSON.stringify({ execute: 'query-commands', id: i })).join('\n') + '\n');
+    await flooder.next((m) => m.id === 0, 20_000);
+    const reply = await other.call('query-status', 'mine');
+    expect(reply).toMatchObject({ return: { status: 'running' } });
+    // at most the flooder's in-flight limit (8) went ahead of us, not its 120-command pipeline
+    const before = flooder.messages.filter((m) => typeof m.id === 'number').length;
+    expect(before).toBeLessThan(60);
+    await flooder.next((m) => m.id === 119, 30_000);
+    expect(flooder.messages.filter((m) => typeof m.id === 'number').map((m) => m.id)).toEqual(Array.from({ length: 120 }, (_, i) => i));
+  });
+
   it('serves two clients at once with interleaved commands, and fans every event out to both', async () => {
     const a = await raw();
     const b = await raw();
