@@ -6,7 +6,7 @@ import { LibvirtError } from '../libvirt/errors.js';
 import type { DomainEventKind, LifecycleEventName } from '../libvirt/events.js';
 import type { QemuClientOptions } from '../schema/client.js';
 import { DomainXml } from './domain-xml.js';
-import { GuestNotRunningError, MonitorUnavailableError } from './errors.js';
+import { GuestNotFoundError, GuestNotRunningError, MonitorUnavailableError } from './errors.js';
 import { GuestQmpClient, type QmpRoute } from './guest-client.js';
 import type { Hypervisor } from './hypervisor.js';
 import { MonitorHub } from './monitor-hub.js';
@@ -215,7 +215,11 @@ export class Guest {
       });
     }
     const policy = new OwnershipPolicy(options.allow === undefined ? {} : { allow: options.allow });
-    const state = await this.domain.state();
+    const state = await this.domain.state().catch((err: unknown) => {
+      // a transient guest disappears when it stops
+      if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') throw new GuestNotFoundError(this.name, this.hypervisor.uri, err);
+      throw err;
+    });
     if (!RUNNING_STATES.has(state.state)) {
       await this.removeStaleSockets();
       throw new GuestNotRunningError(this.name, state.state);

@@ -132,6 +132,17 @@ describe('routes', () => {
     }
   });
 
+  it('createGuest: a transient guest with a second monitor; once destroyed it is gone', async () => {
+    const g = await hv.createGuest(tinyGuestXml({ name: name('transient') }), { qmpSocket: true });
+    const qmp = await g.qmp();
+    expect(qmp.route).toBe('monitor');
+    expect((await qmp.execute('query-name')).name).toBe(g.name);
+    await qmp.close();
+    await g.destroy();
+    await expect(g.qmp()).rejects.toBeInstanceOf(GuestNotFoundError);
+    await expect(hv.guest(g.name)).rejects.toBeInstanceOf(GuestNotFoundError);
+  });
+
   it('passthrough hands QMP event name filters down to libvirt', async () => {
     const g = await startedGuest('ptev', false);
     try {
