@@ -40,6 +40,8 @@ const READ_ONLY = new Set([
 ]);
 
 const RUNSTATE = new Set(['stop', 'cont', 'system_reset', 'system_powerdown', 'system_wakeup']);
+/** The same, as HMP spells them (`c` is HMP's short form of `cont`). */
+const HMP_RUNSTATE = new Set(['stop', 'cont', 'c', 'system_reset', 'system_powerdown', 'system_wakeup']);
 
 const DEVICES: Rule = {
   reason: 'libvirt tracks every device of the guest in its live XML and would no longer match QEMU',
@@ -137,6 +139,7 @@ function classifyHmp(args: Record<string, unknown> | undefined): CommandClassifi
   const word = line.trim().split(/\s+/)[0] ?? '';
   const command = `human-monitor-command: ${word || '(empty)'}`;
   if (word === 'info') return { command, kind: 'read-only' };
+  if (HMP_RUNSTATE.has(word)) return { command, kind: 'runstate', note: 'libvirt follows this through QEMU events' };
   return {
     command,
     kind: 'libvirt-owned',

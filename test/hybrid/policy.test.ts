@@ -45,6 +45,7 @@ describe('ownership policy: classification', () => {
 
   it('classifies HMP lines by their first word', () => {
     expect(classifyCommand('human-monitor-command', { 'command-line': '  info status' }).kind).toBe('read-only');
+    expect(classifyCommand('human-monitor-command', { 'command-line': 'stop' }).kind).toBe('runstate');
     const k = classifyCommand('human-monitor-command', { 'command-line': 'device_add e1000' });
     expect(k).toMatchObject({ kind: 'libvirt-owned', command: 'human-monitor-command: device_add' });
   });
