@@ -102,9 +102,10 @@ export class MonitorHub {
 
   private route(m: QmpMessage): void {
     if (typeof m.id === 'string') {
-      const match = /^c(\d+):(.*)$/s.exec(m.id);
-      const ch = match ? this.channels.get(Number(match[1])) : undefined;
-      if (ch && match) ch.handlers?.message({ ...m, id: match[2] });
+      // ids are `c<channel>:<client's id>`
+      const colon = m.id.indexOf(':');
+      const ch = m.id.startsWith('c') && colon > 1 ? this.channels.get(Number(m.id.slice(1, colon))) : undefined;
+      if (ch) ch.handlers?.message({ ...m, id: m.id.slice(colon + 1) });
       return; // a reply for a channel that has gone: nobody waits for it
     }
     for (const ch of this.channels.values()) ch.handlers?.message(m);
