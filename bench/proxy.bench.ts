@@ -18,6 +18,7 @@ import { QmpProxy } from '../src/proxy/index.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
 import { printTable, summarize, timeEach } from './table.js';
 
+
 /** The smallest honest QMP client: newline split, JSON.parse, match by id. */
 class RawClient {
   private buf = '';
@@ -101,6 +102,7 @@ export default async function proxyBench(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'lq-pb-'));
   let hv: Hypervisor | undefined;
   let virtProxy: ChildProcess | undefined;
+  let cliProxy: ChildProcess | undefined;
   const clients: (GuestQmpClient | QmpClient)[] = [];
   const proxies: QmpProxy[] = [];
   try {
@@ -109,12 +111,13 @@ export default async function proxyBench(): Promise<void> {
     // plain QmpClient backend, and one for the direct baseline.
     const xml = DomainXml.parse(tinyGuestXml({ name: 'pb1', qmpSocket: join(lv.qmpDir, 'a.sock') }));
     xml.addMonitorSocket(join(lv.qmpDir, 'b.sock'));
+    xml.addMonitorSocket(join(lv.qmpDir, 'c.sock'));
     const guest = await hv.createGuest(xml.toString(), { qmpSocket: true });
     const facadeSocket = await guest.monitorSocket();
-    const [directPath, plainPath] = DomainXml.parse(await guest.xml())
+    const [directPath, plainPath, cliPath] = DomainXml.parse(await guest.xml())
       .monitorSockets()
       .map((m) => m.path)
-      .filter((p) => p !== facadeSocket) as [string, string];
+      .filter((p) => p !== facadeSocket) as [string, string, string];
     await waitForFile(directPath, 10_000);
     await waitForFile(plainPath, 10_000);
     const plain = await QmpClient.connect({ path: plainPath }, { timeoutMs: 0 });
@@ -126,6 +129,11 @@ export default async function proxyBench(): Promise<void> {
     proxies.push(await QmpProxy.start(viaMonitor, { listen: join(tmp, 'p', 'monitor.sock') }));
     proxies.push(await QmpProxy.start(viaPassthrough, { listen: join(tmp, 'p', 'passthrough.sock') }));
     const [plainProxy, monitorProxy, passthroughProxy] = proxies as [QmpProxy, QmpProxy, QmpProxy];
+
+    // `libqemu proxy` as its own process, as an operator would run it (on a raw monitor socket).
+    const cliListen = join(tmp, 'cli', 'p.sock');
+    cliProxy = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'libqemu.js'), '--socket', cliPath, 'proxy', '--listen', cliListen], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await waitForFile(cliListen, 60_000);
 
     const virtPath = join(tmp, 'virt-qemu-qmp-proxy.sock');
     virtProxy = spawn('/usr/bin/python3', ['/usr/bin/virt-qemu-qmp-proxy', '-c', lv.uri, 'pb1', virtPath], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -140,16 +148,24 @@ export default async function proxyBench(): Promise<void> {
       'direct monitor socket': directPath,
       'libqemu proxy (plain QmpClient on a monitor)': plainProxy.path,
       'libqemu proxy (second monitor)': monitorProxy.path,
+      'libqemu proxy (CLI process, raw monitor)': cliListen,
       'libqemu proxy (passthrough)': passthroughProxy.path,
       'virt-qemu-qmp-proxy (passthrough)': virtPath,
     };
     const one: Record<string, RawClient> = {};
     for (const [name, path] of Object.entries(paths)) one[name] = await RawClient.open(path);
     const times: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
-    const rounds = 3;
-    const perRound = { 'direct monitor socket': 400, 'libqemu proxy (plain QmpClient on a monitor)': 400, 'libqemu proxy (second monitor)': 400, 'libqemu proxy (passthrough)': 150, 'virt-qemu-qmp-proxy (passthrough)': 150 } as Record<string, number>;
-    for (let r = 0; r < rounds; r++) {
-      for (const name of Object.keys(paths)) times[name]!.push(...(await timeEach(perRound[name]!, () => one[name]!.call('query-status'), r === 0 ? 50 : 10)));
+    // Interleaved call by call, so that the (shared, noisy) machine's load drifts over every path alike;
+    // the passthrough paths, ~5× slower, take every third turn.
+    const passthrough = (name: string) => name.includes('passthrough');
+    for (const [name, c] of Object.entries(one)) for (let i = 0; i < (passthrough(name) ? 20 : 50); i++) await c.call('query-status');
+    for (let i = 0; i < 1200; i++) {
+      for (const [name, c] of Object.entries(one)) {
+        if (passthrough(name) && i % 3 !== 0) continue;
+        const t0 = process.hrtime.bigint();
+        await c.call('query-status');
+        times[name]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
     }
 
     // A second client of virt-qemu-qmp-proxy while the first one is connected.
@@ -161,7 +177,7 @@ export default async function proxyBench(): Promise<void> {
 
     console.log(`(load average while measuring: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${(await import('node:os')).cpus().length} cores; QEMU's own dispatch is the ~0.45 ms floor)`);
     printTable(
-      'query-status round trip, one client (mean of interleaved rounds)',
+      'query-status round trip, one client (paths interleaved call by call)',
       Object.keys(paths).map((name) => {
         const s = summarize(times[name]!);
         return { name, value: s.mean, unit: 'ms', extra: { p50: `${s.p50.toFixed(3)} ms`, p99: `${s.p99.toFixed(3)} ms`, calls: times[name]!.length } };
@@ -185,6 +201,12 @@ export default async function proxyBench(): Promise<void> {
       'direct monitor socket, 1 client (reference)',
     );
   } finally {
+    for (const child of [cliProxy]) {
+      if (child && child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    }
     if (virtProxy && virtProxy.exitCode === null) {
       virtProxy.kill('SIGTERM');
       await new Promise((r) => virtProxy!.once('exit', r));
