@@ -148,6 +148,22 @@ describe('libqemu shell', SLOW, () => {
     expect(r.stdout).not.toContain('qmp> '); // no prompt on a pipe
   });
 
+  it('ends with exit code 6 when QEMU goes away under it', async () => {
+    const q = await startQemu();
+    const p = new CliProcess(['-s', q.qmpPath, 'shell', '--no-history']);
+    try {
+      p.child.stdin!.write('query-status\n');
+      await p.waitFor(/"status": "running"/, 'stdout', 120_000);
+      await q.kill();
+      expect(await p.exited).toBe(6);
+      expect(p.stderr).toMatch(/error: QMP connection closed: the QMP connection to socket .* was lost/);
+      expect(p.stderr.match(/error:/g)).toHaveLength(1);
+    } finally {
+      await p.stop('SIGKILL');
+      await q.stop();
+    }
+  });
+
   it('completes command and member names with Tab in a pseudo-terminal, and keeps history', async () => {
     const history = join(tmp, 'hist', 'history');
     const cmdline = `${process.execPath} ${BIN} -s ${sock} shell --history ${history}`;

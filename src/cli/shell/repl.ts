@@ -97,14 +97,11 @@ export async function runShell(options: ShellOptions): Promise<number> {
     : () => undefined;
 
   let lost: unknown;
-  const closed = new Promise<void>((resolve) =>
-    client.on('runstate', (s) => {
-      if (s === 'closing' || s === 'closed') resolve();
-    }),
-  );
-  void closed.then(() => {
-    lost = new QmpClosedError(`the QMP connection to ${options.target} was lost`);
-    rl.close();
+  const offRunstate = client.on('runstate', (s) => {
+    if ((s === 'closing' || s === 'closed') && !lost) {
+      lost = new QmpClosedError(`the QMP connection to ${options.target} was lost`);
+      rl.close();
+    }
   });
 
   if (tty) {
@@ -129,11 +126,11 @@ export async function runShell(options: ShellOptions): Promise<number> {
             out.result(await runQmpLine(client, model, line));
           }
         } catch (err) {
-          out.error(err);
           if (err instanceof QmpClosedError) {
-            lost = err;
+            lost ??= err; // reported once, below
             break;
           }
+          out.error(err);
         }
       }
       if (lost) break;
@@ -141,6 +138,7 @@ export async function runShell(options: ShellOptions): Promise<number> {
     }
   } finally {
     offEvents();
+    offRunstate();
     rl.close();
   }
   if (lost) {
