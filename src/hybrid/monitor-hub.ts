@@ -4,8 +4,8 @@ import { MonitorTransport, type MonitorTransportOptions } from './monitor-transp
 
 /**
  * A second QMP monitor serves one client at a time, so the facade keeps one connection per guest and
- * shares it: every `guest.qmp()` client gets a channel on the hub. Each channel's command ids are
- * prefixed on the way out and restored on the way back (replies reach only their sender), events go
+ * shares it: every `guest.qmp()` client gets a channel on the hub. Commands go out with the hub's own
+ * short ids and replies come back with the client's id (so they reach only their sender), events go
  * to every channel, and the shared connection closes when the last channel does.
  */
 export class MonitorHub {
@@ -14,6 +14,9 @@ export class MonitorHub {
   private greeting: QmpMessage | undefined;
   private readonly channels = new Map<number, MonitorChannel>();
   private nextChannel = 1;
+  /** Commands sent and not answered yet: hub id → the channel and the client's own id. */
+  private readonly inFlight = new Map<string, { channel: number; id: string }>();
+  private nextId = 1;
 
   constructor(private readonly options: MonitorTransportOptions) {}
 
@@ -45,8 +48,14 @@ export class MonitorHub {
   send(ch: MonitorChannel, msg: QmpMessage): void {
     const monitor = this.monitor;
     if (!monitor) throw new QmpClosedError(`${this.options.guest}: the shared monitor connection is closed`);
-    const out = typeof msg.id === 'string' ? { ...msg, id: `c${ch.id}:${msg.id}` } : msg;
-    monitor.send(out);
+    if (typeof msg.id !== 'string') {
+      monitor.send(msg);
+      return;
+    }
+    // the hub's own short ids keep the channels' commands apart; replies get the client's id back
+    const id = `h${this.nextId++}`;
+    this.inFlight.set(id, { channel: ch.id, id: msg.id });
+    monitor.send({ ...msg, id });
   }
 
   /** @internal */
@@ -56,6 +65,7 @@ export class MonitorHub {
       const m = this.monitor;
       this.monitor = undefined;
       this.greeting = undefined;
+      this.inFlight.clear();
       await m.close();
     }
   }
@@ -87,6 +97,7 @@ export class MonitorHub {
           if (this.monitor === monitor) {
             this.monitor = undefined;
             this.greeting = undefined;
+            this.inFlight.clear();
           }
           const all = [...this.channels.values()];
           this.channels.clear();
@@ -102,10 +113,11 @@ export class MonitorHub {
 
   private route(m: QmpMessage): void {
     if (typeof m.id === 'string') {
-      // ids are `c<channel>:<client's id>`
-      const colon = m.id.indexOf(':');
-      const ch = m.id.startsWith('c') && colon > 1 ? this.channels.get(Number(m.id.slice(1, colon))) : undefined;
-      if (ch) ch.handlers?.message({ ...m, id: m.id.slice(colon + 1) });
+      const origin = this.inFlight.get(m.id);
+      if (!origin) return; // not ours (or already answered)
+      this.inFlight.delete(m.id);
+      const ch = this.channels.get(origin.channel);
+      if (ch) ch.handlers?.message({ ...m, id: origin.id });
       return; // a reply for a channel that has gone: nobody waits for it
     }
     for (const ch of this.channels.values()) ch.handlers?.message(m);
