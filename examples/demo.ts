@@ -146,20 +146,20 @@ async function embedded(): Promise<void> {
   cleanups.push(() => hv.close());
   say('libvirt', `connected: ${hv.uri} (libvirt ${show(await hv.connection.libVersion())})`);
 
-  step('define a guest with a second QMP monitor, and follow its events');
+  step('define a guest with a second QMP monitor');
   const guest = await hv.defineGuest(guestXml('libqemu-demo', true), { qmpSocket: true });
   cleanups.push(() => removeGuest(guest));
   say('libvirt', `defined '${guest.name}' (${guest.uuid})`);
   say('libqemu', `second monitor added to <qemu:commandline>: ${await guest.monitorSocket()}`);
-  const events = guest.events();
+
+  step('lifecycle through libvirt, then follow the events of both sides');
+  await guest.start();
+  say('libvirt', `start → state ${show(await guest.state())}`);
+  const events = guest.events(); // libvirt's lifecycle events + QEMU's events over the second monitor
   cleanups.push(() => events.return());
   const printing = follow(events);
   await events.ready;
-
-  step('lifecycle through libvirt');
-  await guest.start();
-  say('libvirt', `start → state ${show(await guest.state())}`);
-  await pause(300);
+  say('libqemu', `following libvirt events and QMP events (via ${events.qmpRoute})`);
 
   step('QMP on the same guest');
   const qmp = await guest.qmp();
