@@ -4,8 +4,17 @@
  */
 import { CommanderError } from 'commander';
 import { InvalidArgumentError } from '../common/errors.js';
-import { GuestNotFoundError, GuestNotRunningError, MonitorDisconnectedError, MonitorUnavailableError, PolicyError } from '../hybrid/errors.js';
-import { LibvirtError } from '../libvirt/errors.js';
+import {
+  DomainXmlError,
+  GuestNotFoundError,
+  GuestNotRunningError,
+  MonitorDirError,
+  MonitorDisconnectedError,
+  MonitorUnavailableError,
+  PolicyError,
+} from '../hybrid/errors.js';
+import { LibvirtError, LibvirtTimeoutError } from '../libvirt/errors.js';
+import { MigrationError } from '../migration/errors.js';
 import { ProxyError, POLICY_ERROR_CLASS } from '../proxy/errors.js';
 import { QmpClosedError, QmpCommandError, QmpProtocolError, QmpTimeoutError } from '../qmp/errors.js';
 import { SchemaError } from '../schema/errors.js';
@@ -33,7 +42,7 @@ export const EXIT_CODE_HELP = `Exit codes:
   0  success
   1  usage error (bad option, argument or value)
   2  QEMU answered with an error
-  3  libvirt error (no such guest, not running, daemon unreachable)
+  3  libvirt error (no such guest, not running, daemon unreachable, migration failed)
   4  refused by the ownership policy (use the libvirt API it names, or --allow)
   5  schema validation error (caught before sending) or unreadable schema
   6  timeout or QMP connection failure
@@ -47,9 +56,13 @@ export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof PolicyError) return ExitCode.policy;
   if (err instanceof SchemaError) return ExitCode.schema;
   if (err instanceof QmpCommandError) return err.errorClass === POLICY_ERROR_CLASS ? ExitCode.policy : ExitCode.qmpError;
-  if (err instanceof GuestNotFoundError || err instanceof GuestNotRunningError || err instanceof LibvirtError) return ExitCode.libvirt;
+  if (err instanceof LibvirtTimeoutError) return ExitCode.connection;
+  // a migration runs as a libvirt job, whichever side failed
+  if (err instanceof GuestNotFoundError || err instanceof GuestNotRunningError || err instanceof LibvirtError || err instanceof DomainXmlError || err instanceof MigrationError) {
+    return ExitCode.libvirt;
+  }
   if (err instanceof QmpTimeoutError || err instanceof QmpClosedError || err instanceof QmpProtocolError) return ExitCode.connection;
-  if (err instanceof MonitorUnavailableError || err instanceof MonitorDisconnectedError) return ExitCode.connection;
+  if (err instanceof MonitorUnavailableError || err instanceof MonitorDisconnectedError || err instanceof MonitorDirError) return ExitCode.connection;
   // a proxy that cannot listen: the --listen path is the problem
   if (err instanceof InvalidArgumentError || err instanceof ProxyError) return ExitCode.usage;
   return ExitCode.internal;

@@ -9,7 +9,7 @@ import { exitCodeFor, ExitCode } from '../../src/cli/exit-codes.js';
 import { buildProgram, main } from '../../src/cli/main.js';
 import { complete, parseHmpHelp } from '../../src/cli/shell/completer.js';
 import { PolicyError } from '../../src/hybrid/errors.js';
-import { LibvirtError } from '../../src/libvirt/errors.js';
+import { LibvirtError, LibvirtTimeoutError } from '../../src/libvirt/errors.js';
 import { POLICY_ERROR_CLASS } from '../../src/proxy/errors.js';
 import { QmpClosedError, QmpCommandError, QmpTimeoutError } from '../../src/qmp/errors.js';
 import { SchemaError } from '../../src/schema/errors.js';
@@ -93,6 +93,7 @@ describe('exit codes', () => {
     expect(exitCodeFor(new SchemaError('a.b', 'bad'))).toBe(ExitCode.schema);
     expect(exitCodeFor(new LibvirtError({ code: 42, domain: 10, message: 'no domain' }))).toBe(ExitCode.libvirt);
     expect(exitCodeFor(new QmpTimeoutError('x', 1))).toBe(ExitCode.connection);
+    expect(exitCodeFor(new LibvirtTimeoutError('virDomainGetState', 1000))).toBe(ExitCode.connection);
     expect(exitCodeFor(new QmpClosedError('gone'))).toBe(ExitCode.connection);
     expect(exitCodeFor(new Error('bug'))).toBe(ExitCode.internal);
     expect(new Set(Object.values(ExitCode)).size).toBe(Object.keys(ExitCode).length);
