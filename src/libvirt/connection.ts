@@ -44,12 +44,35 @@ let subscriptionSeq = 0;
 const spareExecutors: Executor[] = [];
 const MAX_SPARE_EXECUTORS = 2;
 
+type EventPayload = Exclude<Parameters<EventListener>[0], { k: 'closed' }>;
+
+/** One consumer's stream; it is served by one or more shared registrations. */
 interface Subscription {
-  kind: 'domain' | 'qemu';
-  callbackIds: number[];
-  deliver: (m: Parameters<EventListener>[0]) => void;
+  deliver: (m: EventPayload) => void;
   end: (err?: unknown) => void;
-  closed: boolean;
+  registrations: Registration[];
+}
+
+/**
+ * One libvirt callback registration, shared by every subscription with the same filter: libvirt refuses
+ * a second registration of one callback for the same event and domain ("event callback already
+ * tracked"), whatever the opaque. The last subscription to leave deregisters it.
+ */
+interface Registration {
+  readonly key: string;
+  /** The opaque libvirt passes back with each event. */
+  readonly id: number;
+  readonly kind: 'domain' | 'qemu';
+  callbackId: number | undefined;
+  registered: Promise<void>;
+  readonly subscribers: Set<Subscription>;
+}
+
+interface RegistrationSpec {
+  /** Equal keys mean equal filters (kind/event, domain UUID, name and flags). */
+  key: string;
+  kind: 'domain' | 'qemu';
+  command: (id: number) => Parameters<typeof runtime.eventCommand>[0];
 }
 
 export interface ConnectionEvents {
@@ -67,7 +90,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private lost: LibvirtError | undefined;
   private readonly handles = new Map<object, DomainPtr>();
   private readonly finalizer = new FinalizationRegistry<object>((token) => this.releaseHandle(token));
-  private readonly subscriptions = new Map<number, Subscription>();
+  private readonly subscriptions = new Set<Subscription>();
+  private readonly registrations = new Map<string, Registration>();
+  private readonly registrationsById = new Map<number, Registration>();
+  /** Registration RPCs run one after another, so a deregistration always lands before a later registration. */
+  private eventOps: Promise<void> = Promise.resolve();
   private readonly unlisten: () => void;
   private closePromise: Promise<void> | undefined;
 
@@ -130,9 +157,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.handles.size;
   }
 
-  /** Number of event subscriptions registered in libvirt. */
+  /** Number of open event streams (domainEvents / qemuMonitorEvents). */
   get activeSubscriptions(): number {
     return this.subscriptions.size;
+  }
+
+  /** Number of callbacks registered in libvirt for them (streams with equal filters share one). */
+  get activeEventRegistrations(): number {
+    return this.registrations.size;
   }
 
   /** @internal Runs one op from src/libvirt/ops.ts on this connection's worker. */
@@ -226,8 +258,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
     this.checkDomain(options.domain);
     const dom = options.domain?.pointer ?? null;
-    return this.subscribe<DomainEvent>('domain', options, 'libvirt domain events', (sub) =>
-      [...new Set(kinds)].map((kind) => ({ cmd: 'register' as const, conn: this.pointer, kind, dom, sub })),
+    const target = options.domain?.uuid ?? '*';
+    return this.subscribe<DomainEvent>(
+      options,
+      'libvirt domain events',
+      [...new Set(kinds)].map((kind) => ({ key: `domain:${kind}:${target}`, kind: 'domain', command: (sub) => ({ cmd: 'register', conn: this.pointer, kind, dom, sub }) })),
     );
   }
 
@@ -239,8 +274,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.checkDomain(options.domain);
     const flags = (options.regex ? 1 : 0) | (options.nocase ? 2 : 0);
     const dom = options.domain?.pointer ?? null;
-    return this.subscribe<QemuMonitorEvent>('qemu', options, 'QEMU monitor events', (sub) => [
-      { cmd: 'registerQemu' as const, conn: this.pointer, dom, event: options.event ?? null, flags, sub },
+    const event = options.event ?? null;
+    const key = `qemu:${options.domain?.uuid ?? '*'}:${flags}:${event === null ? '*' : JSON.stringify(event)}`;
+    return this.subscribe<QemuMonitorEvent>(options, 'QEMU monitor events', [
+      { key, kind: 'qemu', command: (sub) => ({ cmd: 'registerQemu', conn: this.pointer, dom, event, flags, sub }) },
     ]);
   }
 
@@ -253,19 +290,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private async doClose(): Promise<void> {
     const wasLost = this.lost !== undefined;
     this.closedState = 'closing';
-    const subs = [...this.subscriptions.values()];
-    if (!wasLost) {
-      await this.executor
-        .exclusive(async () => {
-          for (const s of subs) await this.deregister(s);
-          await runtime.eventCommand({ cmd: 'closeCallback', conn: this.pointer, connId: this.connId, register: false }).catch(() => undefined);
-        })
-        .catch(() => undefined);
-    } else {
-      await this.executor.exclusive(() => runtime.eventCommand({ cmd: 'closeCallback', conn: this.pointer, connId: this.connId, register: false })).catch(() => undefined);
-    }
-    for (const s of subs) s.end();
+    const subs = [...this.subscriptions];
+    const regs = [...this.registrations.values()];
     this.subscriptions.clear();
+    this.registrations.clear();
+    // After every queued (de)registration: they all run before the close.
+    await this.eventOp(async () => {
+      if (!wasLost) for (const r of regs) await this.deregister(r);
+      await runtime.eventCommand({ cmd: 'closeCallback', conn: this.pointer, connId: this.connId, register: false }).catch(() => undefined);
+    }).catch(() => undefined);
+    this.registrationsById.clear();
+    for (const s of subs) s.end();
     const ptrs = [...this.handles.values()];
     for (const token of this.handles.keys()) this.finalizer.unregister(token);
     this.handles.clear();
@@ -288,30 +323,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  private subscribe<T>(
-    kind: 'domain' | 'qemu',
-    options: DomainEventOptions | QemuMonitorEventOptions,
-    what: string,
-    commands: (sub: number) => Parameters<typeof runtime.eventCommand>[0][],
-  ): EventStream<T> {
-    const subId = ++subscriptionSeq;
-    const sub: Subscription = { kind, callbackIds: [], closed: false, deliver: () => {}, end: () => {} };
-    const stream = new EventStream<T>(
-      options,
-      what,
-      () => {
-        sub.closed = true;
-        if (this.subscriptions.get(subId) === sub) {
-          this.subscriptions.delete(subId);
-          if (this.isOpen) void this.executor.exclusive(() => this.deregister(sub)).catch(() => undefined);
-        }
-      },
-      (delta) => runtime.holdProcess(delta),
-    );
+  private subscribe<T>(options: DomainEventOptions | QemuMonitorEventOptions, what: string, specs: RegistrationSpec[]): EventStream<T> {
+    const sub: Subscription = { registrations: [], deliver: () => {}, end: () => {} };
+    const stream = new EventStream<T>(options, what, () => this.unsubscribe(sub), (delta) => runtime.holdProcess(delta));
     sub.deliver = (m) => {
       if (m.k === 'lifecycle') stream.queue.push(lifecycleEvent({ name: m.name, uuid: m.uuid }, m.event, m.detail) as T);
       else if (m.k === 'reboot') stream.queue.push({ kind: 'reboot', domain: { name: m.name, uuid: m.uuid } } as T);
-      else if (m.k === 'qemu') stream.queue.push(qemuMonitorEvent({ name: m.name, uuid: m.uuid }, m.event, m.seconds, m.micros, m.details) as T);
+      else stream.queue.push(qemuMonitorEvent({ name: m.name, uuid: m.uuid }, m.event, m.seconds, m.micros, m.details) as T);
     };
     sub.end = (err) => stream.queue.end(err);
     if (!this.isOpen) {
@@ -320,33 +338,68 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       stream.queue.end(err);
       return stream;
     }
-    this.subscriptions.set(subId, sub);
-    // exclusive() holds calls made after this one until libvirt has registered the callback.
-    void this.executor
-      .exclusive(async () => {
-        for (const c of commands(subId)) {
-          if (sub.closed) break;
-          sub.callbackIds.push(await runtime.eventCommand(c));
-        }
-        if (sub.closed) await this.deregister(sub);
-      })
-      .then(
-        () => stream.settleReady(),
-        (err: unknown) => {
-          this.subscriptions.delete(subId);
-          void this.executor.exclusive(() => this.deregister(sub)).catch(() => undefined);
-          stream.settleReady(err);
-          stream.queue.end(err);
-        },
-      );
+    this.subscriptions.add(sub);
+    sub.registrations = specs.map((spec) => this.join(spec, sub));
+    Promise.all(sub.registrations.map((r) => r.registered)).then(
+      () => stream.settleReady(),
+      (err: unknown) => {
+        stream.settleReady(err);
+        stream.queue.end(err); // → unsubscribe
+      },
+    );
     return stream;
   }
 
-  private async deregister(sub: Subscription): Promise<void> {
-    const ids = sub.callbackIds.splice(0);
-    for (const callbackId of ids) {
-      await runtime.eventCommand({ cmd: 'deregister', conn: this.pointer, kind: sub.kind, callbackId }).catch(() => undefined);
+  /** Adds `sub` to the registration for `spec`'s filter, registering it in libvirt if it is the first. */
+  private join(spec: RegistrationSpec, sub: Subscription): Registration {
+    let reg = this.registrations.get(spec.key);
+    if (!reg) {
+      const created: Registration = { key: spec.key, id: ++subscriptionSeq, kind: spec.kind, callbackId: undefined, registered: Promise.resolve(), subscribers: new Set() };
+      this.registrations.set(spec.key, created);
+      this.registrationsById.set(created.id, created);
+      // eventOp() holds calls made after this one until libvirt has registered the callback.
+      created.registered = this.eventOp(async () => {
+        created.callbackId = await runtime.eventCommand(spec.command(created.id));
+      });
+      created.registered.catch(() => this.forget(created));
+      reg = created;
     }
+    reg.subscribers.add(sub);
+    return reg;
+  }
+
+  private unsubscribe(sub: Subscription): void {
+    if (!this.subscriptions.delete(sub)) return;
+    for (const reg of sub.registrations) {
+      reg.subscribers.delete(sub);
+      if (reg.subscribers.size > 0 || this.registrations.get(reg.key) !== reg) continue;
+      this.forget(reg);
+      // Queued after its registration; a new registration for the same filter queues after this.
+      if (this.isOpen) void this.eventOp(() => this.deregister(reg)).catch(() => undefined);
+    }
+  }
+
+  private forget(reg: Registration): void {
+    if (this.registrations.get(reg.key) === reg) this.registrations.delete(reg.key);
+    this.registrationsById.delete(reg.id);
+  }
+
+  /** Runs registration RPCs in order, each exclusive on this connection (entered now, so later calls wait). */
+  private eventOp(fn: () => Promise<void>): Promise<void> {
+    const previous = this.eventOps;
+    const op = this.executor.exclusive(async () => {
+      await previous;
+      await fn();
+    });
+    this.eventOps = op.catch(() => undefined);
+    return op;
+  }
+
+  private async deregister(reg: Registration): Promise<void> {
+    const callbackId = reg.callbackId;
+    if (callbackId === undefined) return;
+    reg.callbackId = undefined;
+    await runtime.eventCommand({ cmd: 'deregister', conn: this.pointer, kind: reg.kind, callbackId }).catch(() => undefined);
   }
 
   private onEvent(m: Parameters<EventListener>[0]): void {
@@ -357,15 +410,19 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       return;
     }
-    this.subscriptions.get(m.sub)?.deliver(m);
+    const reg = this.registrationsById.get(m.sub);
+    if (reg) for (const s of reg.subscribers) s.deliver(m);
   }
 
   private markLost(reason: LibvirtError, shutdownSocket: boolean): void {
     if (shutdownSocket && this.fd !== null) runtime.shutdownSocket(this.fd);
     if (this.lost || this.closedState !== 'open') return;
     this.lost = reason;
-    for (const s of this.subscriptions.values()) s.end(reason);
+    const subs = [...this.subscriptions];
     this.subscriptions.clear();
+    this.registrations.clear();
+    this.registrationsById.clear();
+    for (const s of subs) s.end(reason);
     this.emit('disconnected', reason);
   }
 

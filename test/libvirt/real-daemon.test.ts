@@ -94,6 +94,24 @@ describe('a real private libvirtd', () => {
       expect(conn.activeSubscriptions).toBe(0);
     });
 
+    it('serves identical QEMU monitor and domain event subscriptions on one connection', async () => {
+      const everything = [conn.qemuMonitorEvents({ domain: dom }), conn.qemuMonitorEvents({ domain: dom })];
+      const stops = [conn.qemuMonitorEvents({ domain: dom, event: 'STOP' }), conn.qemuMonitorEvents({ domain: dom, event: 'STOP' })];
+      const lifecycle = [conn.domainEvents({ domain: dom }), conn.domainEvents({ domain: dom })];
+      await Promise.all([...everything, ...stops, ...lifecycle].map((s) => s.ready));
+      expect(conn.activeSubscriptions).toBe(6);
+      expect(conn.activeEventRegistrations).toBe(4); // QEMU: all, STOP; domain: lifecycle, reboot
+      await dom.qemuMonitorCommand({ execute: 'stop' });
+      await dom.qemuMonitorCommand({ execute: 'cont' });
+      for (const s of everything) expect((await take(s, 2)).map((e) => e.event)).toEqual(['STOP', 'RESUME']);
+      for (const s of stops) expect((await take(s, 1)).map((e) => e.event)).toEqual(['STOP']);
+      for (const s of lifecycle) {
+        expect(await take(s, 1)).toEqual([{ kind: 'lifecycle', domain: { name: 'rd1', uuid: dom.uuid }, event: 'suspended', detail: 'paused' }]);
+      }
+      expect(conn.activeSubscriptions).toBe(0);
+      expect(conn.activeEventRegistrations).toBe(0);
+    });
+
     it('delivers reboot events from reset', async () => {
       const events = conn.domainEvents({ domain: dom, kinds: ['reboot'] });
       await events.ready;

@@ -14,6 +14,15 @@ afterAll(async () => {
   await conn?.close();
 });
 
+async function take<T>(stream: AsyncIterable<T>, n: number): Promise<T[]> {
+  const out: T[] = [];
+  for await (const e of stream) {
+    out.push(e);
+    if (out.length === n) break;
+  }
+  return out;
+}
+
 describe('Connection on test:///default', () => {
   it('reports uri, hostname, versions and liveness', async () => {
     expect(conn.uri).toBe('test:///default');
@@ -83,6 +92,47 @@ describe('Connection on test:///default', () => {
       { kind: 'lifecycle', domain: { name: 'test', uuid: dom.uuid }, event: 'resumed', detail: 'unpaused' },
     ]);
     expect(conn.activeSubscriptions).toBe(0);
+  });
+
+  it('serves identical subscriptions on one connection from one libvirt registration each', async () => {
+    const dom = await conn.lookupDomain('test');
+    const twinA = conn.domainEvents({ domain: dom });
+    const twinB = conn.domainEvents({ domain: dom });
+    const lifecycleOnly = conn.domainEvents({ domain: dom, kinds: ['lifecycle'] });
+    const anyA = conn.domainEvents();
+    const anyB = conn.domainEvents();
+    await Promise.all([twinA.ready, twinB.ready, lifecycleOnly.ready, anyA.ready, anyB.ready]);
+    expect(conn.activeSubscriptions).toBe(5);
+    expect(conn.activeEventRegistrations).toBe(4); // lifecycle + reboot, for `test` and for every domain
+    await dom.suspend();
+    await dom.resume();
+    const suspendedResumed = [
+      { kind: 'lifecycle', domain: { name: 'test', uuid: dom.uuid }, event: 'suspended', detail: 'paused' },
+      { kind: 'lifecycle', domain: { name: 'test', uuid: dom.uuid }, event: 'resumed', detail: 'unpaused' },
+    ];
+    for (const s of [twinA, twinB, anyA]) expect(await take(s, 2)).toEqual(suspendedResumed); // each leaves
+    expect(conn.activeSubscriptions).toBe(2);
+    expect(conn.activeEventRegistrations).toBe(3); // the reboot one for `test` went with the twins
+    await dom.suspend();
+    await dom.resume();
+    // The remaining ones still get their own copy of every event, from before and after the others left.
+    expect(await take(lifecycleOnly, 4)).toEqual([...suspendedResumed, ...suspendedResumed]);
+    expect(await take(anyB, 4)).toEqual([...suspendedResumed, ...suspendedResumed]);
+    expect(conn.activeSubscriptions).toBe(0);
+    expect(conn.activeEventRegistrations).toBe(0);
+  });
+
+  it('subscribes again right after an identical subscription stopped (its deregistration runs first)', async () => {
+    const dom = await conn.lookupDomain('test');
+    const first = conn.domainEvents({ domain: dom });
+    await first.ready;
+    await first.return();
+    const second = conn.domainEvents({ domain: dom, kinds: ['reboot'] });
+    // libvirt would refuse it ("event callback already tracked") were the first one's reboot callback still there.
+    await expect(second.ready).resolves.toBeUndefined();
+    expect(conn.activeEventRegistrations).toBe(1);
+    await second.return();
+    expect(conn.activeEventRegistrations).toBe(0);
   });
 
   it('fails with typed libvirt errors', async () => {
