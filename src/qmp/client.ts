@@ -11,6 +11,7 @@ import type {
   QmpEvent,
 } from './command-map.js';
 import { QmpClosedError, QmpCommandError, QmpProtocolError, QmpStateError, QmpTimeoutError } from './errors.js';
+import { DeadlineTimer, monotonicNow } from './deadline-timer.js';
 import { redact } from './redact.js';
 import { StreamTransport, type StreamTarget, type StreamTransportOptions } from './stream-transport.js';
 import type { QmpMessage, QmpTransport } from './transport.js';
@@ -96,15 +97,28 @@ interface EventListenerEntry {
   fn: ClientEventListener;
 }
 
-interface Pending {
-  id: string;
-  command: string;
-  message: QmpMessage;
-  oob: boolean;
-  sent: boolean;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-  cleanup(): void;
+/** A command from submit() until it settles. A class, not closures: one allocation per command. */
+class Pending {
+  sent = false;
+  resolve!: (value: unknown) => void;
+  reject!: (err: unknown) => void;
+  /** Only set when the caller passed a signal. */
+  onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly command: string,
+    readonly message: QmpMessage,
+    readonly oob: boolean,
+    readonly timeoutMs: number,
+    /** monotonicNow() + timeoutMs; Infinity for no timeout. */
+    readonly deadline: number,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  cleanup(): void {
+    if (this.onAbort) this.signal!.removeEventListener('abort', this.onAbort);
+  }
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -166,6 +180,8 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
   private greetingWaiter: { resolve(g: QmpGreeting): void; reject(e: unknown): void } | undefined;
   private closeError: QmpClosedError | undefined;
   private closedPromise: Promise<void> | undefined;
+  /** Per-command timeouts: one timer for all pending commands instead of one each. */
+  private readonly deadlines = new DeadlineTimer((now) => this.expireDeadlines(now));
 
   constructor(transport: QmpTransport, options: QmpClientOptions = {}) {
     if (!transport || typeof transport.open !== 'function' || typeof transport.send !== 'function') {
@@ -456,28 +472,35 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
     message.id = id;
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     const signal = options.signal;
-    return new Promise<unknown>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => this.giveUp(p, signal?.reason ?? new Error('aborted'));
-      const p: Pending = {
-        id,
-        command,
-        message,
-        oob,
-        sent: false,
-        resolve,
-        reject,
-        cleanup: () => {
-          if (timer) clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-        },
-      };
-      if (timeoutMs > 0) timer = setTimeout(() => this.giveUp(p, new QmpTimeoutError(`command ${command}`, timeoutMs)), timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(id, p);
-      if (oob || this.inFlight < this.maxInFlight) this.transmit(p);
-      else this.queue.push(p);
+    const p = new Pending(id, command, message, oob, timeoutMs, timeoutMs > 0 ? monotonicNow() + timeoutMs : Infinity, signal);
+    const promise = new Promise<unknown>((resolve, reject) => {
+      p.resolve = resolve;
+      p.reject = reject;
     });
+    if (p.deadline !== Infinity) this.deadlines.ensure(p.deadline);
+    if (signal) {
+      p.onAbort = () => this.giveUp(p, signal.reason ?? new Error('aborted'));
+      signal.addEventListener('abort', p.onAbort, { once: true });
+    }
+    this.pending.set(id, p);
+    if (oob || this.inFlight < this.maxInFlight) this.transmit(p);
+    else this.queue.push(p);
+    return promise;
+  }
+
+  /** The deadline timer fired: times out every overdue command; returns the earliest deadline left. */
+  private expireDeadlines(now: number): number {
+    let next = Infinity;
+    for (const p of this.pending.values()) {
+      if (p.deadline <= now) this.giveUp(p, new QmpTimeoutError(`command ${p.command}`, p.timeoutMs));
+      else if (p.deadline < next) next = p.deadline;
+    }
+    return next;
+  }
+
+  /** Call after removing a pending command. */
+  private settled(): void {
+    if (this.pending.size === 0) this.deadlines.idle();
   }
 
   private transmit(p: Pending): void {
@@ -488,6 +511,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
       this.transport.send(p.message);
     } catch (err) {
       this.pending.delete(p.id);
+      this.settled();
       if (!p.oob) this.inFlight--;
       p.cleanup();
       p.reject(err instanceof QmpClosedError ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
@@ -498,6 +522,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
   private giveUp(p: Pending, reason: unknown): void {
     if (this.pending.get(p.id) !== p) return;
     this.pending.delete(p.id);
+    this.settled();
     p.cleanup();
     if (p.sent) {
       this.reserved.set(p.id, p.oob);
@@ -565,6 +590,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
       return;
     }
     this.pending.delete(p.id);
+    this.settled();
     p.cleanup();
     if (!p.oob) this.releaseSlot();
     if ('error' in msg) {
@@ -645,6 +671,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
     this.greetingWaiter = undefined;
     const all = [...this.pending.values()];
     this.pending.clear();
+    this.deadlines.stop();
     this.queue.length = 0;
     this.reserved.clear();
     this.inFlight = 0;
