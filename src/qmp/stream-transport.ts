@@ -24,6 +24,8 @@ export class StreamTransport implements QmpTransport {
   private handlers: TransportHandlers | undefined;
   private done = false;
   private corked = false;
+  /** A message was already written in this tick (the next ones are corked until the tick ends). */
+  private sentThisTick = false;
   private closeReason: Error | undefined;
 
   constructor(
@@ -73,18 +75,29 @@ export class StreamTransport implements QmpTransport {
   send(msg: QmpMessage): void {
     const stream = this.stream;
     if (this.done || !stream) throw new QmpClosedError(`${this.description} is closed`);
-    // Messages sent in the same tick (a burst of calls, or the next queued commands released by a
-    // chunk of replies) leave in one write instead of one syscall each.
-    if (!this.corked) {
-      this.corked = true;
-      stream.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        stream.uncork();
-      });
+    const line = encodeMessage(msg);
+    // The first message of a tick leaves at once (a lone command must not wait a tick); the ones that
+    // follow in the same tick (a burst of calls, or the queued commands a chunk of replies released)
+    // are corked and leave together in one write when the tick ends.
+    if (this.sentThisTick) {
+      if (!this.corked) {
+        this.corked = true;
+        stream.cork();
+      }
+    } else {
+      this.sentThisTick = true;
+      process.nextTick(this.endTick);
     }
-    stream.write(encodeMessage(msg));
+    stream.write(line);
   }
+
+  private readonly endTick = (): void => {
+    this.sentThisTick = false;
+    if (this.corked) {
+      this.corked = false;
+      this.stream?.uncork();
+    }
+  };
 
   async close(reason?: Error): Promise<void> {
     const stream = this.stream;
