@@ -15,12 +15,19 @@ import { QmpClient } from '../src/qmp/index.js';
 import { startQemu, waitForListening } from '../test/harness/qemu.js';
 import { printTable, summarize, timeEach } from './table.js';
 
-/** The smallest honest QMP client: newline split, JSON.parse, match by id. */
+/**
+ * The smallest honest QMP client: newline split, JSON.parse, match by id. Numeric ids by default; with
+ * `stringIds` it sends libqemu's exact bytes (`"id":"7"`, two quotes more: QEMU 7.2's monitor reads
+ * one byte per main-loop turn, ~10 µs a byte, so those two bytes are a server cost, not a client one).
+ */
 class RawClient {
   private buf = '';
   private next = 1;
-  private readonly waiting = new Map<number, (line: string) => void>();
-  private constructor(private readonly sock: Socket) {
+  private readonly waiting = new Map<number | string, (line: string) => void>();
+  private constructor(
+    private readonly sock: Socket,
+    private readonly stringIds: boolean,
+  ) {
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
       this.buf += d;
@@ -28,7 +35,7 @@ class RawClient {
       while ((nl = this.buf.indexOf('\n')) >= 0) {
         const line = this.buf.slice(0, nl);
         this.buf = this.buf.slice(nl + 1);
-        const msg = JSON.parse(line) as { id?: number };
+        const msg = JSON.parse(line) as { id?: number | string };
         if (msg.id !== undefined) {
           const w = this.waiting.get(msg.id);
           this.waiting.delete(msg.id);
@@ -37,11 +44,11 @@ class RawClient {
       }
     });
   }
-  static async connect(path: string): Promise<RawClient> {
+  static async connect(path: string, stringIds = false): Promise<RawClient> {
     const sock = connect(path);
     sock.on('error', () => {});
     await new Promise((r) => sock.once('connect', r));
-    const c = new RawClient(sock);
+    const c = new RawClient(sock, stringIds);
     await new Promise<void>((resolve) => {
       const onGreeting = (d: string) => {
         if (d.includes('"QMP"')) (sock.off('data', onGreeting), resolve());
@@ -53,10 +60,11 @@ class RawClient {
     return c;
   }
   call(command: string, args?: object): Promise<string> {
-    const id = this.next++;
+    const n = this.next++;
+    const id = this.stringIds ? String(n) : n;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      this.sock.write(`{"execute":"${command}",${args ? `"arguments":${JSON.stringify(args)},` : ''}"id":${id}}\n`);
+      this.sock.write(`{"execute":"${command}",${args ? `"arguments":${JSON.stringify(args)},` : ''}"id":${this.stringIds ? `"${n}"` : n}}\n`);
     });
   }
   close(): void {
@@ -81,22 +89,30 @@ async function throughput(total: number, inFlight: number, op: () => Promise<unk
 export default async function run(): Promise<void> {
   // The second monitor's socket goes in the harness's private dir: it is made before QEMU starts.
   const rawName = 'raw.sock';
-  const q2 = await startQemu({ argsFor: (dir) => ['-qmp', `unix:${join(dir, rawName)},server=on,wait=off`] });
+  const rawStringName = 'raw-s.sock';
+  const q2 = await startQemu({
+    argsFor: (dir) => ['-qmp', `unix:${join(dir, rawName)},server=on,wait=off`, '-qmp', `unix:${join(dir, rawStringName)},server=on,wait=off`],
+  });
   const rawPath = join(q2.dir, rawName);
   await waitForListening(rawPath);
+  await waitForListening(join(q2.dir, rawStringName));
   try {
     const client = await QmpClient.connect({ path: q2.qmpPath }, { oob: true, handshakeTimeoutMs: 60_000 });
     const raw = await RawClient.connect(rawPath);
+    // Diagnostic: the same bytes on the wire as libqemu, to tell client cost from QEMU's per-byte cost.
+    const rawString = await RawClient.connect(join(q2.dir, rawStringName), true);
 
     // 1: sequential round trips, interleaved in small batches so load drift hits both alike.
     const rounds = 5;
     const n = 1000;
-    const seq = { raw: [] as number[], lib: [] as number[] };
+    const seq = { raw: [] as number[], lib: [] as number[], rawString: [] as number[] };
     await timeEach(200, () => raw.call('query-status'));
     await timeEach(200, () => client.execute('query-status'));
+    await timeEach(200, () => rawString.call('query-status'));
     for (let b = 0; b < (rounds * n) / 50; b++) {
       seq.raw.push(...(await timeEach(50, () => raw.call('query-status'), 0)));
       seq.lib.push(...(await timeEach(50, () => client.execute('query-status'), 0)));
+      seq.rawString.push(...(await timeEach(50, () => rawString.call('query-status'), 0)));
     }
     // 2: throughput, sequential vs 8 in flight.
     const tput = { rawSeq: [] as number[], libSeq: [] as number[], raw8: [] as number[], lib8: [] as number[] };
@@ -114,6 +130,7 @@ export default async function run(): Promise<void> {
       [
         { name: 'raw socket client (ids)', value: sRaw.mean, unit: 'ms', extra: extra(sRaw) },
         { name: 'libqemu QmpClient', value: sLib.mean, unit: 'ms', extra: extra(sLib) },
+        { name: 'diagnostic: raw, string ids (libqemu\'s bytes)', value: summarize(seq.rawString).mean, unit: 'ms', extra: extra(summarize(seq.rawString)) },
       ],
       'raw socket client (ids)',
       'libqemu/raw ≤ 1.10',
@@ -166,6 +183,7 @@ export default async function run(): Promise<void> {
       'framer ≤ 1.25× JSON.parse of the same bytes',
     );
     raw.close();
+    rawString.close();
     await client.close();
   } finally {
     await q2.stop();
