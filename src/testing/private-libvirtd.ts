@@ -2,15 +2,17 @@
  * A private, unprivileged libvirtd for tests, demos and benchmarks: session mode, every file it writes
  * inside one temporary directory, run as uid 65534 when we are root, under `tini -s` (QEMU is
  * double-forked: without a reaping subreaper every destroy waits for PID 1, ~1.7 s here). See
- * shared research host-feasibility.md §1A/§8/§9. Stopped and removed by PID; a watchdog process removes it
- * too if this process dies without cleaning up (SIGKILL).
+ * shared research host-feasibility.md §1A/§8/§9. Stopped by sweeping every process that names its directory
+ * (src/testing/process-sweep.ts), then removed; a watchdog process does the same if this process dies
+ * without cleaning up (SIGKILL).
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LibqemuError, InvalidArgumentError } from '../common/errors.js';
+import { sweep, sweepSync, type SweepOptions } from './process-sweep.js';
 
 export interface PrivateLibvirtd {
   /** The temp dir holding all state (kept short: unix socket paths max 107 bytes). */
@@ -25,7 +27,11 @@ export interface PrivateLibvirtd {
   readonly pid: number;
   /** The domain log QEMU writes (stdio_handler = "file"): <base>/cache/libvirt/qemu/log/<name>.log */
   domainLogPath(name: string): string;
-  /** Kills the domains' QEMU processes (destroying them; their definitions vanish with `base`), libvirtd and its reaper by PID, removes `base`. */
+  /**
+   * Ends every process that belongs to `base` (libvirtd, its reaper, the domains' QEMU, a QEMU
+   * capabilities probe still running: SIGTERM, then SIGKILL) and removes `base` with every definition.
+   * Fails with PrivateLibvirtdError if a process or the directory survives that.
+   */
   stop(): Promise<void>;
 }
 
@@ -51,19 +57,11 @@ function capsCacheDir(): string {
 
 interface Daemon {
   base: string;
+  uid: number;
   tini: ChildProcess;
   watchdog: ChildProcess | undefined;
   stopped: boolean;
   stopping?: Promise<void>;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
 }
 
 function readProc(pid: number, what: 'cmdline' | 'environ'): string {
@@ -74,44 +72,41 @@ function readProc(pid: number, what: 'cmdline' | 'environ'): string {
   }
 }
 
-function readPid(file: string): number | undefined {
+/** libvirtd's PID from its pid file, checked to be this daemon's. */
+function libvirtdPid(base: string): number | undefined {
   try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+    const pid = Number(readFileSync(join(base, 'run', 'libvirt', 'libvirtd.pid'), 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 1) return undefined;
+    return readProc(pid, 'cmdline').includes('libvirtd') && readProc(pid, 'environ').includes(base) ? pid : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** PIDs of this daemon's QEMU processes and of libvirtd, each checked to belong to `base`. */
-function ownedPids(base: string): { qemu: number[]; libvirtd: number | undefined } {
-  const qemu: number[] = [];
-  const runDir = join(base, 'run', 'libvirt', 'qemu', 'run');
-  let files: string[] = [];
-  try {
-    files = readdirSync(runDir).filter((f) => f.endsWith('.pid'));
-  } catch {
-    // no domain ever started
-  }
-  for (const f of files) {
-    const pid = readPid(join(runDir, f));
-    if (pid && readProc(pid, 'cmdline').includes(base)) qemu.push(pid);
-  }
-  let libvirtd = readPid(join(base, 'run', 'libvirt', 'libvirtd.pid'));
-  if (libvirtd && !(readProc(libvirtd, 'cmdline').includes('libvirtd') && readProc(libvirtd, 'environ').includes(base))) libvirtd = undefined;
-  return { qemu, libvirtd };
+/** Who belongs to the daemon: its process tree while its reaper is ours to vouch for, and anything naming `base`. */
+function sweepOptions(d: Daemon): SweepOptions {
+  // Until Node has reaped tini, its PID cannot have been reused.
+  const root = d.tini.pid !== undefined && d.tini.exitCode === null && d.tini.signalCode === null ? d.tini.pid : undefined;
+  return { root, uid: process.getuid?.() === 0 ? d.uid : undefined };
 }
 
-/** Synchronous last-resort cleanup (process exit / signals): SIGKILL by checked PID, then rm -rf. */
+/** Removes `base`, retrying while a dying process may still be writing into it. */
+function removeBase(base: string): void {
+  rmSync(base, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+}
+
+/** Synchronous last-resort cleanup (process exit / signals): SIGKILL everything that belongs to `base`, then rm -rf. */
 function killNow(d: Daemon): void {
   if (d.stopped) return;
   d.stopped = true;
-  const { qemu, libvirtd } = ownedPids(d.base);
-  for (const pid of qemu) safeKill(pid, 'SIGKILL');
-  if (libvirtd) safeKill(libvirtd, 'SIGKILL');
+  sweepSync(d.base, sweepOptions(d));
   if (d.tini.pid && d.tini.exitCode === null) safeKill(d.tini.pid, 'SIGKILL');
   if (d.watchdog?.pid) safeKill(d.watchdog.pid, 'SIGKILL');
-  rmSync(d.base, { recursive: true, force: true });
+  try {
+    removeBase(d.base);
+  } catch {
+    // at exit there is no one to tell; the watchdog tries again
+  }
   live.delete(d);
 }
 
@@ -140,16 +135,22 @@ function installHooks(): void {
   }
 }
 
-/** A shell that outlives us only to clean up if we die without doing so (e.g. SIGKILL). */
+/**
+ * A shell that outlives us only to clean up if we die without doing so (e.g. SIGKILL): it kills every
+ * process whose command line or environment names a path under `base` (every daemon process does, the
+ * capabilities probe too), a few times over in case one was being spawned, then removes `base`.
+ */
 const WATCHDOG = `
-parent=$1 base=$2 tini=$3
+parent=$1 base=$2
 while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
-for f in "$base"/run/libvirt/qemu/run/*.pid "$base"/run/libvirt/libvirtd.pid; do
-  [ -f "$f" ] || continue; pid=$(cat "$f")
-  if tr '\\0' ' ' </proc/$pid/environ 2>/dev/null | grep -qF "$base" || tr '\\0' ' ' </proc/$pid/cmdline 2>/dev/null | grep -qF "$base"; then kill -9 "$pid"; fi
+for round in 1 2 3; do
+  for f in $(grep -lzF -e "$base/" /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null); do
+    pid=\${f#/proc/}; pid=\${pid%%/*}
+    [ "$pid" = "$$" ] || kill -9 "$pid" 2>/dev/null
+  done
+  sleep 0.2
 done
-tr '\\0' ' ' </proc/$tini/cmdline 2>/dev/null | grep -qF "$base" && kill -9 "$tini"
-rm -rf "$base"
+rm -rf "$base" || { sleep 0.5; rm -rf "$base"; }
 `;
 
 export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions = {}): Promise<PrivateLibvirtd> {
@@ -204,11 +205,11 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     : ['-s', '--', '/usr/sbin/libvirtd'];
   const tini = spawn('/usr/bin/tini', cmd, { env, cwd: base, stdio: ['ignore', 'ignore', 'ignore'], detached: true });
   tini.unref();
-  const daemon: Daemon = { base, tini, watchdog: undefined, stopped: false };
+  const daemon: Daemon = { base, uid, tini, watchdog: undefined, stopped: false };
   live.add(daemon);
   installHooks();
   if (tini.pid) {
-    daemon.watchdog = spawn('/bin/sh', ['-c', WATCHDOG, 'watchdog', String(process.pid), base, String(tini.pid)], { stdio: 'ignore', detached: true });
+    daemon.watchdog = spawn('/bin/sh', ['-c', WATCHDOG, 'watchdog', String(process.pid), base], { stdio: 'ignore', detached: true });
     daemon.watchdog.unref();
   }
 
@@ -218,7 +219,7 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     killNow(daemon);
     throw err;
   }
-  const pid = ownedPids(base).libvirtd ?? tini.pid ?? 0;
+  const pid = libvirtdPid(base) ?? tini.pid ?? 0;
   const uri = `qemu+unix:///session?socket=${socket}`;
 
   return {
@@ -228,7 +229,7 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     uid,
     pid,
     domainLogPath: (name) => join(base, 'cache/libvirt/qemu/log', `${name}.log`),
-    stop: () => (daemon.stopping ??= stopDaemon(daemon, uri)),
+    stop: () => (daemon.stopping ??= stopDaemon(daemon)),
   };
 }
 
@@ -265,13 +266,7 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, encoding: 'utf8' }, (_err, stdout) => resolve(stdout ?? ''));
-  });
-}
-
-async function stopDaemon(d: Daemon, uri: string): Promise<void> {
+async function stopDaemon(d: Daemon): Promise<void> {
   if (d.stopped) return;
   // Save a fresh capabilities probe for the next daemon.
   try {
@@ -280,32 +275,34 @@ async function stopDaemon(d: Daemon, uri: string): Promise<void> {
     const files = existsSync(mine) ? readdirSync(mine).filter((f) => f.endsWith('.xml')) : [];
     if (files.length > 0) {
       mkdirSync(cache, { recursive: true, mode: 0o700 });
-      for (const f of files) if (!existsSync(join(cache, f))) copyFileSync(join(mine, f), join(cache, f));
+      for (const f of files) {
+        // One file per emulator binary (named by its path's hash): replace it when libvirt re-probed (e.g.
+        // a QEMU upgrade), atomically, since other daemons may be copying it right now.
+        const fresh = readFileSync(join(mine, f));
+        const target = join(cache, f);
+        if (existsSync(target) && readFileSync(target).equals(fresh)) continue;
+        const tmp = `${target}.${process.pid}.tmp`;
+        writeFileSync(tmp, fresh, { mode: 0o600 });
+        renameSync(tmp, target);
+      }
     }
   } catch {
     // only a cache
   }
-  // Destroy and undefine the domains through libvirt (one virsh per step), then make sure by PID.
-  const names = existsSync('/usr/bin/virsh')
-    ? (await run('/usr/bin/virsh', ['-q', '-c', uri, 'list', '--all', '--name'], 5000)).split('\n').map((s) => s.trim()).filter(Boolean)
-    : [];
-  if (names.length > 0) {
-    const script = names.map((n) => `destroy '${n}'; undefine '${n}'`).join('; ');
-    await run('/usr/bin/virsh', ['-q', '-c', uri, script], 10_000);
-  }
-  if (d.stopped) return;
   d.stopped = true;
-  const { qemu, libvirtd } = ownedPids(d.base);
-  for (const pid of qemu) safeKill(pid, 'SIGKILL');
-  if (libvirtd) safeKill(libvirtd, 'SIGTERM');
-  const deadline = Date.now() + 3000;
-  const pending = (): boolean => (libvirtd !== undefined && pidAlive(libvirtd)) || qemu.some(pidAlive) || d.tini.exitCode === null;
-  while (pending() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  if (libvirtd && pidAlive(libvirtd)) safeKill(libvirtd, 'SIGKILL');
+  // libvirtd, tini, the domains' QEMU and a capabilities probe libvirt may still be running (daemonized, so
+  // not a child of libvirtd any more): SIGTERM, then SIGKILL whatever is left. No need to destroy the
+  // domains through libvirt first (virsh cost ~0.5 s): QEMU quits on SIGTERM, and every definition, log and
+  // socket lives in `base`.
+  const survivors = await sweep(d.base, sweepOptions(d));
   if (d.tini.pid && d.tini.exitCode === null) safeKill(d.tini.pid, 'SIGKILL');
   if (d.watchdog?.pid) safeKill(d.watchdog.pid, 'SIGKILL');
-  rmSync(d.base, { recursive: true, force: true });
   live.delete(d);
+  if (survivors.length > 0) {
+    throw new PrivateLibvirtdError(`processes of ${d.base} survived SIGKILL: ${survivors.map((p) => p.pid).join(', ')}`, { hint: 'they may be stuck in the kernel (D state); see ps -o pid,stat,cmd -p <pid>' });
+  }
+  removeBase(d.base);
+  if (existsSync(d.base)) throw new PrivateLibvirtdError(`could not remove ${d.base}`, { hint: 'remove it by hand' });
 }
 
 /** Options for tinyGuestXml. */
@@ -317,6 +314,13 @@ export interface TinyGuestOptions {
   /** Boots this kernel (e.g. a tiny multiboot kernel) instead of sitting in SeaBIOS. */
   kernel?: string;
   uuid?: string;
+  /**
+   * Adds a NIC that works unprivileged in session mode, as examples/demo.ts builds it: QEMU's user-mode
+   * network (`<interface type='user'>`), no option ROM. `model` defaults to 'e1000'; `id` becomes libvirt's
+   * alias and QEMU's device id (libvirt wants user aliases to start with 'ua-'); without it libvirt picks
+   * one (net0, net1…).
+   */
+  nic?: { model?: string; id?: string };
 }
 
 function xmlEscape(s: string): string {
@@ -325,7 +329,7 @@ function xmlEscape(s: string): string {
 
 /** A minimal TCG guest: type='qemu', pc, 64 MiB, no disk, no video, no balloon (stays running in SeaBIOS at ~1 % CPU). */
 export function tinyGuestXml(options: TinyGuestOptions): string {
-  const { name, memoryMiB = 64, qmpSocket, kernel, uuid } = options;
+  const { name, memoryMiB = 64, qmpSocket, kernel, uuid, nic } = options;
   if (typeof name !== 'string' || !/^[A-Za-z0-9_.-]{1,40}$/.test(name)) {
     throw new InvalidArgumentError(`tinyGuestXml: name must be 1-40 of [A-Za-z0-9_.-], got ${JSON.stringify(name)}`, { hint: 'short names keep the monitor socket path under 107 bytes' });
   }
@@ -333,6 +337,7 @@ export function tinyGuestXml(options: TinyGuestOptions): string {
   if (qmpSocket !== undefined && (qmpSocket.length > MAX_UNIX_PATH || qmpSocket.includes(','))) {
     throw new InvalidArgumentError(`tinyGuestXml: qmpSocket must be a path ≤ ${MAX_UNIX_PATH} bytes without commas`, { hint: 'put it in PrivateLibvirtd.qmpDir' });
   }
+  const nicXml = nic === undefined ? [] : [nicElement(nic)];
   const lines = [
     `<domain type='qemu'${qmpSocket ? " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" : ''}>`,
     `  <name>${xmlEscape(name)}</name>`,
@@ -348,6 +353,7 @@ export function tinyGuestXml(options: TinyGuestOptions): string {
     '  <on_crash>destroy</on_crash>',
     '  <devices>',
     '    <emulator>/usr/bin/qemu-system-x86_64</emulator>',
+    ...nicXml,
     "    <video><model type='none'/></video>",
     "    <memballoon model='none'/>",
     '  </devices>',
@@ -357,4 +363,18 @@ export function tinyGuestXml(options: TinyGuestOptions): string {
     '</domain>',
   ];
   return lines.join('\n') + '\n';
+}
+
+function nicElement(nic: NonNullable<TinyGuestOptions['nic']>): string {
+  if (typeof nic !== 'object' || nic === null) throw new InvalidArgumentError('tinyGuestXml: nic must be an object, e.g. {} or { model: \'e1000\', id: \'ua-nic0\' }');
+  const { model = 'e1000', id } = nic;
+  if (typeof model !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(model)) {
+    throw new InvalidArgumentError(`tinyGuestXml: nic.model must be a NIC model name, got ${JSON.stringify(model)}`, { hint: "e.g. 'e1000', 'rtl8139' or 'virtio'" });
+  }
+  if (id !== undefined && (typeof id !== 'string' || !/^ua-[A-Za-z0-9_-]{1,40}$/.test(id))) {
+    throw new InvalidArgumentError(`tinyGuestXml: nic.id must be 'ua-' followed by 1-40 of [A-Za-z0-9_-], got ${JSON.stringify(id)}`, {
+      hint: "libvirt only accepts user-chosen aliases that start with 'ua-', e.g. 'ua-nic0'; omit id to get libvirt's own (net0)",
+    });
+  }
+  return `    <interface type='user'><model type='${model}'/><rom enabled='no'/>${id ? `<alias name='${id}'/>` : ''}</interface>`;
 }

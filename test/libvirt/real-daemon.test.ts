@@ -170,6 +170,20 @@ describe('a real private libvirtd', () => {
     await expect(conn.lookupDomain('rd-transient')).rejects.toMatchObject({ codeName: 'VIR_ERR_NO_DOMAIN' });
   });
 
+  it('runs a tiny guest with tinyGuestXml\'s user-mode NIC, whose link QEMU can take down', async () => {
+    const t = await conn.createXML(tinyGuestXml({ name: 'rd-nic', nic: { id: 'ua-nic0' } }));
+    try {
+      expect(await t.xml()).toMatch(/<interface type='user'>[\s\S]*<model type='e1000'\/>[\s\S]*<alias name='ua-nic0'\/>/);
+      expect(await t.qemuMonitorCommand({ execute: 'set_link', arguments: { name: 'ua-nic0', up: false } })).toMatchObject({ return: {} });
+      expect(await t.qemuMonitorCommand({ execute: 'set_link', arguments: { name: 'net9', up: false } })).toMatchObject({ error: { class: 'DeviceNotFound' } });
+      const network = await t.qemuMonitorHmp('info network');
+      expect(network).toMatch(/^ua-nic0: .*type=nic,model=e1000,/m);
+      expect(network).toMatch(/hostua-nic0: .*type=user,/);
+    } finally {
+      await t.destroy();
+    }
+  });
+
   it('opens read-only connections that can read but not change', async () => {
     const ro = await Connection.open(daemon.uri, { readOnly: true });
     const d = await ro.lookupDomain('rd1');
