@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
 import { Connection, type OpenOptions } from '../libvirt/connection.js';
@@ -10,13 +11,15 @@ import { GuestNotFoundError } from './errors.js';
 import { EventRelay } from './event-relay.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { Guest, type GuestQmpOptions } from './guest.js';
-import { defaultMonitorDir, ensureMonitorDir, isLocalUri, qemuUserFor, type QemuUser } from './monitor-dir.js';
+import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, isLocalUri, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from './monitor-dir.js';
 import type { TaintReport } from './taint.js';
 
 export interface HypervisorOptions extends OpenOptions {
   /**
    * Directory for the second-monitor sockets of guests this hypervisor defines (private, 0700, owned
-   * by QEMU's user). Default: a libqemu directory under the temp dir, one per URI.
+   * by QEMU's user). Default: a libqemu directory under the temp dir, one per URI, removed again by
+   * close() when libqemu created it in this process, it is empty and no defined guest expects a socket
+   * in it. A directory given here is never removed.
    */
   monitorDir?: string;
   /** The uid/gid QEMU runs as (default: detected from the URI; see README). */
@@ -176,13 +179,18 @@ export class Hypervisor implements AsyncDisposable {
     return QemuClient.connect(target, options as QemuConnectOptions);
   }
 
-  /** Closes every guest's QMP connections and watchers, then the libvirt connection. Idempotent. */
+  /**
+   * Closes every guest's QMP connections and watchers, then the libvirt connection, and removes
+   * libqemu's own monitor directory when it is no longer needed (see `monitorDir`). Idempotent.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const g of this.guestCache.values()) await g.close().catch(() => undefined);
       this.guestCache.clear();
       await this.eventRelay.close();
+      const removeDir = await this.ownMonitorDirUnused(); // asks libvirt, so before the connection goes
       await this.connection.close();
+      if (removeDir) await removeCreatedMonitorDir(this.monitorDir);
     })();
     return this.closing;
   }
@@ -206,6 +214,29 @@ export class Hypervisor implements AsyncDisposable {
       }
     } catch {
       // a reporting hook must not break the caller
+    }
+  }
+
+  /**
+   * Whether libqemu's default monitor directory can go: created by libqemu in this process (here, or
+   * by the migration for this URI), empty, and not named by any guest libvirt still has (a stopped
+   * persistent guest's QEMU could not create its socket on the next start, e.g. through virsh). When
+   * libvirt cannot answer, the directory stays.
+   */
+  private async ownMonitorDirUnused(): Promise<boolean> {
+    if (!this.local || !this.ownMonitorDir || !createdInThisProcess(this.monitorDir)) return false;
+    try {
+      if ((await fs.readdir(this.monitorDir)).length > 0) return false;
+      for (const d of await this.connection.listDomains({ active: true, inactive: true })) {
+        const xml = await d.xml({ inactive: true }).catch((err: unknown) => {
+          if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') return undefined; // gone meanwhile
+          throw err;
+        });
+        if (xml !== undefined && DomainXml.parse(xml).monitorSockets().some((m) => dirname(m.path) === this.monitorDir)) return false;
+      }
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -81,8 +81,38 @@ export function defaultMonitorDir(uri: string, qemuUid: number): string {
 }
 
 /**
+ * Directories ensureMonitorDir created in this process (libqemu's own, `fix`), so that libqemu may
+ * remove them again when they are no longer needed (see removeCreatedMonitorDir). Every caller goes
+ * through ensureMonitorDir, the facade as well as the migration's destination directory.
+ */
+const createdDirs = new Set<string>();
+
+/** True if ensureMonitorDir created `dir` in this process (and it was not removed since). */
+export function createdInThisProcess(dir: string): boolean {
+  return createdDirs.has(resolve(dir));
+}
+
+/**
+ * Removes `dir` if ensureMonitorDir created it in this process and it is empty (rmdir: a socket or any
+ * other file in it keeps it). Anything else is left alone. Resolves to whether it was removed.
+ */
+export async function removeCreatedMonitorDir(dir: string): Promise<boolean> {
+  const path = resolve(dir);
+  if (!createdDirs.has(path)) return false;
+  try {
+    await fs.rmdir(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') createdDirs.delete(path);
+    return false; // ENOTEMPTY/EEXIST: in use again; anything else: not ours to force
+  }
+  createdDirs.delete(path);
+  return true;
+}
+
+/**
  * Makes `dir` a private (0700) directory owned by QEMU's user. A directory libqemu owns (`fix`) is
- * created and repaired; a caller's directory is only checked, never chmod/chown-ed.
+ * created (and remembered as created here) and repaired; a caller's directory is only checked, never
+ * chmod/chown-ed.
  */
 export async function ensureMonitorDir(dir: string, owner: QemuUser, options: { fix: boolean }): Promise<void> {
   if (typeof dir !== 'string' || !dir.startsWith('/')) {
@@ -103,6 +133,7 @@ export async function ensureMonitorDir(dir: string, owner: QemuUser, options: { 
     await fs.mkdir(dirname(dir), { recursive: true });
     try {
       await fs.mkdir(dir, { mode: 0o700 });
+      createdDirs.add(resolve(dir));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new MonitorDirError(dir, `cannot create: ${(err as Error).message}`, 'choose a writable location with the monitorDir option', err);
     }
