@@ -1,5 +1,5 @@
 /** QmpClient against the scripted fake server: what a real QEMU will not do on demand. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { QueueOverflowError } from '../../src/common/bounded-queue.js';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import {
@@ -243,6 +243,31 @@ describe('QmpClient against the fake QMP server', () => {
     held[0]!.reply({ return: 'first' });
     expect(await first).toBe('first');
     expect(conn.received.filter((m) => m.execute === 'hold')).toHaveLength(1);
+  });
+
+  it('per-call timeouts share one deadline timer: a later, shorter deadline still fires on time, and it re-arms', async () => {
+    const held: FakeCall[] = [];
+    const server = await serve({ commands: { hold: (_a, call) => void held.push(call), echo } });
+    const client = track(await QmpClient.connect(server.target, { timeoutMs: 5_000 }));
+    const t0 = performance.now();
+    const long = client.execute('hold', { n: 1 }); // default 5 s deadline arms the timer first
+    const short = client.execute('hold', { n: 2 }, { timeoutMs: 80 }); // earlier deadline: must re-arm
+    const answered = client.execute('hold', { n: 3 }, { timeoutMs: 400 });
+    await vi.waitFor(() => expect(held).toHaveLength(3));
+    held[2]!.reply({ return: 'in time' });
+    expect(await answered).toBe('in time');
+    await expect(short).rejects.toBeInstanceOf(QmpTimeoutError);
+    const shortElapsed = performance.now() - t0;
+    expect(shortElapsed).toBeGreaterThanOrEqual(75);
+    expect(shortElapsed).toBeLessThan(2_000);
+    // After firing, the timer re-arms for the next deadline: a fresh short call times out too.
+    const t1 = performance.now();
+    await expect(client.execute('hold', { n: 4 }, { timeoutMs: 60 })).rejects.toBeInstanceOf(QmpTimeoutError);
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(55);
+    // The long call is still pending and still answerable; other commands keep working.
+    held[0]!.reply({ return: 'late but within 5 s' });
+    expect(await long).toBe('late but within 5 s');
+    expect(await client.execute('echo', { x: 1 })).toEqual({ x: 1 });
   });
 
   it('events(): bounded per-subscriber queue with explicit overflow, filter and names', async () => {
