@@ -3,7 +3,7 @@ import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { Domain, DomainInfo, DomainState } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import type { DomainEventKind, LifecycleEventName } from '../libvirt/events.js';
+import type { DomainEventKind, EventStream, LifecycleEventName } from '../libvirt/events.js';
 import type { QemuClientOptions } from '../schema/client.js';
 import { DomainXml } from './domain-xml.js';
 import { GuestNotFoundError, GuestNotRunningError, MonitorUnavailableError } from './errors.js';
@@ -12,7 +12,6 @@ import type { Hypervisor } from './hypervisor.js';
 import { MonitorHub } from './monitor-hub.js';
 import { probeSocket, removeStaleSocket } from './monitor-dir.js';
 import type { MonitorConnectionChange } from './monitor-transport.js';
-import type { RelaySubscription } from './event-relay.js';
 import { PassthroughTransport, libvirtEventFilter } from './passthrough-transport.js';
 import { OwnershipPolicy } from './policy.js';
 import { TaintTracker, parseTaints, type Taint } from './taint.js';
@@ -295,8 +294,8 @@ export class Guest {
     this.noticeListeners.add(onNotice);
     stops.push(() => void this.noticeListeners.delete(onNotice));
 
-    /** Pumps one relay subscription into the stream; its end (or failure) ends the stream. */
-    const pump = <T>(source: RelaySubscription<T>, toEvent: (ev: T) => GuestEvent) => {
+    /** Pumps one libvirt event stream into this one; its end (or failure) ends this stream. */
+    const pump = <T>(source: EventStream<T>, toEvent: (ev: T) => GuestEvent) => {
       stops.push(() => source.return().then(() => undefined));
       void (async () => {
         try {
@@ -312,7 +311,7 @@ export class Guest {
     const ready = (async () => {
       const libvirtKinds = options.libvirt === false ? [] : options.libvirt === true || options.libvirt === undefined ? (['lifecycle', 'reboot'] as DomainEventKind[]) : options.libvirt;
       if (libvirtKinds.length > 0) {
-        await pump(this.hypervisor.eventRelay.domainEvents(this.domain, libvirtKinds, { bufferSize: options.bufferSize ?? 1000 }), (ev): GuestEvent => {
+        await pump(this.hypervisor.connection.domainEvents({ domain: this.domain, kinds: libvirtKinds, bufferSize: options.bufferSize ?? 1000 }), (ev): GuestEvent => {
           const base = { guest: this.name, at: new Date(), source: 'libvirt' as const };
           return ev.kind === 'lifecycle' ? { ...base, kind: 'lifecycle', event: ev.event, detail: ev.detail } : { ...base, kind: 'reboot' };
         });
@@ -321,7 +320,7 @@ export class Guest {
       const names = Array.isArray(options.qmp) ? (options.qmp as readonly string[]) : undefined;
       const via = options.via ?? 'auto';
       if (via !== 'passthrough') {
-        // auto falls back to libvirt's relay, which also covers a guest that is not running yet
+        // auto falls back to libvirt's QEMU events, which also cover a guest that is not running yet
         const client = await this.qmp({ via: 'monitor', validate: false, handshakeTimeoutMs: via === 'auto' ? 1000 : 5000 }).catch((err: unknown) => {
           if (via === 'auto' && (err instanceof MonitorUnavailableError || err instanceof GuestNotRunningError)) return undefined;
           throw err;
@@ -344,7 +343,7 @@ export class Guest {
       }
       // libvirt relays QEMU's events for the domain, across restarts, with the name filter applied by libvirt
       route = 'passthrough';
-      await pump(this.hypervisor.eventRelay.qemuEvents(this.domain, libvirtEventFilter(names), { bufferSize: options.bufferSize ?? 1000 }), (ev): GuestEvent => ({
+      await pump(this.hypervisor.connection.qemuMonitorEvents({ domain: this.domain, ...libvirtEventFilter(names), bufferSize: options.bufferSize ?? 1000 }), (ev): GuestEvent => ({
         source: 'qmp',
         kind: 'qmp',
         route: 'passthrough',
@@ -394,7 +393,7 @@ export class Guest {
   }
 
   private async openPassthrough(policy: OwnershipPolicy, options: GuestQmpOptions): Promise<GuestQmpClient> {
-    const transport = new PassthroughTransport(this.hypervisor.eventRelay, this.domain, options.events === undefined ? {} : { events: options.events });
+    const transport = new PassthroughTransport(this.hypervisor.connection, this.domain, options.events === undefined ? {} : { events: options.events });
     const client = new GuestQmpClient(transport, this.clientOptions(policy, 'passthrough', options));
     try {
       await client.open(options.signal === undefined ? {} : { signal: options.signal });
@@ -505,7 +504,7 @@ export class Guest {
   /** Follows libvirt's lifecycle events: after 'started', the monitor connection is dialled again. */
   private ensureWatcher(): void {
     if (this.watcher) return;
-    const stream = this.hypervisor.eventRelay.domainEvents(this.domain, ['lifecycle'], { bufferSize: 64, overflow: 'drop-oldest' });
+    const stream = this.hypervisor.connection.domainEvents({ domain: this.domain, kinds: ['lifecycle'], bufferSize: 64, overflow: 'drop-oldest' });
     const loop = (async () => {
       try {
         for await (const ev of stream) {

@@ -8,7 +8,6 @@ import type { StreamTarget } from '../qmp/stream-transport.js';
 import { QemuClient, type QemuConnectOptions } from '../schema/client.js';
 import { DomainXml } from './domain-xml.js';
 import { GuestNotFoundError } from './errors.js';
-import { EventRelay } from './event-relay.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { Guest, type GuestQmpOptions } from './guest.js';
 import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, isLocalUri, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from './monitor-dir.js';
@@ -62,8 +61,6 @@ const RUNNING = new Set<DomainStateName>(['running', 'paused', 'blocked', 'pmsus
 export class Hypervisor implements AsyncDisposable {
   private readonly guestCache = new Map<string, Guest>();
   private closing: Promise<void> | undefined;
-  /** @internal one libvirt event registration per (domain, filter), shared by every consumer. */
-  readonly eventRelay: EventRelay;
 
   private constructor(
     /** The libvirt connection, for anything the facade does not wrap. */
@@ -76,9 +73,7 @@ export class Hypervisor implements AsyncDisposable {
     readonly monitorDir: string,
     private readonly ownMonitorDir: boolean,
     private readonly onTaint: ((report: TaintReport) => void) | undefined,
-  ) {
-    this.eventRelay = new EventRelay(connection);
-  }
+  ) {}
 
   /** Connects to libvirt (default: LIBVIRT_DEFAULT_URI, else libvirt's default). */
   static async connect(uri?: string, options: HypervisorOptions = {}): Promise<Hypervisor> {
@@ -187,7 +182,6 @@ export class Hypervisor implements AsyncDisposable {
     this.closing ??= (async () => {
       for (const g of this.guestCache.values()) await g.close().catch(() => undefined);
       this.guestCache.clear();
-      await this.eventRelay.close();
       const removeDir = await this.ownMonitorDirUnused(); // asks libvirt, so before the connection goes
       await this.connection.close();
       if (removeDir) await removeCreatedMonitorDir(this.monitorDir);

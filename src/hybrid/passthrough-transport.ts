@@ -2,11 +2,10 @@ import { InvalidArgumentError } from '../common/errors.js';
 import type { Connection } from '../libvirt/connection.js';
 import type { Domain } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import type { QemuMonitorEvent } from '../libvirt/events.js';
+import type { EventStream, QemuMonitorEvent } from '../libvirt/events.js';
 import { QmpClosedError } from '../qmp/errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
 import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
-import { EventRelay } from './event-relay.js';
 import { NOT_RUNNING_ERROR_CLASS } from './guest-client.js';
 
 export interface PassthroughTransportOptions {
@@ -53,14 +52,14 @@ export class PassthroughTransport implements QmpTransport {
   private state: 'idle' | 'open' | 'closed' = 'idle';
   private readonly queue: QmpMessage[] = [];
   private busy = false;
-  private events: AsyncIterableIterator<QemuMonitorEvent> & { ready: Promise<void> } | undefined;
+  private events: EventStream<QemuMonitorEvent> | undefined;
 
   /**
-   * `events`: the domain's connection, or (inside the facade) the hypervisor's EventRelay, which shares
-   * one libvirt registration per filter (libvirt refuses duplicate registrations on one connection).
+   * `connection`: the domain's own. Transports (and other streams) with the same event filter share one
+   * libvirt registration there: the Connection fans it out.
    */
   constructor(
-    private readonly events_: Connection | EventRelay,
+    private readonly connection: Connection,
     private readonly domain: Domain,
     private readonly options: PassthroughTransportOptions = {},
   ) {
@@ -75,10 +74,7 @@ export class PassthroughTransport implements QmpTransport {
     // Subscribe before anything else so no event after open is missed; libvirt filters by name.
     const filter = libvirtEventFilter(this.options.events);
     const bufferSize = this.options.eventBufferSize ?? 1000;
-    this.events =
-      this.events_ instanceof EventRelay
-        ? this.events_.qemuEvents(this.domain, filter, { bufferSize })
-        : this.events_.qemuMonitorEvents({ domain: this.domain, ...filter, bufferSize });
+    this.events = this.connection.qemuMonitorEvents({ domain: this.domain, ...filter, bufferSize });
     let version: QmpMessage;
     try {
       await this.events.ready;
@@ -86,12 +82,12 @@ export class PassthroughTransport implements QmpTransport {
       if (reply.error) throw new QmpClosedError(`query-version through libvirt failed: ${reply.error.class}: ${reply.error.desc}`);
       version = reply.return as QmpMessage;
     } catch (err) {
-      await this.events.return?.();
+      await this.events.return();
       this.events = undefined;
       throw err;
     }
     if (signal?.aborted) {
-      await this.events.return?.();
+      await this.events.return();
       throw signal.reason;
     }
     this.state = 'open';
@@ -113,7 +109,7 @@ export class PassthroughTransport implements QmpTransport {
     this.queue.length = 0;
     const events = this.events;
     this.events = undefined;
-    await events?.return?.();
+    await events?.return();
     if (wasOpen) this.handlers?.closed(reason);
   }
 

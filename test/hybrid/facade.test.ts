@@ -220,6 +220,26 @@ describe('state consistency between libvirt and QMP', () => {
       await remove(g);
     }
   });
+  it("a guest's watcher, event streams and passthrough clients share one libvirt registration per filter, all released on close", async () => {
+    const g = await startedGuest('share');
+    const conn = hv.connection;
+    const before = conn.activeEventRegistrations;
+    try {
+      const mon = await g.qmp({ via: 'monitor' }); // the reconnect watcher: lifecycle
+      const [a, b] = [g.events({ qmp: false }), g.events({ qmp: false })]; // lifecycle (shared) + reboot
+      const [p1, p2] = [await g.qmp({ via: 'passthrough', events: ['STOP'] }), await g.qmp({ via: 'passthrough', events: ['STOP'] })]; // STOP
+      await Promise.all([a.ready, b.ready]);
+      expect(conn.activeEventRegistrations - before).toBe(3);
+      const stops = [p1, p2].map((c) => new Promise<string>((res) => c.on('event', (e) => res(e.event))));
+      await mon.execute('stop');
+      expect(await Promise.all(stops)).toEqual(['STOP', 'STOP']); // each consumer gets every event
+      for (const s of [a, b]) expect(await nextEvent(s, (e) => e.kind === 'lifecycle')).toMatchObject({ event: 'suspended' });
+      await g.close();
+      await until('every registration to be released', async () => conn.activeEventRegistrations === before);
+    } finally {
+      await remove(g);
+    }
+  });
 });
 
 describe('restarts and crashes', () => {
