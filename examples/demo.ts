@@ -16,7 +16,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import { parseArgs } from 'node:util';
 import { Hypervisor, PolicyError, type Guest, type GuestEvent, type GuestEventStream, type GuestQmpClient, type TaintReport } from '../src/hybrid/index.js';
 import { LibqemuError } from '../src/common/errors.js';
-import { startPrivateLibvirtd, type PrivateLibvirtd } from '../src/testing/index.js';
+import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../src/testing/index.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -94,22 +94,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function guestXml(name: string, withNic: boolean): string {
-  // A tiny TCG guest: no disk (it idles in SeaBIOS), 64 MiB; optionally a user-mode NIC for set_link.
-  return `<domain type='qemu'>
-  <name>${name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-${withNic ? "    <interface type='user'><model type='e1000'/><rom enabled='no'/></interface>\n" : ''}    <video><model type='none'/></video>
-    <memballoon model='none'/>
-  </devices>
-</domain>`;
-}
-
 /** The NIC's device id (libvirt's alias, e.g. net0) from the live domain XML. */
 function nicAlias(xml: string): string | undefined {
   const doc = new DOMParser().parseFromString(xml, 'text/xml');
@@ -147,7 +131,8 @@ async function embedded(): Promise<void> {
   say('libvirt', `connected: ${hv.uri} (libvirt ${show(await hv.connection.libVersion())})`);
 
   step('define a guest with a second QMP monitor');
-  const guest = await hv.defineGuest(guestXml('libqemu-demo', true), { qmpSocket: true });
+  // a tiny TCG guest (no disk: it idles in SeaBIOS, 64 MiB) with a user-mode e1000 NIC for set_link
+  const guest = await hv.defineGuest(tinyGuestXml({ name: 'libqemu-demo', nic: {} }), { qmpSocket: true });
   cleanups.push(() => removeGuest(guest));
   say('libvirt', `defined '${guest.name}' (${guest.uuid})`);
   say('libqemu', `second monitor added to <qemu:commandline>: ${await guest.monitorSocket()}`);
@@ -192,7 +177,7 @@ async function embedded(): Promise<void> {
   say('qmp', `same client, new QEMU: query-status → ${(await qmp.execute('query-status')).status}`);
 
   step('passthrough to a second guest that has no extra monitor');
-  const plain = await hv.createGuest(guestXml('libqemu-demo-plain', false));
+  const plain = await hv.createGuest(tinyGuestXml({ name: 'libqemu-demo-plain' }));
   cleanups.push(() => plain.destroy());
   say('libvirt', `created transient '${plain.name}': ${show(await plain.state())}, routes ${show(await plain.qmpRoutes())}`);
   const pt = await plain.qmp();

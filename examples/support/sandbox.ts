@@ -5,29 +5,13 @@
  */
 import { parseArgs } from 'node:util';
 import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
-import { startPrivateLibvirtd } from '../../src/testing/index.js';
+import { startPrivateLibvirtd, tinyGuestXml } from '../../src/testing/index.js';
 
 export interface Sandbox {
   hv: Hypervisor;
   guest: Guest;
   /** Flags the example declared, as given. */
   flags: Record<string, string | boolean | undefined>;
-}
-
-/** A tiny TCG guest with a user-mode NIC (alias net0): no disk, idles in SeaBIOS. */
-export function tinyGuestWithNic(name: string): string {
-  return `<domain type='qemu'>
-  <name>${name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <interface type='user'><model type='e1000'/><rom enabled='no'/></interface>
-    <video><model type='none'/></video>
-    <memballoon model='none'/>
-  </devices>
-</domain>`;
 }
 
 /**
@@ -59,8 +43,9 @@ export async function withGuest(extra: string[], body: (s: Sandbox) => Promise<v
       cleanups.push(() => lv.stop());
       hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => {} });
       cleanups.push(() => hv.close());
-      // Defined as any other tool would: plain libvirt, no libqemu monitor.
-      const dom = await hv.connection.createXML(tinyGuestWithNic('example-guest'));
+      // Defined as any other tool would: plain libvirt, no libqemu monitor. A tiny TCG guest (no disk,
+      // idles in SeaBIOS) with a user-mode e1000 NIC, alias net0.
+      const dom = await hv.connection.createXML(tinyGuestXml({ name: 'example-guest', nic: {} }));
       guest = await hv.guest(dom.uuid);
       cleanups.push(() => guest.destroy());
     }
