@@ -74,10 +74,19 @@ int virTypedParamsAddBoolean(_Inout_ virTypedParameterPtr *params, _Inout_ int *
 int virTypedParamsAddString(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, const char *value);
 void virTypedParamsFree(virTypedParameterPtr params, int nparams);
 
+// --- migration (src/migration): the long call, its job, and its downtime limit
+int virDomainMigrateToURI3(virDomainPtr domain, const char *dconnuri, void *params, unsigned int nparams, unsigned int flags);
+int virDomainGetJobStats(virDomainPtr domain, _Out_ int *type, _Out_ void **params, _Out_ int *nparams, unsigned int flags);
+int virDomainAbortJob(virDomainPtr domain);
+int virDomainMigrateSetMaxDowntime(virDomainPtr domain, unsigned long long downtime, unsigned int flags);
+int virDomainMigrateGetMaxDowntime(virDomainPtr domain, _Out_ unsigned long long *downtime, unsigned int flags);
+
 // --- callback types (registered with koffi.register in the event-loop worker)
 callback void virEventTimeoutCallback(int timer, void *opaque);
 callback int virConnectDomainEventCallback(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
 callback void virConnectDomainEventGenericCallback(virConnectPtr conn, virDomainPtr dom, void *opaque);
+callback void virConnectDomainEventMigrationIterationCallback(virConnectPtr conn, virDomainPtr dom, int iteration, void *opaque);
+callback void virConnectDomainEventJobCompletedCallback(virConnectPtr conn, virDomainPtr dom, void *params, int nparams, void *opaque);
 callback void virConnectCloseFunc(virConnectPtr conn, int reason, void *opaque);
 callback void virConnectDomainQemuMonitorEventCallback(virConnectPtr conn, virDomainPtr dom, const char *event, long long seconds, unsigned int micros, const char *details, void *opaque);
 

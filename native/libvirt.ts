@@ -103,6 +103,12 @@ export interface LibvirtApi {
   virTypedParamsAddString(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: string): number;
   virTypedParamsFree(params: TypedParamsPtr | null, nparams: number): void;
 
+  virDomainMigrateToURI3(dom: DomainPtr, dconnuri: string, params: TypedParamsPtr | null, nparams: number, flags: number): number;
+  virDomainGetJobStats(dom: DomainPtr, type: Out<number>, params: Out<TypedParamsPtr | null>, nparams: Out<number>, flags: number): number;
+  virDomainAbortJob(dom: DomainPtr): number;
+  virDomainMigrateSetMaxDowntime(dom: DomainPtr, downtime: number | bigint, flags: number): number;
+  virDomainMigrateGetMaxDowntime(dom: DomainPtr, downtime: Out<number | bigint>, flags: number): number;
+
   virDomainQemuMonitorCommand(dom: DomainPtr, cmd: string, result: Out<MallocPtr | null>, flags: number): number;
   virDomainQemuAgentCommand(dom: DomainPtr, cmd: string, timeout: number, flags: number): string | null;
   virConnectDomainQemuMonitorEventRegister(conn: ConnectPtr, dom: DomainPtr | null, event: string | null, cb: CallbackPtr, opaque: bigint | null, freecb: null, flags: number): number;
@@ -117,6 +123,8 @@ export type CallbackTypeName =
   | 'virConnectDomainEventCallback'
   | 'virConnectDomainEventGenericCallback'
   | 'virConnectCloseFunc'
+  | 'virConnectDomainEventMigrationIterationCallback'
+  | 'virConnectDomainEventJobCompletedCallback'
   | 'virConnectDomainQemuMonitorEventCallback';
 
 export interface Native {

@@ -252,8 +252,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   domainEvents(options: DomainEventOptions = {}): EventStream<DomainEvent> {
     const kinds: DomainEventKind[] = options.kinds ?? ['lifecycle', 'reboot'];
     for (const k of kinds) {
-      if (k !== 'lifecycle' && k !== 'reboot') {
-        throw new InvalidArgumentError(`domainEvents: unknown kind ${JSON.stringify(k)}`, { hint: "kinds can be 'lifecycle' and 'reboot'" });
+      if (k !== 'lifecycle' && k !== 'reboot' && k !== 'migration-iteration' && k !== 'job-completed') {
+        throw new InvalidArgumentError(`domainEvents: unknown kind ${JSON.stringify(k)}`, { hint: "kinds can be 'lifecycle', 'reboot', 'migration-iteration' and 'job-completed'" });
       }
     }
     this.checkDomain(options.domain);
@@ -329,6 +329,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     sub.deliver = (m) => {
       if (m.k === 'lifecycle') stream.queue.push(lifecycleEvent({ name: m.name, uuid: m.uuid }, m.event, m.detail) as T);
       else if (m.k === 'reboot') stream.queue.push({ kind: 'reboot', domain: { name: m.name, uuid: m.uuid } } as T);
+      else if (m.k === 'migration-iteration') stream.queue.push({ kind: 'migration-iteration', domain: { name: m.name, uuid: m.uuid }, iteration: m.iteration } as T);
+      else if (m.k === 'job-completed') stream.queue.push({ kind: 'job-completed', domain: { name: m.name, uuid: m.uuid }, stats: m.stats } as T);
       else stream.queue.push(qemuMonitorEvent({ name: m.name, uuid: m.uuid }, m.event, m.seconds, m.micros, m.details) as T);
     };
     sub.end = (err) => stream.queue.end(err);

@@ -3,6 +3,7 @@ import type { DomainPtr } from '../../native/libvirt.js';
 import { DOMAIN_STATE_NAMES, DOMAIN_STATE_REASON_NAMES } from './constants.js';
 import type { Connection } from './connection.js';
 import type { CallOptions } from './executor.js';
+import { validateTypedParams, type TypedParam } from './typed-params.js';
 
 export type DomainStateName = 'nostate' | 'running' | 'blocked' | 'paused' | 'shutdown' | 'shutoff' | 'crashed' | 'pmsuspended';
 
@@ -39,6 +40,7 @@ const XML_INACTIVE = 2;
 const XML_MIGRATABLE = 8;
 const START_PAUSED = 1;
 const QEMU_MONITOR_COMMAND_HMP = 1;
+const JOB_STATS_COMPLETED = 1;
 
 /**
  * One libvirt domain on one Connection. `name` and `uuid` are fixed; everything else is asked of libvirt
@@ -172,5 +174,42 @@ export class Domain {
     const text = typeof command === 'string' ? command : JSON.stringify(command);
     const reply = await this.connection.exec('qemuAgentCommand', [this.pointer, text, timeoutSeconds], options);
     return reply === '' ? undefined : (JSON.parse(reply) as unknown);
+  }
+
+  // ---- migration (driven by src/migration; most callers want guest.migrate()) ----
+
+  /**
+   * virDomainMigrateToURI3, peer-to-peer: the source daemon opens `destinationUri` itself. The call
+   * lasts as long as the migration and holds this connection's worker meanwhile: give it a fitting
+   * deadline (`timeoutMs`, 0 = none) and make the calls needed during it (abortJob, jobStats) on
+   * another connection.
+   */
+  migrateToURI3(destinationUri: string, params: TypedParam[], flags: number, options?: CallOptions): Promise<void> {
+    if (typeof destinationUri !== 'string' || destinationUri === '') {
+      throw new InvalidArgumentError('migrateToURI3 expects the destination libvirt URI', { hint: 'e.g. qemu+unix:///session?socket=/path/to/libvirt-sock' });
+    }
+    if (!Number.isInteger(flags) || flags < 0) throw new InvalidArgumentError(`migrateToURI3 flags must be a non-negative integer, got ${String(flags)}`);
+    validateTypedParams(params);
+    return this.connection.exec('migrateToURI3', [this.pointer, destinationUri, params, flags], options);
+  }
+
+  /** virDomainGetJobStats: the current job's type (0 none, 2 unbounded, 3 completed…) and VIR_DOMAIN_JOB_* statistics. */
+  jobStats(options: { completed?: boolean } & CallOptions = {}): Promise<{ type: number; stats: Record<string, number | bigint | boolean | string> }> {
+    return this.connection.exec('jobStats', [this.pointer, options.completed ? JOB_STATS_COMPLETED : 0], options);
+  }
+
+  /** virDomainAbortJob: cancels the running job (an outgoing migration: the guest keeps running here). */
+  abortJob(options?: CallOptions): Promise<void> {
+    return this.connection.exec('abortJob', [this.pointer], options);
+  }
+
+  /** virDomainMigrateSetMaxDowntime: QEMU's downtime-limit in ms (a value set before a migration is kept). */
+  migrateSetMaxDowntime(ms: number, options?: CallOptions): Promise<void> {
+    if (!Number.isSafeInteger(ms) || ms < 1) throw new InvalidArgumentError(`migrateSetMaxDowntime expects milliseconds ≥ 1, got ${String(ms)}`);
+    return this.connection.exec('migrateSetMaxDowntime', [this.pointer, ms], options);
+  }
+
+  migrateGetMaxDowntime(options?: CallOptions): Promise<number> {
+    return this.connection.exec('migrateGetMaxDowntime', [this.pointer], options);
   }
 }

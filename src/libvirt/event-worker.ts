@@ -7,8 +7,9 @@
  * the loop at once with virEventAddTimeout(0, wake) after posting a command.
  */
 import { workerData, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
-import { loadNative, type CallbackPtr, type ConnectPtr, type DomainPtr } from '../../native/libvirt.js';
+import { loadNative, type CallbackPtr, type ConnectPtr, type DomainPtr, type TypedParamsPtr } from '../../native/libvirt.js';
 import type { LibvirtErrorData } from './errors.js';
+import { decodeTypedParams, typedParamsToObject } from './typed-params.js';
 import { EV_ITERATIONS, EV_LEFT, EV_STOP, type EventCommand, type EventMessage } from './protocol.js';
 
 const { port, flags: flagsBuffer } = workerData as { port: MessagePort; flags: SharedArrayBuffer };
@@ -46,6 +47,20 @@ const qemuCb = native.register(
   },
   'virConnectDomainQemuMonitorEventCallback',
 );
+const migrationIterationCb = native.register((_c: ConnectPtr, dom: DomainPtr, iteration: number, opaque: bigint) => {
+  post({ k: 'migration-iteration', sub: Number(opaque), ...domainIdentity(dom), iteration });
+}, 'virConnectDomainEventMigrationIterationCallback');
+// libvirt frees the statistics when the callback returns: copy them out here, synchronously.
+const jobCompletedCb = native.register((_c: ConnectPtr, dom: DomainPtr, params: TypedParamsPtr | null, nparams: number, opaque: bigint) => {
+  post({ k: 'job-completed', sub: Number(opaque), ...domainIdentity(dom), stats: typedParamsToObject(decodeTypedParams(native, params, nparams)) });
+}, 'virConnectDomainEventJobCompletedCallback');
+/** virDomainEventID and callback per domain event kind. */
+const domainEventKinds = {
+  lifecycle: [0, lifecycleCb],
+  reboot: [1, rebootCb],
+  'migration-iteration': [20, migrationIterationCb],
+  'job-completed': [21, jobCompletedCb],
+} as const;
 const closeCb = native.register((_c: ConnectPtr, reason: number, opaque: bigint) => {
   post({ k: 'closed', connId: Number(opaque), reason });
 }, 'virConnectCloseFunc');
@@ -67,7 +82,7 @@ function run(c: EventCommand): void {
       break;
     case 'register':
       operation = 'virConnectDomainEventRegisterAny';
-      rc = api.virConnectDomainEventRegisterAny(conn, c.dom as DomainPtr | null, c.kind === 'lifecycle' ? 0 : 1, c.kind === 'lifecycle' ? lifecycleCb : rebootCb, BigInt(c.sub), null);
+      rc = api.virConnectDomainEventRegisterAny(conn, c.dom as DomainPtr | null, domainEventKinds[c.kind][0], domainEventKinds[c.kind][1], BigInt(c.sub), null);
       break;
     case 'registerQemu':
       operation = 'virConnectDomainQemuMonitorEventRegister';

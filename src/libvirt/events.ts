@@ -12,7 +12,11 @@ export type LifecycleEventName = (typeof LIFECYCLE_EVENT_NAMES)[number];
 
 export type DomainEvent =
   | { kind: 'lifecycle'; domain: DomainIdentity; event: LifecycleEventName; detail: string }
-  | { kind: 'reboot'; domain: DomainIdentity };
+  | { kind: 'reboot'; domain: DomainIdentity }
+  /** An outgoing migration started RAM pass `iteration` (1, 2, …); on the source. */
+  | { kind: 'migration-iteration'; domain: DomainIdentity; iteration: number }
+  /** A job ended; `stats` are its VIR_DOMAIN_JOB_* statistics (operation, time_elapsed, downtime, memory_*…). */
+  | { kind: 'job-completed'; domain: DomainIdentity; stats: Record<string, number | bigint | boolean | string> };
 
 export type DomainEventKind = DomainEvent['kind'];
 

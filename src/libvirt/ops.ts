@@ -4,8 +4,9 @@
  * everything libvirt handed out before returning plain data. Only `import type` this from the main thread.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
-import { loadNative, type ConnectPtr, type DomainPtr, type MallocPtr, type Native } from '../../native/libvirt.js';
+import { loadNative, type ConnectPtr, type DomainPtr, type MallocPtr, type Native, type TypedParamsPtr } from '../../native/libvirt.js';
 import type { LibvirtErrorData } from './errors.js';
+import { decodeTypedParams, encodeTypedParams, typedParamsToObject, type TypedParam } from './typed-params.js';
 
 /** A domain handle plus what never changes about it, fetched in the same hop. */
 export interface DomainRef {
@@ -247,6 +248,43 @@ export const ops = {
   },
   qemuAgentCommand(dom: DomainPtr, command: string, timeoutSeconds: number): string {
     return n().api.virDomainQemuAgentCommand(dom, command, timeoutSeconds, 0) ?? fail('virDomainQemuAgentCommand');
+  },
+  /**
+   * virDomainMigrateToURI3 (peer-to-peer): the whole migration is this one call, so it holds this
+   * connection's worker until it ends. src/migration runs it on a connection of its own.
+   */
+  migrateToURI3(dom: DomainPtr, destinationUri: string, params: TypedParam[], flags: number): void {
+    const nat = n();
+    const encoded = encodeTypedParams(nat, params);
+    try {
+      check(nat.api.virDomainMigrateToURI3(dom, destinationUri, encoded.params, encoded.count, flags), 'virDomainMigrateToURI3');
+    } finally {
+      encoded.free();
+    }
+  },
+  /** virDomainGetJobStats: the job's type (0 = none) and its VIR_DOMAIN_JOB_* statistics. */
+  jobStats(dom: DomainPtr, flags: number): { type: number; stats: Record<string, number | bigint | boolean | string> } {
+    const nat = n();
+    const type: [number] = [0];
+    const params: [TypedParamsPtr | null] = [null];
+    const count: [number] = [0];
+    check(nat.api.virDomainGetJobStats(dom, type, params, count, flags), 'virDomainGetJobStats');
+    try {
+      return { type: type[0], stats: typedParamsToObject(decodeTypedParams(nat, params[0], count[0])) };
+    } finally {
+      if (params[0]) nat.api.virTypedParamsFree(params[0], count[0]);
+    }
+  },
+  abortJob(dom: DomainPtr): void {
+    check(n().api.virDomainAbortJob(dom), 'virDomainAbortJob');
+  },
+  migrateSetMaxDowntime(dom: DomainPtr, ms: number): void {
+    check(n().api.virDomainMigrateSetMaxDowntime(dom, ms, 0), 'virDomainMigrateSetMaxDowntime');
+  },
+  migrateGetMaxDowntime(dom: DomainPtr): number {
+    const out: [number | bigint] = [0];
+    check(n().api.virDomainMigrateGetMaxDowntime(dom, out, 0), 'virDomainMigrateGetMaxDowntime');
+    return Number(out[0]);
   },
   /** A worker round trip with no libvirt call (benchmarks the hand-off). */
   noop(): null {

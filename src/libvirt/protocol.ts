@@ -25,7 +25,7 @@ export const EV_ITERATIONS = 2;
 
 export type EventCommand =
   | { cmd: 'closeCallback'; reqId: number; conn: bigint; connId: number; register: boolean }
-  | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot'; dom: bigint | null; sub: number }
+  | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot' | 'migration-iteration' | 'job-completed'; dom: bigint | null; sub: number }
   | { cmd: 'registerQemu'; reqId: number; conn: bigint; dom: bigint | null; event: string | null; flags: number; sub: number }
   | { cmd: 'deregister'; reqId: number; conn: bigint; kind: 'domain' | 'qemu'; callbackId: number };
 
@@ -35,5 +35,7 @@ export type EventMessage =
   | { k: 'reply'; reqId: number; ok: false; error: LibvirtErrorData }
   | { k: 'lifecycle'; sub: number; name: string; uuid: string; event: number; detail: number }
   | { k: 'reboot'; sub: number; name: string; uuid: string }
+  | { k: 'migration-iteration'; sub: number; name: string; uuid: string; iteration: number }
+  | { k: 'job-completed'; sub: number; name: string; uuid: string; stats: Record<string, number | bigint | boolean | string> }
   | { k: 'qemu'; sub: number; name: string; uuid: string; event: string; seconds: number; micros: number; details: string | null }
   | { k: 'closed'; connId: number; reason: number };
