@@ -6,6 +6,7 @@
  * (src/testing/process-sweep.ts), then removed; a watchdog process does the same if this process dies
  * without cleaning up (SIGKILL).
  */
+import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -43,6 +44,13 @@ export interface StartPrivateLibvirtdOptions {
   signal?: AbortSignal;
   /** How long to wait for the socket to answer (default 15 000 ms). */
   timeoutMs?: number;
+  /**
+   * libvirtd.conf host_uuid (default: a fresh random one). Two daemons with the same host UUID refuse to
+   * migrate to each other ("same host"); on hosts with SMBIOS both would otherwise report the machine's.
+   */
+  hostUuid?: string;
+  /** qemu.conf migration_port_min/max, so daemons side by side listen on disjoint ports (default: libvirt's 49152-49215). */
+  migrationPorts?: { min: number; max: number };
 }
 
 const MAX_UNIX_PATH = 107;
@@ -159,6 +167,13 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     throw new InvalidArgumentError(`startPrivateLibvirtd: prefix must be 1-16 of [A-Za-z0-9_.-], got ${JSON.stringify(prefix)}`, { hint: 'keep it short: unix socket paths are limited to 107 bytes' });
   }
   const timeoutMs = options.timeoutMs ?? 15_000;
+  if (options.hostUuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(options.hostUuid)) {
+    throw new InvalidArgumentError(`startPrivateLibvirtd: hostUuid must be a UUID, got ${JSON.stringify(options.hostUuid)}`);
+  }
+  const mp = options.migrationPorts;
+  if (mp !== undefined && !(Number.isInteger(mp.min) && Number.isInteger(mp.max) && mp.min >= 1024 && mp.min <= mp.max && mp.max <= 65535)) {
+    throw new InvalidArgumentError(`startPrivateLibvirtd: migrationPorts must be { min, max } with 1024 ≤ min ≤ max ≤ 65535, got ${JSON.stringify(mp)}`);
+  }
   options.signal?.throwIfAborted();
   for (const bin of ['/usr/sbin/libvirtd', '/usr/bin/tini']) {
     if (!existsSync(bin)) {
@@ -178,12 +193,13 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
   }
   const qmpDir = join(base, 'qmp');
   try {
-    for (const d of ['config/libvirt', 'cache/libvirt/qemu/capabilities', 'run', 'data', 'logs', 'qmp']) mkdirSync(join(base, d), { recursive: true, mode: 0o700 });
-    writeFileSync(join(base, 'config/libvirt/qemu.conf'), 'stdio_handler = "file"\n');
-    writeFileSync(join(base, 'config/libvirt/libvirtd.conf'), `log_outputs = "3:file:${join(base, 'logs/libvirtd.log')}"\n`);
+    for (const d of ['config/libvirt', 'cache/libvirt/qemu/cache/capabilities', 'run', 'data', 'logs', 'qmp']) mkdirSync(join(base, d), { recursive: true, mode: 0o700 });
+    const ports = options.migrationPorts ? `migration_port_min = ${options.migrationPorts.min}\nmigration_port_max = ${options.migrationPorts.max}\n` : '';
+    writeFileSync(join(base, 'config/libvirt/qemu.conf'), `stdio_handler = "file"\n${ports}`);
+    writeFileSync(join(base, 'config/libvirt/libvirtd.conf'), `log_outputs = "3:file:${join(base, 'logs/libvirtd.log')}"\nhost_uuid = "${options.hostUuid ?? randomUUID()}"\n`);
     const cache = capsCacheDir();
     if (existsSync(cache)) {
-      for (const f of readdirSync(cache).filter((x) => x.endsWith('.xml'))) copyFileSync(join(cache, f), join(base, 'cache/libvirt/qemu/capabilities', f));
+      for (const f of readdirSync(cache).filter((x) => x.endsWith('.xml'))) copyFileSync(join(cache, f), join(base, 'cache/libvirt/qemu/cache/capabilities', f));
     }
     if (isRoot) chownTree(base, uid, gid);
   } catch (err) {
@@ -270,7 +286,7 @@ async function stopDaemon(d: Daemon): Promise<void> {
   if (d.stopped) return;
   // Save a fresh capabilities probe for the next daemon.
   try {
-    const mine = join(d.base, 'cache/libvirt/qemu/capabilities');
+    const mine = join(d.base, 'cache/libvirt/qemu/cache/capabilities');
     const cache = capsCacheDir();
     const files = existsSync(mine) ? readdirSync(mine).filter((f) => f.endsWith('.xml')) : [];
     if (files.length > 0) {
@@ -313,6 +329,8 @@ export interface TinyGuestOptions {
   qmpSocket?: string;
   /** Boots this kernel (e.g. a tiny multiboot kernel) instead of sitting in SeaBIOS. */
   kernel?: string;
+  /** The kernel's command line (with `kernel`). */
+  cmdline?: string;
   uuid?: string;
   /**
    * Adds a NIC that works unprivileged in session mode, as examples/demo.ts builds it: QEMU's user-mode
@@ -329,7 +347,7 @@ function xmlEscape(s: string): string {
 
 /** A minimal TCG guest: type='qemu', pc, 64 MiB, no disk, no video, no balloon (stays running in SeaBIOS at ~1 % CPU). */
 export function tinyGuestXml(options: TinyGuestOptions): string {
-  const { name, memoryMiB = 64, qmpSocket, kernel, uuid, nic } = options;
+  const { name, memoryMiB = 64, qmpSocket, kernel, cmdline, uuid, nic } = options;
   if (typeof name !== 'string' || !/^[A-Za-z0-9_.-]{1,40}$/.test(name)) {
     throw new InvalidArgumentError(`tinyGuestXml: name must be 1-40 of [A-Za-z0-9_.-], got ${JSON.stringify(name)}`, { hint: 'short names keep the monitor socket path under 107 bytes' });
   }
@@ -347,6 +365,7 @@ export function tinyGuestXml(options: TinyGuestOptions): string {
     '  <os>',
     "    <type arch='x86_64' machine='pc'>hvm</type>",
     ...(kernel ? [`    <kernel>${xmlEscape(kernel)}</kernel>`] : []),
+    ...(kernel && cmdline !== undefined ? [`    <cmdline>${xmlEscape(cmdline)}</cmdline>`] : []),
     '  </os>',
     '  <on_poweroff>destroy</on_poweroff>',
     '  <on_reboot>restart</on_reboot>',
