@@ -15,6 +15,9 @@ import type { MonitorConnectionChange } from './monitor-transport.js';
 import { PassthroughTransport, libvirtEventFilter } from './passthrough-transport.js';
 import { OwnershipPolicy } from './policy.js';
 import { TaintTracker, parseTaints, type Taint } from './taint.js';
+import type { MigrationJob } from '../migration/engine.js';
+import { migrateGuest, type GuestMigrationResult } from '../migration/guest-migration.js';
+import type { MigrateOptions } from '../migration/options.js';
 
 export type QmpVia = 'auto' | QmpRoute;
 
@@ -358,6 +361,17 @@ export class Guest {
 
     Object.defineProperty(queue, 'qmpRoute', { get: () => route, enumerable: true });
     return Object.assign(queue, { ready }) as BoundedQueue<GuestEvent> & GuestEventStream;
+  }
+
+  /**
+   * Live-migrates this guest to another libvirtd (a Hypervisor, or a libvirt URI): peer-to-peer, with
+   * the second monitor moved into the destination's monitor directory, QEMU parameters through QMP,
+   * progress, a watchdog and abort(). Await the job for the result, with the Guest on the destination
+   * when it is a Hypervisor. See src/migration and the README's "Migration".
+   */
+  migrate(destination: Hypervisor | string, options?: MigrateOptions): MigrationJob<GuestMigrationResult> {
+    this.assertOpen();
+    return migrateGuest(this, destination, options);
   }
 
   /** Closes this guest's QMP clients, its shared monitor connection and its watchers. */
