@@ -6,3 +6,4 @@ export * from './generated/index.js';
 export * from './libvirt/index.js';
 export * from './hybrid/index.js';
 export * from './proxy/index.js';
+export * from './migration/index.js';

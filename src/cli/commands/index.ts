@@ -8,6 +8,7 @@ import { execCommand } from './exec.js';
 import { genCommand } from './gen.js';
 import { guestsCommand } from './guests.js';
 import { lifecycleCommands } from './lifecycle.js';
+import { migrateCommand } from './migrate.js';
 import { proxyCommand } from './proxy.js';
 import { schemaCommand } from './schema.js';
 import { shellCommand } from './shell.js';
@@ -20,5 +21,6 @@ export const commandModules: readonly CliCommandModule[] = [
   schemaCommand,
   genCommand,
   lifecycleCommands,
+  migrateCommand,
   proxyCommand,
 ];
