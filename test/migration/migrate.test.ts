@@ -3,7 +3,9 @@
  * there and back, progress, each watchdog action on a migration that never converges, abort, an
  * unreachable destination, a busy port, and QEMU parameters set through QMP during the migration.
  */
+import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
+import { dirname } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MigrationError } from '../../src/migration/errors.js';
 import type { MigrationProgress } from '../../src/migration/progress.js';
@@ -324,6 +326,9 @@ describe('guest migration between two private libvirtds', { timeout: 180_000 }, 
       await expect(hvA.guest('fa2')).rejects.toThrow(/fa2/);
       await there.destroy();
       await there.undefine();
+      // a URI destination: the monitor went to libqemu's default directory for that URI, made for this test
+      expect(dirname(r.destinationQmpSocket!)).toMatch(/libqemu-qmp-\d+-[0-9a-f]{8}$/);
+      await rm(dirname(r.destinationQmpSocket!), { recursive: true, force: true });
     });
 
     it('rejects a destination that is the source itself', async () => {
