@@ -9,70 +9,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DomainXml, Hypervisor, type GuestQmpClient } from '../src/hybrid/index.js';
 import { QmpClient } from '../src/qmp/index.js';
 import { QmpProxy } from '../src/proxy/index.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
+import { RawQmpClient } from './raw-qmp-client.js';
 import { printTable, summarize, timeEach } from './table.js';
-
-
-/** The smallest honest QMP client: newline split, JSON.parse, match by id. */
-class RawClient {
-  private buf = '';
-  private next = 1;
-  private readonly waiting = new Map<number, () => void>();
-  private greeted: () => void = () => undefined;
-  readonly greeting: Promise<void>;
-
-  private constructor(private readonly sock: Socket) {
-    this.greeting = new Promise((r) => (this.greeted = r));
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, nl);
-        this.buf = this.buf.slice(nl + 1);
-        const msg = JSON.parse(line) as { id?: number; QMP?: unknown };
-        if (msg.QMP) this.greeted();
-        if (typeof msg.id === 'number') {
-          const w = this.waiting.get(msg.id);
-          this.waiting.delete(msg.id);
-          w?.();
-        }
-      }
-    });
-    sock.on('error', () => undefined);
-  }
-
-  static async open(path: string, greetingTimeoutMs = 10_000): Promise<RawClient> {
-    const sock = connect(path);
-    await new Promise((r, j) => (sock.once('connect', r), sock.once('error', j)));
-    const c = new RawClient(sock);
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), greetingTimeoutMs).unref());
-    if ((await Promise.race([c.greeting, timer])) === 'timeout') {
-      sock.destroy();
-      throw new Error(`no greeting within ${greetingTimeoutMs} ms`);
-    }
-    await c.call('qmp_capabilities');
-    return c;
-  }
-
-  call(command: string): Promise<void> {
-    const id = this.next++;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.sock.write(`{"execute":"${command}","id":${id}}\n`);
-    });
-  }
-
-  close(): void {
-    this.sock.destroy();
-  }
-}
 
 async function waitForFile(path: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -84,7 +28,7 @@ async function waitForFile(path: string, timeoutMs: number): Promise<void> {
 
 /** Ten clients, each running `perClient` sequential calls, all at once. */
 async function tenClients(path: string, perClient: number): Promise<{ mean: number; p99: number; perSecond: number }> {
-  const clients = await Promise.all(Array.from({ length: 10 }, () => RawClient.open(path)));
+  const clients = await Promise.all(Array.from({ length: 10 }, () => RawQmpClient.open(path)));
   try {
     for (const c of clients) for (let i = 0; i < 20; i++) await c.call('query-status');
     const t0 = process.hrtime.bigint();
@@ -152,8 +96,8 @@ export default async function proxyBench(): Promise<void> {
       'libqemu proxy (passthrough)': passthroughProxy.path,
       'virt-qemu-qmp-proxy (passthrough)': virtPath,
     };
-    const one: Record<string, RawClient> = {};
-    for (const [name, path] of Object.entries(paths)) one[name] = await RawClient.open(path);
+    const one: Record<string, RawQmpClient> = {};
+    for (const [name, path] of Object.entries(paths)) one[name] = await RawQmpClient.open(path);
     const times: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
     // Interleaved call by call, so that the (shared, noisy) machine's load drifts over every path alike;
     // the passthrough paths, ~5× slower, take every third turn.
@@ -169,7 +113,7 @@ export default async function proxyBench(): Promise<void> {
     }
 
     // A second client of virt-qemu-qmp-proxy while the first one is connected.
-    const secondVirt = await RawClient.open(virtPath, 2000).then(
+    const secondVirt = await RawQmpClient.open(virtPath, { greetingTimeoutMs: 2000 }).then(
       (c) => (c.close(), 'greeted'),
       () => 'no greeting within 2 s',
     );

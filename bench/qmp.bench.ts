@@ -8,69 +8,12 @@
  * Both clients negotiate oob (QEMU only reads ahead, i.e. lets commands pipeline, with oob on).
  * Targets: sequential libqemu/raw ≤ 1.10; pipelined throughput ≥ sequential; framing ≤ 1.25× JSON.parse.
  */
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { MessageFramer } from '../src/qmp/framing.js';
 import { QmpClient } from '../src/qmp/index.js';
 import { startQemu, waitForListening } from '../test/harness/qemu.js';
+import { RawQmpClient } from './raw-qmp-client.js';
 import { printTable, summarize, timeEach } from './table.js';
-
-/**
- * The smallest honest QMP client: newline split, JSON.parse, match by id. Numeric ids by default; with
- * `stringIds` it sends libqemu's exact bytes (`"id":"7"`, two quotes more: QEMU 7.2's monitor reads
- * one byte per main-loop turn, ~10 µs a byte, so those two bytes are a server cost, not a client one).
- */
-class RawClient {
-  private buf = '';
-  private next = 1;
-  private readonly waiting = new Map<number | string, (line: string) => void>();
-  private constructor(
-    private readonly sock: Socket,
-    private readonly stringIds: boolean,
-  ) {
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      this.buf += d;
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, nl);
-        this.buf = this.buf.slice(nl + 1);
-        const msg = JSON.parse(line) as { id?: number | string };
-        if (msg.id !== undefined) {
-          const w = this.waiting.get(msg.id);
-          this.waiting.delete(msg.id);
-          w?.(line);
-        }
-      }
-    });
-  }
-  static async connect(path: string, stringIds = false): Promise<RawClient> {
-    const sock = connect(path);
-    sock.on('error', () => {});
-    await new Promise((r) => sock.once('connect', r));
-    const c = new RawClient(sock, stringIds);
-    await new Promise<void>((resolve) => {
-      const onGreeting = (d: string) => {
-        if (d.includes('"QMP"')) (sock.off('data', onGreeting), resolve());
-      };
-      sock.on('data', onGreeting);
-    });
-    // oob enabled: without it QEMU suspends reading after every command, so nothing can pipeline.
-    await c.call('qmp_capabilities', { enable: ['oob'] });
-    return c;
-  }
-  call(command: string, args?: object): Promise<string> {
-    const n = this.next++;
-    const id = this.stringIds ? String(n) : n;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.sock.write(`{"execute":"${command}",${args ? `"arguments":${JSON.stringify(args)},` : ''}"id":${this.stringIds ? `"${n}"` : n}}\n`);
-    });
-  }
-  close(): void {
-    this.sock.destroy();
-  }
-}
 
 async function throughput(total: number, inFlight: number, op: () => Promise<unknown>): Promise<number> {
   let started = 0;
@@ -98,9 +41,9 @@ export default async function run(): Promise<void> {
   await waitForListening(join(q2.dir, rawStringName));
   try {
     const client = await QmpClient.connect({ path: q2.qmpPath }, { oob: true, handshakeTimeoutMs: 60_000 });
-    const raw = await RawClient.connect(rawPath);
+    const raw = await RawQmpClient.open(rawPath, { oob: true });
     // Diagnostic: the same bytes on the wire as libqemu, to tell client cost from QEMU's per-byte cost.
-    const rawString = await RawClient.connect(join(q2.dir, rawStringName), true);
+    const rawString = await RawQmpClient.open(join(q2.dir, rawStringName), { oob: true, stringIds: true });
 
     // 1: sequential round trips, interleaved in small batches so load drift hits both alike.
     const rounds = 5;
