@@ -11,6 +11,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Connection, type Domain } from '../src/libvirt/index.js';
+import { runtime } from '../src/libvirt/runtime.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/private-libvirtd.js';
 import { printTable, summarize, timeEach } from './table.js';
 
@@ -54,22 +55,36 @@ function runPython(uri: string, name: string, n: number, loop: boolean): Promise
 
 const query = '{"execute":"query-status"}';
 
-async function passthroughLatency(dom: Domain, uri: string): Promise<void> {
+async function passthroughLatency(conn: Connection, dom: Domain, uri: string): Promise<void> {
   const rows = [];
   // Interleave rounds so that machine noise hits both sides alike.
   const ours: number[] = [];
   const theirs: number[] = [];
   const theirsLoop: number[] = [];
+  const handOff: number[] = [];
   const rounds = 4;
+  let iterations = 0;
   for (let r = 0; r < rounds; r++) {
+    const it0 = runtime.eventLoopIterations;
     ours.push(...(await timeEach(CALLS / rounds, () => dom.qemuMonitorCommand(query), r === 0 ? 50 : 10)));
+    iterations += runtime.eventLoopIterations - it0;
+    handOff.push(...(await timeEach(CALLS / rounds, () => conn.exec('noop', []), 10)));
     if (pythonHasLibvirt()) {
       theirs.push(...(await runPython(uri, dom.name, CALLS / rounds, false)));
       theirsLoop.push(...(await runPython(uri, dom.name, CALLS / rounds, true)));
     }
   }
   const o = summarize(ours);
-  rows.push({ name: 'libqemu dom.qemuMonitorCommand', value: o.mean, unit: 'ms/call', extra: { p50: o.p50.toFixed(3), p99: o.p99.toFixed(3), n: ours.length } });
+  rows.push({
+    name: 'libqemu dom.qemuMonitorCommand',
+    value: o.mean,
+    unit: 'ms/call',
+    // Diagnostic: wake-ups of the event-loop thread per call (libvirt disables and re-enables the socket watch around each RPC).
+    extra: { p50: o.p50.toFixed(3), p99: o.p99.toFixed(3), n: ours.length, 'loop iterations/call': (iterations / ours.length).toFixed(2) },
+  });
+  // Diagnostic: the main ↔ executor hand-off alone (no libvirt call), timed the same way.
+  const h = summarize(handOff);
+  rows.push({ name: 'libqemu hand-off only (exec noop)', value: h.mean, unit: 'ms/call', extra: { p50: h.p50.toFixed(3), p99: h.p99.toFixed(3), n: handOff.length } });
   if (theirs.length > 0) {
     const p = summarize(theirs);
     rows.push({ name: 'python3-libvirt qemuMonitorCommand', value: p.mean, unit: 'ms/call', extra: { p50: p.p50.toFixed(3), p99: p.p99.toFixed(3), n: theirs.length } });
@@ -166,7 +181,7 @@ export default async function (): Promise<void> {
   try {
     conn = await Connection.open(daemon.uri);
     const dom = await conn.createXML(tinyGuestXml({ name: 'bench1' }));
-    await passthroughLatency(dom, daemon.uri);
+    await passthroughLatency(conn, dom, daemon.uri);
     await eventLoopDelay(dom);
     if (process.env.LIBVIRT_BENCH_XML_DRIVER === 'remote') {
       await rssGrowth(dom, 'remote driver, through the private libvirtd');
