@@ -10,7 +10,8 @@ import { GuestNotFoundError, GuestNotRunningError, MonitorUnavailableError } fro
 import { GuestQmpClient, type QmpRoute } from './guest-client.js';
 import type { Hypervisor } from './hypervisor.js';
 import { MonitorHub } from './monitor-hub.js';
-import { probeSocket, removeStaleSocket } from './monitor-dir.js';
+import { probeSocket } from '../common/unix-socket.js';
+import { removeStaleSocket } from './monitor-dir.js';
 import type { MonitorConnectionChange } from './monitor-transport.js';
 import { PassthroughTransport, libvirtEventFilter } from './passthrough-transport.js';
 import { OwnershipPolicy } from './policy.js';

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync, type Stats } from 'node:fs';
-import { connect } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
+import { probeSocket } from '../common/unix-socket.js';
 import { MonitorDirError, MonitorUnavailableError } from './errors.js';
 
 /**
@@ -210,21 +210,4 @@ export function permissionDenied(guest: string, path: string, cause?: unknown): 
     cause,
     'permission',
   );
-}
-
-/** Connects once and hangs up: 'open' (something listens), 'refused' (stale), 'denied', or 'gone'. */
-export function probeSocket(path: string, timeoutMs: number): Promise<'open' | 'refused' | 'denied' | 'gone'> {
-  return new Promise((resolvePromise) => {
-    const sock = connect({ path });
-    const timer = setTimeout(() => finish('open'), timeoutMs); // a slow accept still means a listener
-    const finish = (r: 'open' | 'refused' | 'denied' | 'gone') => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolvePromise(r);
-    };
-    sock.once('connect', () => finish('open'));
-    sock.once('error', (err: NodeJS.ErrnoException) =>
-      finish(err.code === 'ECONNREFUSED' ? 'refused' : err.code === 'EACCES' || err.code === 'EPERM' ? 'denied' : 'gone'),
-    );
-  });
 }

@@ -4,8 +4,8 @@
  * refused rather than silently changed, because it may be shared on purpose.
  */
 import { promises as fs } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { probeSocket } from '../common/unix-socket.js';
 import { ProxyError } from './errors.js';
 
 /** Linux's sun_path holds 108 bytes including the terminating NUL. */
@@ -52,24 +52,10 @@ export async function prepareListenPath(path: string): Promise<string> {
     if (!st.isSocket()) {
       throw new ProxyError(`${full} exists and is not a socket`, { hint: 'choose another path; the proxy never overwrites a file' });
     }
-    if (await answers(full)) {
+    if ((await probeSocket(full, 1000)) === 'open') {
       throw new ProxyError(`something is already listening on ${full}`, { hint: 'stop the other proxy or choose another path' });
     }
     await fs.unlink(full); // stale: its owner is gone
   }
   return full;
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((done) => {
-    const sock = connect({ path });
-    const finish = (open: boolean) => {
-      clearTimeout(timer);
-      sock.destroy();
-      done(open);
-    };
-    const timer = setTimeout(() => finish(true), 1000);
-    sock.once('connect', () => finish(true));
-    sock.once('error', () => finish(false));
-  });
 }

@@ -9,10 +9,10 @@
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LibqemuError, InvalidArgumentError } from '../common/errors.js';
+import { probeSocket } from '../common/unix-socket.js';
 import { sweep, sweepSync, type SweepOptions } from './process-sweep.js';
 
 export interface PrivateLibvirtd {
@@ -265,21 +265,10 @@ async function waitForSocket(path: string, timeoutMs: number, tini: ChildProcess
     if (tini.exitCode !== null || tini.signalCode !== null) {
       throw new PrivateLibvirtdError(`libvirtd exited during startup (${tini.exitCode ?? tini.signalCode})`, { hint: 'see <base>/logs/libvirtd.log; is another daemon using the same directory?' });
     }
-    if (existsSync(path) && (await answers(path))) return;
+    if (existsSync(path) && (await probeSocket(path, 1000)) === 'open') return;
     if (Date.now() > deadline) throw new PrivateLibvirtdError(`libvirtd did not answer on ${path} within ${timeoutMs} ms`, { hint: 'the machine may be overloaded: raise timeoutMs' });
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 async function stopDaemon(d: Daemon): Promise<void> {
