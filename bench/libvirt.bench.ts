@@ -5,22 +5,24 @@
  *  2. main-thread event-loop delay p99 while 1,000 passthrough calls run concurrently; target < 10 ms.
  *  3. RSS growth over 100,000 dom.xml() calls; target < 10 MB.
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Connection, type Domain } from '../src/libvirt/index.js';
-import { runtime } from '../src/libvirt/runtime.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/private-libvirtd.js';
 import { printTable, summarize, timeEach } from './table.js';
 
 const CALLS = Number(process.env.LIBVIRT_BENCH_CALLS ?? 2000);
 const XML_CALLS = Number(process.env.LIBVIRT_BENCH_XML_CALLS ?? 100_000);
 
+// One long-lived python3-libvirt process per variant, driven round by round over stdin: rounds of both
+// sides alternate every few hundred calls, so that drift on this shared machine hits both alike.
 const PYTHON = `
 import json, sys, time, threading, libvirt, libvirt_qemu
-uri, name, n, loop = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == 'loop'
+uri, name, loop = sys.argv[1], sys.argv[2], sys.argv[3] == 'loop'
 if loop:
     # What a python program that uses events does (and what libqemu always does): the default loop in a thread.
     libvirt.virEventRegisterDefaultImpl()
@@ -31,26 +33,39 @@ conn = libvirt.open(uri)
 dom = conn.lookupByName(name)
 cmd = '{"execute":"query-status"}'
 for _ in range(50): libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
-times = []
-for _ in range(n):
-    t0 = time.perf_counter_ns()
-    libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
-    times.append((time.perf_counter_ns() - t0) / 1e6)
-conn.close()
-print(json.dumps(times))
+print('[]', flush=True)
+for line in sys.stdin:
+    times = []
+    for _ in range(int(line)):
+        t0 = time.perf_counter_ns()
+        libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    print(json.dumps(times), flush=True)
 `;
 
 function pythonHasLibvirt(): boolean {
   return existsSync('/usr/bin/python3') && existsSync('/usr/lib/python3/dist-packages/libvirt_qemu.py');
 }
 
-function runPython(uri: string, name: string, n: number, loop: boolean): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    execFile('/usr/bin/python3', ['-c', PYTHON, uri, name, String(n), loop ? 'loop' : 'plain'], { maxBuffer: 64 << 20, timeout: 300_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`python3-libvirt baseline failed: ${stderr || err.message}`));
-      else resolve(JSON.parse(stdout) as number[]);
-    });
-  });
+/** A python3-libvirt process that runs `n` timed calls per round() and returns their times (ms). */
+async function startPython(uri: string, name: string, loop: boolean): Promise<{ round(n: number): Promise<number[]>; stop(): void }> {
+  const child = spawn('/usr/bin/python3', ['-c', PYTHON, uri, name, loop ? 'loop' : 'plain'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<number[]> => {
+    const r = await lines.next();
+    if (r.done) throw new Error(`python3-libvirt baseline failed: ${stderr || 'exited'}`);
+    return JSON.parse(r.value) as number[];
+  };
+  await next(); // connected and warmed up
+  return {
+    async round(n) {
+      child.stdin.write(`${n}\n`);
+      return next();
+    },
+    stop: () => child.kill(),
+  };
 }
 
 const query = '{"execute":"query-status"}';
@@ -62,25 +77,26 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
   const theirs: number[] = [];
   const theirsLoop: number[] = [];
   const handOff: number[] = [];
-  const rounds = 4;
-  let iterations = 0;
-  for (let r = 0; r < rounds; r++) {
-    const it0 = runtime.eventLoopIterations;
-    ours.push(...(await timeEach(CALLS / rounds, () => dom.qemuMonitorCommand(query), r === 0 ? 50 : 10)));
-    iterations += runtime.eventLoopIterations - it0;
-    handOff.push(...(await timeEach(CALLS / rounds, () => conn.exec('noop', []), 10)));
-    if (pythonHasLibvirt()) {
-      theirs.push(...(await runPython(uri, dom.name, CALLS / rounds, false)));
-      theirsLoop.push(...(await runPython(uri, dom.name, CALLS / rounds, true)));
+  const rounds = 20;
+  const python = pythonHasLibvirt() ? await Promise.all([startPython(uri, dom.name, false), startPython(uri, dom.name, true)]) : [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      ours.push(...(await timeEach(CALLS / rounds, () => dom.qemuMonitorCommand(query), r === 0 ? 50 : 5)));
+      handOff.push(...(await timeEach(CALLS / rounds, () => conn.exec('noop', []), 5)));
+      if (python.length === 2) {
+        theirs.push(...(await python[0]!.round(CALLS / rounds)));
+        theirsLoop.push(...(await python[1]!.round(CALLS / rounds)));
+      }
     }
+  } finally {
+    for (const p of python) p.stop();
   }
   const o = summarize(ours);
   rows.push({
     name: 'libqemu dom.qemuMonitorCommand',
     value: o.mean,
     unit: 'ms/call',
-    // Diagnostic: wake-ups of the event-loop thread per call (libvirt disables and re-enables the socket watch around each RPC).
-    extra: { p50: o.p50.toFixed(3), p99: o.p99.toFixed(3), n: ours.length, 'loop iterations/call': (iterations / ours.length).toFixed(2) },
+    extra: { p50: o.p50.toFixed(3), p99: o.p99.toFixed(3), n: ours.length },
   });
   // Diagnostic: the main ↔ executor hand-off alone (no libvirt call), timed the same way.
   const h = summarize(handOff);

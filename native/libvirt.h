@@ -4,7 +4,7 @@
  * the declarations below it, `callback` declares a function-pointer type (koffi.proto).
  *
  * koffi dialect: `char *!` = a malloc'ed string koffi copies and free()s; `_Out_ T *` = out-parameter
- * (pass a one-element array). Pointer-typed names (virConnectPtr, virDomainPtr, virTypedParameterPtr)
+ * (pass a one-element array). Pointer-typed names (virConnectPtr, virDomainPtr, virTypedParameterPtr, GMainLoopPtr)
  * and structs (virError, virDomainInfo, virTypedParameter) are defined in native/libvirt.ts.
  * Add a prototype here and its TypeScript signature to `LibvirtApi` in native/libvirt.ts.
  */
@@ -18,9 +18,6 @@ void virSetErrorFunc(void *userData, void *handler);
 void *virGetLastError(void);
 void virResetLastError(void);
 int virEventRegisterDefaultImpl(void);
-int virEventRunDefaultImpl(void);
-int virEventAddTimeout(int timeout, void *cb, void *opaque, void *ff);
-int virEventRemoveTimeout(int timer);
 
 // --- connections
 virConnectPtr virConnectOpen(const char *name);
@@ -82,7 +79,6 @@ int virDomainMigrateSetMaxDowntime(virDomainPtr domain, unsigned long long downt
 int virDomainMigrateGetMaxDowntime(virDomainPtr domain, _Out_ unsigned long long *downtime, unsigned int flags);
 
 // --- callback types (registered with koffi.register in the event-loop worker)
-callback void virEventTimeoutCallback(int timer, void *opaque);
 callback int virConnectDomainEventCallback(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
 callback void virConnectDomainEventGenericCallback(virConnectPtr conn, virDomainPtr dom, void *opaque);
 callback void virConnectDomainEventMigrationIterationCallback(virConnectPtr conn, virDomainPtr dom, int iteration, void *opaque);
@@ -96,6 +92,18 @@ int virDomainQemuMonitorCommand(virDomainPtr dom, const char *cmd, _Out_ void **
 char *! virDomainQemuAgentCommand(virDomainPtr dom, const char *cmd, int timeout, unsigned int flags);
 int virConnectDomainQemuMonitorEventRegister(virConnectPtr conn, virDomainPtr dom, const char *event, void *cb, void *opaque, void *freecb, unsigned int flags);
 int virConnectDomainQemuMonitorEventDeregister(virConnectPtr conn, int callbackID);
+
+// @lib libglib-2.0.so.0
+
+// --- the event-loop thread: libvirt's default event implementation runs on GLib's default main context
+// (virEventRunDefaultImpl is one g_main_context_iteration of it), so g_main_loop_run on a native thread
+// is the loop a C program's event thread runs; quit, wake-up and acquire let the exit hook stop it
+GMainLoopPtr g_main_loop_new(void *context, int isRunning);
+void g_main_loop_quit(GMainLoopPtr loop);
+void *g_thread_new(const char *name, void *func, void *data);
+void g_main_context_wakeup(void *context);
+int g_main_context_acquire(void *context);
+void g_main_context_release(void *context);
 
 // @lib libc.so.6
 

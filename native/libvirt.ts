@@ -2,7 +2,7 @@
  * The C boundary: loads libvirt.so.0, libvirt-qemu.so.0 and libc through koffi, binding every prototype
  * in native/libvirt.h. This is the only module in libqemu that imports koffi. Everything it returns is
  * synchronous and blocking: call it from worker threads only (src/libvirt/ does), except for the few
- * non-blocking calls the runtime makes on the main thread (virEventAddTimeout, shutdown, free).
+ * non-blocking calls the runtime makes on the main thread (shutdown, free, and stopping the GLib loop at exit).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ export type DomainPtr = Pointer<'virDomain'>;
 export type TypedParamsPtr = Pointer<'virTypedParameter'>;
 /** Memory libvirt malloc'ed and handed to us: free() it exactly once. */
 export type MallocPtr = Pointer<'malloc'>;
+export type GMainLoopPtr = Pointer<'GMainLoop'>;
 /** A function pointer made by koffi.register. */
 export type CallbackPtr = Pointer<'callback'>;
 
@@ -50,9 +51,6 @@ export interface LibvirtApi {
   virGetLastError(): bigint | null;
   virResetLastError(): void;
   virEventRegisterDefaultImpl(): number;
-  virEventRunDefaultImpl(): number;
-  virEventAddTimeout(timeout: number, cb: CallbackPtr, opaque: bigint | null, ff: null): number;
-  virEventRemoveTimeout(timer: number): number;
 
   virConnectOpen(name: string | null): ConnectPtr | null;
   virConnectOpenReadOnly(name: string | null): ConnectPtr | null;
@@ -114,12 +112,18 @@ export interface LibvirtApi {
   virConnectDomainQemuMonitorEventRegister(conn: ConnectPtr, dom: DomainPtr | null, event: string | null, cb: CallbackPtr, opaque: bigint | null, freecb: null, flags: number): number;
   virConnectDomainQemuMonitorEventDeregister(conn: ConnectPtr, callbackID: number): number;
 
+  g_main_loop_new(context: null, isRunning: number): GMainLoopPtr;
+  g_main_loop_quit(loop: GMainLoopPtr): void;
+  g_thread_new(name: string, func: bigint, data: bigint): bigint;
+  g_main_context_wakeup(context: null): void;
+  g_main_context_acquire(context: null): number;
+  g_main_context_release(context: null): void;
+
   free(ptr: MallocPtr | bigint | null): void;
   shutdown(fd: number, how: number): number;
 }
 
 export type CallbackTypeName =
-  | 'virEventTimeoutCallback'
   | 'virConnectDomainEventCallback'
   | 'virConnectDomainEventGenericCallback'
   | 'virConnectCloseFunc'
@@ -134,6 +138,8 @@ export interface Native {
   unregister(ptr: CallbackPtr): void;
   /** Address of libc's free(): libvirt calls it as a no-op error handler (free(NULL)). */
   readonly noopErrorHandler: bigint;
+  /** Address of GLib's g_main_loop_run(): the body of the native event-loop thread (g_thread_new). */
+  readonly mainLoopRun: bigint;
   /** Reads the calling thread's last libvirt error (does not reset it). */
   lastError(): RawLibvirtError | null;
   /** Decodes `count` pointers from a malloc'ed array (e.g. virConnectListAllDomains' result). */
@@ -196,6 +202,7 @@ export function loadNative(): Native {
 
   koffi.pointer('virConnectPtr', koffi.opaque('virConnect'));
   koffi.pointer('virDomainPtr', koffi.opaque('virDomain'));
+  koffi.pointer('GMainLoopPtr', koffi.opaque('GMainLoop'));
   const virError = koffi.struct('virError', {
     code: 'int', domain: 'int', message: 'const char *', level: 'int', conn: 'void *', dom: 'void *',
     str1: 'const char *', str2: 'const char *', str3: 'const char *', int1: 'int', int2: 'int', net: 'void *',
@@ -227,6 +234,9 @@ export function loadNative(): Native {
   const libc = libs.get('libc.so.6');
   if (!libc) throw new Error('libvirt.h declares nothing from libc.so.6');
   const noopErrorHandler = libc.symbol('free') as bigint;
+  const glib = libs.get('libglib-2.0.so.0');
+  if (!glib) throw new Error('libvirt.h declares nothing from libglib-2.0.so.0');
+  const mainLoopRun = glib.symbol('g_main_loop_run') as bigint;
   const typed = api as unknown as LibvirtApi;
   // libvirt's thread-local error storage and locks need this before any other call (virOnce: idempotent).
   if (typed.virInitialize() < 0) throw new Error('virInitialize failed');
@@ -242,6 +252,7 @@ export function loadNative(): Native {
       koffi.unregister(ptr);
     },
     noopErrorHandler,
+    mainLoopRun,
     lastError() {
       const p = typed.virGetLastError();
       if (!p) return null;

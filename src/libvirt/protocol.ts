@@ -17,12 +17,6 @@ export const GATE_ACTIVE = 1;
 export const CTL_SEQ = 0;
 export const CTL_STOP = 1;
 
-/** Int32 slots shared with the event-loop worker. */
-export const EV_STOP = 0;
-export const EV_LEFT = 1;
-/** Count of virEventRunDefaultImpl iterations (diagnostics). */
-export const EV_ITERATIONS = 2;
-
 export type EventCommand =
   | { cmd: 'closeCallback'; reqId: number; conn: bigint; connId: number; register: boolean }
   | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot' | 'migration-iteration' | 'job-completed'; dom: bigint | null; sub: number }
@@ -30,7 +24,7 @@ export type EventCommand =
   | { cmd: 'deregister'; reqId: number; conn: bigint; kind: 'domain' | 'qemu'; callbackId: number };
 
 export type EventMessage =
-  | { k: 'ready'; wake: bigint }
+  | { k: 'ready'; loop: bigint }
   | { k: 'reply'; reqId: number; ok: true; value: number }
   | { k: 'reply'; reqId: number; ok: false; error: LibvirtErrorData }
   | { k: 'lifecycle'; sub: number; name: string; uuid: string; event: number; detail: number }

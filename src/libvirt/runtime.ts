@@ -4,9 +4,9 @@
  * single 'exit' hook that drains native calls before Node tears the workers down.
  */
 import { MessageChannel, type Worker } from 'node:worker_threads';
-import { loadNative, type CallbackPtr, type Native } from '../../native/libvirt.js';
+import { loadNative, type GMainLoopPtr, type Native } from '../../native/libvirt.js';
 import { LibvirtError } from './errors.js';
-import { CTL_SEQ, CTL_STOP, EV_ITERATIONS, EV_LEFT, EV_STOP, GATE_ACTIVE, GATE_CLOSING, type EventCommand, type EventMessage } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, type EventCommand, type EventMessage } from './protocol.js';
 import { spawnWorker } from './spawn-worker.js';
 
 type Distributive<T> = T extends unknown ? Omit<T, 'reqId'> : never;
@@ -18,12 +18,12 @@ const EXIT_DRAIN_MS = 500;
 
 class Runtime {
   readonly gate = new Int32Array(new SharedArrayBuffer(8));
-  private readonly evFlags = new Int32Array(new SharedArrayBuffer(12));
   private native: Native | undefined;
   private started: Promise<void> | undefined;
   private eventWorker: Worker | undefined;
   private eventPort: MessageChannel['port1'] | undefined;
-  private wake: CallbackPtr | undefined;
+  /** The GLib main loop the event worker's native thread runs (quit by the exit hook). */
+  private loop: GMainLoopPtr | undefined;
   private reqSeq = 0;
   private readonly pending = new Map<number, { resolve: (v: number) => void; reject: (e: unknown) => void }>();
   private listeners = new Set<EventListener>();
@@ -40,11 +40,6 @@ class Runtime {
       this.native.api.virSetErrorFunc(null, this.native.noopErrorHandler);
     }
     return this.native;
-  }
-
-  /** How many event-loop iterations the event worker has run (diagnostics, benchmarks). */
-  get eventLoopIterations(): number {
-    return Atomics.load(this.evFlags, EV_ITERATIONS);
   }
 
   get isExiting(): boolean {
@@ -65,7 +60,7 @@ class Runtime {
     if (native.api.virInitialize() < 0) throw new LibvirtError({ code: 1, domain: 0, message: 'virInitialize failed', operation: 'virInitialize' });
     const { port1, port2 } = new MessageChannel();
     const worker = spawnWorker(new URL(`./event-worker${extname()}`, import.meta.url), {
-      workerData: { port: port2, flags: this.evFlags.buffer },
+      workerData: { port: port2 },
       transferList: [port2],
     });
     this.eventWorker = worker;
@@ -77,7 +72,7 @@ class Runtime {
       worker.once('exit', (code) => reject(new Error(`libvirt event worker exited (${code}) before it was ready`)));
       port1.on('message', (m: EventMessage) => {
         if (m.k === 'ready') {
-          this.wake = m.wake as CallbackPtr;
+          this.loop = m.loop as GMainLoopPtr;
           worker.off('error', onError);
           worker.removeAllListeners('exit');
           worker.on('error', (err) => this.failAll(err));
@@ -133,7 +128,6 @@ class Runtime {
     const p = new Promise<number>((resolve, reject) => this.pending.set(reqId, { resolve, reject }));
     this.eventWorker!.ref();
     this.eventPort!.postMessage({ ...c, reqId } as EventCommand);
-    this.nativeLib.api.virEventAddTimeout(0, this.wake!, null, null);
     return p;
   }
 
@@ -168,12 +162,20 @@ class Runtime {
       Atomics.store(ctl, CTL_STOP, 1);
       Atomics.notify(ctl, CTL_SEQ);
     }
-    // 2. The event loop: ask it to stop and wake it; wait until it has left virEventRunDefaultImpl.
-    if (this.wake !== undefined) {
-      Atomics.store(this.evFlags, EV_STOP, 1);
-      this.nativeLib.api.virEventAddTimeout(0, this.wake, null, null);
+    // 2. The event loop: quit it and wait (bounded) until its thread has left g_main_loop_run, so that no
+    //    libvirt callback is on its way into a worker that Node is about to tear down. The loop thread
+    //    owns GLib's default context while it runs: acquiring it here succeeds once it has returned.
+    if (this.loop !== undefined) {
+      const { api } = this.nativeLib;
+      api.g_main_loop_quit(this.loop);
+      api.g_main_context_wakeup(null);
       const deadline = Date.now() + 1000;
-      while (Atomics.load(this.evFlags, EV_LEFT) === 0 && Date.now() < deadline) Atomics.wait(this.evFlags, EV_LEFT, 0, 50);
+      const idle = new Int32Array(new SharedArrayBuffer(4));
+      while (!api.g_main_context_acquire(null)) {
+        if (Date.now() >= deadline) return;
+        Atomics.wait(idle, 0, 0, 2);
+      }
+      api.g_main_context_release(null);
     }
   }
 }

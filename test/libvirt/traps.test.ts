@@ -58,6 +58,32 @@ describe('exit behaviour (child processes)', () => {
     }
   });
 
+  it('process.exit(3) while events stream in exits with 3, promptly (the loop thread is quit)', async () => {
+    const c = await Connection.open(daemon.uri);
+    const dom = await c.lookupDomain('tr1');
+    let flowing = true;
+    let cycling: Promise<void> = Promise.resolve();
+    try {
+      const r = await runChild(['exit-events-flowing', daemon.uri, 'tr1'], (line) => {
+        if (!line.ready) return;
+        cycling = (async () => {
+          while (flowing) {
+            await dom.suspend();
+            await dom.resume();
+          }
+        })();
+      });
+      expect(r.lines.find((l) => 'seen' in l)?.seen).toBe(6);
+      expect({ code: r.code, signal: r.signal }).toEqual({ code: 3, signal: null });
+      expect(r.stderr).not.toMatch(/FATAL ERROR/);
+      expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+    } finally {
+      flowing = false;
+      await cycling;
+      await c.close();
+    }
+  });
+
   it('process.exit(3) with calls in flight exits with 3 (drained, no SIGABRT)', async () => {
     const r = await runChild(['exit-inflight', daemon.uri, 'tr1']);
     expect({ code: r.code, signal: r.signal }).toEqual({ code: 3, signal: null });
