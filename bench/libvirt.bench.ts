@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Connection, type Domain } from '../src/libvirt/index.js';
+import { spawnWorker } from '../src/libvirt/spawn-worker.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/private-libvirtd.js';
 import { printTable, summarize, timeEach } from './table.js';
 
@@ -70,6 +71,29 @@ async function startPython(uri: string, name: string, loop: boolean): Promise<{ 
 
 const query = '{"execute":"query-status"}';
 
+/** bench/raw-libvirt-worker.ts: the same native call in a worker, `n` per hop (no per-call hand-off). */
+async function startRawWorker(uri: string, name: string): Promise<{ round(n: number): Promise<number[]>; stop(): Promise<void> }> {
+  const worker = spawnWorker(new URL('./raw-libvirt-worker.ts', import.meta.url), { workerData: { uri, name } });
+  let waiting: { resolve: (t: number[]) => void; reject: (e: unknown) => void } | undefined;
+  worker.on('message', (t: number[]) => waiting?.resolve(t));
+  worker.on('error', (e) => waiting?.reject(e));
+  const next = (): Promise<number[]> => new Promise((resolve, reject) => (waiting = { resolve, reject }));
+  await next();
+  return {
+    async round(n) {
+      const p = next();
+      worker.postMessage(n);
+      return p;
+    },
+    async stop() {
+      const p = next();
+      worker.postMessage(0);
+      await p;
+      await worker.terminate();
+    },
+  };
+}
+
 async function passthroughLatency(conn: Connection, dom: Domain, uri: string): Promise<void> {
   const rows = [];
   // Interleave rounds so that machine noise hits both sides alike.
@@ -77,12 +101,16 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
   const theirs: number[] = [];
   const theirsLoop: number[] = [];
   const handOff: number[] = [];
+  const raw: number[] = [];
   const rounds = 20;
   const python = pythonHasLibvirt() ? await Promise.all([startPython(uri, dom.name, false), startPython(uri, dom.name, true)]) : [];
+  const rawWorker = await startRawWorker(uri, dom.name);
   try {
+    await rawWorker.round(50);
     for (let r = 0; r < rounds; r++) {
       ours.push(...(await timeEach(CALLS / rounds, () => dom.qemuMonitorCommand(query), r === 0 ? 50 : 5)));
       handOff.push(...(await timeEach(CALLS / rounds, () => conn.exec('noop', []), 5)));
+      raw.push(...(await rawWorker.round(CALLS / rounds)));
       if (python.length === 2) {
         theirs.push(...(await python[0]!.round(CALLS / rounds)));
         theirsLoop.push(...(await python[1]!.round(CALLS / rounds)));
@@ -90,6 +118,7 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
     }
   } finally {
     for (const p of python) p.stop();
+    await rawWorker.stop();
   }
   const o = summarize(ours);
   rows.push({
@@ -98,7 +127,10 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
     unit: 'ms/call',
     extra: { p50: o.p50.toFixed(3), p99: o.p99.toFixed(3), n: ours.length },
   });
-  // Diagnostic: the main ↔ executor hand-off alone (no libvirt call), timed the same way.
+  // Diagnostics: the same native call in a worker with no per-call hand-off (koffi + libvirt alone), and the
+  // main ↔ executor hand-off alone on an otherwise idle machine (no libvirt call).
+  const w = summarize(raw);
+  rows.push({ name: 'koffi call in a worker, no hand-off', value: w.mean, unit: 'ms/call', extra: { p50: w.p50.toFixed(3), p99: w.p99.toFixed(3), n: raw.length } });
   const h = summarize(handOff);
   rows.push({ name: 'libqemu hand-off only (exec noop)', value: h.mean, unit: 'ms/call', extra: { p50: h.p50.toFixed(3), p99: h.p99.toFixed(3), n: handOff.length } });
   if (theirs.length > 0) {
@@ -111,6 +143,10 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
     console.log(
       `ratio libqemu/python (mean): ${ratio.toFixed(3)} ${ratio <= 1.1 ? 'OK' : 'MISSED'}; (p50): ${(o.p50 / p.p50).toFixed(3)}; ` +
         `vs python with an event loop (mean): ${(o.mean / pl.mean).toFixed(3)}`,
+    );
+    console.log(
+      `of the gap: koffi + libvirt in a worker ${(w.mean / p.mean).toFixed(3)}× python; the per-call hand-off (two thread wake-ups) ` +
+        `${(o.mean - w.mean).toFixed(3)} ms/call under this load vs ${h.p50.toFixed(3)} ms p50 when idle`,
     );
   } else {
     printTable('query-status through libvirt passthrough, sequential', rows, 'libqemu dom.qemuMonitorCommand');

@@ -1,0 +1,44 @@
+/**
+ * Diagnostic baseline for the passthrough benchmark: a worker thread that opens its own libvirt connection
+ * through native/ and runs `n` virDomainQemuMonitorCommand calls back to back per request, timing each.
+ * It is libqemu's executor minus the per-call hand-off with the main thread, so the benchmark can split
+ * the gap to python3-libvirt into "koffi + libvirt in a worker" and "the two thread wake-ups per call".
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { loadNative, type MallocPtr } from '../native/libvirt.js';
+
+const { uri, name } = workerData as { uri: string; name: string };
+const port = parentPort as unknown as MessagePort;
+const native = loadNative();
+const { api } = native;
+api.virSetErrorFunc(null, native.noopErrorHandler);
+const conn = api.virConnectOpen(uri);
+if (!conn) throw new Error(`virConnectOpen(${uri}) failed: ${native.lastError()?.message}`);
+const dom = api.virDomainLookupByName(conn, name);
+if (!dom) throw new Error(`virDomainLookupByName(${name}) failed: ${native.lastError()?.message}`);
+const command = '{"execute":"query-status"}';
+
+function call(): void {
+  const out: [MallocPtr | null] = [null];
+  if (api.virDomainQemuMonitorCommand(dom!, command, out, 0) < 0) throw new Error(native.lastError()?.message ?? 'virDomainQemuMonitorCommand failed');
+  native.decodeString(out[0]!);
+  api.free(out[0]);
+}
+
+port.on('message', (n: number) => {
+  if (n === 0) {
+    api.virDomainFree(dom);
+    api.virConnectClose(conn);
+    port.postMessage([]);
+    port.close();
+    return;
+  }
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    call();
+    times.push(performance.now() - t0);
+  }
+  port.postMessage(times);
+});
+port.postMessage([]);
