@@ -143,7 +143,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const conn = new Connection(executor, opened.conn, opened.uri, readOnly, opened.fd, callTimeoutMs, connId);
     if (opened.fd !== null) runtime.connectionFds.add(opened.fd);
     // Close callback (remote drivers only; others decline): tells us when the daemon goes away.
-    await executor.exclusive(() => runtime.eventCommand({ cmd: 'closeCallback', conn: opened.conn, connId, register: true })).catch(() => undefined);
+    await executor.call('registerCloseCallback', [opened.conn, runtime.closeCallback, connId], { timeoutMs: callTimeoutMs }).catch(() => undefined);
     return conn;
   }
 
@@ -297,7 +297,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     // After every queued (de)registration: they all run before the close.
     await this.eventOp(async () => {
       if (!wasLost) for (const r of regs) await this.deregister(r);
-      await runtime.eventCommand({ cmd: 'closeCallback', conn: this.pointer, connId: this.connId, register: false }).catch(() => undefined);
     }).catch(() => undefined);
     this.registrationsById.clear();
     for (const s of subs) s.end();
@@ -305,7 +304,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     for (const token of this.handles.keys()) this.finalizer.unregister(token);
     this.handles.clear();
     try {
-      await this.executor.call('close', [this.pointer, ptrs], { timeoutMs: this.callTimeoutMs });
+      await this.executor.call('close', [this.pointer, ptrs, runtime.closeCallback], { timeoutMs: this.callTimeoutMs });
     } catch (err) {
       // A lost connection still closes (libvirt reports the old error); anything else is worth surfacing.
       if (!wasLost && !(err instanceof LibvirtError && err.isConnectionLost)) throw err;

@@ -61,6 +61,9 @@ const domainEventKinds = {
   'migration-iteration': [20, migrationIterationCb],
   'job-completed': [21, jobCompletedCb],
 } as const;
+// Registered and unregistered by each connection's executor (ops.ts), not here: libvirt calls it holding
+// the connection's close-callback lock, and koffi relays the call to this thread, so this thread must
+// never be the one waiting for that lock (virConnectUnregisterCloseCallback) at the same time.
 const closeCb = native.register((_c: ConnectPtr, reason: number, opaque: bigint) => {
   post({ k: 'closed', connId: Number(opaque), reason });
 }, 'virConnectCloseFunc');
@@ -75,11 +78,6 @@ function run(c: EventCommand): void {
   let rc: number;
   let operation: string;
   switch (c.cmd) {
-    case 'closeCallback':
-      operation = c.register ? 'virConnectRegisterCloseCallback' : 'virConnectUnregisterCloseCallback';
-      // No free callback (NULL): libvirt could call it on whichever thread deregisters.
-      rc = c.register ? api.virConnectRegisterCloseCallback(conn, closeCb, BigInt(c.connId), null) : api.virConnectUnregisterCloseCallback(conn, closeCb);
-      break;
     case 'register':
       operation = 'virConnectDomainEventRegisterAny';
       rc = api.virConnectDomainEventRegisterAny(conn, c.dom as DomainPtr | null, domainEventKinds[c.kind][0], domainEventKinds[c.kind][1], BigInt(c.sub), null);
@@ -101,4 +99,4 @@ port.on('message', (c: EventCommand) => run(c));
 // The loop thread lives as long as the process; the main thread's exit hook quits it (runtime.ts).
 const loop = api.g_main_loop_new(null, 0);
 if (!api.g_thread_new('libvirt-events', native.mainLoopRun, loop)) throw new Error('g_thread_new failed');
-post({ k: 'ready', loop });
+post({ k: 'ready', loop, closeCallback: closeCb });

@@ -4,7 +4,7 @@
  * everything libvirt handed out before returning plain data. Only `import type` this from the main thread.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
-import { loadNative, type ConnectPtr, type DomainPtr, type MallocPtr, type Native, type TypedParamsPtr } from '../../native/libvirt.js';
+import { loadNative, type CallbackPtr, type ConnectPtr, type DomainPtr, type MallocPtr, type Native, type TypedParamsPtr } from '../../native/libvirt.js';
 import type { LibvirtErrorData } from './errors.js';
 import { decodeTypedParams, encodeTypedParams, typedParamsToObject, type TypedParam } from './typed-params.js';
 
@@ -100,9 +100,29 @@ export const ops = {
     const resolved = api.virConnectGetURI(conn) ?? uri ?? '';
     return { conn, uri: resolved, fd: fresh.length === 1 ? fresh[0]! : null };
   },
-  /** Frees the given domain handles, then closes the connection (one hop, after every queued call). */
-  close(conn: ConnectPtr, domains: DomainPtr[]): void {
+  /**
+   * Registers the close callback (made in the event worker) with `connId` as its opaque value. Done here,
+   * not in the event worker, which koffi relays the callback to: see ops.close. Returns false when the
+   * driver has no close callbacks (test://).
+   */
+  registerCloseCallback(conn: ConnectPtr, cb: CallbackPtr, connId: number): boolean {
     const { api } = n();
+    // No free callback (NULL): libvirt could call it on whichever thread deregisters.
+    if (api.virConnectRegisterCloseCallback(conn, cb, BigInt(connId), null) < 0) {
+      api.virResetLastError();
+      return false;
+    }
+    return true;
+  },
+  /**
+   * Unregisters the close callback, frees the given domain handles, then closes the connection (one hop,
+   * after every queued call). Unregistering waits for a close callback that is running (libvirt holds a
+   * lock while it does): on this thread that is safe, since the event worker that runs the callback is
+   * not waiting for anything.
+   */
+  close(conn: ConnectPtr, domains: DomainPtr[], closeCallback: CallbackPtr): void {
+    const { api } = n();
+    if (api.virConnectUnregisterCloseCallback(conn, closeCallback) < 0) api.virResetLastError();
     for (const d of domains) api.virDomainFree(d);
     // virConnectClose can return 0 and still leave an error set after the peer died: the return value decides.
     check(api.virConnectClose(conn), 'virConnectClose');

@@ -18,13 +18,12 @@ export const CTL_SEQ = 0;
 export const CTL_STOP = 1;
 
 export type EventCommand =
-  | { cmd: 'closeCallback'; reqId: number; conn: bigint; connId: number; register: boolean }
   | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot' | 'migration-iteration' | 'job-completed'; dom: bigint | null; sub: number }
   | { cmd: 'registerQemu'; reqId: number; conn: bigint; dom: bigint | null; event: string | null; flags: number; sub: number }
   | { cmd: 'deregister'; reqId: number; conn: bigint; kind: 'domain' | 'qemu'; callbackId: number };
 
 export type EventMessage =
-  | { k: 'ready'; loop: bigint }
+  | { k: 'ready'; loop: bigint; closeCallback: bigint }
   | { k: 'reply'; reqId: number; ok: true; value: number }
   | { k: 'reply'; reqId: number; ok: false; error: LibvirtErrorData }
   | { k: 'lifecycle'; sub: number; name: string; uuid: string; event: number; detail: number }

@@ -4,7 +4,7 @@
  * single 'exit' hook that drains native calls before Node tears the workers down.
  */
 import { MessageChannel, type Worker } from 'node:worker_threads';
-import { loadNative, type GMainLoopPtr, type Native } from '../../native/libvirt.js';
+import { loadNative, type CallbackPtr, type GMainLoopPtr, type Native } from '../../native/libvirt.js';
 import { LibvirtError } from './errors.js';
 import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, type EventCommand, type EventMessage } from './protocol.js';
 import { spawnWorker } from './spawn-worker.js';
@@ -24,6 +24,8 @@ class Runtime {
   private eventPort: MessageChannel['port1'] | undefined;
   /** The GLib main loop the event worker's native thread runs (quit by the exit hook). */
   private loop: GMainLoopPtr | undefined;
+  /** The close callback (a koffi function pointer owned by the event worker), for executors to register. */
+  private closeCb: CallbackPtr | undefined;
   private reqSeq = 0;
   private readonly pending = new Map<number, { resolve: (v: number) => void; reject: (e: unknown) => void }>();
   private listeners = new Set<EventListener>();
@@ -40,6 +42,12 @@ class Runtime {
       this.native.api.virSetErrorFunc(null, this.native.noopErrorHandler);
     }
     return this.native;
+  }
+
+  /** The close callback's function pointer; valid once start() has resolved. */
+  get closeCallback(): CallbackPtr {
+    if (this.closeCb === undefined) throw new Error('libvirt runtime not started');
+    return this.closeCb;
   }
 
   get isExiting(): boolean {
@@ -73,6 +81,7 @@ class Runtime {
       port1.on('message', (m: EventMessage) => {
         if (m.k === 'ready') {
           this.loop = m.loop as GMainLoopPtr;
+          this.closeCb = m.closeCallback as CallbackPtr;
           worker.off('error', onError);
           worker.removeAllListeners('exit');
           worker.on('error', (err) => this.failAll(err));

@@ -149,6 +149,21 @@ describe('exit behaviour (child processes)', () => {
     }
   });
 
+  it('close() while the daemon dies settles (the close callback is unregistered off the thread it runs on)', async () => {
+    for (const spinUs of [0, 100, 300, 1000, 3000]) {
+      const d = await startPrivateLibvirtd({ prefix: 'lvcr' });
+      try {
+        const r = await runChild(['close-race', d.uri, '-', String(d.pid), String(spinUs)]);
+        const done = r.lines.find((l) => 'outcome' in l);
+        expect(done?.outcome, `spin ${spinUs} µs`).toBe('closed');
+        expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+        expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+      } finally {
+        await d.stop();
+      }
+    }
+  });
+
   it('keepalive drops a frozen daemon with many callers: every call settles, no stuck thread, no crash', async () => {
     const d3 = await startPrivateLibvirtd({ prefix: 'lvka' });
     let stopped = false;
