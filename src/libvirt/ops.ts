@@ -98,7 +98,9 @@ export const ops = {
     // Keepalive detects a dead or frozen daemon (5 s × (3+1)); drivers without it (test://) just decline.
     if (api.virConnectSetKeepAlive(conn, 5, 3) < 0) api.virResetLastError();
     const resolved = api.virConnectGetURI(conn) ?? uri ?? '';
-    return { conn, uri: resolved, fd: fresh.length === 1 ? fresh[0]! : null };
+    // test:/// runs in this process and opens no socket: a socket that appeared meanwhile is someone else's.
+    const ownsSocket = fresh.length === 1 && !resolved.startsWith('test:');
+    return { conn, uri: resolved, fd: ownsSocket ? fresh[0]! : null };
   },
   /**
    * Registers the close callback (made in the event worker) with `connId` as its opaque value. Done here,
