@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import { MessageFramer } from '../src/qmp/framing.js';
 import { QmpClient } from '../src/qmp/index.js';
-import { startQemu, waitForListening } from '../test/harness/qemu.js';
+import { startQemu } from '../test/harness/qemu.js';
 import { RawQmpClient } from './raw-qmp-client.js';
 import { printTable, summarize, timeEach } from './table.js';
 
@@ -36,9 +36,7 @@ export default async function run(): Promise<void> {
   const q2 = await startQemu({
     argsFor: (dir) => ['-qmp', `unix:${join(dir, rawName)},server=on,wait=off`, '-qmp', `unix:${join(dir, rawStringName)},server=on,wait=off`],
   });
-  const rawPath = join(q2.dir, rawName);
-  await waitForListening(rawPath);
-  await waitForListening(join(q2.dir, rawStringName));
+  const rawPath = join(q2.dir, rawName); // startQemu waits until every monitor socket listens
   try {
     const client = await QmpClient.connect({ path: q2.qmpPath }, { oob: true, handshakeTimeoutMs: 60_000 });
     const raw = await RawQmpClient.open(rawPath, { oob: true });

@@ -80,8 +80,11 @@ export async function startQemu(options: StartQemuOptions = {}): Promise<QemuIns
 
   const deadline = Date.now() + (options.timeoutMs ?? 10_000);
   // The socket file appears at bind(), before listen(): wait until the kernel lists it as listening,
-  // without connecting (a probe would take QEMU's single monitor connection).
-  while (!isListening(qmpPath)) {
+  // without connecting (a probe would take QEMU's single monitor connection). Every unix server socket
+  // in the arguments (e.g. a second monitor from argsFor) is waited for, not only the first: QEMU
+  // creates them one after the other.
+  const sockets = serverSocketPaths(args);
+  while (!sockets.every(isListening)) {
     if (hasExited || Date.now() > deadline) {
       await stop();
       throw new Error(`QEMU did not create its QMP socket (${hasExited ? 'it exited' : 'timeout'}): ${binary} ${args.join(' ')}\n${stderr}`);
@@ -90,6 +93,18 @@ export async function startQemu(options: StartQemuOptions = {}): Promise<QemuIns
   }
   chmodSync(qmpPath, 0o600);
   return { qmpPath, dir, pid: child.pid!, child, exited, stderr: () => stderr, kill, stop };
+}
+
+/** Paths of the unix server sockets in QEMU arguments (`unix:PATH,server=on…`, as -qmp or -chardev). */
+export function serverSocketPaths(args: string[]): string[] {
+  const paths: string[] = [];
+  for (const arg of args) {
+    const [kind, ...opts] = arg.split(',');
+    const isServer = opts.some((o) => o === 'server' || o === 'server=on');
+    const path = kind!.startsWith('unix:') ? kind!.slice('unix:'.length) : kind === 'socket' ? opts.find((o) => o.startsWith('path='))?.slice('path='.length) : undefined;
+    if (isServer && path) paths.push(path);
+  }
+  return paths;
 }
 
 /** Whether a unix socket at `path` is in the listening state (Linux: /proc/net/unix flag __SO_ACCEPTCON). */
@@ -106,13 +121,4 @@ export function isListening(path: string): boolean {
     if (flags === '00010000') return true;
   }
   return false;
-}
-
-/** Waits until a unix socket listens (e.g. a second monitor added with argsFor); throws after timeoutMs. */
-export async function waitForListening(path: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!isListening(path)) {
-    if (Date.now() > deadline) throw new Error(`nothing is listening on ${path} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
