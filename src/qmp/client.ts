@@ -10,7 +10,7 @@ import type {
   ExecuteRest,
   QmpEvent,
 } from './command-map.js';
-import { QmpClosedError, QmpCommandError, QmpProtocolError, QmpStateError, QmpTimeoutError } from './errors.js';
+import { MessageTooLargeError, QmpClosedError, QmpCommandError, QmpProtocolError, QmpStateError, QmpTimeoutError } from './errors.js';
 import { DeadlineTimer, monotonicNow } from './deadline-timer.js';
 import { redact } from './redact.js';
 import { StreamTransport, type StreamTarget, type StreamTransportOptions } from './stream-transport.js';
@@ -569,16 +569,9 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
 
   private onReply(msg: QmpMessage): void {
     const id = msg.id;
-    const key = typeof id === 'string' ? id : undefined;
-    const p = key === undefined ? undefined : this.pending.get(key);
+    const p = this.claim(typeof id === 'string' ? id : undefined);
+    if (p === 'abandoned') return;
     if (!p) {
-      if (key !== undefined && this.reserved.has(key)) {
-        const wasOob = this.reserved.get(key)!;
-        this.reserved.delete(key);
-        this.options.logger?.debug?.('dropped the late reply of a command whose caller gave up', { id: key });
-        if (!wasOob) this.releaseSlot();
-        return;
-      }
       if (id === undefined && 'error' in msg) {
         const e = msg.error as { class?: unknown; desc?: unknown } | undefined;
         this.onProtocolError(new QmpProtocolError(`QEMU reported an error without an id: ${String(e?.class)}: ${String(e?.desc)}`, {
@@ -589,16 +582,40 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
       this.options.logger?.warn?.('dropped a reply with an unknown id', { id });
       return;
     }
-    this.pending.delete(p.id);
-    this.settled();
-    p.cleanup();
-    if (!p.oob) this.releaseSlot();
     if ('error' in msg) {
       const e = (msg.error ?? {}) as { class?: unknown; desc?: unknown };
       p.reject(new QmpCommandError(String(e.class ?? 'GenericError'), String(e.desc ?? ''), p.command, p.id));
     } else {
       p.resolve(msg.return);
     }
+  }
+
+  /** The reply to `id` was skipped (too large): its caller gets `err` now rather than its timeout. */
+  private onSkippedReply(id: string, err: MessageTooLargeError): void {
+    const p = this.claim(id);
+    if (p !== undefined && p !== 'abandoned') p.reject(err);
+  }
+
+  /**
+   * Takes the pending command a reply with this id answers (its slot is freed; the caller settles it).
+   * 'abandoned': the late answer of a command whose caller gave up (its reserved id and slot are freed).
+   */
+  private claim(id: string | undefined): Pending | 'abandoned' | undefined {
+    if (id === undefined) return undefined;
+    const p = this.pending.get(id);
+    if (p) {
+      this.pending.delete(id);
+      this.settled();
+      p.cleanup();
+      if (!p.oob) this.releaseSlot();
+      return p;
+    }
+    if (!this.reserved.has(id)) return undefined;
+    const wasOob = this.reserved.get(id)!;
+    this.reserved.delete(id);
+    this.options.logger?.debug?.('dropped the late reply of a command whose caller gave up', { id });
+    if (!wasOob) this.releaseSlot();
+    return 'abandoned';
   }
 
   private dispatchEvent(msg: QmpMessage): void {
@@ -619,6 +636,8 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
 
   private onProtocolError(err: Error): void {
     this.options.logger?.warn?.(err.message);
+    // A reply too large to keep: its caller learns why now instead of at its timeout.
+    if (err instanceof MessageTooLargeError && err.id !== undefined) this.onSkippedReply(err.id, err);
     for (const fn of [...this.protocolErrorListeners]) {
       try {
         fn(err);

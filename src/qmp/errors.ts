@@ -66,14 +66,20 @@ export class QmpProtocolError extends LibqemuError {
   }
 }
 
-/** A single message exceeded the per-message cap; it was skipped and the stream stayed in sync. */
+/**
+ * A single message exceeded the per-message cap; it was skipped and the stream stayed in sync. When it
+ * was a reply, `id` is its command id (read from the end of the line, where QEMU puts it), and the
+ * command's caller gets this error instead of waiting for its timeout.
+ */
 export class MessageTooLargeError extends LibqemuError {
   constructor(
     readonly limitBytes: number,
     /** Bytes received for the message before it was skipped (at least limitBytes + 1). */
     readonly receivedBytes: number,
+    /** The id of the reply that was skipped; undefined for an event or when it could not be read. */
+    readonly id?: string,
   ) {
-    super(`a QMP message of ${receivedBytes} bytes exceeded the ${limitBytes}-byte limit and was skipped`, {
+    super(`a QMP ${id === undefined ? 'message' : `reply (id ${JSON.stringify(id)})`} of ${receivedBytes} bytes exceeded the ${limitBytes}-byte limit and was skipped`, {
       hint: 'raise maxMessageBytes when connecting if such large replies are expected',
     });
   }

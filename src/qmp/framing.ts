@@ -11,6 +11,22 @@ export interface FramerSink {
 const LF = 0x0a;
 const SCRATCH_MAX = 1024 * 1024;
 const CR = 0x0d;
+/** How much of a skipped message's end is kept to read its id (QEMU writes `"id": …` last). */
+const TAIL_BYTES = 256;
+/** `"id": <string or number>}` closing the line: the reply's own id, not one nested in its return value. */
+const TRAILING_ID = /"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)\s*\}\s*$/;
+
+/** The id of a reply, read from the last bytes of its line; undefined when the line does not end with one. */
+export function trailingId(tail: Buffer): string | undefined {
+  const m = TRAILING_ID.exec(tail.toString('latin1'));
+  if (!m) return undefined;
+  try {
+    const id: unknown = JSON.parse(m[1]!);
+    return typeof id === 'string' ? id : String(id);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Splits a byte stream into newline-terminated JSON messages (LF or CRLF). Works on Buffers and decodes
@@ -24,6 +40,8 @@ export class MessageFramer {
   private pendingBytes = 0;
   /** Bytes of an oversized message being skipped, or -1 when not skipping. */
   private skipped = -1;
+  /** The last bytes of the message being skipped (for its id). */
+  private skipTail: Buffer = Buffer.alloc(0);
   private scratch: Buffer | undefined;
 
   constructor(
@@ -49,14 +67,15 @@ export class MessageFramer {
       if (this.skipped >= 0) {
         const total = this.skipped + (nl - start);
         this.skipped = -1;
-        this.sink.protocolError(new MessageTooLargeError(this.maxMessageBytes, total));
+        this.tooLarge(total, [this.skipTail, chunk.subarray(start, nl)]);
       } else if (this.pendingBytes === 0) {
         this.line(chunk, start, nl);
       } else {
         if (this.pendingBytes + (nl - start) > this.maxMessageBytes + 1) {
           const total = this.pendingBytes + (nl - start);
+          const pieces = [...this.pending, chunk.subarray(start, nl)];
           this.reset();
-          this.sink.protocolError(new MessageTooLargeError(this.maxMessageBytes, total));
+          this.tooLarge(total, pieces);
         } else {
           this.pending.push(chunk.subarray(start, nl));
           const whole = this.join(this.pendingBytes + (nl - start));
@@ -77,11 +96,13 @@ export class MessageFramer {
     const n = end - start;
     if (this.skipped >= 0) {
       this.skipped += n;
+      this.skipTail = lastBytes([this.skipTail, chunk.subarray(start, end)]);
       return;
     }
     // +1: a trailing CR of a CRLF terminator does not count against the limit.
     if (this.pendingBytes + n > this.maxMessageBytes + 1) {
       this.skipped = this.pendingBytes + n;
+      this.skipTail = lastBytes([...this.pending, chunk.subarray(start, end)]);
       this.reset();
       return;
     }
@@ -114,10 +135,16 @@ export class MessageFramer {
     this.pendingBytes = 0;
   }
 
+  /** Reports a skipped message, with its id when its last bytes (`pieces`, in order) end with one. */
+  private tooLarge(total: number, pieces: Buffer[]): void {
+    this.skipTail = Buffer.alloc(0);
+    this.sink.protocolError(new MessageTooLargeError(this.maxMessageBytes, total, trailingId(lastBytes(pieces))));
+  }
+
   private line(buf: Buffer, start: number, end: number): void {
     if (end > start && buf[end - 1] === CR) end--;
     if (end - start > this.maxMessageBytes) {
-      this.sink.protocolError(new MessageTooLargeError(this.maxMessageBytes, end - start));
+      this.tooLarge(end - start, [buf.subarray(start, end)]);
       return;
     }
     const text = buf.toString('utf8', start, end);
@@ -137,6 +164,19 @@ export class MessageFramer {
     }
     this.sink.message(parsed as QmpMessage);
   }
+}
+
+/** A copy of the last TAIL_BYTES bytes of the pieces, in order. */
+function lastBytes(pieces: Buffer[]): Buffer {
+  const out: Buffer[] = [];
+  let need = TAIL_BYTES;
+  for (let i = pieces.length - 1; i >= 0 && need > 0; i--) {
+    const p = pieces[i]!;
+    const take = p.subarray(Math.max(0, p.length - need));
+    out.unshift(take);
+    need -= take.length;
+  }
+  return Buffer.concat(out);
 }
 
 function preview(text: string): string {

@@ -4,6 +4,7 @@ import { InvalidArgumentError, LibqemuError } from '../../src/common/errors.js';
 import {
   QmpClient,
   QmpClosedError,
+  MessageTooLargeError,
   QmpCommandError,
   QmpTimeoutError,
   StreamTransport,
@@ -158,6 +159,28 @@ describe('QmpClient against real QEMU', () => {
       process.kill(qemu.pid, 'SIGCONT');
     }
     expect(await client.execute('query-status')).toMatchObject({ running: true });
+  });
+
+  it('a reply over maxMessageBytes rejects its own call at once with MessageTooLargeError; the rest carry on', async () => {
+    // QEMU serves one client per monitor: the shared client steps aside meanwhile.
+    await client.close();
+    const small = await QmpClient.connect({ path: qemu.qmpPath }, { maxMessageBytes: 4096 });
+    try {
+      const [schema, status] = await Promise.allSettled([
+        small.execute('query-qmp-schema', undefined, { timeoutMs: 30_000 }),
+        small.execute('query-status'),
+      ]);
+      expect(schema.status).toBe('rejected');
+      const err = (schema as PromiseRejectedResult).reason as MessageTooLargeError;
+      expect(err).toBeInstanceOf(MessageTooLargeError);
+      expect(err.receivedBytes).toBeGreaterThan(100_000);
+      expect(err.id).toBeDefined();
+      expect(status).toMatchObject({ status: 'fulfilled', value: { running: true } });
+      expect(small.pendingCount).toBe(0);
+    } finally {
+      await small.close();
+      client = await QmpClient.connect({ path: qemu.qmpPath }, { oob: true });
+    }
   });
 
   it('connect to a missing socket fails with QmpClosedError and a hint', async () => {

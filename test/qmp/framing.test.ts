@@ -75,6 +75,28 @@ describe('MessageFramer', () => {
     }
   });
 
+  it("names the skipped reply's id (QEMU writes it last), whatever the chunking; an event gets none", () => {
+    const reply = `{"return": {"x": "${'x'.repeat(5000)}", "id": "nested"}, "id": "17"}\r\n`;
+    const numeric = `{"return": "${'y'.repeat(5000)}", "id": 42}\n`;
+    const event = `{"event": "HUGE", "data": {"id": "not-a-reply", "s": "${'z'.repeat(5000)}"}, "timestamp": {"seconds": 1, "microseconds": 2}}\n`;
+    const bytes = Buffer.from(`${reply}${numeric}${event}{"after":1}\n`);
+    for (const chunkSize of [bytes.length, 4096, 100, 7]) {
+      const { framer, messages, errors } = collect(1000);
+      for (let i = 0; i < bytes.length; i += chunkSize) framer.push(bytes.subarray(i, i + chunkSize));
+      expect(messages).toEqual([{ after: 1 }]);
+      expect(errors.map((e) => (e as MessageTooLargeError).id)).toEqual(['17', '42', undefined]);
+      expect(errors[0]!.message).toContain('reply (id "17")');
+    }
+  });
+
+  it('reads the id of a skipped line whose end arrives in a chunk of its own', () => {
+    const { framer, errors } = collect(100);
+    framer.push(Buffer.from(`{"return": "${'q'.repeat(300)}"`));
+    framer.push(Buffer.from(', "id": "9"}'));
+    framer.push(Buffer.from('\n'));
+    expect((errors[0] as MessageTooLargeError).id).toBe('9');
+  });
+
   it('accepts a message of exactly the limit (with CRLF) and refuses one byte more', () => {
     const { framer, messages, errors } = collect(20);
     const exact = `{"a":"${'y'.repeat(12)}"}`; // 20 bytes
