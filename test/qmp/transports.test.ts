@@ -1,6 +1,8 @@
 /** Every transport kind behind the same client, and the transport capability flags the client honours. */
 import { spawn } from 'node:child_process';
-import { connect, createServer, type Server } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,46 +14,93 @@ import {
   type TransportCapabilities,
   type TransportHandlers,
 } from '../../src/qmp/index.js';
-import { FakeQmpServer } from '../../src/testing/index.js';
+import { startQemu, type QemuInstance, type StartQemuOptions } from '../harness/qemu.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function fake(): Promise<FakeQmpServer> {
-  const s = await FakeQmpServer.start({ commands: { echo: (a) => ({ return: a ?? {} }) } });
-  cleanups.push(() => s.close());
-  return s;
+/** A real QEMU of this test's own (QEMU serves one client per monitor socket), stopped after the test. */
+async function qemu(options: StartQemuOptions = {}): Promise<QemuInstance> {
+  const q = await startQemu(options);
+  cleanups.push(() => q.stop());
+  return q;
 }
 
-describe('stream transports', () => {
-  it('{ host, port }: TCP', async () => {
-    const server = await fake();
-    // A TCP front for the fake server's unix socket.
-    const tcp: Server = createServer((sock) => {
-      const up = connect(server.path);
-      sock.pipe(up).pipe(sock);
-      sock.on('error', () => up.destroy());
-      up.on('error', () => sock.destroy());
-      sock.on('close', () => up.destroy());
+/** A TCP port that was free a moment ago (the kernel picks it; we close it again for QEMU to bind). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/**
+ * Whether 127.0.0.1:`port` is in the LISTEN state (Linux /proc/net/tcp, state 0A). Read from the
+ * kernel rather than probed with a connect: a probe would take QEMU's single monitor connection.
+ */
+function isTcpListening(port: number): boolean {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const cols = line.trim().split(/\s+/);
+      return cols[1] === local && cols[3] === '0A';
     });
-    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()));
-    cleanups.push(() => new Promise<void>((r) => tcp.close(() => r())));
-    const port = (tcp.address() as { port: number }).port;
+}
+
+/**
+ * A real QEMU whose second monitor is QEMU's own TCP listener on 127.0.0.1. The port was free when
+ * picked but another process may take it before QEMU binds; QEMU then exits, and we retry on a new port
+ * (a QEMU that stays up without listening is a failure, not retried).
+ */
+async function qemuWithTcpMonitor(): Promise<{ qemu: QemuInstance; port: number }> {
+  let lastError = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const q = await qemu({ args: ['-qmp', `tcp:127.0.0.1:${port},server=on,wait=off`] });
+    let exited = false;
+    void q.exited.then(() => (exited = true));
+    const deadline = Date.now() + 10_000;
+    while (!exited && !isTcpListening(port) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    if (isTcpListening(port) && !exited) return { qemu: q, port };
+    await q.stop();
+    if (!exited) throw new Error(`QEMU's TCP monitor 127.0.0.1:${port} not listening after 10 s: ${q.stderr()}`);
+    lastError = `QEMU exited: ${q.stderr()}`;
+  }
+  throw new Error(`no QEMU TCP monitor: ${lastError}`);
+}
+
+/** QEMU's answer to query-status, as every transport must deliver it. */
+function expectStatus(status: unknown): void {
+  expect(status).toMatchObject({ status: expect.any(String), running: expect.any(Boolean) });
+}
+
+describe('stream transports (real QEMU)', () => {
+  it('{ host, port }: TCP', async () => {
+    const { port } = await qemuWithTcpMonitor();
     const client = await QmpClient.connect({ host: '127.0.0.1', port });
     cleanups.push(() => client.close());
     expect(client.transport.description).toBe(`tcp:127.0.0.1:${port}`);
-    expect(await client.execute('echo', { via: 'tcp' })).toEqual({ via: 'tcp' });
+    expect(client.greeting.version.qemu.major).toBeGreaterThanOrEqual(7);
+    expectStatus(await client.execute('query-status'));
   });
 
   it('{ stream }: any Duplex, e.g. an already connected socket', async () => {
-    const server = await fake();
-    const sock = connect(server.path);
+    const q = await qemu();
+    const sock = connect(q.qmpPath);
+    cleanups.push(() => void sock.destroy());
     await new Promise((r) => sock.once('connect', r));
     const client = await QmpClient.connect({ stream: sock });
     cleanups.push(() => client.close());
-    expect(await client.execute('echo', { via: 'stream' })).toEqual({ via: 'stream' });
+    expect(client.transport.description).toBe('stream');
+    expect(client.greeting.version.qemu.major).toBeGreaterThanOrEqual(7);
+    expectStatus(await client.execute('query-status'));
   });
 
   it('{ stream }: an in-memory Duplex that is not a socket', async () => {
@@ -72,21 +121,41 @@ describe('stream transports', () => {
   });
 
   it('{ fd }: a descriptor inherited by a child process', async () => {
-    const server = await fake();
-    const sock = connect(server.path);
-    await new Promise((r) => sock.once('connect', r));
+    // The child talks over the main monitor; this test reads the same QEMU over a second monitor.
+    const q = await qemu({ argsFor: (dir) => ['-qmp', `unix:${join(dir, 'direct.sock')},server=on,wait=off`] });
+    const direct = await QmpClient.connect({ path: join(q.dir, 'direct.sock') });
+    cleanups.push(() => direct.close());
+    const directStatus = await direct.execute('query-status');
+
+    const sock = connect(q.qmpPath);
     cleanups.push(() => void sock.destroy());
+    // spawn() runs in the same tick as 'connect' and stops the parent's reads of a socket it hands
+    // over, so the greeting stays for the child.
+    await new Promise((r) => sock.once('connect', r));
     const child = spawn(process.execPath, ['--import', 'tsx', new URL('./fixtures/fd-child.ts', import.meta.url).pathname], {
       stdio: ['ignore', 'pipe', 'pipe', sock],
     });
+    cleanups.push(() => void child.kill('SIGKILL'));
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d));
     child.stderr!.on('data', (d: Buffer) => (err += d));
-    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    const exit = new Promise<number | null>((r) => child.once('exit', r));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 20_000)));
+    const code = await Promise.race([exit, deadline]).finally(() => clearTimeout(timer));
+    if (code === 'timeout') {
+      child.kill('SIGKILL');
+      await exit;
+      expect.fail(`fd child did not exit within 20 s; stderr:\n${err}`);
+    }
     expect(err).toBe('');
     expect(code).toBe(0);
-    expect(JSON.parse(out)).toEqual({ version: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'fake' }, status: { status: 'running', singlestep: false, running: true } });
+    const printed = JSON.parse(out) as { version: unknown; status: unknown };
+    expect(printed.version).toEqual(direct.greeting.version);
+    expect(direct.greeting.version.qemu.major).toBeGreaterThanOrEqual(7);
+    expectStatus(printed.status);
+    expect(printed.status).toEqual(directStatus);
   });
 });
 
