@@ -69,8 +69,9 @@ async function qemuWithTcpMonitor(): Promise<{ qemu: QemuInstance; port: number 
     const deadline = Date.now() + 10_000;
     while (!exited && !isTcpListening(port) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     if (isTcpListening(port) && !exited) return { qemu: q, port };
+    const exitedByItself = exited; // read before stop(), which makes QEMU exit
     await q.stop();
-    if (!exited) throw new Error(`QEMU's TCP monitor 127.0.0.1:${port} not listening after 10 s: ${q.stderr()}`);
+    if (!exitedByItself) throw new Error(`QEMU's TCP monitor 127.0.0.1:${port} not listening after 10 s: ${q.stderr()}`);
     lastError = `QEMU exited: ${q.stderr()}`;
   }
   throw new Error(`no QEMU TCP monitor: ${lastError}`);
