@@ -157,9 +157,12 @@ describe('routes', () => {
       await g.reset(); // RESET is filtered out by libvirt on both subscriptions
       const ev = await nextEvent(stream, () => true);
       expect(ev).toMatchObject({ source: 'qmp', route: 'passthrough', event: 'RESUME' });
-      await until('STOP and RESUME through passthrough', async () => seen.includes('RESUME') && seen.includes('STOP'));
-      await new Promise((r) => setTimeout(r, 200));
-      expect(seen.filter((e) => e !== 'STOP' && e !== 'RESUME')).toEqual([]);
+      // A marker after the reset: libvirt delivers one connection's events in order, so once the second
+      // STOP is here, a RESET that leaked through the filter would be here too.
+      await g.suspend();
+      await g.resume();
+      await until('both STOP/RESUME pairs through passthrough', async () => seen.filter((e) => e === 'STOP').length === 2 && seen.filter((e) => e === 'RESUME').length === 2);
+      expect(seen).toEqual(['STOP', 'RESUME', 'STOP', 'RESUME']);
       await stream.return();
       await pt.close();
     } finally {
@@ -385,13 +388,15 @@ describe("libqemu's own monitor directory", () => {
     // no monitorDir: libqemu's default for this URI (new with every private daemon, so it does not exist yet)
     const own = await Hypervisor.connect(lv.uri, { onTaint: () => {} });
     const dir = own.monitorDir;
-    expect(dir).toMatch(/\/libqemu-qmp-\d+-[0-9a-f]{8}$/);
-    expect(existsSync(dir)).toBe(false);
-    const running = await own.createGuest(tinyGuestXml({ name: name('owndir-t') }), { qmpSocket: true });
-    const defined = await own.defineGuest(tinyGuestXml({ name: name('owndir-p') }), { qmpSocket: true });
-    expect(readdirSync(dir)).toEqual([`${running.uuid}.qmp`]);
+    const tName = name('owndir-t');
+    const pName = name('owndir-p');
     const closeAgain = async (options: { monitorDir?: string } = {}) => (await Hypervisor.connect(lv.uri, { ...options, onTaint: () => {} })).close();
     try {
+      expect(dir).toMatch(/\/libqemu-qmp-\d+-[0-9a-f]{8}$/);
+      expect(existsSync(dir)).toBe(false);
+      const running = await own.createGuest(tinyGuestXml({ name: tName }), { qmpSocket: true });
+      const defined = await own.defineGuest(tinyGuestXml({ name: pName }), { qmpSocket: true });
+      expect(readdirSync(dir)).toEqual([`${running.uuid}.qmp`]);
       await own.close();
       expect(readdirSync(dir)).toEqual([`${running.uuid}.qmp`]); // not empty: the running guest's socket
 
@@ -406,10 +411,11 @@ describe("libqemu's own monitor directory", () => {
       await closeAgain();
       expect(existsSync(dir)).toBe(false);
     } finally {
-      await hv.guest(running.uuid).then((g) => g.destroy(), () => undefined);
-      await hv.guest(defined.uuid).then((g) => remove(g), () => undefined);
+      await own.close(); // idempotent
+      await hv.guest(tName).then((g) => g.destroy(), () => undefined);
+      await hv.guest(pName).then((g) => remove(g), () => undefined);
       // fs.rmSync(dir) would hide the bug this test is about; only a failed run gets here with it present
-      if (existsSync(dir)) execFileP('rmdir', [dir]).catch(() => undefined);
+      if (existsSync(dir)) await execFileP('rmdir', [dir]).catch(() => undefined);
     }
   });
 });

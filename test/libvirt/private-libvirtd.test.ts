@@ -53,13 +53,17 @@ describe('stopping a private libvirtd while libvirt probes QEMU', () => {
     process.env.XDG_CACHE_HOME = mkdtempSync(join(coldCache, 'c-'));
     const daemon = await startPrivateLibvirtd({ prefix: 'lvstop' });
     const conn = await Connection.open(daemon.uri);
-    const defined = conn.defineXML(tinyGuestXml({ name: 'probe' })).catch((e: unknown) => e);
-    await waitFor(() => processesNaming(daemon.base).some(isQemuProbe), 10_000, 'the capabilities probe');
-    await daemon.stop();
-    expect(processesNaming(daemon.base)).toEqual([]);
-    expect(existsSync(daemon.base)).toBe(false);
-    await defined;
-    await conn.close();
+    try {
+      const defined = conn.defineXML(tinyGuestXml({ name: 'probe' })).catch((e: unknown) => e);
+      await waitFor(() => processesNaming(daemon.base).some(isQemuProbe), 10_000, 'the capabilities probe');
+      await daemon.stop();
+      expect(processesNaming(daemon.base)).toEqual([]);
+      expect(existsSync(daemon.base)).toBe(false);
+      await defined;
+    } finally {
+      await daemon.stop(); // idempotent: also when a wait or check above failed
+      await conn.close().catch(() => undefined);
+    }
   });
 
   async function runProbeChild(mode: 'exit' | 'wait', then: (child: ReturnType<typeof spawn>) => void): Promise<{ base: string; probe: number | null; code: number | null; signal: NodeJS.Signals | null }> {

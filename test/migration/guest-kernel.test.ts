@@ -25,13 +25,24 @@ describe('dirty.S, the memory-dirtying guest kernel', () => {
     expect(await buildDirtyKernel()).toBe(kernel);
   });
 
+  /** Polls the guest's memory until `ok` holds (TCG on a loaded host boots and sweeps at its own pace). */
+  async function waitForWord(address: number, ok: (v: number) => boolean, what: string): Promise<number> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const v = await qemu!.readPhys32(address);
+      if (ok(v)) return v;
+      if (Date.now() > deadline) throw new Error(`guest memory at 0x${address.toString(16)}: ${what} within 20 s (last value ${v})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   it('boots under a bare QEMU and keeps sweeping its region', async () => {
     const q = qemu!;
-    const before = await q.readPhys32(SWEEP_COUNTER_ADDRESS);
+    // Booted and through one whole sweep, then still sweeping: the counter and the first page move on.
+    const before = await waitForWord(SWEEP_COUNTER_ADDRESS, (v) => v > 0, 'a first completed sweep');
     const firstPage = await q.readPhys32(REGION);
-    await new Promise((r) => setTimeout(r, 300));
-    const after = await q.readPhys32(SWEEP_COUNTER_ADDRESS);
-    expect(after).toBeGreaterThan(before);
+    // Two more completed sweeps: at least one of them passed page 0 after it was read.
+    await waitForWord(SWEEP_COUNTER_ADDRESS, (v) => v >= before + 2, 'two more sweeps');
     expect(await q.readPhys32(REGION)).toBeGreaterThan(firstPage);
     // mib=8 from the command line: the last page of the region is written, the page after it never.
     expect(await q.readPhys32(REGION + 8 * MiB - 4096)).toBeGreaterThan(0);

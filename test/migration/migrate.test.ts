@@ -49,10 +49,13 @@ describe('guest migration between two private libvirtds', { timeout: 180_000 }, 
   beforeAll(async () => {
     pair = await startPair();
   });
+  /** Directories outside the daemons' own (e.g. libqemu's default monitor directory for a URI) a test made. */
+  const madeDirs: string[] = [];
   afterEach(async () => {
     // A dirtying guest keeps a core busy: none outlives its test, wherever it ended up.
     const names = [...guests.splice(0).map((g) => (void g.qmp.close().catch(() => undefined), g.name)), ...facadeGuests.splice(0)];
     await Promise.allSettled(names.flatMap((n) => [destroyOn(pair.a, n), destroyOn(pair.b, n)]));
+    await Promise.all(madeDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
   });
   afterAll(async () => {
     await pair?.stop();
@@ -315,6 +318,7 @@ describe('guest migration between two private libvirtds', { timeout: 180_000 }, 
       const guest = await hvA.defineGuest(await dirtyXml('fa2'), { qmpSocket: true });
       await guest.start();
       const r = await guest.migrate(pair.b.daemon.uri);
+      if (r.destinationQmpSocket) madeDirs.push(dirname(r.destinationQmpSocket));
       expect(r.persistent).toBe(true);
       expect(r.guest).toBeUndefined(); // a URI destination: no Hypervisor to hand the guest to
       const there = await hvB.guest('fa2');
@@ -327,8 +331,7 @@ describe('guest migration between two private libvirtds', { timeout: 180_000 }, 
       await there.destroy();
       await there.undefine();
       // a URI destination: the monitor went to libqemu's default directory for that URI, made for this test
-      expect(dirname(r.destinationQmpSocket!)).toMatch(/libqemu-qmp-\d+-[0-9a-f]{8}$/);
-      await rm(dirname(r.destinationQmpSocket!), { recursive: true, force: true });
+      expect(dirname(r.destinationQmpSocket!)).toMatch(/libqemu-qmp-\d+-[0-9a-f]{8}$/); // removed in afterEach
     });
 
     it('rejects a destination that is the source itself', async () => {

@@ -84,14 +84,15 @@ describe('destination', () => {
 
   it('uses the default monitor directory of a local URI, creating it privately', async () => {
     const base = await mkdtemp(join(tmpdir(), 'libqemu-mig-dest-'));
+    let dir: string | undefined;
     try {
       const uri = `qemu+unix:///session?socket=${base}/nonexistent-sock`;
       const plan = await planDestinationXml(guestXml('/tmp/a/qmp/g.sock'), { uri }, undefined);
+      if (plan.destinationSocket) dir = dirname(plan.destinationSocket);
       expect(plan.destinationSocket).toMatch(/libqemu-qmp-\d+-[0-9a-f]{8}\/g\.sock$/);
-      const dir = dirname(plan.destinationSocket!);
-      expect((await stat(dir)).mode & 0o777).toBe(0o700);
-      await rm(dir, { recursive: true, force: true });
+      expect((await stat(dir!)).mode & 0o777).toBe(0o700);
     } finally {
+      if (dir) await rm(dir, { recursive: true, force: true });
       await rm(base, { recursive: true, force: true });
     }
   });

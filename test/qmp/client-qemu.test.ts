@@ -153,8 +153,10 @@ describe('QmpClient against real QEMU', () => {
       const call = client.execute('query-status', undefined, { signal: ac.signal, timeoutMs: 0 });
       setTimeout(() => ac.abort(new Error('user gave up')), 50);
       await expect(call).rejects.toThrow('user gave up');
-      // An already aborted signal rejects at once, without sending.
-      await expect(client.execute('query-status', undefined, { signal: AbortSignal.abort() })).rejects.toThrow();
+      // An already aborted signal rejects at once, with its reason, without sending (nothing new pending).
+      const pendingBefore = client.pendingCount;
+      await expect(client.execute('query-status', undefined, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+      expect(client.pendingCount).toBe(pendingBefore);
     } finally {
       process.kill(qemu.pid, 'SIGCONT');
     }
@@ -164,7 +166,11 @@ describe('QmpClient against real QEMU', () => {
   it('a reply over maxMessageBytes rejects its own call at once with MessageTooLargeError; the rest carry on', async () => {
     // QEMU serves one client per monitor: the shared client steps aside meanwhile.
     await client.close();
-    const small = await QmpClient.connect({ path: qemu.qmpPath }, { maxMessageBytes: 4096 });
+    let schemaId: unknown;
+    const small = await QmpClient.connect(
+      { path: qemu.qmpPath },
+      { maxMessageBytes: 4096, onTraffic: (dir, msg) => void (dir === 'out' && msg.execute === 'query-qmp-schema' && (schemaId = msg.id)) },
+    );
     try {
       const [schema, status] = await Promise.allSettled([
         small.execute('query-qmp-schema', undefined, { timeoutMs: 30_000 }),
@@ -174,7 +180,8 @@ describe('QmpClient against real QEMU', () => {
       const err = (schema as PromiseRejectedResult).reason as MessageTooLargeError;
       expect(err).toBeInstanceOf(MessageTooLargeError);
       expect(err.receivedBytes).toBeGreaterThan(100_000);
-      expect(err.id).toBeDefined();
+      expect(err.id).toBe(schemaId); // read back from the skipped line's end
+      expect(typeof schemaId).toBe('string');
       expect(status).toMatchObject({ status: 'fulfilled', value: { running: true } });
       expect(small.pendingCount).toBe(0);
     } finally {
