@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +47,52 @@ async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Connects a plain socket to `path` and resolves with the number of bytes that arrived before the
+ * server closed the connection; rejects if the server keeps it open past the deadline.
+ */
+function bytesBeforeServerCloses(path: string, timeoutMs = 5000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    let bytes = 0;
+    const timer = setTimeout(() => {
+      reject(new Error(`the server kept the connection open for ${timeoutMs} ms (${bytes} bytes received)`));
+      socket.destroy();
+    }, timeoutMs);
+    socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    socket.on('error', () => undefined); // a reset is one way of being turned away; 'close' follows
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(bytes);
+    });
+  });
+}
+
+/**
+ * A negotiated client that can stop reading for real: with `onread`, pause() stops reading the socket
+ * itself, so what the proxy writes afterwards stays unread in the kernel. A unix socket closed with
+ * unread data resets its peer (ECONNRESET at the proxy), as the socket of a client killed mid-command does.
+ */
+async function stallableClient(path: string): Promise<{ socket: Socket; text(): string }> {
+  let text = '';
+  const socket = connect({
+    path,
+    onread: {
+      buffer: Buffer.alloc(64 * 1024),
+      callback: (n: number, buf: Uint8Array) => {
+        text += Buffer.from(buf.buffer, buf.byteOffset, n).toString('utf8');
+        return true;
+      },
+    },
+  });
+  socket.on('error', () => undefined);
+  open.push({ close: () => socket.destroy() });
+  await until(() => text.includes('"QMP"'), 5000);
+  socket.write('{"execute":"qmp_capabilities","id":"neg"}\n');
+  await until(() => /"id":\s*"neg"/.test(text), 5000);
+  return { socket, text: () => text };
 }
 
 async function raw(options?: { negotiate?: boolean }): Promise<RawQmp> {
@@ -139,7 +186,11 @@ describe('QmpProxy on a bare QEMU', () => {
     await a.call('stop', 'a3');
     await a.call('cont', 'a4');
     await b.next((m) => m.event === 'RESUME' && b.events('RESUME').length === 2);
-    expect(late.events()).toEqual([]);
+    // Events are fanned out to every client at once, so any wrongly sent to `late` were written
+    // before the reply to the negotiation it sends now: none may precede that reply.
+    expect(await late.call('qmp_capabilities', 'late-neg')).toEqual({ id: 'late-neg', return: {} });
+    const beforeReply = late.messages.slice(0, late.messages.findIndex((m) => m.id === 'late-neg'));
+    expect(beforeReply.filter((m) => 'event' in m)).toEqual([]);
   });
 
   it('serves ten of our own QmpClients at once: commands interleaved, events to all ten', async () => {
@@ -167,22 +218,42 @@ describe('QmpProxy on a bare QEMU', () => {
   });
 
   it('a client that disconnects mid-command does not disturb the others; its late reply is dropped', async () => {
-    const a = await raw();
-    const b = await raw();
-    process.kill(qemu.pid, 'SIGSTOP'); // QEMU cannot answer now: both commands stay in flight
+    // A proxy of its own, so its debug lines are this test's alone and its clients are numbered 1 (a) and 2 (b).
+    const lines: string[] = [];
+    const record = (m: string) => lines.push(m);
+    const p = await QmpProxy.start(backend, { listen: join(dir, 'run', 'late.sock'), logger: { debug: record, info: record, warn: record } });
     try {
-      a.send({ execute: 'query-status', id: 'gone' });
-      b.send({ execute: 'query-version', id: 'stays' });
-      await new Promise((r) => setTimeout(r, 100));
-      expect(a.messages.some((m) => m.id === 'gone')).toBe(false);
-      a.close();
-      await new Promise((r) => setTimeout(r, 50));
+      const a = await stallableClient(p.path);
+      const b = await RawQmp.connect(p.path);
+      open.push(b);
+      expect(lines.filter((l) => /^proxy client \d+ connected$/.test(l))).toEqual(['proxy client 1 connected', 'proxy client 2 connected']);
+      await until(() => backend.pendingCount === 0, 5000); // nothing left over from earlier tests
+      a.socket.pause();
+      process.kill(qemu.pid, 'SIGSTOP'); // QEMU cannot answer now: both commands stay in flight
+      try {
+        // the proxy answers the garbage line itself; a leaves that answer unread, so its close resets the connection
+        a.socket.write('garbage\n{"execute":"query-status","id":"gone"}\n');
+        b.send({ execute: 'query-version', id: 'stays' });
+        // both relayed and written to QEMU, neither answered
+        await until(() => p.stats.commands === 2 && backend.pendingCount === 2, 5000);
+        expect(a.text()).not.toContain('"gone"');
+        a.socket.destroy();
+        await until(() => p.clientCount === 1, 5000); // the proxy saw a leave while its command was in flight
+        expect(lines.filter((l) => /^proxy client \d+ left/.test(l))).toEqual([expect.stringMatching(/^proxy client 1 left: socket error: .*ECONNRESET/)]);
+        // a's command was already sent: its id stays reserved in the backend until QEMU's reply
+        expect(backend.pendingCount).toBe(2);
+      } finally {
+        process.kill(qemu.pid, 'SIGCONT');
+      }
+      expect(await b.next((m) => m.id === 'stays')).toMatchObject({ return: { qemu: { major: 7 } } });
+      expect(await b.call('query-status', 'after')).toMatchObject({ return: { status: 'running' } });
+      // the late reply to a's command arrived and was dropped: not delivered to b, logged for client 1 only
+      await until(() => backend.pendingCount === 0, 5000);
+      expect(b.messages.some((m) => m.id === 'gone')).toBe(false);
+      expect(lines.filter((l) => /^dropped a reply for proxy client \d+/.test(l))).toEqual(['dropped a reply for proxy client 1: it is gone']);
     } finally {
-      process.kill(qemu.pid, 'SIGCONT');
+      await p.close();
     }
-    expect(await b.next((m) => m.id === 'stays')).toMatchObject({ return: { qemu: { major: 7 } } });
-    expect(await b.call('query-status', 'after')).toMatchObject({ return: { status: 'running' } });
-    expect(backend.pendingCount).toBe(0);
   });
 
   it('drops a client that stops reading, with a log line, and keeps serving the others', async () => {
@@ -266,7 +337,8 @@ describe('QmpProxy on a bare QEMU', () => {
       const a = await RawQmp.connect(p.path);
       const b = await RawQmp.connect(p.path);
       open.push(a, b);
-      await expect(RawQmp.connect(p.path)).rejects.toThrow();
+      // turned away at once: closed by the proxy without a single byte (no greeting)
+      expect(await bytesBeforeServerCloses(p.path)).toBe(0);
       expect(warnings.some((w) => /turned a client away: 2 clients already connected/.test(w))).toBe(true);
       expect(await b.call('query-status', 1)).toMatchObject({ return: { status: 'running' } });
     } finally {
@@ -280,10 +352,10 @@ describe('QmpProxy on a bare QEMU', () => {
     const p = await QmpProxy.start(b, { listen: join(dir, 'run', 'gone.sock') });
     try {
       const c = await RawQmp.connect(p.path);
+      open.push(c);
       await q.kill();
       expect(await p.done).toMatch(/backend/);
-      await new Promise((r) => setTimeout(r, 50));
-      expect(c.closed).toBe(true);
+      await until(() => c.closed, 5000);
       expect(() => statSync(p.path)).toThrow();
     } finally {
       await p.close();
