@@ -17,7 +17,7 @@ const TAIL_BYTES = 256;
 const TRAILING_ID = /"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)\s*\}\s*$/;
 
 /** The id of a reply, read from the last bytes of its line; undefined when the line does not end with one. */
-export function trailingId(tail: Buffer): string | undefined {
+function trailingId(tail: Buffer): string | undefined {
   const m = TRAILING_ID.exec(tail.toString('latin1'));
   if (!m) return undefined;
   try {

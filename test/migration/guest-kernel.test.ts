@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDirtyKernel, dirtyCmdline, SWEEP_COUNTER_ADDRESS } from './guest/build.js';
 import { startBareQemu, type BareQemu } from './helpers/bare-qemu.js';
+import { waitFor } from '../libvirt/helpers.js';
 
 const MiB = 1024 * 1024;
 const REGION = 4 * MiB;
@@ -25,24 +26,16 @@ describe('dirty.S, the memory-dirtying guest kernel', () => {
     expect(await buildDirtyKernel()).toBe(kernel);
   });
 
-  /** Polls the guest's memory until `ok` holds (TCG on a loaded host boots and sweeps at its own pace). */
-  async function waitForWord(address: number, ok: (v: number) => boolean, what: string): Promise<number> {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const v = await qemu!.readPhys32(address);
-      if (ok(v)) return v;
-      if (Date.now() > deadline) throw new Error(`guest memory at 0x${address.toString(16)}: ${what} within 20 s (last value ${v})`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
   it('boots under a bare QEMU and keeps sweeping its region', async () => {
     const q = qemu!;
-    // Booted and through one whole sweep, then still sweeping: the counter and the first page move on.
-    const before = await waitForWord(SWEEP_COUNTER_ADDRESS, (v) => v > 0, 'a first completed sweep');
+    // TCG on a loaded host boots and sweeps at its own pace: poll, do not sleep. The region's RAM is zero
+    // until the kernel runs, and the kernel zeroes the counter before its first sweep, so once the first
+    // page has been written the counter is a true count (low RAM may hold boot-time bytes before that).
+    await waitFor(async () => (await q.readPhys32(REGION)) > 0, 20_000, 'the first sweep to start');
+    const before = await q.readPhys32(SWEEP_COUNTER_ADDRESS);
     const firstPage = await q.readPhys32(REGION);
     // Two more completed sweeps: at least one of them passed page 0 after it was read.
-    await waitForWord(SWEEP_COUNTER_ADDRESS, (v) => v >= before + 2, 'two more sweeps');
+    await waitFor(async () => (await q.readPhys32(SWEEP_COUNTER_ADDRESS)) >= before + 2, 20_000, 'two more sweeps');
     expect(await q.readPhys32(REGION)).toBeGreaterThan(firstPage);
     // mib=8 from the command line: the last page of the region is written, the page after it never.
     expect(await q.readPhys32(REGION + 8 * MiB - 4096)).toBeGreaterThan(0);
