@@ -6,11 +6,12 @@ import type { Domain, DomainStateName } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
 import type { StreamTarget } from '../qmp/stream-transport.js';
 import { QemuClient, type QemuConnectOptions } from '../schema/client.js';
-import { DomainXml } from './domain-xml.js';
+import { DomainXml } from '../domain/domain-xml.js';
 import { GuestNotFoundError } from './errors.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { Guest, type GuestQmpOptions } from './guest.js';
-import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, isLocalUri, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from './monitor-dir.js';
+import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from '../domain/monitor-dir.js';
+import { isLocalUri } from '../domain/uri.js';
 import type { TaintReport } from './taint.js';
 
 export interface HypervisorOptions extends OpenOptions {

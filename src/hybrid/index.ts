@@ -9,12 +9,10 @@ export {
   MonitorUnavailableError,
   type MonitorUnavailableReason,
   MonitorDisconnectedError,
-  DomainXmlError,
-  MonitorDirError,
 } from './errors.js';
-export { DomainXml, QEMU_XML_NS, MAX_SOCKET_PATH_BYTES, type MonitorSocketSpec } from './domain-xml.js';
 export { PassthroughTransport, libvirtEventFilter, type PassthroughTransportOptions } from './passthrough-transport.js';
 export { MonitorTransport, DISCONNECTED_ERROR_CLASS, type MonitorTransportOptions, type MonitorConnectionChange } from './monitor-transport.js';
 export { MonitorHub, MonitorChannel } from './monitor-hub.js';
-export { ensureMonitorDir, removeStaleSocket, defaultMonitorDir, qemuUserFor, isLocalUri, type QemuUser } from './monitor-dir.js';
+export { removeStaleSocket } from './stale-socket.js';
+export { migrateGuest, type GuestMigrationResult } from './guest-migration.js';
 export { parseTaints, type Taint, type TaintReport } from './taint.js';

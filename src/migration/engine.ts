@@ -5,7 +5,7 @@
  * watchdog, abort, and an error that says what failed.
  */
 import { InvalidArgumentError } from '../common/errors.js';
-import { isLocalUri } from '../hybrid/monitor-dir.js';
+import { isLocalUri } from '../domain/uri.js';
 import { normalizeTarget, planDestinationXml, type MigrationTarget } from './destination.js';
 import { classifyMigrationFailure, MigrationError, type LibvirtErrorLike } from './errors.js';
 import { buildMigrationCall, normalizeOptions, type MigrateOptions, type NormalizedOptions, type QemuParameterValue } from './options.js';

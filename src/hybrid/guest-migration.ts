@@ -5,12 +5,12 @@
  * passthrough). On success the result carries the Guest on the destination, when that is a Hypervisor.
  */
 import { InvalidArgumentError } from '../common/errors.js';
-import type { Guest } from '../hybrid/guest.js';
-import { Hypervisor } from '../hybrid/hypervisor.js';
-import { startMigration, type MigrationJob, type MigrationResult } from './engine.js';
-import { libvirtMigrationControl, libvirtMigrationSource } from './libvirt-ports.js';
-import type { MigrateOptions } from './options.js';
-import type { MigrationQmp } from './ports.js';
+import type { Guest } from './guest.js';
+import { Hypervisor } from './hypervisor.js';
+import { startMigration, type MigrationJob, type MigrationResult } from '../migration/engine.js';
+import { libvirtMigrationControl, libvirtMigrationSource } from '../migration/libvirt-ports.js';
+import type { MigrateOptions } from '../migration/options.js';
+import type { MigrationQmp } from '../migration/ports.js';
 
 export interface GuestMigrationResult extends MigrationResult {
   /** The guest on the destination (when the destination was given as a Hypervisor). */
