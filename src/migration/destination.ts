@@ -48,8 +48,8 @@ export interface DestinationXmlPlan {
 
 /**
  * The destination XML: the source's migratable XML with the second QMP monitor moved to a path of the
- * destination's own. The same path on both sides breaks the monitor for good (research §2.3): the
- * destination re-binds it, then whichever QEMU exits last unlinks it.
+ * destination's own. The same path on both sides breaks the monitor for good: the destination re-binds
+ * it, then whichever QEMU exits last unlinks it.
  */
 export async function planDestinationXml(
   migratableXml: string,

@@ -207,7 +207,7 @@ class MigrationRun {
       }
       if (o.signal?.aborted || this.userAborted) throw new MigrationError(`migration of ${source.name} was aborted before it started`, 'aborted', { guestOnSource: true });
       if (o.maxDowntimeMs !== undefined) {
-        // Parameters set before the migration survive libvirt's start (all but max-bandwidth): research §2.2.
+        // libvirt keeps parameters set before the migration (it overwrites only max-bandwidth), so set it now.
         await this.input.control.setMaxDowntime(o.maxDowntimeMs);
         this.downtimeLimitMs = o.maxDowntimeMs;
       }
