@@ -1,5 +1,8 @@
 export { Hypervisor, type HypervisorOptions, type GuestSummary, type DefineGuestOptions, type OpenQmpTarget } from './hypervisor.js';
-export { Guest, type QmpVia, type GuestQmpOptions, type GuestEvent, type GuestEventsOptions, type GuestEventStream } from './guest.js';
+export { Guest, type GuestQmpOptions, type GuestMigrationResult } from './guest.js';
+export type { QmpVia } from './guest-routes.js';
+export type { GuestEvent, GuestEventsOptions, GuestEventStream } from './guest-events.js';
+export type { GuestContext, GuestDomain } from './guest-context.js';
 export { GuestQmpClient, type QmpRoute, type GuestQmpClientOptions } from './guest-client.js';
 export { OwnershipPolicy, classifyCommand, type CommandKind, type CommandClassification, type PolicyOptions } from './policy.js';
 export {
@@ -14,5 +17,5 @@ export { PassthroughTransport, libvirtEventFilter, type PassthroughTransportOpti
 export { MonitorTransport, DISCONNECTED_ERROR_CLASS, type MonitorTransportOptions, type MonitorConnectionChange } from './monitor-transport.js';
 export { MonitorHub, MonitorChannel } from './monitor-hub.js';
 export { removeStaleSocket } from './stale-socket.js';
-export { migrateGuest, type GuestMigrationResult } from './guest-migration.js';
+export type { GuestMigrationDestination } from './guest-migration.js';
 export { parseTaints, type Taint, type TaintReport } from './taint.js';
