@@ -5,7 +5,7 @@
  */
 import type { OverflowPolicy } from '../common/bounded-queue.js';
 import type { Domain } from '../libvirt/domain.js';
-import type { DomainEvent, DomainEventKind, EventStream, QemuMonitorEvent } from '../libvirt/events.js';
+import type { DomainEvent, DomainEventKind, QemuMonitorEvent } from '../libvirt/events.js';
 import type { MigrationJob } from '../migration/engine.js';
 import type { MigrateOptions } from '../migration/options.js';
 import type { MigrationQmp } from '../migration/ports.js';
@@ -15,6 +15,14 @@ import type { TaintReport } from './taint.js';
 
 /** What a Guest calls on its libvirt domain (a libvirt `Domain` is one). */
 export type GuestDomain = Pick<Domain, 'name' | 'uuid' | 'state' | 'info' | 'xml' | 'start' | 'shutdown' | 'destroy' | 'suspend' | 'resume' | 'reboot' | 'reset' | 'undefine' | 'messages'>;
+
+/** A libvirt event subscription as a Guest uses it (a libvirt EventStream is one). */
+export interface GuestEventSource<T> extends AsyncIterableIterator<T> {
+  /** Resolves once libvirt has registered the callback. */
+  readonly ready: Promise<void>;
+  /** Stops the subscription. */
+  return(): Promise<IteratorResult<T>>;
+}
 
 /** What a Guest asks of its Hypervisor; `G` is the guest type a migration hands back. */
 export interface GuestContext<G = unknown> {
@@ -31,9 +39,9 @@ export interface GuestContext<G = unknown> {
   /** Passes fresh taint marks on to the hypervisor's `onTaint`. */
   reportTaint(report: TaintReport): void;
   /** libvirt's events of this guest. */
-  domainEvents(options: { kinds: DomainEventKind[]; bufferSize: number; overflow?: OverflowPolicy }): EventStream<DomainEvent>;
+  domainEvents(options: { kinds: DomainEventKind[]; bufferSize: number; overflow?: OverflowPolicy }): GuestEventSource<DomainEvent>;
   /** QEMU's events of this guest as libvirt relays them, filtered by libvirt (`event`, `regex`). */
-  qemuMonitorEvents(options: { event?: string; regex?: boolean; bufferSize: number }): EventStream<QemuMonitorEvent>;
+  qemuMonitorEvents(options: { event?: string; regex?: boolean; bufferSize: number }): GuestEventSource<QemuMonitorEvent>;
   /** A transport over libvirt's passthrough (virDomainQemuMonitorCommand) to this guest's QEMU. */
   passthroughTransport(options: { events?: readonly string[] }): QmpTransport;
   /** Starts migrating this guest (see Guest.migrate). */

@@ -4,9 +4,9 @@
  */
 import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
-import type { DomainEventKind, EventStream, LifecycleEventName } from '../libvirt/events.js';
+import type { DomainEventKind, LifecycleEventName } from '../libvirt/events.js';
 import { GuestNotRunningError, MonitorUnavailableError } from './errors.js';
-import type { GuestContext } from './guest-context.js';
+import type { GuestContext, GuestEventSource } from './guest-context.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { checkVia, type QmpVia } from './guest-routes.js';
 import { libvirtEventFilter } from './passthrough-transport.js';
@@ -124,7 +124,7 @@ export class GuestEvents {
     stops.push(() => void this.noticeListeners.delete(onNotice));
 
     /** Pumps one libvirt event stream into this one; its end (or failure) ends this stream. */
-    const pump = <T>(source: EventStream<T>, toEvent: (ev: T) => GuestEvent) => {
+    const pump = <T>(source: GuestEventSource<T>, toEvent: (ev: T) => GuestEvent) => {
       stops.push(() => source.return().then(() => undefined));
       void (async () => {
         try {
