@@ -48,11 +48,3 @@ export function runChild(args: string[], onLine?: (line: Record<string, unknown>
   });
 }
 
-/** Polls `fn` until it returns true (or throws after `timeoutMs`). */
-export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
