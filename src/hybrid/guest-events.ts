@@ -114,10 +114,7 @@ export class GuestEvents {
     stops.push(() => void this.streamEnders.delete(finish));
     let route: QmpRoute | undefined;
 
-    // A consumer waiting for events is a reason to stay alive (libvirt's event thread does not hold
-    // the process open); released when the stream ends.
-    const keepAlive = setInterval(() => {}, 1 << 30);
-    stops.push(() => clearInterval(keepAlive));
+    holdWhileAwaited(queue);
 
     const onNotice = (n: LibqemuNotice) => queue.push(n);
     this.noticeListeners.add(onNotice);
@@ -188,6 +185,23 @@ export class GuestEvents {
     Object.defineProperty(queue, 'qmpRoute', { get: () => route, enumerable: true });
     return Object.assign(queue, { ready }) as BoundedQueue<GuestEvent> & GuestEventStream;
   }
+}
+
+/**
+ * A consumer awaiting next() keeps the process alive, as one reading a socket would; a stream nobody
+ * reads does not (the sources below it are read without holding the process).
+ */
+function holdWhileAwaited<T>(queue: BoundedQueue<T>): void {
+  const next = queue.next.bind(queue);
+  let waiting = 0;
+  let hold: NodeJS.Timeout | undefined;
+  queue.next = () => {
+    if (queue.size > 0) return next();
+    if (waiting++ === 0) hold = setInterval(() => {}, 1 << 30);
+    return next().finally(() => {
+      if (--waiting === 0) clearInterval(hold);
+    });
+  };
 }
 
 function checkEventsOptions(options: GuestEventsOptions): void {

@@ -3,11 +3,12 @@ import { dirname } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
 import { Connection, type OpenOptions } from '../libvirt/connection.js';
 import type { Domain, DomainStateName } from '../libvirt/domain.js';
+import type { EventStream } from '../libvirt/events.js';
 import type { StreamTarget } from '../qmp/stream-transport.js';
 import { QemuClient, type QemuConnectOptions } from '../schema/client.js';
 import { DomainXml } from '../domain/domain-xml.js';
 import { GuestNotFoundError } from './errors.js';
-import type { GuestContext } from './guest-context.js';
+import type { GuestContext, GuestEventSource } from './guest-context.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { migrateGuest } from './guest-migration.js';
 import { readMonitorSockets } from './guest-monitor.js';
@@ -261,8 +262,8 @@ export class Hypervisor implements AsyncDisposable {
       },
       prepareMonitorDir: (dir) => this.prepareMonitorDir(dir),
       reportTaint: (report) => this.reportTaint(report),
-      domainEvents: (options) => this.connection.domainEvents({ ...options, domain }),
-      qemuMonitorEvents: (options) => this.connection.qemuMonitorEvents({ ...options, domain }),
+      domainEvents: (options) => quiet(this.connection.domainEvents({ ...options, domain })),
+      qemuMonitorEvents: (options) => quiet(this.connection.qemuMonitorEvents({ ...options, domain })),
       passthroughTransport: (options) => new PassthroughTransport(this.connection, domain, options),
       migrate: ({ destination, options, qmp }) => migrateGuest<Guest>({ domain, sourceUri: this.uri, destination, options, qmp }),
     };
@@ -288,4 +289,19 @@ export class Hypervisor implements AsyncDisposable {
     await this.prepareMonitorDir(dirname(path));
     return doc.toString();
   }
+}
+
+/**
+ * A libvirt event stream read by the facade itself (a guest's watcher, the sources of guest.events()):
+ * its reads do not keep the process alive, since waiting there is libqemu's doing, not the user's. A
+ * user awaiting guest.events() holds the process through that stream instead.
+ */
+function quiet<T>(stream: EventStream<T>): GuestEventSource<T> {
+  const source: GuestEventSource<T> = {
+    ready: stream.ready,
+    next: () => stream.queue.next(),
+    return: () => stream.return(),
+    [Symbol.asyncIterator]: () => source,
+  };
+  return source;
 }

@@ -14,8 +14,13 @@ const childScript = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url
 
 /** Runs test/libvirt/fixtures/child.ts in its own Node process (through tsx); `onLine` sees each JSON line. */
 export function runChild(args: string[], onLine?: (line: Record<string, unknown>) => void, timeoutMs = 90_000): Promise<ChildResult> {
+  return runScript(childScript, args, onLine, timeoutMs);
+}
+
+/** Runs a TypeScript file in its own Node process (through tsx); `onLine` sees each JSON line it prints. */
+export function runScript(script: string, args: string[], onLine?: (line: Record<string, unknown>) => void, timeoutMs = 90_000): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', childScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     let stderr = '';
     let buf = '';
