@@ -2,7 +2,6 @@ export { Hypervisor, type HypervisorOptions, type GuestSummary, type DefineGuest
 export { Guest, type GuestQmpOptions, type GuestMigrationResult } from './guest.js';
 export type { QmpVia } from './guest-routes.js';
 export type { GuestEvent, GuestEventsOptions, GuestEventStream } from './guest-events.js';
-export type { GuestContext, GuestDomain } from './guest-context.js';
 export { GuestQmpClient, type QmpRoute, type GuestQmpClientOptions } from './guest-client.js';
 export { OwnershipPolicy, classifyCommand, type CommandKind, type CommandClassification, type PolicyOptions } from './policy.js';
 export {
