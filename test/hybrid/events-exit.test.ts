@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
-import { runScript } from '../libvirt/helpers.js';
+import { runScript } from '../harness/child.js';
 
 const script = fileURLToPath(new URL('./fixtures/events-child.ts', import.meta.url));
 const GUEST = 'evexit1';

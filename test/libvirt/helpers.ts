@@ -1,14 +1,7 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runScript, type ChildResult } from '../harness/child.js';
 
-export interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  lines: Record<string, unknown>[];
-  stderr: string;
-  /** ms from the child's last `mark` line to its exit as seen here. */
-  exitAfterMarkMs: number | undefined;
-}
+export type { ChildResult };
 
 const childScript = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url));
 
@@ -16,40 +9,3 @@ const childScript = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url
 export function runChild(args: string[], onLine?: (line: Record<string, unknown>) => void, timeoutMs = 90_000): Promise<ChildResult> {
   return runScript(childScript, args, onLine, timeoutMs);
 }
-
-/** Runs a TypeScript file in its own Node process (through tsx); `onLine` sees each JSON line it prints. */
-export function runScript(script: string, args: string[], onLine?: (line: Record<string, unknown>) => void, timeoutMs = 90_000): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: Record<string, unknown>[] = [];
-    let stderr = '';
-    let buf = '';
-    let markAt: number | undefined;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child ${args[0]} did not exit within ${timeoutMs} ms; output: ${JSON.stringify(lines)} ${stderr}`));
-    }, timeoutMs);
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const obj = JSON.parse(line) as Record<string, unknown>;
-          if ('mark' in obj) markAt = Date.now();
-          lines.push(obj);
-          onLine?.(obj);
-        } catch {
-          stderr += line + '\n';
-        }
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, lines, stderr, exitAfterMarkMs: markAt === undefined ? undefined : Date.now() - markAt });
-    });
-  });
-}
-
