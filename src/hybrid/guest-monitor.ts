@@ -59,8 +59,9 @@ export class GuestMonitor {
   }
 
   /**
-   * A transport on the shared monitor connection for one new client; `open` opens that client on it.
-   * The connection (and the lifecycle watcher) is set up on first use.
+   * A new client on the shared monitor connection: `makeClient` builds it on its own channel, and it is
+   * opened here. The connection (and the lifecycle watcher) is set up on first use; a socket a killed
+   * QEMU left behind is removed, and reported as GuestNotRunningError when libvirt agrees.
    */
   async connect(makeClient: (transport: QmpTransport) => GuestQmpClient, options: MonitorOpenOptions): Promise<GuestQmpClient> {
     const { guest, context } = this.options;
