@@ -195,14 +195,17 @@ export class Hypervisor implements AsyncDisposable {
     await this.close();
   }
 
-  /** @internal makes a monitor directory usable (creating and repairing libqemu's own). */
+  /**
+   * @internal makes a monitor directory usable (creating and repairing libqemu's own); public because a
+   * migration prepares the destination hypervisor's directory through it.
+   */
   async prepareMonitorDir(dir: string): Promise<void> {
     if (!this.local) return;
     await ensureMonitorDir(dir, this.qemuUser, { fix: this.ownMonitorDir && dir === this.monitorDir });
   }
 
-  /** @internal */
-  reportTaint(report: TaintReport): void {
+  /** Hands a guest's new taint marks to onTaint (default: one process warning per guest and mark). */
+  private reportTaint(report: TaintReport): void {
     try {
       if (this.onTaint) this.onTaint(report);
       else {
