@@ -18,7 +18,10 @@ import ts from 'typescript';
 export const LAYERS: ReadonlyArray<{ name: string; folders: readonly string[] }> = [
   { name: 'common', folders: ['src/common'] },
   { name: 'qmp', folders: ['src/qmp'] },
-  { name: 'libvirt', folders: ['native', 'src/libvirt'] },
+  // the guest agent's protocol and client (its libvirt transport lives in hybrid)
+  { name: 'agent', folders: ['src/agent'] },
+  // generated code sits with the layer that uses it: libvirt's API here, QAPI types with schema
+  { name: 'libvirt', folders: ['native', 'src/libvirt', 'src/generated/libvirt'] },
   { name: 'domain', folders: ['src/domain'] },
   { name: 'schema', folders: ['src/schema', 'src/generated'] },
   { name: 'migration', folders: ['src/migration'] },
@@ -70,8 +73,10 @@ export function layerOf(file: string, layers = LAYERS): { name: string; rank: nu
   return best && { name: best.name, rank: best.rank };
 }
 
-/** The folder a file is listed under in the table (`src/hybrid`, `native`, `src/index.ts`). */
-export function folderOf(file: string): string {
+/** The folder a file is listed under in the table (`src/hybrid`, `native`, `src/generated/libvirt`, `src/index.ts`). */
+export function folderOf(file: string, layers = LAYERS): string {
+  const nested = layers.flatMap((l) => l.folders).filter((f) => f.split('/').length > 2 && file.startsWith(`${f}/`));
+  if (nested.length > 0) return nested.sort((a, b) => b.length - a.length)[0]!;
   const parts = file.split('/');
   if (parts[0] === 'src' && parts.length > 2) return `${parts[0]}/${parts[1]}`;
   if (parts[0] === 'src') return file;
@@ -182,13 +187,13 @@ export function checkLayers(sources: ReadonlyMap<string, string>, layers = LAYER
   const upward: LayerViolation[] = [];
   const unplaced = files.filter((f) => layerOf(f, layers) === undefined);
   const table = new Map<string, Set<string>>();
-  for (const f of files) table.set(folderOf(f), table.get(folderOf(f)) ?? new Set());
+  for (const f of files) table.set(folderOf(f, layers), table.get(folderOf(f, layers)) ?? new Set());
   for (const edge of edges) {
     const a = layerOf(edge.from, layers);
     const b = layerOf(edge.to, layers);
     if (a && b && b.rank > a.rank) upward.push({ edge, fromLayer: a.name, toLayer: b.name });
-    const fa = folderOf(edge.from);
-    const fb = folderOf(edge.to);
+    const fa = folderOf(edge.from, layers);
+    const fb = folderOf(edge.to, layers);
     if (fa !== fb) table.get(fa)!.add(fb);
   }
   return { files, edges, upward, unplaced, cycles: findCycles(files, edges), table };

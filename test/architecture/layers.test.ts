@@ -101,6 +101,19 @@ describe('the layer checker', () => {
     expect(describeProblems(report)).toEqual(['src/newfolder/x.ts: in no layer (add its folder to LAYERS in scripts/layers.ts)']);
   });
 
+  it('places generated code with the layer that uses it', () => {
+    const report = checkLayers(
+      world({
+        'src/generated/libvirt/enums.ts': 'export const E = 1;',
+        'src/generated/index.ts': 'export type Q = 1;',
+        'src/libvirt/domain.ts': "import { E } from '../generated/libvirt/enums.js';",
+        'src/qmp/client.ts': "import type { Q } from '../generated/index.js';",
+      }),
+    );
+    expect(describeProblems(report)).toEqual(['src/qmp/client.ts (qmp) imports src/generated/index.ts (schema) [type only]: points up']);
+    expect(report.table.get('src/libvirt')).toEqual(new Set(['src/generated/libvirt']));
+  });
+
   it('resolves a folder import to its index.ts', () => {
     const report = checkLayers(world({ 'src/qmp/index.ts': "import '../hybrid';", 'src/hybrid/index.ts': '' }));
     expect(report.upward.map((v) => v.edge.to)).toEqual(['src/hybrid/index.ts']);
