@@ -77,7 +77,7 @@ export class Guest {
         } else {
           this.eventStreams.notify({ source: 'libqemu', kind: 'qmp-reconnected', guest: this.name, at: ch.at, gapMs: ch.gapMs });
           this.taints.newRun();
-          void this.taints.check();
+          void this.taints.check().catch(() => undefined);
         }
       },
     });
