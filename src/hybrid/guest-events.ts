@@ -9,6 +9,7 @@ import { GuestNotRunningError, MonitorUnavailableError } from './errors.js';
 import type { GuestContext, GuestEventSource } from './guest-context.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { checkVia, type QmpVia } from './guest-routes.js';
+import type { MonitorConnectionChange } from './monitor-transport.js';
 import { libvirtEventFilter } from './passthrough-transport.js';
 import type { Taint } from './taint.js';
 
@@ -77,6 +78,17 @@ export class GuestEvents {
   /** Hands a libqemu notice to every open stream. */
   notify(n: LibqemuNotice): void {
     for (const fn of [...this.noticeListeners]) fn(n);
+  }
+
+  /** The monitor connection dropped or came back: QMP events in between are lost. */
+  monitorChanged(ch: MonitorConnectionChange): void {
+    const base = { source: 'libqemu' as const, guest: this.sources.guest, at: ch.at };
+    this.notify(ch.type === 'disconnected' ? { ...base, kind: 'qmp-disconnected', reason: ch.reason } : { ...base, kind: 'qmp-reconnected', gapMs: ch.gapMs });
+  }
+
+  /** libvirt marked the guest as tainted. */
+  tainted(taints: Taint[]): void {
+    this.notify({ source: 'libqemu', kind: 'taint', guest: this.sources.guest, at: new Date(), taints });
   }
 
   /** Ends every open stream (the guest is closing). */

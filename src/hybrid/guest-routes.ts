@@ -5,10 +5,32 @@
 import { InvalidArgumentError } from '../common/errors.js';
 import type { DomainStateName } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
+import type { QemuClientOptions } from '../schema/client.js';
 import type { QmpRoute } from './guest-client.js';
 
 /** How to reach a guest's QEMU: one route, or 'auto' (the second monitor when it answers, else passthrough). */
 export type QmpVia = 'auto' | QmpRoute;
+
+/** What `guest.qmp()` takes: the route, the policy's opt-ins, and options for the client on it. */
+export interface GuestQmpOptions {
+  /** How to reach QEMU (default 'auto': the second monitor when reachable from this host, else passthrough). */
+  via?: QmpVia;
+  /** Commands this client may send although libvirt owns the state they change (or 'all'). */
+  allow?: readonly string[] | 'all';
+  /** Negotiate out-of-band execution (monitor route only; passthrough has none). */
+  oob?: boolean;
+  /** Default per-command timeout (ms; default 30 000). */
+  timeoutMs?: number;
+  /** Check commands against the connected QEMU's schema before sending (default true). */
+  validate?: boolean;
+  /** Passthrough: only these QEMU events, filtered by libvirt itself. */
+  events?: readonly string[];
+  /** Monitor handshake limit (ms; default 5000, 1000 when 'auto' may still fall back to passthrough). */
+  handshakeTimeoutMs?: number;
+  signal?: AbortSignal;
+  /** Anything else QemuClient accepts (logger, onTraffic, onSchemaWarning, …). */
+  client?: Omit<QemuClientOptions, 'timeoutMs' | 'validate' | 'oob'>;
+}
 
 /** The libvirt states in which QEMU runs (and so has a monitor). */
 const RUNNING_STATES: ReadonlySet<string> = new Set<DomainStateName>(['running', 'paused', 'blocked', 'pmsuspended']);

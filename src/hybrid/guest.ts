@@ -2,37 +2,18 @@ import { InvalidArgumentError } from '../common/errors.js';
 import type { DomainInfo, DomainState } from '../libvirt/domain.js';
 import type { MigrationJob } from '../migration/engine.js';
 import type { MigrateOptions } from '../migration/options.js';
-import type { QemuClientOptions } from '../schema/client.js';
 import { GuestNotFoundError, GuestNotRunningError, MonitorUnavailableError } from './errors.js';
 import type { GuestContext, GuestDomain } from './guest-context.js';
 import { GuestQmpClient, type QmpRoute } from './guest-client.js';
 import { GuestEvents, type GuestEventStream, type GuestEventsOptions } from './guest-events.js';
 import type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-migration.js';
 import { GuestMonitor } from './guest-monitor.js';
-import { checkVia, isNoDomainError, isNotRunningError, isRunningState, qmpRoutes, type QmpVia } from './guest-routes.js';
+import { checkVia, isNoDomainError, isNotRunningError, isRunningState, qmpRoutes, type GuestQmpOptions } from './guest-routes.js';
 import type { QmpTransport } from '../qmp/transport.js';
 import { OwnershipPolicy } from './policy.js';
 import { GuestTaint, parseTaints, type Taint } from './taint.js';
 
-export interface GuestQmpOptions {
-  /** How to reach QEMU (default 'auto': the second monitor when reachable from this host, else passthrough). */
-  via?: QmpVia;
-  /** Commands this client may send although libvirt owns the state they change (or 'all'). */
-  allow?: readonly string[] | 'all';
-  /** Negotiate out-of-band execution (monitor route only; passthrough has none). */
-  oob?: boolean;
-  /** Default per-command timeout (ms; default 30 000). */
-  timeoutMs?: number;
-  /** Check commands against the connected QEMU's schema before sending (default true). */
-  validate?: boolean;
-  /** Passthrough: only these QEMU events, filtered by libvirt itself. */
-  events?: readonly string[];
-  /** Monitor handshake limit (ms; default 5000, 1000 when 'auto' may still fall back to passthrough). */
-  handshakeTimeoutMs?: number;
-  signal?: AbortSignal;
-  /** Anything else QemuClient accepts (logger, onTraffic, onSchemaWarning, …). */
-  client?: Omit<QemuClientOptions, 'timeoutMs' | 'validate' | 'oob'>;
-}
+export type { GuestQmpOptions } from './guest-routes.js';
 
 /** What `guest.migrate()` resolves to: the engine's result, plus the Guest on a destination Hypervisor. */
 export type GuestMigrationResult = GuestMigrationOutcome<Guest>;
@@ -63,7 +44,7 @@ export class Guest {
       guest: domain.name,
       messages: () => domain.messages(),
       report: (report) => {
-        this.eventStreams.notify({ source: 'libqemu', kind: 'taint', guest: this.name, at: new Date(), taints: report.taints });
+        this.eventStreams.tainted(report.taints);
         context.reportTaint(report);
       },
     });
@@ -72,11 +53,9 @@ export class Guest {
       domain,
       context,
       onChange: (ch) => {
-        if (ch.type === 'disconnected') {
-          this.eventStreams.notify({ source: 'libqemu', kind: 'qmp-disconnected', guest: this.name, at: ch.at, reason: ch.reason });
-        } else {
-          this.eventStreams.notify({ source: 'libqemu', kind: 'qmp-reconnected', guest: this.name, at: ch.at, gapMs: ch.gapMs });
-          this.taints.newRun();
+        this.eventStreams.monitorChanged(ch);
+        if (ch.type === 'reconnected') {
+          this.taints.newRun(); // a new QEMU run: libvirt may have marked it again
           void this.taints.check().catch(() => undefined);
         }
       },
