@@ -113,21 +113,7 @@ export class Hypervisor implements AsyncDisposable {
 
   /** Every guest (running and defined), with its state and the QMP routes it offers. */
   async guests(): Promise<GuestSummary[]> {
-    const domains = await this.connection.listDomains({ active: true, inactive: true });
-    const out: GuestSummary[] = [];
-    for (const d of domains) {
-      try {
-        const { state } = await d.state();
-        const running = isRunningState(state);
-        const monitorSocket = (await readMonitorSockets(d, { inactive: !running }))[0]?.path;
-        const routes = await qmpRoutes({ running, monitorSocket, local: this.local });
-        out.push({ name: d.name, uuid: d.uuid, state, routes, monitorSocket });
-      } catch (err) {
-        // a transient guest that vanished between list and lookup is simply not listed
-        if (!isNoDomainError(err)) throw err;
-      }
-    }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return summarizeGuests(await this.connection.listDomains({ active: true, inactive: true }), { local: this.local });
   }
 
   /** The guest with this name or UUID; GuestNotFoundError if there is none. */
@@ -307,4 +293,24 @@ function quiet<T>(stream: EventStream<T>): GuestEventSource<T> {
     [Symbol.asyncIterator]: () => source,
   };
   return source;
+}
+
+/**
+ * What hv.guests() says of each domain, sorted by name: its state, its monitor socket and the routes
+ * it offers (a listing does not dial any socket). A transient guest that vanished meanwhile is left out.
+ */
+export async function summarizeGuests(domains: ReadonlyArray<Pick<Domain, 'name' | 'uuid' | 'state' | 'xml'>>, options: { local: boolean }): Promise<GuestSummary[]> {
+  const out: GuestSummary[] = [];
+  for (const d of domains) {
+    try {
+      const { state } = await d.state();
+      const running = isRunningState(state);
+      const monitorSocket = (await readMonitorSockets(d, { inactive: !running }))[0]?.path;
+      const routes = await qmpRoutes({ running, monitorSocket, local: options.local });
+      out.push({ name: d.name, uuid: d.uuid, state, routes, monitorSocket });
+    } catch (err) {
+      if (!isNoDomainError(err)) throw err;
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
 }

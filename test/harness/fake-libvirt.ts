@@ -40,8 +40,9 @@ export class FakeDomain implements GuestDomain {
   private readonly subscriptions = new Set<{ kinds: DomainEventKind[]; queue: BoundedQueue<DomainEvent> }>();
 
   constructor(options: { name?: string; monitorPath?: string; running?: boolean } = {}) {
-    this.name = options.name ?? `fake${++seq}`;
-    this.uuid = `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`;
+    const n = ++seq;
+    this.name = options.name ?? `fake${n}`;
+    this.uuid = `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
     this.monitorPath = options.monitorPath;
     if (options.running) this.stateName = 'running';
   }

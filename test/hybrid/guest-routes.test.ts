@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { GuestNotFoundError, GuestNotRunningError, MonitorUnavailableError } from '../../src/hybrid/errors.js';
 import { checkVia, qmpRoutes } from '../../src/hybrid/guest-routes.js';
+import { summarizeGuests } from '../../src/hybrid/hypervisor.js';
 import { FakeDomain, fakeGuest, type FakeGuestOptions } from '../harness/fake-libvirt.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
 
@@ -146,5 +147,33 @@ describe('guest.qmpRoutes()', () => {
   it('nothing for a guest that is not running', async () => {
     const { guest } = fakeGuest(new FakeDomain({ monitorPath: '/tmp/none.sock' }));
     expect(await guest.qmpRoutes()).toEqual([]);
+  });
+});
+
+describe('hv.guests() listing (summarizeGuests)', () => {
+  it('says each guest’s state, monitor socket and routes, sorted by name, without dialling any socket', async () => {
+    const up = new FakeDomain({ name: 'b-up', running: true, monitorPath: '/nonexistent/up.sock' });
+    const plain = new FakeDomain({ name: 'a-plain', running: true });
+    const off = new FakeDomain({ name: 'c-off', monitorPath: '/nonexistent/off.sock' });
+    expect(await summarizeGuests([up, plain, off], { local: true })).toEqual([
+      { name: 'a-plain', uuid: plain.uuid, state: 'running', routes: ['passthrough'], monitorSocket: undefined },
+      { name: 'b-up', uuid: up.uuid, state: 'running', routes: ['monitor', 'passthrough'], monitorSocket: '/nonexistent/up.sock' },
+      { name: 'c-off', uuid: off.uuid, state: 'shutoff', routes: [], monitorSocket: '/nonexistent/off.sock' },
+    ]);
+  });
+
+  it('offers no monitor route on a daemon of another host', async () => {
+    const up = new FakeDomain({ running: true, monitorPath: '/nonexistent/up.sock' });
+    expect((await summarizeGuests([up], { local: false }))[0]!.routes).toEqual(['passthrough']);
+  });
+
+  it('leaves out a transient guest that vanished between list and lookup, and fails on other errors', async () => {
+    const gone = new FakeDomain({ running: true });
+    gone.gone = true;
+    const here = new FakeDomain({ running: true });
+    expect((await summarizeGuests([gone, here], { local: true })).map((s) => s.uuid)).toEqual([here.uuid]);
+    const broken = new FakeDomain({ running: true });
+    broken.xml = () => Promise.reject(new Error('daemon went away'));
+    await expect(summarizeGuests([broken], { local: true })).rejects.toThrow('daemon went away');
   });
 });
