@@ -299,12 +299,15 @@ describe('restarts and crashes', () => {
   it('QEMU SIGKILLed: pending calls reject, the stale socket is removed on the next start', async () => {
     const g = await startedGuest('kill');
     try {
-      const qmp = await g.qmp({ via: 'monitor' });
+      let sent = 0;
+      const qmp = await g.qmp({ via: 'monitor', client: { onTraffic: (dir) => dir === 'out' && sent++ } });
       const path = (await g.monitorSocket())!;
       const pid = qemuPid(g.name);
       process.kill(pid, 'SIGSTOP'); // the command below stays pending
+      const before = sent;
       const pending = qmp.execute('query-status').catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 50));
+      // on its way to the stopped QEMU: the command itself, or the schema query its validation needs first
+      await waitFor('a command to be on its way', () => sent > before);
       process.kill(pid, 'SIGKILL');
       expect(await pending).toBeInstanceOf(MonitorDisconnectedError);
       await waitFor('libvirt to notice the dead QEMU', async () => (await g.state()).state === 'shutoff');
