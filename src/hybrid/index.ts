@@ -16,5 +16,5 @@ export { PassthroughTransport, libvirtEventFilter, type PassthroughTransportOpti
 export { MonitorTransport, DISCONNECTED_ERROR_CLASS, type MonitorTransportOptions, type MonitorConnectionChange } from './monitor-transport.js';
 export { MonitorHub, MonitorChannel } from './monitor-hub.js';
 export { removeStaleSocket } from './stale-socket.js';
-export type { GuestMigrationDestination } from './guest-migration.js';
+export type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-migration.js';
 export { parseTaints, type Taint, type TaintReport } from './taint.js';
