@@ -220,12 +220,12 @@ export class Guest {
     const policy = new OwnershipPolicy(options.allow === undefined ? {} : { allow: options.allow });
     const state = await this.domain.state().catch((err: unknown) => {
       // a transient guest disappears when it stops
-      if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') throw new GuestNotFoundError(this.name, this.hypervisor.uri, err);
+      if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') throw new GuestNotFoundError({ nameOrUuid: this.name, uri: this.hypervisor.uri, cause: err });
       throw err;
     });
     if (!RUNNING_STATES.has(state.state)) {
       await this.removeStaleSockets();
-      throw new GuestNotRunningError(this.name, state.state);
+      throw new GuestNotRunningError({ guest: this.name, state: state.state });
     }
     let client: GuestQmpClient;
     if (via === 'passthrough') {
@@ -422,7 +422,8 @@ export class Guest {
 
   private async openMonitor(policy: OwnershipPolicy, options: GuestQmpOptions, handshakeTimeoutMs: number): Promise<GuestQmpClient> {
     if (!this.hypervisor.local) {
-      throw new MonitorUnavailableError(this.name, undefined, `the hypervisor ${this.hypervisor.uri} is not on this host, so its monitor sockets are out of reach`, "use guest.qmp({ via: 'passthrough' }) (or 'auto')", undefined, 'remote');
+      const message = `the hypervisor ${this.hypervisor.uri} is not on this host, so its monitor sockets are out of reach`;
+      throw new MonitorUnavailableError({ guest: this.name, message, hint: "use guest.qmp({ via: 'passthrough' }) (or 'auto')", reason: 'remote' });
     }
     // no hub (and no lifecycle watcher) for a guest that has no second monitor at all
     if (!this.hub) await this.requireMonitorPath();
@@ -442,7 +443,7 @@ export class Guest {
     } catch (err) {
       if (err instanceof MonitorUnavailableError && err.reason === 'stale') {
         await this.removeStaleSockets();
-        if (!(await this.isRunning())) throw new GuestNotRunningError(this.name, (await this.domain.state()).state, err);
+        if (!(await this.isRunning())) throw new GuestNotRunningError({ guest: this.name, state: (await this.domain.state()).state, cause: err });
       }
       throw err;
     }
@@ -452,7 +453,8 @@ export class Guest {
   private async requireMonitorPath(): Promise<string> {
     const path = DomainXml.parse(await this.domain.xml()).monitorSockets()[0]?.path;
     if (!path) {
-      throw new MonitorUnavailableError(this.name, undefined, 'the guest has no second QMP monitor in its domain XML', "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })", undefined, 'no-monitor');
+      const hint = "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })";
+      throw new MonitorUnavailableError({ guest: this.name, message: 'the guest has no second QMP monitor in its domain XML', hint, reason: 'no-monitor' });
     }
     return path;
   }
@@ -475,7 +477,7 @@ export class Guest {
   private async explainNotRunning(err: unknown): Promise<unknown> {
     if (err instanceof LibvirtError && (err.codeName === 'VIR_ERR_OPERATION_INVALID' || err.codeName === 'VIR_ERR_NO_DOMAIN')) {
       const state = await this.domain.state().then((s) => s.state, () => 'gone');
-      return new GuestNotRunningError(this.name, state, err);
+      return new GuestNotRunningError({ guest: this.name, state, cause: err });
     }
     return err;
   }

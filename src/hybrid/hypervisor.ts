@@ -138,7 +138,7 @@ export class Hypervisor implements AsyncDisposable {
     try {
       domain = await this.connection.lookupDomain(nameOrUuid);
     } catch (err) {
-      if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') throw new GuestNotFoundError(nameOrUuid, this.uri, err);
+      if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') throw new GuestNotFoundError({ nameOrUuid, uri: this.uri, cause: err });
       throw err;
     }
     return this.adopt(domain);
