@@ -20,6 +20,7 @@ import {
   type GuestEventStream,
   type TaintReport,
 } from '../../src/hybrid/index.js';
+import { LibvirtError } from '../../src/libvirt/errors.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
 
 const execFileP = promisify(execFile);
@@ -107,7 +108,7 @@ describe('routes', () => {
       const mon = await withMon.qmp({ via: 'monitor' });
       const pt = await withMon.qmp({ via: 'passthrough' });
       expect([auto.route, mon.route, pt.route]).toEqual(['monitor', 'monitor', 'passthrough']);
-      expect(pt.transport.capabilities).toMatchObject({ ownsIds: true, preNegotiated: true, pipelining: false, oob: false });
+      expect(pt.transport.capabilities).toMatchObject({ preNegotiated: true, pipelining: false, oob: false });
       for (const c of [auto, mon, pt]) expect(await c.execute('query-status')).toMatchObject({ status: 'running', running: true });
       // the same QEMU: both routes see the same process and name
       expect(await mon.execute('query-name')).toEqual(await pt.execute('query-name'));
@@ -261,6 +262,23 @@ describe('restarts and crashes', () => {
       expect(await qmp.execute('query-status')).toMatchObject({ running: true });
       expect(qmp.runstate).toBe('running');
       await events.return();
+      await qmp.close();
+    } finally {
+      await remove(g);
+    }
+  });
+
+  it("passthrough on a guest that stopped: the call rejects with GuestNotRunningError whose cause is libvirt's own error, code kept", async () => {
+    const g = await startedGuest('ptstop', false);
+    try {
+      const qmp = await g.qmp({ via: 'passthrough' });
+      await g.destroy();
+      const err = await qmp.execute('query-status').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GuestNotRunningError);
+      expect((err as GuestNotRunningError).guest).toBe(g.name);
+      const cause = (err as Error).cause;
+      expect(cause).toBeInstanceOf(LibvirtError);
+      expect((cause as LibvirtError).codeName).toMatch(/^VIR_ERR_(OPERATION_INVALID|NO_DOMAIN)$/);
       await qmp.close();
     } finally {
       await remove(g);
