@@ -6,7 +6,6 @@ export { StreamTransport, type StreamTarget, type StreamTransportOptions } from 
 export { redact, isSecretKey, REDACTED } from './redact.js';
 export { QmpClient, type Runstate } from './client.js';
 export type { QmpGreeting } from './handshake.js';
-export { negotiate, parseGreeting, type NegotiateOptions } from './handshake.js';
 export type { QmpLogger } from './logger.js';
 export type { QmpClientOptions, QmpOpenOptions, QmpTarget, QmpConnectOptions, TrafficDirection } from './options.js';
 export type { CommandValidator, CommandCall } from './validator.js';
