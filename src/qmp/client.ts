@@ -5,14 +5,13 @@ import type { AnyEvent, CommandMap, CommandName, CommandReturn, EventMap, EventN
 import { CommandTable } from './command-table.js';
 import { MessageTooLargeError, QmpClosedError, QmpStateError, QmpTimeoutError } from './errors.js';
 import { EventHub, type EventMatch, type EventsOptions, type WaitForEventOptions } from './event-hub.js';
-import { notifyAll, RunstateCell, type Runstate } from './runstate.js';
 import { GreetingWaiter, negotiate, type QmpGreeting } from './handshake.js';
 import * as opt from './options.js';
+import { notifyAll, RunstateCell, type Runstate } from './runstate.js';
 import type { QmpMessage, QmpTransport } from './transport.js';
 import { isValidator, runThrough, type CommandCall, type CommandValidator } from './validator.js';
 
 export type { QmpGreeting } from './handshake.js';
-
 export type { Runstate } from './runstate.js';
 
 /**
@@ -24,7 +23,9 @@ export type { Runstate } from './runstate.js';
  * `C`/`E`: command and event maps (the schema layer's generated ones); with them execute() accepts only
  * the map's names, and executeUnchecked()/`untyped` reach commands and events newer than the map.
  * `O`: what this client adds to the per-call options; its validators receive them. A type parameter,
- * not a module augmentation, so an option exists exactly on the clients that read it.
+ * not a module augmentation (which adds the option to every client in the program) nor a typed
+ * `extensions` bag (which this layer would have to declare for the layers above it): an option exists
+ * exactly on the clients whose validators read it, e.g. `allowUnsafe` on the facade's.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- {} = "no typed commands"
 export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O extends {} = {}> implements AsyncDisposable {
