@@ -1,5 +1,15 @@
 import { LibqemuError } from '../common/errors.js';
-import { ERROR_CODE_NAMES, ERROR_DOMAIN_NAMES } from './constants.js';
+import {
+  VIR_ERR_INTERNAL_ERROR,
+  VIR_ERR_INVALID_CONN,
+  VIR_ERR_OPERATION_TIMEOUT,
+  VIR_ERR_RPC,
+  VIR_ERR_SYSTEM_ERROR,
+  VIR_FROM_NONE,
+  VIR_FROM_RPC,
+  virErrorDomainNames,
+  virErrorNumberNames,
+} from '../generated/libvirt/constants.js';
 
 /** libvirt's error as it crosses from a worker thread: plain data, read on the thread that made the call. */
 export interface LibvirtErrorData {
@@ -54,10 +64,29 @@ export class LibvirtError extends LibqemuError {
     const hint = options?.hint ?? HINTS[data.code] ?? 'see the message; the libvirt daemon log may have details';
     super(data.operation ? `${data.operation}: ${data.message}` : data.message, { hint, cause: options?.cause });
     this.code = data.code;
-    this.codeName = ERROR_CODE_NAMES[data.code] ?? `VIR_ERR_UNKNOWN_${data.code}`;
+    this.codeName = virErrorNumberNames[data.code] ?? `VIR_ERR_UNKNOWN_${data.code}`;
     this.domain = data.domain;
-    this.domainName = ERROR_DOMAIN_NAMES[data.domain] ?? `VIR_FROM_UNKNOWN_${data.domain}`;
+    this.domainName = virErrorDomainNames[data.domain] ?? `VIR_FROM_UNKNOWN_${data.domain}`;
     this.operation = data.operation;
+  }
+
+  /** The connection is closed (or was lost: `lost` is why) and `operation` cannot run. */
+  static closed(operation?: string, lost?: LibvirtError, message = 'the connection is closed'): LibvirtError {
+    const data = { code: VIR_ERR_INVALID_CONN, domain: VIR_FROM_NONE, message: lost ? `the connection was lost: ${lost.message}` : message, ...(operation ? { operation } : {}) };
+    return new LibvirtError(data, { hint: 'open a new Connection', ...(lost ? { cause: lost } : {}) });
+  }
+
+  /** libvirt's close callback said the daemon connection is gone (`reason`: eof, keepalive, error, client). */
+  static disconnected(reason: string): LibvirtError {
+    return new LibvirtError(
+      { code: VIR_ERR_INTERNAL_ERROR, domain: VIR_FROM_RPC, message: `connection closed (${reason})`, operation: 'virConnectCloseFunc' },
+      { hint: 'the daemon went away or stopped answering: open a new Connection' },
+    );
+  }
+
+  /** A call missed its deadline and the connection was shut down to release it. */
+  static timedOut(operation: string): LibvirtError {
+    return new LibvirtError({ code: VIR_ERR_OPERATION_TIMEOUT, domain: VIR_FROM_NONE, message: 'a call missed its deadline; the connection was shut down', operation });
   }
 
   /** True for the errors libvirt reports when the connection to the daemon is gone. */
@@ -67,8 +96,8 @@ export class LibvirtError extends LibqemuError {
 }
 
 export function isConnectionLostError(code: number, message: string): boolean {
-  if (code === 6) return true;
-  if (code !== 1 && code !== 38 && code !== 39) return false;
+  if (code === VIR_ERR_INVALID_CONN) return true;
+  if (code !== VIR_ERR_INTERNAL_ERROR && code !== VIR_ERR_SYSTEM_ERROR && code !== VIR_ERR_RPC) return false;
   return /client socket is closed|keepalive timeout|Cannot recv data|Cannot write data|End of file while reading|connection closed|Broken pipe|Connection reset/i.test(
     message,
   );
@@ -78,8 +107,8 @@ export function isConnectionLostError(code: number, message: string): boolean {
 export class LibvirtTimeoutError extends LibvirtError {
   constructor(operation: string, timeoutMs: number) {
     super(
-      { code: 68, domain: 0, message: `did not return within ${timeoutMs} ms; the connection was shut down to release the call`, operation },
-      { hint: HINTS[68] },
+      { code: VIR_ERR_OPERATION_TIMEOUT, domain: VIR_FROM_NONE, message: `did not return within ${timeoutMs} ms; the connection was shut down to release the call`, operation },
+      { hint: HINTS[VIR_ERR_OPERATION_TIMEOUT] },
     );
   }
 }

@@ -86,6 +86,10 @@ function run(c: EventCommand): void {
       operation = 'virConnectDomainQemuMonitorEventRegister';
       rc = api.virConnectDomainQemuMonitorEventRegister(conn, c.dom as DomainPtr | null, c.event, qemuCb, BigInt(c.sub), null, c.flags);
       break;
+    case 'registerObject':
+      operation = 'registerObject';
+      rc = -1;
+      break;
     case 'deregister':
       operation = c.kind === 'domain' ? 'virConnectDomainEventDeregisterAny' : 'virConnectDomainQemuMonitorEventDeregister';
       rc = c.kind === 'domain' ? api.virConnectDomainEventDeregisterAny(conn, c.callbackId) : api.virConnectDomainQemuMonitorEventDeregister(conn, c.callbackId);

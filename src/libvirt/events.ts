@@ -1,14 +1,15 @@
 import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
-import { LIFECYCLE_DETAIL_NAMES, LIFECYCLE_EVENT_NAMES } from './constants.js';
-import type { Domain } from './domain.js';
+import type { DomainCore as Domain } from './domain-core.js';
+import { lifecycleDetailName, lifecycleEventName, type LifecycleEventName } from './names.js';
+
+export type { LifecycleEventName } from './names.js';
 
 export interface DomainIdentity {
   name: string;
   uuid: string;
 }
 
-export type LifecycleEventName = (typeof LIFECYCLE_EVENT_NAMES)[number];
 
 export type DomainEvent =
   | { kind: 'lifecycle'; domain: DomainIdentity; event: LifecycleEventName; detail: string }
@@ -116,8 +117,8 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
 }
 
 export function lifecycleEvent(domain: DomainIdentity, event: number, detail: number): DomainEvent {
-  const name = LIFECYCLE_EVENT_NAMES[event] ?? (`unknown-${event}` as LifecycleEventName);
-  return { kind: 'lifecycle', domain, event: name, detail: LIFECYCLE_DETAIL_NAMES[name]?.[detail] ?? `unknown-${detail}` };
+  const name = lifecycleEventName(event);
+  return { kind: 'lifecycle', domain, event: name, detail: lifecycleDetailName(name, detail) };
 }
 
 export function qemuMonitorEvent(domain: DomainIdentity, event: string, seconds: number, micros: number, details: string | null): QemuMonitorEvent {
