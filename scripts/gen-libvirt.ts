@@ -506,7 +506,8 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
   }
 
   // ---- constants.ts
-  let constants = HEADER + '\n';
+  let constants = HEADER + `// Every libvirt enum value and string macro, one documented constant each (import from here or from
+// the package's libvirt/constants entry point; the library itself uses the compact tables in enums.ts).\n\n`;
   const byType = new Map<string, typeof api.enums>();
   for (const e of api.enums) {
     const list = byType.get(e.type) ?? [];
@@ -518,12 +519,17 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
     constants += jsdoc(e.info, '', [`@see ${e.type} (${e.file}.h, since ${e.version})`]);
     constants += `export const ${e.name} = ${e.value};\n`;
   }
+  // enums.ts: per enum type, name → value and value → name, compact (the runtime imports this one; the
+  // documented flat constants above load only when a program imports them)
+  let enums = HEADER + '\n';
   for (const [type, list] of [...byType.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    constants += `\n/** ${type}: name → value. */\nexport const ${type} = {\n${list.map((e) => `  ${e.name}: ${e.value},`).join('\n')}\n} as const;\n`;
+    enums += `/** ${type}: name → value. */\nexport const ${type} = { ${list.map((e) => `${e.name}: ${e.value}`).join(', ')} } as const;\n`;
     const names = new Map<number, string>();
     for (const e of list) if (!e.name.endsWith('_LAST') && !names.has(e.value)) names.set(e.value, e.name);
-    constants += `/** ${type}: value → name (the first name for values with aliases). */\nexport const ${type}Names: Readonly<Record<number, string>> = {\n${[...names.entries()].sort(([a], [b]) => a - b).map(([v, n]) => `  ${v < 0 ? `'${v}'` : v}: '${n}',`).join('\n')}\n};\n`;
+    enums += `/** ${type}: value → name (the first name for values with aliases). */\nexport const ${type}Names: Readonly<Record<number, string>> = { ${[...names.entries()].sort(([a], [b]) => a - b).map(([v, n]) => `${v < 0 ? `'${v}'` : v}: '${n}'`).join(', ')} };\n`;
   }
+  constants += `\nexport * from './enums.js';\n`;
+  enums += `\n/** libvirt's string macros (typed-parameter field names and the like): name → string. */\nexport const stringMacros = { ${[...api.macros.values()].filter((m) => m.string !== undefined).sort((a, b) => (a.name < b.name ? -1 : 1)).map((m) => `${m.name}: ${q(m.string!)}`).join(', ')} } as const;\n`;
   const strMacros = [...api.macros.values()].filter((m) => m.string !== undefined).sort((a, b) => (a.name < b.name ? -1 : 1));
   constants += '\n// ---- string macros (typed-parameter field names and the like)\n';
   for (const m of strMacros) constants += jsdoc(m.info, '') + `export const ${m.name} = ${q(m.string!)};\n`;
@@ -560,9 +566,10 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
       functions += `  ${fn.name}: ${JSON.stringify(bind(api, fn, structsUsed).spec)},\n`;
     }
   }
-  functions += `};\n\n/** Typed-parameter field → virTypedParameterType name, from libvirt's docs of each field macro. */\nexport const TYPED_PARAM_FIELDS: Readonly<Record<string, string>> = {\n`;
-  for (const [f, t] of [...fieldTypes.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) functions += `  ${q(f)}: '${t}',\n`;
   functions += `};\n`;
+  let fieldsFile = HEADER + `\n/** Typed-parameter field → virTypedParameterType name, from libvirt's docs of each field macro. */\nexport const TYPED_PARAM_FIELDS: Readonly<Record<string, string>> = {\n`;
+  for (const [f, t] of [...fieldTypes.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) fieldsFile += `  ${q(f)}: '${t}',\n`;
+  fieldsFile += `};\n`;
 
   let manifests = HEADER + '\n';
   manifests += `/** Every C function libqemu binds: its class (null = module function) and method. */\nexport const LIBVIRT_BINDINGS: readonly { c: string; class: string | null; method: string }[] = [\n`;
@@ -610,6 +617,8 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
 
   const files = new Map<string, string>([
     ['constants.ts', constants],
+    ['enums.ts', enums],
+    ['typed-param-fields.ts', fieldsFile],
     ['functions.ts', functions],
     ['manifests.ts', manifests],
     ['classes.ts', classes],

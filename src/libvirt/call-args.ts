@@ -8,7 +8,7 @@
  * S strings, N numbers, B bytes (Buffer or Uint8Array).
  */
 import { InvalidArgumentError } from '../common/errors.js';
-import { TYPED_PARAM_FIELDS } from '../generated/libvirt/functions.js';
+import { TYPED_PARAM_FIELDS } from '../generated/libvirt/typed-param-fields.js';
 import { LibvirtObject } from './object.js';
 import { validateTypedParams, type TypedParam } from './typed-params.js';
 import type { TypedParamsInput } from './object.js';

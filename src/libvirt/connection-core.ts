@@ -6,14 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { ConnectPtr } from '../../native/libvirt.js';
-import {
-  VIR_CONNECT_LIST_DOMAINS_ACTIVE,
-  VIR_CONNECT_LIST_DOMAINS_INACTIVE,
-  VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE,
-  VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_REGEX,
-  VIR_DOMAIN_START_PAUSED,
-  virConnectCloseReasonNames,
-} from '../generated/libvirt/constants.js';
+import { virConnectCloseReasonNames, virConnectDomainQemuMonitorEventRegisterFlags, virConnectListAllDomainsFlags, virDomainCreateFlags } from '../generated/libvirt/enums.js';
 import { prepareArgs } from './call-args.js';
 import { DomainCore } from './domain-core.js';
 import { LibvirtError, isConnectionLostError } from './errors.js';
@@ -242,7 +235,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     const active = options.active ?? true;
     const inactive = options.inactive ?? true;
     if (!active && !inactive) return [];
-    const flags = active && inactive ? 0 : active ? VIR_CONNECT_LIST_DOMAINS_ACTIVE : VIR_CONNECT_LIST_DOMAINS_INACTIVE;
+    const flags = active && inactive ? 0 : active ? virConnectListAllDomainsFlags.VIR_CONNECT_LIST_DOMAINS_ACTIVE : virConnectListAllDomainsFlags.VIR_CONNECT_LIST_DOMAINS_INACTIVE;
     const refs = (await this.exec('invoke', ['virConnectListAllDomains', [this.pointer, flags]], options)) as ObjectRef[];
     return refs.map((r) => this.adoptDomain(r));
   }
@@ -272,7 +265,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
   /** Creates and starts a transient domain from XML (gone once it stops). */
   async createXML(xml: string, options: { paused?: boolean } & CallOptions = {}): Promise<D> {
     checkXml('createXML', xml);
-    return this.adoptDomain((await this.exec('invoke', ['virDomainCreateXML', [this.pointer, xml, options.paused ? VIR_DOMAIN_START_PAUSED : 0]], options)) as ObjectRef);
+    return this.adoptDomain((await this.exec('invoke', ['virDomainCreateXML', [this.pointer, xml, options.paused ? virDomainCreateFlags.VIR_DOMAIN_START_PAUSED : 0]], options)) as ObjectRef);
   }
 
   /** Lifecycle and reboot events, filtered by libvirt (domain) and by kind; deregistered when the iteration stops. */
@@ -300,7 +293,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     }
     this.checkDomain(options.domain);
     const flags =
-      (options.regex ? VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_REGEX : 0) | (options.nocase ? VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE : 0);
+      (options.regex ? virConnectDomainQemuMonitorEventRegisterFlags.VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_REGEX : 0) | (options.nocase ? virConnectDomainQemuMonitorEventRegisterFlags.VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE : 0);
     const dom = options.domain?.pointer ?? null;
     const event = options.event ?? null;
     const key = `qemu:${options.domain?.uuid ?? '*'}:${flags}:${event === null ? '*' : JSON.stringify(event)}`;

@@ -4,15 +4,7 @@
  * The generated Domain (src/generated/libvirt/classes.ts) extends it with one method per libvirt function.
  */
 import { InvalidArgumentError } from '../common/errors.js';
-import {
-  VIR_DOMAIN_JOB_STATS_COMPLETED,
-  VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP,
-  VIR_DOMAIN_START_PAUSED,
-  VIR_DOMAIN_XML_INACTIVE,
-  VIR_DOMAIN_XML_MIGRATABLE,
-  VIR_DOMAIN_XML_SECURE,
-  virDomainStateNames,
-} from '../generated/libvirt/constants.js';
+import { virDomainCreateFlags, virDomainGetJobStatsFlags, virDomainQemuMonitorCommandFlags, virDomainStateNames, virDomainXMLFlags } from '../generated/libvirt/enums.js';
 import { REASON_TYPES, stateWord, type DomainStateName } from './names.js';
 
 export type { DomainStateName } from './names.js';
@@ -104,13 +96,13 @@ export class DomainCore extends LibvirtObject {
 
   /** The domain XML; `inactive` = the persistent definition, `secure` = include secrets, `migratable` = for a migration target. */
   xml(options: { inactive?: boolean; secure?: boolean; migratable?: boolean } & CallOptions = {}): Promise<string> {
-    const flags = (options.secure ? VIR_DOMAIN_XML_SECURE : 0) | (options.inactive ? VIR_DOMAIN_XML_INACTIVE : 0) | (options.migratable ? VIR_DOMAIN_XML_MIGRATABLE : 0);
+    const flags = (options.secure ? virDomainXMLFlags.VIR_DOMAIN_XML_SECURE : 0) | (options.inactive ? virDomainXMLFlags.VIR_DOMAIN_XML_INACTIVE : 0) | (options.migratable ? virDomainXMLFlags.VIR_DOMAIN_XML_MIGRATABLE : 0);
     return this.context.call('virDomainGetXMLDesc', 'u', [this.pointer, flags], options) as Promise<string>;
   }
 
   /** Starts a defined domain (virDomainCreateWithFlags); `paused` leaves its CPUs stopped. */
   async start(options: { paused?: boolean } & CallOptions = {}): Promise<void> {
-    await this.context.call('virDomainCreateWithFlags', 'u', [this.pointer, options.paused ? VIR_DOMAIN_START_PAUSED : 0], options);
+    await this.context.call('virDomainCreateWithFlags', 'u', [this.pointer, options.paused ? virDomainCreateFlags.VIR_DOMAIN_START_PAUSED : 0], options);
   }
 
   /** Asks the guest to power off (ACPI); returns before it has. A guest without an OS ignores it. */
@@ -179,7 +171,7 @@ export class DomainCore extends LibvirtObject {
     if (typeof line !== 'string' || line.trim() === '') {
       throw new InvalidArgumentError('qemuMonitorHmp expects a non-empty command line', { hint: "pass e.g. 'info status'" });
     }
-    return this.context.call('virDomainQemuMonitorCommand', 's,u', [this.pointer, line, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP], options) as Promise<string>;
+    return this.context.call('virDomainQemuMonitorCommand', 's,u', [this.pointer, line, virDomainQemuMonitorCommandFlags.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP], options) as Promise<string>;
   }
 
   /**
@@ -216,7 +208,7 @@ export class DomainCore extends LibvirtObject {
 
   /** virDomainGetJobStats: the current job's type (0 none, 2 unbounded, 3 completed…) and VIR_DOMAIN_JOB_* statistics. */
   async jobStats(options: { completed?: boolean } & CallOptions = {}): Promise<{ type: number; stats: Record<string, number | bigint | boolean | string> }> {
-    const r = (await this.context.call('virDomainGetJobStats', 'u', [this.pointer, options.completed ? VIR_DOMAIN_JOB_STATS_COMPLETED : 0], options)) as { type: number; params: TypedParamsObject };
+    const r = (await this.context.call('virDomainGetJobStats', 'u', [this.pointer, options.completed ? virDomainGetJobStatsFlags.VIR_DOMAIN_JOB_STATS_COMPLETED : 0], options)) as { type: number; params: TypedParamsObject };
     return { type: r.type, stats: r.params };
   }
 

@@ -12,6 +12,7 @@
  * returns. So this thread must stay free: it runs only registrations (short RPCs that never wait for the
  * loop thread) and callbacks, which post plain data to the main thread.
  */
+import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { loadNative, type ConnectPtr, type DomainPtr, type TypedParamsPtr } from '../../native/libvirt.js';
 import type { LibvirtErrorData } from './errors.js';
@@ -70,7 +71,7 @@ const closeCb = native.register((_c: ConnectPtr, reason: number, opaque: bigint)
 
 function failure(operation: string): LibvirtErrorData {
   const e = native.lastError();
-  return e ? { code: e.code, domain: e.domain, message: e.message ?? 'unknown libvirt error', operation } : { code: 1, domain: 0, message: 'failed without an error', operation };
+  return e ? { code: e.code, domain: e.domain, message: e.message ?? 'unknown libvirt error', operation } : { code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: 'failed without an error', operation };
 }
 
 function run(c: EventCommand): void {

@@ -7,7 +7,7 @@
  */
 import type { Native, TypedParamsPtr } from '../../native/libvirt.js';
 import { CLASS_SPECS, FUNCTIONS, INTERNAL_FUNCTIONS, STRUCTS } from '../generated/libvirt/functions.js';
-import { VIR_ERR_INTERNAL_ERROR, VIR_FROM_NONE } from '../generated/libvirt/constants.js';
+import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import type { LibvirtErrorData } from './errors.js';
 import type { FunctionSpec, ObjectRef } from './spec.js';
 import { decodeTypedParams, encodeTypedParams, typedParamsToObject, type TypedParam } from './typed-params.js';
@@ -24,7 +24,7 @@ export function failure(native: Native, operation: string): never {
   throw new NativeFailure(
     e
       ? { code: e.code, domain: e.domain, message: e.message ?? 'unknown libvirt error', level: e.level, operation }
-      : { code: VIR_ERR_INTERNAL_ERROR, domain: VIR_FROM_NONE, message: 'failed without setting an error', operation },
+      : { code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: 'failed without setting an error', operation },
   );
 }
 
