@@ -159,8 +159,10 @@ export interface Native {
   bind(lib: 0 | 1, proto: string): (...args: unknown[]) => unknown;
   /** Defines a plain struct (fields as `name:type`, `name:char[n]`) once; returns its size in bytes. */
   struct(name: string, fields: readonly string[]): number;
-  /** Decodes a struct of a type defined with struct() from a buffer libvirt filled in. */
-  decodeStruct(buffer: Buffer, name: string): Record<string, unknown>;
+  /** Decodes a struct of a type defined with struct() from a buffer libvirt filled in, or from C memory. */
+  decodeStruct(buffer: Buffer | bigint, name: string, count?: number): Record<string, unknown>;
+  /** Registers a JS function as a C function pointer with this koffi prototype (cached by prototype). */
+  callback(proto: string, fn: (...args: never[]) => unknown): CallbackPtr;
   /** Copies `length` bytes from C memory. */
   copyBytes(ptr: bigint, length: number): Buffer;
   /** Decodes a virError (e.g. a connection's last error) without taking ownership. */
@@ -322,10 +324,13 @@ export function loadNative(): Native {
       }
       return koffi.sizeof(type);
     },
-    decodeStruct(buffer, name) {
+    decodeStruct(buffer, name, count) {
       const type = structs.get(name);
       if (!type) throw new Error(`struct ${name} is not defined`);
-      return koffi.decode(buffer, type) as Record<string, unknown>;
+      return (count === undefined ? koffi.decode(buffer, type) : koffi.decode(buffer, type, count)) as Record<string, unknown>;
+    },
+    callback(proto, fn) {
+      return koffi.register(fn, koffi.pointer(koffi.proto(proto))) as CallbackPtr;
     },
     copyBytes(ptr, length) {
       return length <= 0 ? Buffer.alloc(0) : Buffer.from(koffi.view(ptr, length).slice(0));

@@ -615,7 +615,51 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
   classes += `\n/** The classes a connection builds objects of. */\nexport const LIBVIRT_CLASSES = { ${CLASSES.filter((c) => c.cls !== 'Connection').map((c) => c.cls).join(', ')} };\n`;
   classes += `\n/** Module functions (no object argument), bound as functions of a connection's worker. */\nexport const MODULE_FUNCTIONS = ${JSON.stringify(moduleFns.map((b) => b.fn.name))} as const;\n`;
 
+  // ---- events: every <family>EventID with the callback its doc names; decoded generically in the event worker
+  const FAMILIES: Record<string, { type: string; prefix: string }> = {
+    domain: { type: 'virDomainEventID', prefix: 'VIR_DOMAIN_EVENT_ID_' },
+    network: { type: 'virNetworkEventID', prefix: 'VIR_NETWORK_EVENT_ID_' },
+    storagePool: { type: 'virStoragePoolEventID', prefix: 'VIR_STORAGE_POOL_EVENT_ID_' },
+    nodeDevice: { type: 'virNodeDeviceEventID', prefix: 'VIR_NODE_DEVICE_EVENT_ID_' },
+    secret: { type: 'virSecretEventID', prefix: 'VIR_SECRET_EVENT_ID_' },
+  };
+  let eventIds = HEADER + '\n';
+  let eventCallbacks = `\n/** Event callbacks per \`family:id\`: the koffi prototype and how each argument is decoded. */\nexport const EVENT_CALLBACKS: Readonly<Record<string, { proto: string; args: readonly string[] }>> = {\n`;
+  for (const [family, f] of Object.entries(FAMILIES)) {
+    const ids = (byType.get(f.type) ?? []).filter((e) => !e.name.endsWith('_LAST'));
+    const names: string[] = [];
+    for (const e of ids) {
+      const kind = e.name.slice(f.prefix.length).toLowerCase().replace(/_/g, '-');
+      names.push(`  '${kind}': ${e.value},`);
+      const cbName = /vir\w+Callback/.exec(e.info)?.[0];
+      const cb = cbName ? api.functypes.get(cbName) : undefined;
+      if (!cb) throw new Error(`${e.name}: no callback type named in its doc`);
+      const decode: string[] = [];
+      const proto: string[] = [];
+      cb.args.forEach((a, i) => {
+        const t = a.type;
+        const obj = CLASS_BY_PTR.get(t);
+        proto.push(`${SCALAR_TS[t] ? SCALAR_TS[t]!.koffi : t === 'const char *' ? 'const char *' : 'void *'} ${a.name}`);
+        if (i === cb.args.length - 1 && t === 'void *') decode.push('opaque');
+        else if (t === 'virConnectPtr') decode.push('skip');
+        else if (obj) decode.push(`obj:${obj.cls}:${lowerCamel(obj.cls)}`);
+        else if (SCALAR_TS[t]) decode.push(`num:${a.name}`);
+        else if (t === 'const char *') decode.push(`str:${a.name}`);
+        else if (t === 'virTypedParameterPtr') decode.push(`tp:${a.name}`);
+        else if (t === 'const virDomainEventGraphicsAddress *') decode.push(`gaddr:${a.name}`);
+        else if (t === 'const virDomainEventGraphicsSubject *') decode.push(`gsubj:${a.name}`);
+        else throw new Error(`${cbName}: argument ${a.name} of type ${t} cannot be decoded`);
+      });
+      const ret = cb.returns === 'int' ? 'int' : 'void';
+      eventCallbacks += `  '${family}:${e.value}': { proto: ${q(`${ret} lq_${family}_event_${e.value}(${proto.join(', ')})`)}, args: ${JSON.stringify(decode)} },\n`;
+    }
+    eventIds += `/** ${f.type} by libqemu's event kind name (${f.prefix}<NAME> → '<name>'). */\nexport const ${family.toUpperCase().replace('STORAGEPOOL', 'STORAGE_POOL').replace('NODEDEVICE', 'NODE_DEVICE')}_EVENT_IDS = {\n${names.join('\n')}\n} as const;\n`;
+  }
+  eventCallbacks += `};\n`;
+  functions += eventCallbacks;
+
   const files = new Map<string, string>([
+    ['event-ids.ts', eventIds],
     ['constants.ts', constants],
     ['enums.ts', enums],
     ['typed-param-fields.ts', fieldsFile],

@@ -10,18 +10,23 @@ import { virConnectCloseReasonNames, virConnectDomainQemuMonitorEventRegisterFla
 import { prepareArgs } from './call-args.js';
 import { DomainCore } from './domain-core.js';
 import { LibvirtError, isConnectionLostError } from './errors.js';
+import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
 import { EventRegistry, type RegistrationSpec } from './event-registry.js';
 import {
   type DomainEvent,
   type DomainEventKind,
   type DomainEventOptions,
   type EventStream,
+  type GenericDomainEvent,
+  type ObjectEvent,
+  type ObjectEventOptions,
   type QemuMonitorEvent,
   type QemuMonitorEventOptions,
   type SubscriptionOptions,
 } from './events.js';
 import { Executor, type CallOptions } from './executor.js';
-import type { LibvirtContext, LibvirtObject } from './object.js';
+import { LibvirtObject, type LibvirtContext } from './object.js';
+import type { EventFamily } from './protocol.js';
 import type { ExecOps, OpName } from './ops.js';
 import { runtime, type EventListener } from './runtime.js';
 import type { ObjectRef } from './spec.js';
@@ -41,6 +46,9 @@ export interface LibvirtVersion {
   minor: number;
   micro: number;
 }
+
+/** Domain event kinds with their own event shapes (decoded by hand-written callbacks in the event worker). */
+const HAND_DECODED = new Set<string>(['lifecycle', 'reboot', 'migration-iteration', 'job-completed']);
 
 const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
@@ -269,20 +277,73 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
   }
 
   /** Lifecycle and reboot events, filtered by libvirt (domain) and by kind; deregistered when the iteration stops. */
-  domainEvents(options: DomainEventOptions = {}): EventStream<DomainEvent> {
-    const kinds: DomainEventKind[] = options.kinds ?? ['lifecycle', 'reboot'];
+  domainEvents(options?: DomainEventOptions & { kinds?: DomainEventKind[] }): EventStream<DomainEvent>;
+  domainEvents(options: DomainEventOptions): EventStream<DomainEvent | GenericDomainEvent>;
+  domainEvents(options: DomainEventOptions = {}): EventStream<DomainEvent> | EventStream<DomainEvent | GenericDomainEvent> {
+    const kinds = options.kinds ?? ['lifecycle', 'reboot'];
     for (const k of kinds) {
-      if (k !== 'lifecycle' && k !== 'reboot' && k !== 'migration-iteration' && k !== 'job-completed') {
-        throw new InvalidArgumentError(`domainEvents: unknown kind ${JSON.stringify(k)}`, { hint: "kinds can be 'lifecycle', 'reboot', 'migration-iteration' and 'job-completed'" });
+      if (!Object.hasOwn(DOMAIN_EVENT_IDS, k)) {
+        throw new InvalidArgumentError(`domainEvents: unknown kind ${JSON.stringify(k)}`, { hint: `kinds are libvirt's domain event ids: ${Object.keys(DOMAIN_EVENT_IDS).join(', ')}` });
       }
     }
     this.checkDomain(options.domain);
     const dom = options.domain?.pointer ?? null;
     const target = options.domain?.uuid ?? '*';
-    return this.subscribe<DomainEvent>(
+    return this.subscribe<DomainEvent | GenericDomainEvent>(
       options,
       'libvirt domain events',
-      [...new Set(kinds)].map((kind) => ({ key: `domain:${kind}:${target}`, kind: 'domain', command: (sub) => ({ cmd: 'register', conn: this.pointer, kind, dom, sub }) })),
+      [...new Set(kinds)].map((kind): RegistrationSpec =>
+        HAND_DECODED.has(kind)
+          ? { key: `domain:${kind}:${target}`, kind: 'domain', command: (sub) => ({ cmd: 'register', conn: this.pointer, kind: kind as DomainEventKind, dom, sub }) }
+          : {
+              key: `domain:${kind}:${target}`,
+              kind: 'object',
+              family: 'domain',
+              command: (sub) => ({ cmd: 'registerObject', conn: this.pointer, family: 'domain', obj: dom, eventId: DOMAIN_EVENT_IDS[kind], sub }),
+            },
+      ),
+    );
+  }
+
+  /** Network events (virConnectNetworkEventRegisterAny): every virNetworkEventID, for one network or all. */
+  networkEvents(options: ObjectEventOptions = {}): EventStream<ObjectEvent> {
+    return this.objectEvents('network', NETWORK_EVENT_IDS, options);
+  }
+
+  /** Storage pool events (virConnectStoragePoolEventRegisterAny): lifecycle and refresh. */
+  storagePoolEvents(options: ObjectEventOptions = {}): EventStream<ObjectEvent> {
+    return this.objectEvents('storagePool', STORAGE_POOL_EVENT_IDS, options);
+  }
+
+  /** Node device events (virConnectNodeDeviceEventRegisterAny): lifecycle and update. */
+  nodeDeviceEvents(options: ObjectEventOptions = {}): EventStream<ObjectEvent> {
+    return this.objectEvents('nodeDevice', NODE_DEVICE_EVENT_IDS, options);
+  }
+
+  /** Secret events (virConnectSecretEventRegisterAny): lifecycle and value-changed. */
+  secretEvents(options: ObjectEventOptions = {}): EventStream<ObjectEvent> {
+    return this.objectEvents('secret', SECRET_EVENT_IDS, options);
+  }
+
+  private objectEvents(family: EventFamily, ids: Readonly<Record<string, number>>, options: ObjectEventOptions): EventStream<ObjectEvent> {
+    const kinds = options.kinds ?? Object.keys(ids);
+    for (const k of kinds) {
+      if (!Object.hasOwn(ids, k)) throw new InvalidArgumentError(`${family}Events: unknown kind ${JSON.stringify(k)}`, { hint: `kinds are ${Object.keys(ids).join(', ')}` });
+    }
+    if (options.object !== undefined && (!(options.object instanceof LibvirtObject) || options.object.context !== this)) {
+      throw new InvalidArgumentError(`${family}Events: the object filter must be an object from this same connection`, { hint: 'look it up on this connection first' });
+    }
+    const obj = options.object?.pointer ?? null;
+    const target = options.object?.uuid ?? options.object?.name ?? (obj === null ? '*' : String(obj));
+    return this.subscribe<ObjectEvent>(
+      options,
+      `libvirt ${family} events`,
+      [...new Set(kinds)].map((kind) => ({
+        key: `${family}:${kind}:${target}`,
+        kind: 'object',
+        family,
+        command: (sub) => ({ cmd: 'registerObject', conn: this.pointer, family, obj, eventId: ids[kind]!, sub }),
+      })),
     );
   }
 

@@ -4,8 +4,10 @@
  * registration (libvirt refuses a second registration of one callback for the same event and object:
  * "event callback already tracked"); the last stream to leave deregisters it.
  */
-import { LibvirtError } from './errors.js';
+import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
+import type { LibvirtError } from './errors.js';
 import { EventStream, lifecycleEvent, qemuMonitorEvent, type SubscriptionOptions } from './events.js';
+import type { EventFamily } from './protocol.js';
 import { runtime, type EventCommandInput, type EventListener } from './runtime.js';
 
 export type EventPayload = Exclude<Parameters<EventListener>[0], { k: 'closed' }>;
@@ -27,6 +29,8 @@ interface Registration {
   /** The opaque libvirt passes back with each event. */
   readonly id: number;
   readonly kind: 'domain' | 'qemu' | 'object';
+  /** For 'object' registrations: whose virConnect<Family>EventDeregisterAny undoes it. */
+  readonly family: EventFamily | undefined;
   callbackId: number | undefined;
   registered: Promise<void>;
   readonly subscribers: Set<Subscription>;
@@ -36,10 +40,21 @@ export interface RegistrationSpec {
   /** Equal keys mean equal filters (kind/event, object, name and flags). */
   key: string;
   kind: Registration['kind'];
+  family?: EventFamily;
   command: (id: number) => EventCommandInput;
 }
 
 let registrationSeq = 0;
+
+const reverse = (ids: Readonly<Record<string, number>>): Record<number, string> => Object.fromEntries(Object.entries(ids).map(([k, v]) => [v, k]));
+/** Event id → libqemu's kind name, per family. */
+const EVENT_NAMES: Record<EventFamily, Record<number, string>> = {
+  domain: reverse(DOMAIN_EVENT_IDS),
+  network: reverse(NETWORK_EVENT_IDS),
+  storagePool: reverse(STORAGE_POOL_EVENT_IDS),
+  nodeDevice: reverse(NODE_DEVICE_EVENT_IDS),
+  secret: reverse(SECRET_EVENT_IDS),
+};
 
 /** Turns a message from the event worker into the value a stream yields. */
 export function toEvent(m: EventPayload): unknown {
@@ -56,7 +71,7 @@ export function toEvent(m: EventPayload): unknown {
     case 'qemu':
       return qemuMonitorEvent(domain!, m.event, m.seconds, m.micros, m.details);
     case 'generic':
-      return m.event;
+      return { kind: EVENT_NAMES[m.family][m.eventId] ?? `unknown-${m.eventId}`, ...m.event };
   }
 }
 
@@ -138,7 +153,15 @@ export class EventRegistry {
   private join(spec: RegistrationSpec, sub: Subscription): Registration {
     let reg = this.registrations.get(spec.key);
     if (!reg) {
-      const created: Registration = { key: spec.key, id: ++registrationSeq, kind: spec.kind, callbackId: undefined, registered: Promise.resolve(), subscribers: new Set() };
+      const created: Registration = {
+        key: spec.key,
+        id: ++registrationSeq,
+        kind: spec.kind,
+        family: spec.family,
+        callbackId: undefined,
+        registered: Promise.resolve(),
+        subscribers: new Set(),
+      };
       this.registrations.set(spec.key, created);
       this.byId.set(created.id, created);
       // op() holds calls made after this one until libvirt has registered the callback.
@@ -183,6 +206,6 @@ export class EventRegistry {
     const callbackId = reg.callbackId;
     if (callbackId === undefined) return;
     reg.callbackId = undefined;
-    await runtime.eventCommand({ cmd: 'deregister', conn: this.conn, kind: reg.kind, callbackId }).catch(() => undefined);
+    await runtime.eventCommand({ cmd: 'deregister', conn: this.conn, kind: reg.kind, ...(reg.family ? { family: reg.family } : {}), callbackId }).catch(() => undefined);
   }
 }

@@ -1,6 +1,8 @@
 import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
+import type { DOMAIN_EVENT_IDS } from '../generated/libvirt/event-ids.js';
 import type { DomainCore as Domain } from './domain-core.js';
+import type { LibvirtObject } from './object.js';
 import { lifecycleDetailName, lifecycleEventName, type LifecycleEventName } from './names.js';
 
 export type { LifecycleEventName } from './names.js';
@@ -19,7 +21,27 @@ export type DomainEvent =
   /** A job ended; `stats` are its VIR_DOMAIN_JOB_* statistics (operation, time_elapsed, downtime, memory_*…). */
   | { kind: 'job-completed'; domain: DomainIdentity; stats: Record<string, number | bigint | boolean | string> };
 
+/** Every virDomainEventID, by libqemu's name for it (VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON → 'io-error-reason'). */
+export type DomainEventName = keyof typeof DOMAIN_EVENT_IDS;
+
+/**
+ * The events libqemu decodes into their own shapes above; every other virDomainEventID arrives as a
+ * GenericDomainEvent carrying its callback's arguments by their libvirt names.
+ */
 export type DomainEventKind = DomainEvent['kind'];
+
+/** An event of any virDomainEventID other than the four above, e.g. { kind: 'device-removed', domain, devAlias }. */
+export interface GenericDomainEvent {
+  kind: Exclude<DomainEventName, DomainEventKind>;
+  domain: DomainIdentity;
+  [field: string]: unknown;
+}
+
+/** A network, storage pool, node device or secret event: its kind, the object, and the callback's arguments. */
+export interface ObjectEvent {
+  kind: string;
+  [field: string]: unknown;
+}
 
 export interface QemuMonitorEvent {
   domain: DomainIdentity;
@@ -39,8 +61,15 @@ export interface SubscriptionOptions {
 export interface DomainEventOptions extends SubscriptionOptions {
   /** Only this domain's events (filtered by libvirt). */
   domain?: Domain;
-  /** Which kinds (default both). */
-  kinds?: DomainEventKind[];
+  /** Which kinds (default lifecycle and reboot); any virDomainEventID name. */
+  kinds?: DomainEventName[];
+}
+
+export interface ObjectEventOptions<O extends LibvirtObject = LibvirtObject> extends SubscriptionOptions {
+  /** Only this object's events (filtered by libvirt). */
+  object?: O;
+  /** Which kinds (default all of this family). */
+  kinds?: string[];
 }
 
 export interface QemuMonitorEventOptions extends SubscriptionOptions {

@@ -35,5 +35,5 @@ export type EventMessage =
   | { k: 'migration-iteration'; sub: number; name: string; uuid: string; iteration: number }
   | { k: 'job-completed'; sub: number; name: string; uuid: string; stats: Record<string, number | bigint | boolean | string> }
   | { k: 'qemu'; sub: number; name: string; uuid: string; event: string; seconds: number; micros: number; details: string | null }
-  | { k: 'generic'; sub: number; event: Record<string, unknown> }
+  | { k: 'generic'; sub: number; family: EventFamily; eventId: number; event: Record<string, unknown> }
   | { k: 'closed'; connId: number; reason: number };
