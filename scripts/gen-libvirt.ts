@@ -93,6 +93,16 @@ interface Bound {
 
 class Unsupported extends Error {}
 
+/** Functions returning arrays of structs that hold allocated strings: each has its own decoder and free. */
+const STRUCT_LISTS = new Set([
+  'virDomainGetFSInfo',
+  'virDomainGetIOThreadInfo',
+  'virDomainInterfaceAddresses',
+  'virNetworkGetDHCPLeases',
+  'virDomainGetSecurityLabelList',
+  'virDomainGetDiskErrors',
+]);
+
 function lowerCamel(s: string): string {
   // Leading acronyms stay together: XMLDesc → xmlDesc is not libvirt's spelling, so only the first letter moves.
   return s[0]!.toLowerCase() + s.slice(1);
@@ -314,6 +324,18 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
       outs.push({ name: arg.name, ts: `${c}[]`, wrap: (e) => `(${e} as ObjectRef[]).map((r) => this.context.adopt('${c}', r) as ${c})` });
       continue;
     }
+    if (STRUCT_LISTS.has(fn.name) && (t.endsWith('Ptr **') || t === 'virSecurityLabelPtr *' || t === 'virDomainDiskErrorPtr')) {
+      // arrays of structs holding strings libvirt allocated: decoded and released per function (interpreter.ts)
+      args.push(`list:${fn.name}`);
+      proto.push(t === 'virDomainDiskErrorPtr' ? `void *${arg.name}` : `_Out_ void **${arg.name}`);
+      if (t === 'virDomainDiskErrorPtr') {
+        args.push('listMax');
+        proto.push(`unsigned int ${next!.name}`);
+        i++;
+      }
+      outs.push({ name: arg.name, ts: `Record<string, unknown>[]` });
+      continue;
+    }
     if (t === 'virDomainStatsRecordPtr **') {
       args.push('statsOut');
       proto.push(`_Out_ void **${arg.name}`);
@@ -373,8 +395,9 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
     retTs = 'Uint8Array';
     outs.length = 0;
     args[args.indexOf('out:size_t')] = 'bytesLen';
-  } else if (rt === 'virErrorPtr' && fn.name === 'virConnGetLastError') {
-    ret = 'error';
+  } else if (rt === 'virErrorPtr') {
+    // virSaveLastError hands over a copy (freed here with virFreeError); the others lend theirs
+    ret = fn.name === 'virSaveLastError' ? 'errorOwned' : 'error';
     retProto = 'void *';
     retTs = 'LibvirtErrorData | null';
   } else if (retCls) {

@@ -287,6 +287,30 @@ export function invoke(native: Native, name: string, given: unknown[]): unknown 
           after.push(() => cell[0]);
           break;
         }
+        case 'list': {
+          if (detail === 'virDomainGetDiskErrors') {
+            // caller-allocated: count them first (errors NULL, maxerrors 0)
+            const count = fn(...cargs, null, 0, ...given.slice(g)) as number;
+            if (count < 0) failure(native, name);
+            const size = native.struct('lqDiskError', ['disk:void *', 'error:int']);
+            const buf = Buffer.alloc(Math.max(1, count) * size);
+            cargs.push(count > 0 ? buf : null, count);
+            i++; // listMax
+            after.push((rc) => {
+              const rows = rc > 0 ? (native.decodeStruct(buf, 'lqDiskError', rc) as unknown as { disk: bigint | null; error: number }[]) : [];
+              return rows.map((r) => {
+                const disk = r.disk ? native.decodeString(r.disk) : '';
+                if (r.disk) native.api.free(r.disk);
+                return { disk, error: r.error };
+              });
+            });
+            break;
+          }
+          const cell: [bigint | null] = [null];
+          cargs.push(cell);
+          after.push((rc) => decodeList(native, detail, cell[0], rc));
+          break;
+        }
         default:
           throw new Error(`${name}: unknown argument kind ${kind}`);
       }
@@ -352,9 +376,11 @@ function finish(native: Native, name: string, s: FunctionSpec, rv: unknown, afte
       native.api.free(rv as bigint);
       return bytes;
     }
-    case 'error': {
+    case 'error':
+    case 'errorOwned': {
       if (!rv) return null;
       const e = native.decodeError(rv as bigint);
+      if (k === 'errorOwned') native.bind(0, 'void virFreeError(void *err)')(rv);
       return { code: e.code, domain: e.domain, message: e.message ?? '', level: e.level } satisfies LibvirtErrorData;
     }
     default:
@@ -374,5 +400,53 @@ function decodeStats(native: Native, array: bigint | null, count: number): { dom
     });
   } finally {
     native.api.virDomainStatsRecordListFree(array);
+  }
+}
+
+/** Struct layouts and release functions of the arrays libvirt allocates with strings inside. */
+const LISTS: Record<string, { struct: string[]; free?: string; inline?: boolean }> = {
+  virDomainGetFSInfo: { struct: ['mountpoint:const char *', 'name:const char *', 'fstype:const char *', 'ndevAlias:size_t', 'devAlias:void *'], free: 'virDomainFSInfoFree' },
+  virDomainGetIOThreadInfo: { struct: ['iothread_id:unsigned int', 'cpumap:void *', 'cpumaplen:int'], free: 'virDomainIOThreadInfoFree' },
+  virDomainInterfaceAddresses: { struct: ['name:const char *', 'hwaddr:const char *', 'naddrs:unsigned int', 'addrs:void *'], free: 'virDomainInterfaceFree' },
+  virNetworkGetDHCPLeases: {
+    struct: ['iface:const char *', 'expirytime:long long', 'type:int', 'mac:const char *', 'iaid:const char *', 'ipaddr:const char *', 'prefix:unsigned int', 'hostname:const char *', 'clientid:const char *'],
+    free: 'virNetworkDHCPLeaseFree',
+  },
+  virDomainGetSecurityLabelList: { struct: ['label:char[4097]', 'enforcing:int'], inline: true },
+};
+
+/** Copies an array of `count` structs out of libvirt's memory, then releases each element and the array. */
+function decodeList(native: Native, fnName: string, array: bigint | null, count: number): Record<string, unknown>[] {
+  if (!array) return [];
+  const spec = LISTS[fnName]!;
+  const sname = `lq_${fnName}`;
+  native.struct(sname, spec.struct);
+  try {
+    if (spec.inline) return count > 0 ? (native.decodeStruct(array, sname, count) as unknown as Record<string, unknown>[]) : [];
+    const ptrs = native.decodePointers<bigint>(array as never, count);
+    const free = native.bind(0, `void ${spec.free}(void *p)`);
+    return ptrs.map((p) => {
+      try {
+        const row = native.decodeStruct(p, sname);
+        if (fnName === 'virDomainGetFSInfo') {
+          const n = Number(row.ndevAlias);
+          row.devAlias = n > 0 ? native.decodePointers<bigint>(row.devAlias as never, n).map((x) => native.decodeString(x)) : [];
+          delete row.ndevAlias;
+        } else if (fnName === 'virDomainGetIOThreadInfo') {
+          row.cpumap = row.cpumap ? native.copyBytes(row.cpumap as bigint, Number(row.cpumaplen)) : new Uint8Array(0);
+          delete row.cpumaplen;
+        } else if (fnName === 'virDomainInterfaceAddresses') {
+          native.struct('lqIPAddress', ['type:int', 'addr:const char *', 'prefix:unsigned int']);
+          const n = Number(row.naddrs);
+          row.addrs = n > 0 && row.addrs ? native.decodeStruct(row.addrs as bigint, 'lqIPAddress', n) : [];
+          delete row.naddrs;
+        }
+        return row;
+      } finally {
+        free(p);
+      }
+    });
+  } finally {
+    native.api.free(array);
   }
 }

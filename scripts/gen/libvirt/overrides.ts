@@ -65,13 +65,7 @@ export const SKIP: Record<string, string> = {
   virConnCopyLastError: 'errors are thrown as LibvirtError',
   virCopyLastError: 'errors are thrown as LibvirtError',
   virDefaultErrorFunc: 'errors are thrown as LibvirtError',
-  virGetLastError: 'read by the binding on the calling worker thread',
-  virGetLastErrorCode: 'errors are thrown as LibvirtError (its code)',
-  virGetLastErrorDomain: 'errors are thrown as LibvirtError (its domain)',
-  virGetLastErrorMessage: 'errors are thrown as LibvirtError (its message)',
   virResetError: 'errors are thrown as LibvirtError',
-  virResetLastError: 'done by libvirt at the start of every public call',
-  virSaveLastError: 'errors are thrown as LibvirtError',
   // the event loop belongs to the binding's event worker
   virEventRegisterImpl: 'the binding runs libvirt\'s default event loop on its own thread',
   virEventRegisterDefaultImpl: 'done by the binding before the first connection opens',
@@ -94,8 +88,6 @@ export const SKIP: Record<string, string> = {
   virStreamSendAll: 'takes a C source callback',
   virStreamSparseRecvAll: 'takes C sink callbacks',
   virStreamSparseSendAll: 'takes C source callbacks',
-  virConnectDomainEventRegister: 'deprecated by libvirt in favour of virConnectDomainEventRegisterAny (connection.domainEvents())',
-  virConnectDomainEventDeregister: 'deprecated by libvirt in favour of virConnectDomainEventDeregisterAny',
 };
 
 /**
@@ -106,6 +98,8 @@ export const HAND_WRITTEN: Record<string, { class: string; method: string; reaso
   virConnectOpen: { class: 'Connection', method: 'open', reason: 'Connection.open() starts the event loop and a worker first' },
   virConnectOpenReadOnly: { class: 'Connection', method: 'open', reason: 'Connection.open(uri, { readOnly: true })' },
   virConnectClose: { class: 'Connection', method: 'close', reason: 'close() deregisters events and releases objects first' },
+  virConnectDomainEventRegister: { class: 'Connection', method: 'domainEvents', reason: "libvirt's older lifecycle-only registration: domainEvents({ kinds: ['lifecycle'] }) delivers the same events" },
+  virConnectDomainEventDeregister: { class: 'Connection', method: 'domainEvents', reason: 'deregistered when the iteration stops' },
   virConnectIsAlive: { class: 'Connection', method: 'isAlive', reason: 'answers false instead of failing on a closed connection' },
   virConnectRegisterCloseCallback: { class: 'Connection', method: 'on', reason: "the close callback lives in the event worker; it emits 'disconnected'" },
   virConnectUnregisterCloseCallback: { class: 'Connection', method: 'close', reason: 'unregistered by close()' },
@@ -158,7 +152,18 @@ export const RENAME: Record<string, string> = {
  * Functions with no object argument offered on Connection (they run on that connection's worker thread,
  * like every call): the module-level API has no thread of its own to run on.
  */
-export const ON_CONNECTION = new Set(['virGetVersion', 'virInitialize', 'virDomainListGetStats']);
+export const ON_CONNECTION = new Set([
+  'virGetVersion',
+  'virInitialize',
+  'virDomainListGetStats',
+  // the thread-local last error of the connection's worker thread: the previous call on this connection
+  'virGetLastError',
+  'virGetLastErrorCode',
+  'virGetLastErrorDomain',
+  'virGetLastErrorMessage',
+  'virResetLastError',
+  'virSaveLastError',
+]);
 
 /**
  * Functions returning a reference the caller does not own (their docs say not to free it): the binding

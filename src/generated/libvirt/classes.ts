@@ -1605,6 +1605,45 @@ export class Connection extends ConnectionCore<Domain> {
     return (await this.context.call('virDomainSaveImageGetXMLDesc', 's,u', [this.pointer, file, flags], options)) as string;
   }
   /**
+   * Provide a pointer to the last error caught at the library level
+   *
+   * The error object is kept in thread local storage, so separate
+   * threads can safely access this concurrently.
+   *
+   * @returns a pointer to the last error or NULL if none occurred.
+   * @see virGetLastError (libvirt 0.1.0)
+   */
+  async getLastError(options?: CallOptions): Promise<LibvirtErrorData | null> {
+    return (await this.context.call('virGetLastError', '', [], options)) as LibvirtErrorData | null;
+  }
+  /**
+   * Get the most recent error code (enum virErrorNumber).
+   *
+   * @returns the most recent error code, or VIR_ERR_OK if none is set.
+   * @see virGetLastErrorCode (libvirt 4.5.0)
+   */
+  async getLastErrorCode(options?: CallOptions): Promise<number> {
+    return (await this.context.call('virGetLastErrorCode', '', [], options)) as number;
+  }
+  /**
+   * Get the most recent error domain (enum virErrorDomain).
+   *
+   * @returns a numerical value of the most recent error's origin, or VIR_FROM_NONE if none is set.
+   * @see virGetLastErrorDomain (libvirt 4.5.0)
+   */
+  async getLastErrorDomain(options?: CallOptions): Promise<number> {
+    return (await this.context.call('virGetLastErrorDomain', '', [], options)) as number;
+  }
+  /**
+   * Get the most recent error message
+   *
+   * @returns the most recent error message string in this thread, or a generic message if none is set
+   * @see virGetLastErrorMessage (libvirt 1.0.6)
+   */
+  async getLastErrorMessage(options?: CallOptions): Promise<string> {
+    return (await this.context.call('virGetLastErrorMessage', '', [], options)) as string;
+  }
+  /**
    * Provides version information. @libVer is the version of the
    * library and will always be set unless an error occurs, in which case
    * an error code will be returned. @typeVer exists for historical
@@ -2354,6 +2393,28 @@ export class Connection extends ConnectionCore<Domain> {
    */
   async nodeSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virNodeSuspendForDuration', 'u,U,u', [this.pointer, target, duration, flags], options)) as number;
+  }
+  /**
+   * Reset the last error caught at the library level.
+   *
+   * The error object is kept in thread local storage, so separate
+   * threads can safely access this concurrently, only resetting
+   * their own error object.
+   *
+   * @see virResetLastError (libvirt 0.1.0)
+   */
+  async resetLastError(options?: CallOptions): Promise<void> {
+    await this.context.call('virResetLastError', '', [], options);
+  }
+  /**
+   * Save the last error into a new error object.  On success, errno is
+   * unchanged; on failure, errno is ENOMEM.
+   *
+   * @returns a pointer to the copied error or NULL if allocation failed. It is the caller's responsibility to free the error with virFreeError().
+   * @see virSaveLastError (libvirt 0.6.1)
+   */
+  async saveLastError(options?: CallOptions): Promise<LibvirtErrorData | null> {
+    return (await this.context.call('virSaveLastError', '', [], options)) as LibvirtErrorData | null;
   }
   /**
    * If XML specifies a UUID, locates the specified secret and replaces all
@@ -4070,6 +4131,32 @@ export class Domain extends DomainCore {
     return (await this.context.call('virDomainGetControlInfo', 'u', [this.pointer, flags], options)) as Record<string, number | bigint | string>;
   }
   /**
+   * The function populates @errors array with all disks that encountered an
+   * I/O error.  Disks with no error will not be returned in the @errors array.
+   * Each disk is identified by its target (the dev attribute of target
+   * subelement in domain XML), such as "vda", and accompanied with the error
+   * that was seen on it.  The caller is also responsible for calling free()
+   * on each disk name returned.
+   *
+   * In a special case when @errors is NULL and @maxerrors is 0, the function
+   * returns preferred size of @errors that the caller should use to get all
+   * disk errors.
+   *
+   * Since calling virDomainGetDiskErrors(dom, NULL, 0, 0) to get preferred size
+   * of @errors array and getting the errors are two separate operations, new
+   * disks may be hotplugged to the domain and new errors may be encountered
+   * between the two calls.  Thus, this function may not return all disk errors
+   * because the supplied array is not large enough.  Such errors may, however,
+   * be detected by listening to domain events.
+   *
+   * @param flags extra flags; not used yet, so callers should always pass 0
+   * @returns number of disks with errors filled in the @errors array or -1 on error.
+   * @see virDomainGetDiskErrors (libvirt 0.9.10)
+   */
+  async getDiskErrors(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return (await this.context.call('virDomainGetDiskErrors', 'u', [this.pointer, flags], options)) as Record<string, unknown>[];
+  }
+  /**
    * Query the CPU affinity setting of all emulator threads of domain, store
    * it in cpumap.
    *
@@ -4080,6 +4167,17 @@ export class Domain extends DomainCore {
    */
   async getEmulatorPinInfo(cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainGetEmulatorPinInfo', 'B,u', [this.pointer, cpumap, flags], options)) as number;
+  }
+  /**
+   * Get a list of mapping information for each mounted file systems within the
+   * specified guest and the disks.
+   *
+   * @param flags extra flags; not used yet, so callers should always pass 0
+   * @returns the number of returned mount points, or -1 in case of error. On success, the array of the information is stored into @info. The caller is responsible for calling virDomainFSInfoFree() on each array element, then calling free() on @info. On error, @info is set to NULL.
+   * @see virDomainGetFSInfo (libvirt 1.2.11)
+   */
+  async getFSInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return (await this.context.call('virDomainGetFSInfo', 'u', [this.pointer, flags], options)) as Record<string, unknown>[];
   }
   /**
    * Queries the guest agent for the various information about the guest system.
@@ -4246,6 +4344,17 @@ export class Domain extends DomainCore {
    */
   async getID(options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainGetID', '', [this.pointer], options)) as number;
+  }
+  /**
+   * Fetch IOThreads of an active domain including the cpumap information to
+   * determine on which CPU the IOThread has affinity to run.
+   *
+   * @param flags bitwise-OR of virDomainModificationImpact Must not be VIR_DOMAIN_AFFECT_LIVE and VIR_DOMAIN_AFFECT_CONFIG concurrently.
+   * @returns the number of IOThreads or -1 in case of error. On success, the array of information is stored into @info. The caller is responsible for calling virDomainIOThreadInfoFree() on each array element, then calling free() on @info. On error, @info is set to NULL.
+   * @see virDomainGetIOThreadInfo (libvirt 1.2.14)
+   */
+  async getIOThreadInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return (await this.context.call('virDomainGetIOThreadInfo', 'u', [this.pointer, flags], options)) as Record<string, unknown>[];
   }
   /**
    * Extract information about a domain. Note that if the connection
@@ -4558,6 +4667,17 @@ export class Domain extends DomainCore {
     return (await this.context.call('virDomainGetSecurityLabel', '', [this.pointer], options)) as Record<string, number | bigint | string>;
   }
   /**
+   * Extract the security labels of an active domain. The 'label' field
+   * in the @seclabels argument will be initialized to the empty
+   * string if the domain is not running under a security model.
+   *
+   * @returns number of elements in @seclabels on success, -1 in case of failure.
+   * @see virDomainGetSecurityLabelList (libvirt 0.10.0)
+   */
+  async getSecurityLabelList(options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return (await this.context.call('virDomainGetSecurityLabelList', '', [this.pointer], options)) as Record<string, unknown>[];
+  }
+  /**
    * Extract domain state. Each state can be accompanied with a reason (if known)
    * which led to the state.
    *
@@ -4721,6 +4841,79 @@ export class Domain extends DomainCore {
    */
   async injectNMI(flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainInjectNMI', 'u', [this.pointer, flags], options)) as number;
+  }
+  /**
+   * Return a pointer to the allocated array of pointers to interfaces
+   * present in given domain along with their IP and MAC addresses. Note that
+   * single interface can have multiple or even 0 IP addresses.
+   *
+   * This API dynamically allocates the virDomainInterfacePtr struct based on
+   * how many interfaces domain @dom has, usually there's 1:1 correlation. The
+   * count of the interfaces is returned as the return value.
+   *
+   * If @source is VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, the DHCP lease
+   * file associated with any virtual networks will be examined to obtain
+   * the interface addresses. This only returns data for interfaces which
+   * are connected to virtual networks managed by libvirt.
+   *
+   * If @source is VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, a configured
+   * guest agent is needed for successful return from this API. Moreover, if
+   * guest agent is used then the interface name is the one seen by guest OS.
+   * To match such interface with the one from @dom XML use MAC address or IP
+   * range.
+   *
+   * If @source is VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP, the host
+   * ARP table will be check to obtain the interface addresses. As
+   * the arp cache refreshes in time, the returned ip address may
+   * be unreachable. Depending on the route table config of the
+   * guest, the returned mac address may be duplicated.
+   *
+   * Note that for some @source values some pieces of returned @ifaces
+   * might be unset (e.g. VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP does not
+   * set IP address prefix as ARP table does not have any notion of that).
+   *
+   * @ifaces->name and @ifaces->hwaddr are never NULL.
+   *
+   * The caller *must* free @ifaces when no longer needed. Usual use case
+   * looks like this:
+   *
+   *   virDomainInterfacePtr *ifaces = NULL;
+   *   int ifaces_count = 0;
+   *   size_t i, j;
+   *   virDomainPtr dom = ... obtain a domain here ...;
+   *
+   *   if ((ifaces_count = virDomainInterfaceAddresses(dom, &ifaces,
+   *            VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)) < 0)
+   *       goto cleanup;
+   *
+   *  ... do something with returned values, for example:
+   *
+   *   for (i = 0; i < ifaces_count; i++) {
+   *       printf("name: %s", ifaces[i]->name);
+   *       if (ifaces[i]->hwaddr)
+   *           printf(" hwaddr: %s", ifaces[i]->hwaddr);
+   *
+   *       for (j = 0; j < ifaces[i]->naddrs; j++) {
+   *           virDomainIPAddressPtr ip_addr = ifaces[i]->addrs + j;
+   *           printf("[addr: %s prefix: %d type: %d]",
+   *                  ip_addr->addr, ip_addr->prefix, ip_addr->type);
+   *       }
+   *       printf("\n");
+   *   }
+   *
+   *   cleanup:
+   *       if (ifaces && ifaces_count > 0)
+   *           for (i = 0; i < ifaces_count; i++)
+   *               virDomainInterfaceFree(ifaces[i]);
+   *       free(ifaces);
+   *
+   * @param source one of the virDomainInterfaceAddressesSource constants
+   * @param flags currently unused, pass zero
+   * @returns the number of interfaces on success, -1 in case of error.
+   * @see virDomainInterfaceAddresses (libvirt 1.2.14)
+   */
+  async interfaceAddresses(source: number, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return (await this.context.call('virDomainInterfaceAddresses', 'u,u', [this.pointer, source, flags], options)) as Record<string, unknown>[];
   }
   /**
    * This function returns network interface stats for interfaces
@@ -6533,6 +6726,76 @@ export class Network extends LibvirtObject {
    */
   async getConnect(options?: CallOptions): Promise<Connection> {
     return this.context.connection as Connection;
+  }
+  /**
+   * For DHCPv4, the information returned:
+   * - Network Interface Name
+   * - Expiry Time
+   * - MAC address
+   * - IAID (NULL)
+   * - IPv4 address (with type and prefix)
+   * - Hostname (can be NULL)
+   * - Client ID (can be NULL)
+   *
+   * For DHCPv6, the information returned:
+   * - Network Interface Name
+   * - Expiry Time
+   * - MAC address
+   * - IAID (can be NULL, only in rare cases)
+   * - IPv6 address (with type and prefix)
+   * - Hostname (can be NULL)
+   * - Client DUID
+   *
+   * Note: @mac, @iaid, @ipaddr, @clientid are in ASCII form, not raw bytes.
+   * Note: @expirytime can 0, in case the lease is for infinite time.
+   *
+   * The API fetches leases info of guests in the specified network. If the
+   * optional parameter @mac is specified, the returned list will contain only
+   * lease info about a specific guest interface with @mac. There can be
+   * multiple leases for a single @mac because this API supports DHCPv6 too.
+   *
+   * On success, the array stored into @leases is guaranteed to
+   * have an extra allocated element set to NULL but not included in the return
+   * count, to make iteration easier. The caller is responsible for calling
+   * virNetworkDHCPLeaseFree() on each array element, then calling free() on @leases.
+   *
+   * See also virNetworkGetDHCPLeasesForMAC() as a convenience for filtering
+   * the list to a single MAC address.
+   *
+   * Example of usage:
+   *
+   *   virNetworkDHCPLeasePtr *leases = NULL;
+   *   virNetworkPtr network = ... obtain a network pointer here ...;
+   *   size_t i;
+   *   int nleases;
+   *   unsigned int flags = 0;
+   *
+   *   nleases = virNetworkGetDHCPLeases(network, NULL, &leases, flags);
+   *   if (nleases < 0)
+   *       error();
+   *
+   *   ... do something with returned values, for example:
+   *
+   *   for (i = 0; i < nleases; i++) {
+   *       virNetworkDHCPLeasePtr lease = leases[i];
+   *
+   *       printf("Time(epoch): %lu, MAC address: %s, "
+   *              "IP address: %s, Hostname: %s, ClientID: %s\n",
+   *              lease->expirytime, lease->mac, lease->ipaddr,
+   *              lease->hostname, lease->clientid);
+   *
+   *              virNetworkDHCPLeaseFree(leases[i]);
+   *   }
+   *
+   *   free(leases);
+   *
+   * @param mac Optional ASCII formatted MAC address of an interface
+   * @param flags Extra flags, not used yet, so callers should always pass 0
+   * @returns the number of leases found or -1 and sets @leases to NULL in case of error.
+   * @see virNetworkGetDHCPLeases (libvirt 1.2.6)
+   */
+  async getDHCPLeases(mac: string, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return (await this.context.call('virNetworkGetDHCPLeases', 's,u', [this.pointer, mac, flags], options)) as Record<string, unknown>[];
   }
   /**
    * Get the public name for that network
