@@ -113,10 +113,15 @@ function methodName(fn: ApiFunction, cls: string | null): string {
   let rest = fn.name.replace(/^vir/, '');
   if (cls) {
     const prefix = CLASSES.find((c) => c.cls === cls)!.prefix.replace(/^vir/, '');
+    // a snapshot's or port's own functions may carry only the parent's prefix (virDomainRevertToSnapshot)
+    const parent = PARENT_PREFIX[cls];
     if (rest.startsWith(prefix) && rest.length > prefix.length) rest = rest.slice(prefix.length);
+    else if (parent && rest.startsWith(parent)) rest = rest.slice(parent.length);
   }
   return lowerCamel(rest);
 }
+
+const PARENT_PREFIX: Record<string, string> = { DomainSnapshot: 'Domain', DomainCheckpoint: 'Domain', NetworkPort: 'Network', NWFilterBinding: 'NWFilter' };
 
 const RESERVED_TS = new Set(['function', 'class', 'new', 'delete', 'default', 'in', 'var', 'type', 'interface', 'package', 'private', 'public', 'static', 'options']);
 function paramName(n: string): string {
@@ -162,7 +167,8 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
     const t = arg.type;
     const pn = paramName(arg.name);
     const doc = arg.info.replace(/\s+/g, ' ').trim();
-    const nullable = /\bNULL\b/.test(arg.info);
+    // NULL allowed: said in the argument's doc, or in a sentence of the function's doc naming it
+    const nullable = /\bNULL\b/.test(arg.info) || new RegExp(`@${arg.name}\\b[^.]*\\bNULL\\b|\\bNULL\\b[^.]*@${arg.name}\\b`).test(fn.info);
     const objCls = CLASS_BY_PTR.get(t);
     if (i === 0 && own && own.cls === cls) {
       args.push('in');

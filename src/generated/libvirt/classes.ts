@@ -106,8 +106,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns XML description of the computed CPU (caller frees) or NULL on error.
    * @see virConnectBaselineHypervisorCPU (libvirt 4.4.0)
    */
-  async baselineHypervisorCPU(emulator: string, arch: string, machine: string, virttype: string, xmlCPUs: string[], flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectBaselineHypervisorCPU', 's,s,s,s,S,u', [this.pointer, emulator, arch, machine, virttype, xmlCPUs, flags], options)) as string;
+  async baselineHypervisorCPU(emulator: string | null, arch: string | null, machine: string | null, virttype: string | null, xmlCPUs: string[], flags: number = 0, options?: CallOptions): Promise<string> {
+    return (await this.context.call('virConnectBaselineHypervisorCPU', 's?,s?,s?,s?,S,u', [this.pointer, emulator, arch, machine, virttype, xmlCPUs, flags], options)) as string;
   }
   /**
    * Compares the given CPU description with the host CPU.
@@ -143,8 +143,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns comparison result according to enum virCPUCompareResult. If VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE is used and @xmlCPU is incompatible with the CPU the specified hypervisor is able to provide on the host, this function will return VIR_CPU_COMPARE_ERROR (instead of VIR_CPU_COMPARE_INCOMPATIBLE) and the error will use the VIR_ERR_CPU_INCOMPATIBLE code with a message providing more details about the incompatibility.
    * @see virConnectCompareHypervisorCPU (libvirt 4.4.0)
    */
-  async compareHypervisorCPU(emulator: string, arch: string, machine: string, virttype: string, xmlCPU: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectCompareHypervisorCPU', 's,s,s,s,s,u', [this.pointer, emulator, arch, machine, virttype, xmlCPU, flags], options)) as number;
+  async compareHypervisorCPU(emulator: string | null, arch: string | null, machine: string | null, virttype: string | null, xmlCPU: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return (await this.context.call('virConnectCompareHypervisorCPU', 's?,s?,s?,s?,s,u', [this.pointer, emulator, arch, machine, virttype, xmlCPU, flags], options)) as number;
   }
   /**
    * Reads native configuration data  describing a domain, and
@@ -2746,8 +2746,8 @@ export class Domain extends DomainCore {
    * @returns number of keys stored in @keys, -1 otherwise.
    * @see virDomainAuthorizedSSHKeysGet (libvirt 6.10.0)
    */
-  async authorizedSSHKeysGet(user: string, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainAuthorizedSSHKeysGet', 's,u', [this.pointer, user, flags], options)) as string[];
+  async authorizedSSHKeysGet(user: string | null, flags: number = 0, options?: CallOptions): Promise<string[]> {
+    return (await this.context.call('virDomainAuthorizedSSHKeysGet', 's?,u', [this.pointer, user, flags], options)) as string[];
   }
   /**
    * For given @user in @domain set @keys in authorized keys file.
@@ -2777,8 +2777,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 otherwise.
    * @see virDomainAuthorizedSSHKeysSet (libvirt 6.10.0)
    */
-  async authorizedSSHKeysSet(user: string, keys: string[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAuthorizedSSHKeysSet', 's,S,u', [this.pointer, user, keys, flags], options)) as number;
+  async authorizedSSHKeysSet(user: string | null, keys: string[], flags: number = 0, options?: CallOptions): Promise<number> {
+    return (await this.context.call('virDomainAuthorizedSSHKeysSet', 's?,S,u', [this.pointer, user, keys, flags], options)) as number;
   }
   /**
    * Start a point-in-time backup job for the specified disks of a
@@ -3856,8 +3856,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 otherwise.
    * @see virDomainFSTrim (libvirt 1.0.1)
    */
-  async fSTrim(mountPoint: string, minimum: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFSTrim', 's,U,u', [this.pointer, mountPoint, minimum, flags], options)) as number;
+  async fSTrim(mountPoint: string | null, minimum: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return (await this.context.call('virDomainFSTrim', 's?,U,u', [this.pointer, mountPoint, minimum, flags], options)) as number;
   }
   /**
    * Provides a boolean value indicating whether the domain
@@ -3993,8 +3993,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainGetBlockIoTune (libvirt 0.9.8)
    */
-  async getBlockIoTune(disk: string, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetBlockIoTune', 's,u', [this.pointer, disk, flags], options)) as TypedParamsObject;
+  async getBlockIoTune(disk: string | null, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return (await this.context.call('virDomainGetBlockIoTune', 's?,u', [this.pointer, disk, flags], options)) as TypedParamsObject;
   }
   /**
    * Request block job information for the given disk.  If an operation is active
@@ -4544,8 +4544,8 @@ export class Domain extends DomainCore {
    * @returns the metadata string on success (caller must free), or NULL in case of failure.
    * @see virDomainGetMetadata (libvirt 0.9.10)
    */
-  async getMetadata(type_: number, uri: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetMetadata', 'i,s,u', [this.pointer, type_, uri, flags], options)) as string;
+  async getMetadata(type_: number, uri: string | null, flags: number = 0, options?: CallOptions): Promise<string> {
+    return (await this.context.call('virDomainGetMetadata', 'i,s?,u', [this.pointer, type_, uri, flags], options)) as string;
   }
   /**
    * Get the public name for that domain
@@ -5451,8 +5451,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the migration succeeded, -1 upon error.
    * @see virDomainMigrateToURI2 (libvirt 0.9.2)
    */
-  async migrateToURI2(dconnuri: string, miguri: string, dxml: string, flags: number = 0, dname: string, bandwidth: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateToURI2', 's,s,s,u,s,u', [this.pointer, dconnuri, miguri, dxml, flags, dname, bandwidth], options)) as number;
+  async migrateToURI2(dconnuri: string | null, miguri: string | null, dxml: string, flags: number = 0, dname: string, bandwidth: number, options?: CallOptions): Promise<number> {
+    return (await this.context.call('virDomainMigrateToURI2', 's?,s?,s,u,s,u', [this.pointer, dconnuri, miguri, dxml, flags, dname, bandwidth], options)) as number;
   }
   /**
    * This opens the host interface associated with a channel device on a
@@ -6165,8 +6165,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 in case of failure.
    * @see virDomainSetMetadata (libvirt 0.9.10)
    */
-  async setMetadata(type_: number, metadata: string, key: string | null, uri: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMetadata', 'i,s,s?,s?,u', [this.pointer, type_, metadata, key, uri, flags], options)) as number;
+  async setMetadata(type_: number, metadata: string | null, key: string | null, uri: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
+    return (await this.context.call('virDomainSetMetadata', 'i,s?,s?,s?,u', [this.pointer, type_, metadata, key, uri, flags], options)) as number;
   }
   /**
    * Change all or a subset of the numa tunables.
@@ -6794,8 +6794,8 @@ export class Network extends LibvirtObject {
    * @returns the number of leases found or -1 and sets @leases to NULL in case of error.
    * @see virNetworkGetDHCPLeases (libvirt 1.2.6)
    */
-  async getDHCPLeases(mac: string, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virNetworkGetDHCPLeases', 's,u', [this.pointer, mac, flags], options)) as Record<string, unknown>[];
+  async getDHCPLeases(mac: string | null, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return (await this.context.call('virNetworkGetDHCPLeases', 's?,u', [this.pointer, mac, flags], options)) as Record<string, unknown>[];
   }
   /**
    * Get the public name for that network
@@ -8164,7 +8164,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns 0 if the creation is successful, -1 on error.
    * @see virDomainRevertToSnapshot (libvirt 0.8.0)
    */
-  async domainRevertToSnapshot(flags: number = 0, options?: CallOptions): Promise<number> {
+  async revertToSnapshot(flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainRevertToSnapshot', 'u', [this.pointer, flags], options)) as number;
   }
   /**

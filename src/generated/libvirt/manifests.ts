@@ -222,7 +222,7 @@ export const LIBVIRT_BINDINGS: readonly { c: string; class: string | null; metho
   { c: 'virDomainRestoreFlags', class: 'Connection', method: 'domainRestoreFlags' },
   { c: 'virDomainRestoreParams', class: 'Connection', method: 'domainRestoreParams' },
   { c: 'virDomainResume', class: 'Domain', method: 'resume' },
-  { c: 'virDomainRevertToSnapshot', class: 'DomainSnapshot', method: 'domainRevertToSnapshot' },
+  { c: 'virDomainRevertToSnapshot', class: 'DomainSnapshot', method: 'revertToSnapshot' },
   { c: 'virDomainSave', class: 'Domain', method: 'save' },
   { c: 'virDomainSaveFlags', class: 'Domain', method: 'saveFlags' },
   { c: 'virDomainSaveImageDefineXML', class: 'Connection', method: 'domainSaveImageDefineXML' },
