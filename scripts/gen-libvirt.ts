@@ -44,7 +44,7 @@ const CLASSES: { ptr: string; cls: string; prefix: string }[] = [
 ];
 const CLASS_BY_PTR = new Map(CLASSES.map((c) => [c.ptr, c]));
 /** Hand-written cores the generated classes extend (friendly methods, identity, lifetime). */
-const CORE: Record<string, string> = { Connection: 'ConnectionCore<Domain>', Domain: 'DomainCore' };
+const CORE: Record<string, string> = { Connection: 'ConnectionCore<Domain>', Domain: 'DomainCore', Stream: 'StreamCore' };
 
 const SCALAR_TS: Record<string, { koffi: string; ts: string; tag: string }> = {
   int: { koffi: 'int', ts: 'number', tag: 'i' },
@@ -181,6 +181,14 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
       params.push({ name: pn, ts: nullable ? `${objCls.cls} | null` : objCls.cls, tag: nullable ? 'o?' : 'o', doc, pass: pn });
       continue;
     }
+    const lenNext = next && /^(int|unsigned int|size_t)$/.test(next.type) && /len|size|nbytes/.test(next.name);
+    if ((t === 'const unsigned char *' || (t === 'unsigned char *' && /^Pin|^virDomainPin/.test(fn.name.replace(/^virDomain/, 'Pin'))) || (t === 'const char *' && arg.name === 'data')) && lenNext) {
+      args.push('bytesIn', 'count');
+      proto.push(`const void *${arg.name}`, `${next.type} ${next.name}`);
+      params.push({ name: pn, ts: 'Uint8Array', tag: 'B', doc, pass: pn });
+      i++;
+      continue;
+    }
     if (t === 'const char *') {
       args.push('in');
       proto.push(`const char *${arg.name}`);
@@ -264,14 +272,6 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
       args.push('uintsIn', 'count');
       proto.push(`unsigned int *${arg.name}`, `${next.type} ${next.name}`);
       params.push({ name: pn, ts: 'number[]', tag: 'N', doc, pass: pn });
-      i++;
-      continue;
-    }
-    const lenNext = next && /^(int|unsigned int|size_t)$/.test(next.type) && /len|size|nbytes/.test(next.name);
-    if ((t === 'const unsigned char *' || (t === 'unsigned char *' && /^Pin|^virDomainPin/.test(fn.name.replace(/^virDomain/, 'Pin'))) || (t === 'const char *' && arg.name === 'data')) && lenNext) {
-      args.push('bytesIn', 'count');
-      proto.push(`const void *${arg.name}`, `${next.type} ${next.name}`);
-      params.push({ name: pn, ts: 'Uint8Array', tag: 'B', doc, pass: pn });
       i++;
       continue;
     }
@@ -411,6 +411,11 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
     retProto = 'void *';
     retTs = retCls.cls;
     wrapRet = (e) => `this.context.adopt('${retCls.cls}', ${e} as ObjectRef) as ${retCls.cls}`;
+  } else if (rt === 'int' && /^virStream(Send|Recv)/.test(fn.name)) {
+    // on a non-blocking stream -2 means "try again later", not failure: the result is then null
+    ret = 'intAgain';
+    retProto = 'int';
+    retTs = 'number | null';
   } else if (rt === 'int') {
     ret = /^vir\w+Is[A-Z]/.test(fn.name) && outs.length === 0 && /1|true/i.test(fn.returns.info) ? 'bool' : 'int';
     retProto = 'int';
@@ -440,6 +445,9 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
   if (outs.length === 0) {
     result = retTs;
     wrap = wrapRet ?? ((e) => `${e} as ${retTs}`);
+  } else if (ret === 'intAgain' && outs.length === 1) {
+    result = `${outs[0]!.ts} | null`;
+    wrap = (e) => `${e} as ${result}`;
   } else if (ret === 'str') {
     // e.g. virDomainGetSchedulerType: the string, and what the out-parameters say about it
     result = `{ returned: string; ${outs.map((o) => `${o.name}: ${o.ts}`).join('; ')} }`;
@@ -497,7 +505,7 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
   // Names the hand-written cores already use: a generated method must not silently shadow one.
   const coreNames = (file: string): Set<string> =>
     new Set([...readFileSync(join(root, 'src/libvirt', file), 'utf8').matchAll(/^ {2}(?:(?:async|static|protected|private|readonly|get|declare) )*(\w+)[<(:;]/gm)].map((m) => m[1]!));
-  const taken: Record<string, Set<string>> = { Connection: coreNames('connection-core.ts'), Domain: coreNames('domain-core.ts') };
+  const taken: Record<string, Set<string>> = { Connection: coreNames('connection-core.ts'), Domain: coreNames('domain-core.ts'), Stream: coreNames('stream-core.ts') };
   const objectNames = coreNames('object.ts');
   const collisions: string[] = [];
   for (const fn of api.functions) {
@@ -612,6 +620,7 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
   classes += `import type { CallOptions } from '../../libvirt/executor.js';\n`;
   classes += `import { ConnectionCore } from '../../libvirt/connection-core.js';\n`;
   classes += `import { DomainCore } from '../../libvirt/domain-core.js';\n`;
+  classes += `import { StreamCore } from '../../libvirt/stream-core.js';\n`;
   classes += `import { LibvirtObject, type DomainStatsRecord, type TypedParamsInput, type TypedParamsObject } from '../../libvirt/object.js';\n`;
   classes += `import type { ObjectRef } from '../../libvirt/spec.js';\n`;
   classes += `import type { LibvirtErrorData } from '../../libvirt/errors.js';\n`;

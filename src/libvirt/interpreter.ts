@@ -334,6 +334,12 @@ function finish(native: Native, name: string, s: FunctionSpec, rv: unknown, afte
       if (outs.length === 1) return outs[0];
       return Object.fromEntries(s.outs!.map((n, i) => [n, outs[i]]));
     }
+    case 'intAgain': {
+      const rc = rv as number;
+      if (rc === -2) return null;
+      if (rc < 0) failure(native, name);
+      return after.length === 0 ? rc : after[0]!(rc);
+    }
     case 'bool': {
       const rc = rv as number;
       if (rc < 0) failure(native, name);

@@ -3,10 +3,12 @@
  * internal snapshots on a qcow2 disk, domain statistics, a storage pool and a network.
  */
 import { execFileSync } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { chownSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VIR_DOMAIN_AFFECT_LIVE, VIR_DOMAIN_STATS_BLOCK, VIR_DOMAIN_STATS_STATE, VIR_DOMAIN_STATS_VCPU } from '../../src/generated/libvirt/constants.js';
+import { VIR_DOMAIN_AFFECT_LIVE, VIR_DOMAIN_STATS_BLOCK, VIR_DOMAIN_STATS_STATE, VIR_DOMAIN_STATS_VCPU, VIR_STREAM_NONBLOCK } from '../../src/generated/libvirt/constants.js';
 import { Connection, LibvirtError, type Domain } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
 
@@ -94,7 +96,7 @@ describe('generated bindings on a real libvirtd', () => {
     expect(block[0]!.stats['block.count']).toBe(1);
   });
 
-  it('defines, starts, inspects, stops and removes a storage pool with a volume', async () => {
+  it('defines, starts, inspects, stops and removes a storage pool with volumes; uploads and downloads one as Node streams', async () => {
     const dir = join(daemon.base, 'pool');
     const pool = await conn.storagePoolDefineXML(`<pool type='dir'><name>gnpool</name><target><path>${dir}</path></target></pool>`);
     await pool.build();
@@ -105,6 +107,20 @@ describe('generated bindings on a real libvirtd', () => {
     expect(existsSync(join(dir, 'v1.qcow2'))).toBe(true);
     expect((await vol.getInfo()).capacity).toBe(4 * 1024 * 1024);
     expect((await pool.listAllVolumes()).map((v) => v.name)).toEqual(['v1.qcow2']);
+
+    // streams: upload bytes into a raw volume through a Node Writable, read them back through a Readable
+    const raw = await pool.storageVolCreateXML(`<volume><name>r1.img</name><capacity unit='KiB'>256</capacity><target><format type='raw'/></target></volume>`);
+    const payload = Buffer.alloc(200 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7 + 3) & 0xff;
+    const up = await conn.streamNew(VIR_STREAM_NONBLOCK);
+    await raw.upload(up, 0, payload.length);
+    await pipeline(Readable.from([payload.subarray(0, 70_000), payload.subarray(70_000)]), up.toWritable());
+    const down = await conn.streamNew(VIR_STREAM_NONBLOCK);
+    await raw.download(down, 0, payload.length);
+    const chunks: Buffer[] = [];
+    for await (const c of down.toReadable({ chunkSize: 32 * 1024 })) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(payload)).toBe(true);
+    await raw.delete();
     await vol.delete();
     await pool.destroy();
     expect(await pool.isActive()).toBe(false);

@@ -4,6 +4,7 @@
 import type { CallOptions } from '../../libvirt/executor.js';
 import { ConnectionCore } from '../../libvirt/connection-core.js';
 import { DomainCore } from '../../libvirt/domain-core.js';
+import { StreamCore } from '../../libvirt/stream-core.js';
 import { LibvirtObject, type DomainStatsRecord, type TypedParamsInput, type TypedParamsObject } from '../../libvirt/object.js';
 import type { ObjectRef } from '../../libvirt/spec.js';
 import type { LibvirtErrorData } from '../../libvirt/errors.js';
@@ -8505,7 +8506,7 @@ export class DomainCheckpoint extends LibvirtObject {
 }
 
 /** A libvirt virStream (virStream* functions). Every method runs in its connection's worker thread. */
-export class Stream extends LibvirtObject {
+export class Stream extends StreamCore {
   /** The connection this object belongs to. */
   get connection(): Connection {
     return this.context.connection as Connection;
@@ -8594,8 +8595,8 @@ export class Stream extends LibvirtObject {
    * @returns the number of bytes read, which may be less than requested. Returns 0 when the end of the stream is reached, at which time the caller should invoke virStreamFinish() to get confirmation of stream completion. Returns -1 upon error, at which time the stream will be marked as aborted, and the caller should now release the stream with virStreamFree. Returns -2 if there is no data pending to be read & the stream is marked as non-blocking.
    * @see virStreamRecv (libvirt 0.7.2)
    */
-  async recv(nbytes: number, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virStreamRecv', 'u', [this.pointer, nbytes], options)) as Uint8Array;
+  async recv(nbytes: number, options?: CallOptions): Promise<Uint8Array | null> {
+    return (await this.context.call('virStreamRecv', 'u', [this.pointer, nbytes], options)) as Uint8Array | null;
   }
   /**
    * Reads a series of bytes from the stream. This method may
@@ -8638,8 +8639,8 @@ export class Stream extends LibvirtObject {
    * @returns 0 when the end of the stream is reached, at which time the caller should invoke virStreamFinish() to get confirmation of stream completion. Returns -1 upon error, at which time the stream will be marked as aborted, and the caller should now release the stream with virStreamFree. Returns -2 if there is no data pending to be read & the stream is marked as non-blocking. Returns -3 if there is a hole in stream and caller requested to stop at a hole.
    * @see virStreamRecvFlags (libvirt 3.4.0)
    */
-  async recvFlags(nbytes: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virStreamRecvFlags', 'u,u', [this.pointer, nbytes, flags], options)) as Uint8Array;
+  async recvFlags(nbytes: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array | null> {
+    return (await this.context.call('virStreamRecvFlags', 'u,u', [this.pointer, nbytes, flags], options)) as Uint8Array | null;
   }
   /**
    * This API is used to determine the @length in bytes of the
@@ -8651,8 +8652,8 @@ export class Stream extends LibvirtObject {
    * @returns 0 on success, -1 on error or when there's currently no hole in the stream
    * @see virStreamRecvHole (libvirt 3.4.0)
    */
-  async recvHole(flags: number = 0, options?: CallOptions): Promise<number | bigint> {
-    return (await this.context.call('virStreamRecvHole', 'u', [this.pointer, flags], options)) as number | bigint;
+  async recvHole(flags: number = 0, options?: CallOptions): Promise<number | bigint | null> {
+    return (await this.context.call('virStreamRecvHole', 'u', [this.pointer, flags], options)) as number | bigint | null;
   }
   /**
    * Write a series of bytes to the stream. This method may
@@ -8704,12 +8705,11 @@ export class Stream extends LibvirtObject {
    *      close(fd);
    *
    * @param data buffer to write to stream
-   * @param nbytes size of @data buffer
    * @returns the number of bytes written, which may be less than requested. Returns -1 upon error, at which time the stream will be marked as aborted, and the caller should now release the stream with virStreamFree. Returns -2 if the outgoing transmit buffers are full & the stream is marked as non-blocking.
    * @see virStreamSend (libvirt 0.7.2)
    */
-  async send(data: string, nbytes: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStreamSend', 's,u', [this.pointer, data, nbytes], options)) as number;
+  async send(data: Uint8Array, options?: CallOptions): Promise<number | null> {
+    return (await this.context.call('virStreamSend', 'B', [this.pointer, data], options)) as number | null;
   }
   /**
    * Rather than transmitting empty file space, this API directs
@@ -8740,8 +8740,8 @@ export class Stream extends LibvirtObject {
    * @returns 0 on success, -1 error
    * @see virStreamSendHole (libvirt 3.4.0)
    */
-  async sendHole(length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStreamSendHole', 'I,u', [this.pointer, length, flags], options)) as number;
+  async sendHole(length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number | null> {
+    return (await this.context.call('virStreamSendHole', 'I,u', [this.pointer, length, flags], options)) as number | null;
   }
 }
 

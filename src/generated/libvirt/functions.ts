@@ -435,11 +435,11 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
   virStreamAbort: {"lib":0,"proto":"int virStreamAbort(void *stream)","ret":"int","args":["in"]},
   virStreamFinish: {"lib":0,"proto":"int virStreamFinish(void *stream)","ret":"int","args":["in"]},
   virStreamNew: {"lib":0,"proto":"void * virStreamNew(void *conn, unsigned int flags)","ret":"obj:Stream","args":["in","in"]},
-  virStreamRecv: {"lib":0,"proto":"int virStreamRecv(void *stream, void *data, size_t nbytes)","ret":"int","args":["in","bytesOut","count"]},
-  virStreamRecvFlags: {"lib":0,"proto":"int virStreamRecvFlags(void *stream, void *data, size_t nbytes, unsigned int flags)","ret":"int","args":["in","bytesOut","count","in"]},
-  virStreamRecvHole: {"lib":0,"proto":"int virStreamRecvHole(void *stream, _Out_ long long *length, unsigned int flags)","ret":"int","args":["in","out:long long","in"]},
-  virStreamSend: {"lib":0,"proto":"int virStreamSend(void *stream, const char *data, size_t nbytes)","ret":"int","args":["in","in","in"]},
-  virStreamSendHole: {"lib":0,"proto":"int virStreamSendHole(void *stream, long long length, unsigned int flags)","ret":"int","args":["in","in","in"]},
+  virStreamRecv: {"lib":0,"proto":"int virStreamRecv(void *stream, void *data, size_t nbytes)","ret":"intAgain","args":["in","bytesOut","count"]},
+  virStreamRecvFlags: {"lib":0,"proto":"int virStreamRecvFlags(void *stream, void *data, size_t nbytes, unsigned int flags)","ret":"intAgain","args":["in","bytesOut","count","in"]},
+  virStreamRecvHole: {"lib":0,"proto":"int virStreamRecvHole(void *stream, _Out_ long long *length, unsigned int flags)","ret":"intAgain","args":["in","out:long long","in"]},
+  virStreamSend: {"lib":0,"proto":"int virStreamSend(void *stream, const void *data, size_t nbytes)","ret":"intAgain","args":["in","bytesIn","count"]},
+  virStreamSendHole: {"lib":0,"proto":"int virStreamSendHole(void *stream, long long length, unsigned int flags)","ret":"intAgain","args":["in","in","in"]},
 };
 
 /** Plain structs filled in by libvirt: field → C type (char[n] = a fixed string). */
