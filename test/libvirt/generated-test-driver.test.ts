@@ -3,6 +3,8 @@
  * every object is called (a sweep), then a table of calls that take input runs each with valid input and,
  * where it takes input, with bad input. Prints how many bound functions were exercised.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { virErrorNumber } from '../../src/generated/libvirt/enums.js';
@@ -254,5 +256,24 @@ describe('generated bindings on test:///default', () => {
     expect(await conn.getCapabilities()).toContain('<capabilities>');
     expect(await conn.getMaxVcpus('test')).toBeGreaterThan(0);
     await rejects(conn.getMaxVcpus(7 as never), 'InvalidArgumentError');
+  });
+
+  it('releases every object of every class that is garbage-collected, and the rest on close()', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const c = await Connection.open('test:///default');
+    for (let i = 0; i < 20; i++) {
+      await Promise.all([c.listAllDomains(), c.listAllNetworks(), c.listAllStoragePools(), c.listAllInterfaces(), c.listAllNodeDevices()]);
+    }
+    const kept = await c.listAllNetworks();
+    expect(c.openHandles).toBeGreaterThan(100);
+    for (let i = 0; i < 30 && c.openHandles > kept.length; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(c.openHandles).toBe(kept.length);
+    await c.close();
+    expect(c.openHandles).toBe(0);
+    expect(kept[0]!.name).toBe('default'); // still referenced until here
   });
 });
