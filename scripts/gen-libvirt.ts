@@ -255,6 +255,13 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
       outs.push({ name: arg.name, ts: 'string' });
       continue;
     }
+    if (t === 'int **' && a[i - 1]?.type === 'unsigned int *') {
+      // an array of file descriptors libvirt allocates, as many as the out-parameter before it says
+      args.push('outIntsPrev');
+      proto.push(`_Out_ void **${arg.name}`);
+      outs.push({ name: arg.name, ts: 'number[]' });
+      continue;
+    }
     if (t === 'char ***') {
       args.push('outStrs');
       proto.push(`_Out_ void **${arg.name}`);

@@ -107,6 +107,20 @@ export function invoke(native: Native, name: string, given: unknown[]): unknown 
           });
           break;
         }
+        case 'outIntsPrev': {
+          // file descriptors: as many as the out-parameter just before says; the array is freed here
+          const countCell = cargs[cargs.length - 1] as [number];
+          const cell: [bigint | null] = [null];
+          cargs.push(cell);
+          after.push(() => {
+            const p = cell[0];
+            if (!p) return [];
+            const bytes = native.copyBytes(p, countCell[0] * 4);
+            native.api.free(p);
+            return Array.from({ length: countCell[0] }, (_, j) => bytes.readInt32LE(j * 4));
+          });
+          break;
+        }
         case 'outStrs': {
           const cell: [bigint | null] = [null];
           cargs.push(cell);

@@ -2,7 +2,28 @@
  * libqemu's words for libvirt's numbers (domain states, their reasons, lifecycle events and details),
  * derived from the generated enums: VIR_DOMAIN_RUNNING_FROM_SNAPSHOT → 'from-snapshot'.
  */
-import { virDomainBlockedReasonNames, virDomainCrashedReasonNames, virDomainEventCrashedDetailTypeNames, virDomainEventDefinedDetailTypeNames, virDomainEventPMSuspendedDetailTypeNames, virDomainEventResumedDetailTypeNames, virDomainEventShutdownDetailTypeNames, virDomainEventStartedDetailTypeNames, virDomainEventStoppedDetailTypeNames, virDomainEventSuspendedDetailTypeNames, virDomainEventType, virDomainEventTypeNames, virDomainEventUndefinedDetailTypeNames, virDomainNostateReasonNames, virDomainPMSuspendedReasonNames, virDomainPausedReasonNames, virDomainRunningReasonNames, virDomainShutdownReasonNames, virDomainShutoffReasonNames, type virDomainState } from '../generated/libvirt/enums.js';
+import {
+  virDomainBlockedReasonNames,
+  virDomainCrashedReasonNames,
+  virDomainEventCrashedDetailTypeNames,
+  virDomainEventDefinedDetailTypeNames,
+  virDomainEventPMSuspendedDetailTypeNames,
+  virDomainEventResumedDetailTypeNames,
+  virDomainEventShutdownDetailTypeNames,
+  virDomainEventStartedDetailTypeNames,
+  virDomainEventStoppedDetailTypeNames,
+  virDomainEventSuspendedDetailTypeNames,
+  type virDomainEventType,
+  virDomainEventTypeNames,
+  virDomainEventUndefinedDetailTypeNames,
+  virDomainNostateReasonNames,
+  virDomainPMSuspendedReasonNames,
+  virDomainPausedReasonNames,
+  virDomainRunningReasonNames,
+  virDomainShutdownReasonNames,
+  virDomainShutoffReasonNames,
+  type virDomainState,
+} from '../generated/libvirt/enums.js';
 
 type Word<K, P extends string> = K extends `${P}${infer R}` ? (R extends 'LAST' ? never : Lowercase<R>) : never;
 

@@ -92,6 +92,10 @@ describe('generated bindings on a real libvirtd', () => {
     expect(mine!.stats['state.state']).toBe(1);
     expect(mine!.stats['vcpu.current']).toBe(1);
     expect(typeof mine!.stats['vcpu.0.time']).toMatch(/number|bigint/);
+    const withFiles = await guest.qemuMonitorCommandWithFiles('{"execute":"query-status"}', [], 0);
+    expect(withFiles.noutfiles).toBe(0);
+    expect(withFiles.outfiles).toEqual([]);
+    expect(JSON.parse(withFiles.result)).toMatchObject({ return: { status: 'running' } });
     const block = await conn.domainListGetStats([guest], VIR_DOMAIN_STATS_BLOCK);
     expect(block[0]!.stats['block.count']).toBe(1);
   });

@@ -79,7 +79,6 @@ export const SKIP: Record<string, string> = {
   // opening connections: Connection.open() (needs the event loop first and a worker of its own)
   virConnectOpenAuth: 'interactive credential callbacks are not offered; use Connection.open() with a socket or TLS URI',
   // file descriptors and callbacks that would run JavaScript on libvirt's threads
-  virDomainQemuMonitorCommandWithFiles: 'passes file descriptors: use qemuMonitorCommand',
   virDomainQemuAttach: 'removed from libvirt (always fails)',
   virStreamEventAddCallback: 'runs JavaScript on libvirt\'s event thread; streams are read by the binding',
   virStreamEventUpdateCallback: 'runs JavaScript on libvirt\'s event thread; streams are read by the binding',

@@ -5687,6 +5687,39 @@ export class Domain extends DomainCore {
     return (await this.context.call('virDomainPinVcpuFlags', 'u,B,u', [this.pointer, vcpu, cpumap, flags], options)) as number;
   }
   /**
+   * This API is QEMU specific, so it will only work with hypervisor
+   * connections to the QEMU driver with local connections using the unix socket.
+   *
+   * Send an arbitrary monitor command @cmd with file descriptors @infiles to
+   * @domain through the QEMU monitor and optionally return file descriptors via
+   * @outfiles. There are several requirements to safely and successfully use
+   * this API:
+   *
+   *   - A @cmd that queries state without making any modifications is safe
+   *   - A @cmd that alters state that is also tracked by libvirt is unsafe,
+   *     and may cause libvirtd to crash
+   *   - A @cmd that alters state not tracked by the current version of
+   *     libvirt is possible as a means to test new QEMU features before
+   *     they have support in libvirt, but no guarantees are made to safety
+   *
+   * If VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP is set, the command is
+   * considered to be a human monitor command and libvirt will automatically
+   * convert it into QMP if needed.  In that case the @result will also
+   * be converted back from QMP.
+   *
+   * If successful, @result will be filled with the string output of the
+   * @cmd, and the caller must free this string.
+   *
+   * @param cmd the QEMU monitor command string
+   * @param infiles filedescriptors to be passed to QEMU with the command
+   * @param flags bitwise-or of supported virDomainQemuMonitorCommandFlags
+   * @returns 0 in case of success, -1 in case of failure
+   * @see virDomainQemuMonitorCommandWithFiles (libvirt 8.2.0)
+   */
+  async qemuMonitorCommandWithFiles(cmd: string, infiles: number[], flags: number = 0, options?: CallOptions): Promise<{ noutfiles: number; outfiles: number[]; result: string }> {
+    return (await this.context.call('virDomainQemuMonitorCommandWithFiles', 's,N,u', [this.pointer, cmd, infiles, flags], options)) as { noutfiles: number; outfiles: number[]; result: string };
+  }
+  /**
    * Rename a domain. New domain name is specified in the second
    * argument. Depending on each driver implementation it may be
    * required that domain is in a specific state.

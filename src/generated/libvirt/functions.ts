@@ -206,6 +206,7 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
   virDomainPinVcpuFlags: {"lib":0,"proto":"int virDomainPinVcpuFlags(void *domain, unsigned int vcpu, const void *cpumap, int maplen, unsigned int flags)","ret":"int","args":["in","in","bytesIn","count","in"]},
   virDomainQemuAgentCommand: {"lib":1,"proto":"char *! virDomainQemuAgentCommand(void *domain, const char *cmd, int timeout, unsigned int flags)","ret":"str","args":["in","in","in","in"]},
   virDomainQemuMonitorCommand: {"lib":1,"proto":"int virDomainQemuMonitorCommand(void *domain, const char *cmd, _Out_ void **result, unsigned int flags)","ret":"int","args":["in","in","outStr","in"]},
+  virDomainQemuMonitorCommandWithFiles: {"lib":1,"proto":"int virDomainQemuMonitorCommandWithFiles(void *domain, const char *cmd, unsigned int ninfiles, int *infiles, _Out_ unsigned int *noutfiles, _Out_ void **outfiles, _Out_ void **result, unsigned int flags)","ret":"int","args":["in","in","countBefore","intsIn","out:unsigned int","outIntsPrev","outStr","in"],"outs":["noutfiles","outfiles","result"]},
   virDomainReboot: {"lib":0,"proto":"int virDomainReboot(void *domain, unsigned int flags)","ret":"int","args":["in","in"]},
   virDomainRename: {"lib":0,"proto":"int virDomainRename(void *dom, const char *new_name, unsigned int flags)","ret":"int","args":["in","in","in"]},
   virDomainReset: {"lib":0,"proto":"int virDomainReset(void *domain, unsigned int flags)","ret":"int","args":["in","in"]},
