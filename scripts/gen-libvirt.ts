@@ -641,7 +641,7 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
     else classes += `  /** The connection this object belongs to. */\n  get connection(): Connection {\n    return this.context.connection as Connection;\n  }\n`;
     for (const b of mine) {
       const params = b.params.map((p) => `${p.name}: ${p.ts}${p.optional !== undefined ? ` = ${p.optional}` : ''}`);
-      const tags = b.params.map((p) => p.tag).join(',');
+      const tags = b.params.map((p) => `${p.tag}:${p.name}`).join(',');
       const docExtra = [
         ...b.params.map((p) => `@param ${p.name} ${p.doc}`),
         ...(b.fn.returns.info ? [`@returns ${b.fn.returns.info.replace(/\s+/g, ' ')}`] : []),

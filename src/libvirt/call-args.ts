@@ -3,7 +3,7 @@
  * passes to C (objects → pointers, typed-parameter objects → entries), so that a wrong argument fails
  * here with an InvalidArgumentError naming the call and the argument, not inside koffi.
  *
- * Tags (one per JS-visible argument, comma-separated): i int, u unsigned, I long long, U unsigned long
+ * Tags (one per JS-visible argument, comma-separated, each optionally `:name`): i int, u unsigned, I long long, U unsigned long
  * long, d double, s string, s? string or null, o object, o? object or null, O objects, p typed params,
  * S strings, N numbers, B bytes (Buffer or Uint8Array).
  */
@@ -13,14 +13,15 @@ import { LibvirtObject } from './object.js';
 import { validateTypedParams, type TypedParam } from './typed-params.js';
 import type { TypedParamsInput } from './object.js';
 
-function bad(c: string, index: number, want: string, got: unknown): never {
+function bad(c: string, arg: number | string, want: string, got: unknown): never {
   const shown = typeof got === 'string' ? JSON.stringify(got.slice(0, 40)) : typeof got === 'object' ? (got === null ? 'null' : got.constructor?.name ?? 'object') : String(got);
-  throw new InvalidArgumentError(`${c}: argument ${index + 1} must be ${want}, got ${shown}`, {
+  const which = typeof arg === 'number' ? `argument ${arg + 1}` : arg;
+  throw new InvalidArgumentError(`${c}: ${which} must be ${want}, got ${shown}`, {
     hint: `see the method's documentation (libvirt's ${c})`,
   });
 }
 
-function integer(c: string, i: number, v: unknown, min: number | bigint, max: number | bigint, want: string): number | bigint {
+function integer(c: string, i: number | string, v: unknown, min: number | bigint, max: number | bigint, want: string): number | bigint {
   if (typeof v === 'bigint') {
     if (v < BigInt(min) || v > BigInt(max)) bad(c, i, want, v);
     return v;
@@ -65,9 +66,13 @@ export function prepareArgs(c: string, tags: string, args: unknown[]): unknown[]
   // args may start with the object's own pointer, which has no tag
   const offset = args.length - list.length;
   const out = args.slice(0, offset);
-  list.forEach((tag, j) => {
-    const i = j + offset;
+  list.forEach((tagged, k) => {
+    const i = k + offset;
     const v = args[i];
+    // `tag:name` from the generated classes (errors name the parameter), a bare tag from hand-written calls
+    const colon = tagged.indexOf(':');
+    const tag = colon < 0 ? tagged : tagged.slice(0, colon);
+    const j: number | string = colon < 0 ? k : tagged.slice(colon + 1);
     switch (tag) {
       case 'i':
         out.push(integer(c, j, v, -(2 ** 31), 2 ** 31 - 1, 'a 32-bit integer'));

@@ -68,7 +68,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectBaselineCPU (libvirt 0.7.7)
    */
   async baselineCPU(xmlCPUs: string[], flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectBaselineCPU', 'S,u', [this.pointer, xmlCPUs, flags], options)) as string;
+    return (await this.context.call('virConnectBaselineCPU', 'S:xmlCPUs,u:flags', [this.pointer, xmlCPUs, flags], options)) as string;
   }
   /**
    * Computes the most feature-rich CPU which is compatible with all given CPUs
@@ -108,7 +108,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectBaselineHypervisorCPU (libvirt 4.4.0)
    */
   async baselineHypervisorCPU(emulator: string | null, arch: string | null, machine: string | null, virttype: string | null, xmlCPUs: string[], flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectBaselineHypervisorCPU', 's?,s?,s?,s?,S,u', [this.pointer, emulator, arch, machine, virttype, xmlCPUs, flags], options)) as string;
+    return (await this.context.call('virConnectBaselineHypervisorCPU', 's?:emulator,s?:arch,s?:machine,s?:virttype,S:xmlCPUs,u:flags', [this.pointer, emulator, arch, machine, virttype, xmlCPUs, flags], options)) as string;
   }
   /**
    * Compares the given CPU description with the host CPU.
@@ -123,7 +123,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectCompareCPU (libvirt 0.7.5)
    */
   async compareCPU(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectCompareCPU', 's,u', [this.pointer, xmlDesc, flags], options)) as number;
+    return (await this.context.call('virConnectCompareCPU', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as number;
   }
   /**
    * Compares the given CPU description with the CPU the specified hypervisor is
@@ -145,7 +145,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectCompareHypervisorCPU (libvirt 4.4.0)
    */
   async compareHypervisorCPU(emulator: string | null, arch: string | null, machine: string | null, virttype: string | null, xmlCPU: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectCompareHypervisorCPU', 's?,s?,s?,s?,s,u', [this.pointer, emulator, arch, machine, virttype, xmlCPU, flags], options)) as number;
+    return (await this.context.call('virConnectCompareHypervisorCPU', 's?:emulator,s?:arch,s?:machine,s?:virttype,s:xmlCPU,u:flags', [this.pointer, emulator, arch, machine, virttype, xmlCPU, flags], options)) as number;
   }
   /**
    * Reads native configuration data  describing a domain, and
@@ -159,7 +159,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectDomainXMLFromNative (libvirt 0.6.4)
    */
   async domainXMLFromNative(nativeFormat: string, nativeConfig: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectDomainXMLFromNative', 's,s,u', [this.pointer, nativeFormat, nativeConfig, flags], options)) as string;
+    return (await this.context.call('virConnectDomainXMLFromNative', 's:nativeFormat,s:nativeConfig,u:flags', [this.pointer, nativeFormat, nativeConfig, flags], options)) as string;
   }
   /**
    * Reads a domain XML configuration document, and generates
@@ -180,7 +180,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectDomainXMLToNative (libvirt 0.6.4)
    */
   async domainXMLToNative(nativeFormat: string, domainXml: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectDomainXMLToNative', 's,s,u', [this.pointer, nativeFormat, domainXml, flags], options)) as string;
+    return (await this.context.call('virConnectDomainXMLToNative', 's:nativeFormat,s:domainXml,u:flags', [this.pointer, nativeFormat, domainXml, flags], options)) as string;
   }
   /**
    * Talks to a storage backend and attempts to auto-discover the set of
@@ -200,7 +200,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectFindStoragePoolSources (libvirt 0.4.5)
    */
   async findStoragePoolSources(type_: string, srcSpec: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectFindStoragePoolSources', 's,s,u', [this.pointer, type_, srcSpec, flags], options)) as string;
+    return (await this.context.call('virConnectFindStoragePoolSources', 's:type_,s:srcSpec,u:flags', [this.pointer, type_, srcSpec, flags], options)) as string;
   }
   /**
    * Query statistics for all domains on a given connection.
@@ -611,7 +611,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectGetAllDomainStats (libvirt 1.2.8)
    */
   async getAllDomainStats(stats: number, flags: number = 0, options?: CallOptions): Promise<DomainStatsRecord<Domain>[]> {
-    return ((await this.context.call('virConnectGetAllDomainStats', 'u,u', [this.pointer, stats, flags], options)) as { domain: ObjectRef; stats: TypedParamsObject }[]).map((r) => ({ domain: this.context.adopt('Domain', r.domain) as Domain, stats: r.stats }));
+    return ((await this.context.call('virConnectGetAllDomainStats', 'u:stats,u:flags', [this.pointer, stats, flags], options)) as { domain: ObjectRef; stats: TypedParamsObject }[]).map((r) => ({ domain: this.context.adopt('Domain', r.domain) as Domain, stats: r.stats }));
   }
   /**
    * Get the list of CPU models supported by libvirt for a specific architecture.
@@ -628,7 +628,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectGetCPUModelNames (libvirt 1.1.3)
    */
   async getCPUModelNames(arch: string, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectGetCPUModelNames', 's,u', [this.pointer, arch, flags], options)) as string[];
+    return (await this.context.call('virConnectGetCPUModelNames', 's:arch,u:flags', [this.pointer, arch, flags], options)) as string[];
   }
   /**
    * Provides capabilities of the hypervisor / driver.
@@ -655,7 +655,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectGetDomainCapabilities (libvirt 1.2.7)
    */
   async getDomainCapabilities(emulatorbin: string, arch: string, machine: string, virttype: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetDomainCapabilities', 's,s,s,s,u', [this.pointer, emulatorbin, arch, machine, virttype, flags], options)) as string;
+    return (await this.context.call('virConnectGetDomainCapabilities', 's:emulatorbin,s:arch,s:machine,s:virttype,u:flags', [this.pointer, emulatorbin, arch, machine, virttype, flags], options)) as string;
   }
   /**
    * This returns a system hostname on which the hypervisor is
@@ -693,7 +693,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectGetMaxVcpus (libvirt 0.2.1)
    */
   async getMaxVcpus(type_: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectGetMaxVcpus', 's', [this.pointer, type_], options)) as number;
+    return (await this.context.call('virConnectGetMaxVcpus', 's:type_', [this.pointer, type_], options)) as number;
   }
   /**
    * Prior creating a storage pool (for instance via virStoragePoolCreateXML
@@ -705,7 +705,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectGetStoragePoolCapabilities (libvirt 5.2.0)
    */
   async getStoragePoolCapabilities(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetStoragePoolCapabilities', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virConnectGetStoragePoolCapabilities', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * This returns the XML description of the sysinfo details for the
@@ -718,7 +718,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectGetSysinfo (libvirt 0.8.8)
    */
   async getSysinfo(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetSysinfo', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virConnectGetSysinfo', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Get the name of the Hypervisor driver used. This is merely the driver
@@ -845,7 +845,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListAllDomains (libvirt 0.9.13)
    */
   async listAllDomains(flags: number = 0, options?: CallOptions): Promise<Domain[]> {
-    return ((await this.context.call('virConnectListAllDomains', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('Domain', r) as Domain);
+    return ((await this.context.call('virConnectListAllDomains', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('Domain', r) as Domain);
   }
   /**
    * Collect the list of interfaces, and allocate an array to store those
@@ -866,7 +866,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListAllInterfaces (libvirt 0.10.2)
    */
   async listAllInterfaces(flags: number = 0, options?: CallOptions): Promise<Interface[]> {
-    return ((await this.context.call('virConnectListAllInterfaces', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('Interface', r) as Interface);
+    return ((await this.context.call('virConnectListAllInterfaces', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('Interface', r) as Interface);
   }
   /**
    * Collect the list of network filters, and allocate an array to store those
@@ -877,7 +877,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListAllNWFilterBindings (libvirt 4.5.0)
    */
   async listAllNWFilterBindings(flags: number = 0, options?: CallOptions): Promise<NWFilterBinding[]> {
-    return ((await this.context.call('virConnectListAllNWFilterBindings', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('NWFilterBinding', r) as NWFilterBinding);
+    return ((await this.context.call('virConnectListAllNWFilterBindings', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('NWFilterBinding', r) as NWFilterBinding);
   }
   /**
    * Collect the list of network filters, and allocate an array to store those
@@ -888,7 +888,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListAllNWFilters (libvirt 0.10.2)
    */
   async listAllNWFilters(flags: number = 0, options?: CallOptions): Promise<NWFilter[]> {
-    return ((await this.context.call('virConnectListAllNWFilters', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('NWFilter', r) as NWFilter);
+    return ((await this.context.call('virConnectListAllNWFilters', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('NWFilter', r) as NWFilter);
   }
   /**
    * Collect the list of networks, and allocate an array to store those
@@ -917,7 +917,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListAllNetworks (libvirt 0.10.2)
    */
   async listAllNetworks(flags: number = 0, options?: CallOptions): Promise<Network[]> {
-    return ((await this.context.call('virConnectListAllNetworks', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('Network', r) as Network);
+    return ((await this.context.call('virConnectListAllNetworks', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('Network', r) as Network);
   }
   /**
    * Collect the list of node devices, and allocate an array to store those
@@ -931,7 +931,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListAllNodeDevices (libvirt 0.10.2)
    */
   async listAllNodeDevices(flags: number = 0, options?: CallOptions): Promise<NodeDevice[]> {
-    return ((await this.context.call('virConnectListAllNodeDevices', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('NodeDevice', r) as NodeDevice);
+    return ((await this.context.call('virConnectListAllNodeDevices', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('NodeDevice', r) as NodeDevice);
   }
   /**
    * Collect the list of secrets, and allocate an array to store those
@@ -958,7 +958,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListAllSecrets (libvirt 0.10.2)
    */
   async listAllSecrets(flags: number = 0, options?: CallOptions): Promise<Secret[]> {
-    return ((await this.context.call('virConnectListAllSecrets', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('Secret', r) as Secret);
+    return ((await this.context.call('virConnectListAllSecrets', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('Secret', r) as Secret);
   }
   /**
    * Collect the list of storage pools, and allocate an array to store those
@@ -1005,7 +1005,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListAllStoragePools (libvirt 0.10.2)
    */
   async listAllStoragePools(flags: number = 0, options?: CallOptions): Promise<StoragePool[]> {
-    return ((await this.context.call('virConnectListAllStoragePools', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('StoragePool', r) as StoragePool);
+    return ((await this.context.call('virConnectListAllStoragePools', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('StoragePool', r) as StoragePool);
   }
   /**
    * list the defined but inactive domains, stores the pointers to the names
@@ -1019,7 +1019,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListDefinedDomains (libvirt 0.1.1)
    */
   async listDefinedDomains(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListDefinedDomains', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virConnectListDefinedDomains', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * Collect the list of defined (inactive) physical host interfaces,
@@ -1033,7 +1033,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListDefinedInterfaces (libvirt 0.7.0)
    */
   async listDefinedInterfaces(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListDefinedInterfaces', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virConnectListDefinedInterfaces', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * list the inactive networks, stores the pointers to the names in @names
@@ -1046,7 +1046,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListDefinedNetworks (libvirt 0.2.0)
    */
   async listDefinedNetworks(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListDefinedNetworks', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virConnectListDefinedNetworks', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * Provides the list of names of inactive storage pools up to maxnames.
@@ -1061,7 +1061,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListDefinedStoragePools (libvirt 0.4.1)
    */
   async listDefinedStoragePools(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListDefinedStoragePools', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virConnectListDefinedStoragePools', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * Collect the list of active domains, and store their IDs in array @ids
@@ -1074,7 +1074,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListDomains (libvirt 0.0.3)
    */
   async listDomainsID(maxids: number, options?: CallOptions): Promise<number[]> {
-    return (await this.context.call('virConnectListDomains', 'u', [this.pointer, maxids], options)) as number[];
+    return (await this.context.call('virConnectListDomains', 'u:maxids', [this.pointer, maxids], options)) as number[];
   }
   /**
    * Collect the list of active physical host interfaces,
@@ -1088,7 +1088,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListInterfaces (libvirt 0.6.4)
    */
   async listInterfaces(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListInterfaces', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virConnectListInterfaces', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * Collect the list of network filters, and store their names in @names
@@ -1101,7 +1101,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListNWFilters (libvirt 0.8.0)
    */
   async listNWFilters(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListNWFilters', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virConnectListNWFilters', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * Collect the list of active networks, and store their names in @names
@@ -1114,7 +1114,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListNetworks (libvirt 0.2.0)
    */
   async listNetworks(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListNetworks', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virConnectListNetworks', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * List UUIDs of defined secrets, store pointers to names in uuids.
@@ -1127,7 +1127,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListSecrets (libvirt 0.7.1)
    */
   async listSecrets(maxuuids: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListSecrets', 'u', [this.pointer, maxuuids], options)) as string[];
+    return (await this.context.call('virConnectListSecrets', 'u:maxuuids', [this.pointer, maxuuids], options)) as string[];
   }
   /**
    * Provides the list of names of active storage pools up to maxnames.
@@ -1142,7 +1142,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectListStoragePools (libvirt 0.4.1)
    */
   async listStoragePools(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListStoragePools', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virConnectListStoragePools', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * Provides the number of defined but inactive domains.
@@ -1257,7 +1257,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectSetIdentity (libvirt 5.8.0)
    */
   async setIdentity(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectSetIdentity', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virConnectSetIdentity', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * Start sending keepalive messages after @interval seconds of inactivity and
@@ -1283,7 +1283,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virConnectSetKeepAlive (libvirt 0.9.8)
    */
   async setKeepAlive(interval: number, count: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectSetKeepAlive', 'i,u', [this.pointer, interval, count], options)) as number;
+    return (await this.context.call('virConnectSetKeepAlive', 'i:interval,u:count', [this.pointer, interval, count], options)) as number;
   }
   /**
    * Deprecated after 0.4.6.
@@ -1296,7 +1296,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainCreateLinux (libvirt 0.0.3)
    */
   async domainCreateLinux(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainCreateLinux', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainCreateLinux', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as Domain;
   }
   /**
    * Launch a new guest domain, based on an XML description similar
@@ -1331,7 +1331,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainCreateXML (libvirt 0.5.0)
    */
   async domainCreateXML(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainCreateXML', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainCreateXML', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as Domain;
   }
   /**
    * Launch a new guest domain, based on an XML description similar
@@ -1370,7 +1370,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainCreateXMLWithFiles (libvirt 1.1.1)
    */
   async domainCreateXMLWithFiles(xmlDesc: string, files: number[], flags: number = 0, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainCreateXMLWithFiles', 's,N,u', [this.pointer, xmlDesc, files, flags], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainCreateXMLWithFiles', 's:xmlDesc,N:files,u:flags', [this.pointer, xmlDesc, files, flags], options)) as ObjectRef) as Domain;
   }
   /**
    * Define a domain, but does not start it.
@@ -1386,7 +1386,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainDefineXML (libvirt 0.1.1)
    */
   async domainDefineXML(xml: string, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainDefineXML', 's', [this.pointer, xml], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainDefineXML', 's:xml', [this.pointer, xml], options)) as ObjectRef) as Domain;
   }
   /**
    * Defines a domain, but does not start it.
@@ -1403,7 +1403,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainDefineXMLFlags (libvirt 1.2.12)
    */
   async domainDefineXMLFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainDefineXMLFlags', 's,u', [this.pointer, xml, flags], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainDefineXMLFlags', 's:xml,u:flags', [this.pointer, xml, flags], options)) as ObjectRef) as Domain;
   }
   /**
    * Query statistics for domains provided by @doms. Note that all domains in
@@ -1447,7 +1447,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainListGetStats (libvirt 1.2.8)
    */
   async domainListGetStats(doms: Domain[], stats: number, flags: number = 0, options?: CallOptions): Promise<DomainStatsRecord<Domain>[]> {
-    return ((await this.context.call('virDomainListGetStats', 'O,u,u', [doms, stats, flags], options)) as { domain: ObjectRef; stats: TypedParamsObject }[]).map((r) => ({ domain: this.context.adopt('Domain', r.domain) as Domain, stats: r.stats }));
+    return ((await this.context.call('virDomainListGetStats', 'O:doms,u:stats,u:flags', [doms, stats, flags], options)) as { domain: ObjectRef; stats: TypedParamsObject }[]).map((r) => ({ domain: this.context.adopt('Domain', r.domain) as Domain, stats: r.stats }));
   }
   /**
    * Try to find a domain based on the hypervisor ID number
@@ -1462,7 +1462,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainLookupByID (libvirt 0.0.3)
    */
   async domainLookupByID(id: number, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainLookupByID', 'i', [this.pointer, id], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainLookupByID', 'i:id', [this.pointer, id], options)) as ObjectRef) as Domain;
   }
   /**
    * Try to lookup a domain on the given hypervisor based on its name.
@@ -1475,7 +1475,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainLookupByName (libvirt 0.0.3)
    */
   async domainLookupByName(name: string, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainLookupByName', 's', [this.pointer, name], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as Domain;
   }
   /**
    * Try to lookup a domain on the given hypervisor based on its UUID.
@@ -1488,7 +1488,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainLookupByUUID (libvirt 0.0.5)
    */
   async domainLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainLookupByUUID', 'B', [this.pointer, uuid], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainLookupByUUID', 'B:uuid', [this.pointer, uuid], options)) as ObjectRef) as Domain;
   }
   /**
    * Try to lookup a domain on the given hypervisor based on its UUID.
@@ -1501,7 +1501,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainLookupByUUIDString (libvirt 0.1.1)
    */
   async domainLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainLookupByUUIDString', 's', [this.pointer, uuidstr], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainLookupByUUIDString', 's:uuidstr', [this.pointer, uuidstr], options)) as ObjectRef) as Domain;
   }
   /**
    * This method will restore a domain saved to disk by virDomainSave().
@@ -1513,7 +1513,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainRestore (libvirt 0.0.3)
    */
   async domainRestore(from: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRestore', 's', [this.pointer, from], options)) as number;
+    return (await this.context.call('virDomainRestore', 's:from', [this.pointer, from], options)) as number;
   }
   /**
    * This method will restore a domain saved to disk by virDomainSave().
@@ -1547,7 +1547,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainRestoreFlags (libvirt 0.9.4)
    */
   async domainRestoreFlags(from: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRestoreFlags', 's,s,u', [this.pointer, from, dxml, flags], options)) as number;
+    return (await this.context.call('virDomainRestoreFlags', 's:from,s:dxml,u:flags', [this.pointer, from, dxml, flags], options)) as number;
   }
   /**
    * This method extends virDomainRestoreFlags by adding parameters. For
@@ -1560,7 +1560,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainRestoreParams (libvirt 8.4.0)
    */
   async domainRestoreParams(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRestoreParams', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virDomainRestoreParams', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * This updates the definition of a domain stored in a saved state
@@ -1587,7 +1587,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainSaveImageDefineXML (libvirt 0.9.4)
    */
   async domainSaveImageDefineXML(file: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSaveImageDefineXML', 's,s,u', [this.pointer, file, dxml, flags], options)) as number;
+    return (await this.context.call('virDomainSaveImageDefineXML', 's:file,s:dxml,u:flags', [this.pointer, file, dxml, flags], options)) as number;
   }
   /**
    * This method will extract the XML describing the domain at the time
@@ -1603,7 +1603,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virDomainSaveImageGetXMLDesc (libvirt 0.9.4)
    */
   async domainSaveImageGetXMLDesc(file: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainSaveImageGetXMLDesc', 's,u', [this.pointer, file, flags], options)) as string;
+    return (await this.context.call('virDomainSaveImageGetXMLDesc', 's:file,u:flags', [this.pointer, file, flags], options)) as string;
   }
   /**
    * Provide a pointer to the last error caught at the library level
@@ -1662,7 +1662,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virGetVersion (libvirt 0.0.3)
    */
   async libvirtVersion(type_: string | null, options?: CallOptions): Promise<{ libVer: number; typeVer: number }> {
-    return (await this.context.call('virGetVersion', 's?', [type_], options)) as { libVer: number; typeVer: number };
+    return (await this.context.call('virGetVersion', 's?:type_', [type_], options)) as { libVer: number; typeVer: number };
   }
   /**
    * Initialize the library.
@@ -1702,7 +1702,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virInterfaceChangeBegin (libvirt 0.9.2)
    */
   async interfaceChangeBegin(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceChangeBegin', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virInterfaceChangeBegin', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * This commits the changes made to interfaces and frees the restore point
@@ -1717,7 +1717,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virInterfaceChangeCommit (libvirt 0.9.2)
    */
   async interfaceChangeCommit(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceChangeCommit', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virInterfaceChangeCommit', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * This cancels changes made to interfaces settings by restoring previous
@@ -1732,7 +1732,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virInterfaceChangeRollback (libvirt 0.9.2)
    */
   async interfaceChangeRollback(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceChangeRollback', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virInterfaceChangeRollback', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Define an inactive persistent physical host interface or modify an existing
@@ -1757,7 +1757,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virInterfaceDefineXML (libvirt 0.6.4)
    */
   async interfaceDefineXML(xml: string, flags: number = 0, options?: CallOptions): Promise<Interface> {
-    return this.context.adopt('Interface', (await this.context.call('virInterfaceDefineXML', 's,u', [this.pointer, xml, flags], options)) as ObjectRef) as Interface;
+    return this.context.adopt('Interface', (await this.context.call('virInterfaceDefineXML', 's:xml,u:flags', [this.pointer, xml, flags], options)) as ObjectRef) as Interface;
   }
   /**
    * Try to lookup an interface on the given hypervisor based on its MAC.
@@ -1770,7 +1770,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virInterfaceLookupByMACString (libvirt 0.6.4)
    */
   async interfaceLookupByMACString(macstr: string, options?: CallOptions): Promise<Interface> {
-    return this.context.adopt('Interface', (await this.context.call('virInterfaceLookupByMACString', 's', [this.pointer, macstr], options)) as ObjectRef) as Interface;
+    return this.context.adopt('Interface', (await this.context.call('virInterfaceLookupByMACString', 's:macstr', [this.pointer, macstr], options)) as ObjectRef) as Interface;
   }
   /**
    * Try to lookup an interface on the given hypervisor based on its name.
@@ -1783,7 +1783,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virInterfaceLookupByName (libvirt 0.6.4)
    */
   async interfaceLookupByName(name: string, options?: CallOptions): Promise<Interface> {
-    return this.context.adopt('Interface', (await this.context.call('virInterfaceLookupByName', 's', [this.pointer, name], options)) as ObjectRef) as Interface;
+    return this.context.adopt('Interface', (await this.context.call('virInterfaceLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as Interface;
   }
   /**
    * Define a new network filter, based on an XML description
@@ -1805,7 +1805,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNWFilterBindingCreateXML (libvirt 4.5.0)
    */
   async nWFilterBindingCreateXML(xml: string, flags: number = 0, options?: CallOptions): Promise<NWFilterBinding> {
-    return this.context.adopt('NWFilterBinding', (await this.context.call('virNWFilterBindingCreateXML', 's,u', [this.pointer, xml, flags], options)) as ObjectRef) as NWFilterBinding;
+    return this.context.adopt('NWFilterBinding', (await this.context.call('virNWFilterBindingCreateXML', 's:xml,u:flags', [this.pointer, xml, flags], options)) as ObjectRef) as NWFilterBinding;
   }
   /**
    * Try to lookup a network filter binding on the given hypervisor based
@@ -1819,7 +1819,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNWFilterBindingLookupByPortDev (libvirt 4.5.0)
    */
   async nWFilterBindingLookupByPortDev(portdev: string, options?: CallOptions): Promise<NWFilterBinding> {
-    return this.context.adopt('NWFilterBinding', (await this.context.call('virNWFilterBindingLookupByPortDev', 's', [this.pointer, portdev], options)) as ObjectRef) as NWFilterBinding;
+    return this.context.adopt('NWFilterBinding', (await this.context.call('virNWFilterBindingLookupByPortDev', 's:portdev', [this.pointer, portdev], options)) as ObjectRef) as NWFilterBinding;
   }
   /**
    * Define a new network filter, based on an XML description
@@ -1833,7 +1833,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNWFilterDefineXML (libvirt 0.8.0)
    */
   async nWFilterDefineXML(xmlDesc: string, options?: CallOptions): Promise<NWFilter> {
-    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterDefineXML', 's', [this.pointer, xmlDesc], options)) as ObjectRef) as NWFilter;
+    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterDefineXML', 's:xmlDesc', [this.pointer, xmlDesc], options)) as ObjectRef) as NWFilter;
   }
   /**
    * Define a new network filter, based on an XML description
@@ -1848,7 +1848,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNWFilterDefineXMLFlags (libvirt 7.7.0)
    */
   async nWFilterDefineXMLFlags(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<NWFilter> {
-    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterDefineXMLFlags', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as NWFilter;
+    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterDefineXMLFlags', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as NWFilter;
   }
   /**
    * Try to lookup a network filter on the given hypervisor based on its name.
@@ -1861,7 +1861,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNWFilterLookupByName (libvirt 0.8.0)
    */
   async nWFilterLookupByName(name: string, options?: CallOptions): Promise<NWFilter> {
-    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByName', 's', [this.pointer, name], options)) as ObjectRef) as NWFilter;
+    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as NWFilter;
   }
   /**
    * Try to lookup a network filter on the given hypervisor based on its UUID.
@@ -1874,7 +1874,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNWFilterLookupByUUID (libvirt 0.8.0)
    */
   async nWFilterLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<NWFilter> {
-    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByUUID', 'B', [this.pointer, uuid], options)) as ObjectRef) as NWFilter;
+    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByUUID', 'B:uuid', [this.pointer, uuid], options)) as ObjectRef) as NWFilter;
   }
   /**
    * Try to lookup an nwfilter on the given hypervisor based on its UUID.
@@ -1887,7 +1887,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNWFilterLookupByUUIDString (libvirt 0.8.0)
    */
   async nWFilterLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<NWFilter> {
-    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByUUIDString', 's', [this.pointer, uuidstr], options)) as ObjectRef) as NWFilter;
+    return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByUUIDString', 's:uuidstr', [this.pointer, uuidstr], options)) as ObjectRef) as NWFilter;
   }
   /**
    * Create and start a new virtual network, based on an XML description
@@ -1901,7 +1901,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNetworkCreateXML (libvirt 0.2.0)
    */
   async networkCreateXML(xmlDesc: string, options?: CallOptions): Promise<Network> {
-    return this.context.adopt('Network', (await this.context.call('virNetworkCreateXML', 's', [this.pointer, xmlDesc], options)) as ObjectRef) as Network;
+    return this.context.adopt('Network', (await this.context.call('virNetworkCreateXML', 's:xmlDesc', [this.pointer, xmlDesc], options)) as ObjectRef) as Network;
   }
   /**
    * Create and start a new virtual network, based on an XML description
@@ -1916,7 +1916,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNetworkCreateXMLFlags (libvirt 7.8.0)
    */
   async networkCreateXMLFlags(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<Network> {
-    return this.context.adopt('Network', (await this.context.call('virNetworkCreateXMLFlags', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as Network;
+    return this.context.adopt('Network', (await this.context.call('virNetworkCreateXMLFlags', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as Network;
   }
   /**
    * Define an inactive persistent virtual network or modify an existing
@@ -1930,7 +1930,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNetworkDefineXML (libvirt 0.2.0)
    */
   async networkDefineXML(xml: string, options?: CallOptions): Promise<Network> {
-    return this.context.adopt('Network', (await this.context.call('virNetworkDefineXML', 's', [this.pointer, xml], options)) as ObjectRef) as Network;
+    return this.context.adopt('Network', (await this.context.call('virNetworkDefineXML', 's:xml', [this.pointer, xml], options)) as ObjectRef) as Network;
   }
   /**
    * Define an inactive persistent virtual network or modify an existing
@@ -1945,7 +1945,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNetworkDefineXMLFlags (libvirt 7.7.0)
    */
   async networkDefineXMLFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<Network> {
-    return this.context.adopt('Network', (await this.context.call('virNetworkDefineXMLFlags', 's,u', [this.pointer, xml, flags], options)) as ObjectRef) as Network;
+    return this.context.adopt('Network', (await this.context.call('virNetworkDefineXMLFlags', 's:xml,u:flags', [this.pointer, xml, flags], options)) as ObjectRef) as Network;
   }
   /**
    * Try to lookup a network on the given hypervisor based on its name.
@@ -1958,7 +1958,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNetworkLookupByName (libvirt 0.2.0)
    */
   async networkLookupByName(name: string, options?: CallOptions): Promise<Network> {
-    return this.context.adopt('Network', (await this.context.call('virNetworkLookupByName', 's', [this.pointer, name], options)) as ObjectRef) as Network;
+    return this.context.adopt('Network', (await this.context.call('virNetworkLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as Network;
   }
   /**
    * Try to lookup a network on the given hypervisor based on its UUID.
@@ -1971,7 +1971,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNetworkLookupByUUID (libvirt 0.2.0)
    */
   async networkLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<Network> {
-    return this.context.adopt('Network', (await this.context.call('virNetworkLookupByUUID', 'B', [this.pointer, uuid], options)) as ObjectRef) as Network;
+    return this.context.adopt('Network', (await this.context.call('virNetworkLookupByUUID', 'B:uuid', [this.pointer, uuid], options)) as ObjectRef) as Network;
   }
   /**
    * Try to lookup a network on the given hypervisor based on its UUID.
@@ -1981,7 +1981,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNetworkLookupByUUIDString (libvirt 0.2.0)
    */
   async networkLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<Network> {
-    return this.context.adopt('Network', (await this.context.call('virNetworkLookupByUUIDString', 's', [this.pointer, uuidstr], options)) as ObjectRef) as Network;
+    return this.context.adopt('Network', (await this.context.call('virNetworkLookupByUUIDString', 's:uuidstr', [this.pointer, uuidstr], options)) as ObjectRef) as Network;
   }
   /**
    * Sometimes, when trying to start a new domain, it may be
@@ -2011,7 +2011,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeAllocPages (libvirt 1.2.9)
    */
   async nodeAllocPages(npages: number, startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<{ pageSizes: number; pageCounts: number | bigint }> {
-    return (await this.context.call('virNodeAllocPages', 'u,i,u,u', [this.pointer, npages, startCell, cellCount, flags], options)) as { pageSizes: number; pageCounts: number | bigint };
+    return (await this.context.call('virNodeAllocPages', 'u:npages,i:startCell,u:cellCount,u:flags', [this.pointer, npages, startCell, cellCount, flags], options)) as { pageSizes: number; pageCounts: number | bigint };
   }
   /**
    * Create a new device on the VM host machine, for example, virtual
@@ -2026,7 +2026,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeDeviceCreateXML (libvirt 0.6.3)
    */
   async nodeDeviceCreateXML(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<NodeDevice> {
-    return this.context.adopt('NodeDevice', (await this.context.call('virNodeDeviceCreateXML', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as NodeDevice;
+    return this.context.adopt('NodeDevice', (await this.context.call('virNodeDeviceCreateXML', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as NodeDevice;
   }
   /**
    * Define a new device on the VM host machine, for example, a mediated device
@@ -2040,7 +2040,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeDeviceDefineXML (libvirt 7.3.0)
    */
   async nodeDeviceDefineXML(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<NodeDevice> {
-    return this.context.adopt('NodeDevice', (await this.context.call('virNodeDeviceDefineXML', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as NodeDevice;
+    return this.context.adopt('NodeDevice', (await this.context.call('virNodeDeviceDefineXML', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as NodeDevice;
   }
   /**
    * Lookup a node device by its name.
@@ -2053,7 +2053,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeDeviceLookupByName (libvirt 0.5.0)
    */
   async nodeDeviceLookupByName(name: string, options?: CallOptions): Promise<NodeDevice> {
-    return this.context.adopt('NodeDevice', (await this.context.call('virNodeDeviceLookupByName', 's', [this.pointer, name], options)) as ObjectRef) as NodeDevice;
+    return this.context.adopt('NodeDevice', (await this.context.call('virNodeDeviceLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as NodeDevice;
   }
   /**
    * Lookup SCSI Host which is capable with 'fc_host' by its WWNN and WWPN.
@@ -2068,7 +2068,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeDeviceLookupSCSIHostByWWN (libvirt 1.0.3)
    */
   async nodeDeviceLookupSCSIHostByWWN(wwnn: string, wwpn: string, flags: number = 0, options?: CallOptions): Promise<NodeDevice> {
-    return this.context.adopt('NodeDevice', (await this.context.call('virNodeDeviceLookupSCSIHostByWWN', 's,s,u', [this.pointer, wwnn, wwpn, flags], options)) as ObjectRef) as NodeDevice;
+    return this.context.adopt('NodeDevice', (await this.context.call('virNodeDeviceLookupSCSIHostByWWN', 's:wwnn,s:wwpn,u:flags', [this.pointer, wwnn, wwpn, flags], options)) as ObjectRef) as NodeDevice;
   }
   /**
    * Get CPU map of host node CPUs.
@@ -2078,7 +2078,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeGetCPUMap (libvirt 1.0.0)
    */
   async nodeGetCPUMap(flags: number = 0, options?: CallOptions): Promise<{ cpumap: Uint8Array; online: number }> {
-    return (await this.context.call('virNodeGetCPUMap', 'u', [this.pointer, flags], options)) as { cpumap: Uint8Array; online: number };
+    return (await this.context.call('virNodeGetCPUMap', 'u:flags', [this.pointer, flags], options)) as { cpumap: Uint8Array; online: number };
   }
   /**
    * This function provides individual cpu statistics of the node.
@@ -2129,7 +2129,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeGetCPUStats (libvirt 0.9.3)
    */
   async nodeGetCPUStats(cpuNum: number, flags: number = 0, options?: CallOptions): Promise<{ params: Record<string, number | bigint | string>; nparams: number }> {
-    return (await this.context.call('virNodeGetCPUStats', 'i,u', [this.pointer, cpuNum, flags], options)) as { params: Record<string, number | bigint | string>; nparams: number };
+    return (await this.context.call('virNodeGetCPUStats', 'i:cpuNum,u:flags', [this.pointer, cpuNum, flags], options)) as { params: Record<string, number | bigint | string>; nparams: number };
   }
   /**
    * This call returns the amount of free memory in one or more NUMA cells.
@@ -2145,7 +2145,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeGetCellsFreeMemory (libvirt 0.3.3)
    */
   async nodeGetCellsFreeMemory(startCell: number, maxCells: number, options?: CallOptions): Promise<number | bigint> {
-    return (await this.context.call('virNodeGetCellsFreeMemory', 'i,i', [this.pointer, startCell, maxCells], options)) as number | bigint;
+    return (await this.context.call('virNodeGetCellsFreeMemory', 'i:startCell,i:maxCells', [this.pointer, startCell, maxCells], options)) as number | bigint;
   }
   /**
    * provides the free memory available on the Node
@@ -2212,7 +2212,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeGetFreePages (libvirt 1.2.6)
    */
   async nodeGetFreePages(npages: number, startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<{ pages: number; counts: number | bigint }> {
-    return (await this.context.call('virNodeGetFreePages', 'u,i,u,u', [this.pointer, npages, startCell, cellCount, flags], options)) as { pages: number; counts: number | bigint };
+    return (await this.context.call('virNodeGetFreePages', 'u:npages,i:startCell,u:cellCount,u:flags', [this.pointer, npages, startCell, cellCount, flags], options)) as { pages: number; counts: number | bigint };
   }
   /**
    * Extract hardware information about the node.
@@ -2257,7 +2257,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeGetMemoryParameters (libvirt 0.10.2)
    */
   async nodeGetMemoryParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virNodeGetMemoryParameters', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virNodeGetMemoryParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * This function provides memory stats of the node.
@@ -2304,7 +2304,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeGetMemoryStats (libvirt 0.9.3)
    */
   async nodeGetMemoryStats(cellNum: number, flags: number = 0, options?: CallOptions): Promise<{ params: Record<string, number | bigint | string>; nparams: number }> {
-    return (await this.context.call('virNodeGetMemoryStats', 'i,u', [this.pointer, cellNum, flags], options)) as { params: Record<string, number | bigint | string>; nparams: number };
+    return (await this.context.call('virNodeGetMemoryStats', 'i:cellNum,u:flags', [this.pointer, cellNum, flags], options)) as { params: Record<string, number | bigint | string>; nparams: number };
   }
   /**
    * If hypervisor supports AMD's SEV feature, then @params will contain various
@@ -2316,7 +2316,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeGetSEVInfo (libvirt 4.5.0)
    */
   async nodeGetSEVInfo(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virNodeGetSEVInfo', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virNodeGetSEVInfo', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Extract the security model of a hypervisor. The 'model' field
@@ -2345,7 +2345,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeListDevices (libvirt 0.5.0)
    */
   async nodeListDevices(cap: string, maxnames: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virNodeListDevices', 's,u,u', [this.pointer, cap, maxnames, flags], options)) as string[];
+    return (await this.context.call('virNodeListDevices', 's:cap,u:maxnames,u:flags', [this.pointer, cap, maxnames, flags], options)) as string[];
   }
   /**
    * Provides the number of node devices.
@@ -2359,7 +2359,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeNumOfDevices (libvirt 0.5.0)
    */
   async nodeNumOfDevices(cap: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeNumOfDevices', 's,u', [this.pointer, cap, flags], options)) as number;
+    return (await this.context.call('virNodeNumOfDevices', 's:cap,u:flags', [this.pointer, cap, flags], options)) as number;
   }
   /**
    * Change all or a subset of the node memory tunables. The function
@@ -2378,7 +2378,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeSetMemoryParameters (libvirt 0.10.2)
    */
   async nodeSetMemoryParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeSetMemoryParameters', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virNodeSetMemoryParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * Attempt to suspend the node (host machine) for the given duration of
@@ -2393,7 +2393,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virNodeSuspendForDuration (libvirt 0.9.8)
    */
   async nodeSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeSuspendForDuration', 'u,U,u', [this.pointer, target, duration, flags], options)) as number;
+    return (await this.context.call('virNodeSuspendForDuration', 'u:target,U:duration,u:flags', [this.pointer, target, duration, flags], options)) as number;
   }
   /**
    * Reset the last error caught at the library level.
@@ -2434,7 +2434,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virSecretDefineXML (libvirt 0.7.1)
    */
   async secretDefineXML(xml: string, flags: number = 0, options?: CallOptions): Promise<Secret> {
-    return this.context.adopt('Secret', (await this.context.call('virSecretDefineXML', 's,u', [this.pointer, xml, flags], options)) as ObjectRef) as Secret;
+    return this.context.adopt('Secret', (await this.context.call('virSecretDefineXML', 's:xml,u:flags', [this.pointer, xml, flags], options)) as ObjectRef) as Secret;
   }
   /**
    * Try to lookup a secret on the given hypervisor based on its UUID.
@@ -2448,7 +2448,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virSecretLookupByUUID (libvirt 0.7.1)
    */
   async secretLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<Secret> {
-    return this.context.adopt('Secret', (await this.context.call('virSecretLookupByUUID', 'B', [this.pointer, uuid], options)) as ObjectRef) as Secret;
+    return this.context.adopt('Secret', (await this.context.call('virSecretLookupByUUID', 'B:uuid', [this.pointer, uuid], options)) as ObjectRef) as Secret;
   }
   /**
    * Try to lookup a secret on the given hypervisor based on its UUID.
@@ -2462,7 +2462,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virSecretLookupByUUIDString (libvirt 0.7.1)
    */
   async secretLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<Secret> {
-    return this.context.adopt('Secret', (await this.context.call('virSecretLookupByUUIDString', 's', [this.pointer, uuidstr], options)) as ObjectRef) as Secret;
+    return this.context.adopt('Secret', (await this.context.call('virSecretLookupByUUIDString', 's:uuidstr', [this.pointer, uuidstr], options)) as ObjectRef) as Secret;
   }
   /**
    * Try to lookup a secret on the given hypervisor based on its usage
@@ -2478,7 +2478,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virSecretLookupByUsage (libvirt 0.7.1)
    */
   async secretLookupByUsage(usageType: number, usageID: string, options?: CallOptions): Promise<Secret> {
-    return this.context.adopt('Secret', (await this.context.call('virSecretLookupByUsage', 'i,s', [this.pointer, usageType, usageID], options)) as ObjectRef) as Secret;
+    return this.context.adopt('Secret', (await this.context.call('virSecretLookupByUsage', 'i:usageType,s:usageID', [this.pointer, usageType, usageID], options)) as ObjectRef) as Secret;
   }
   /**
    * Create a new storage based on its XML description. The
@@ -2494,7 +2494,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStoragePoolCreateXML (libvirt 0.4.1)
    */
   async storagePoolCreateXML(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<StoragePool> {
-    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolCreateXML', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as StoragePool;
+    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolCreateXML', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as StoragePool;
   }
   /**
    * Define an inactive persistent storage pool or modify an existing persistent
@@ -2509,7 +2509,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStoragePoolDefineXML (libvirt 0.4.1)
    */
   async storagePoolDefineXML(xml: string, flags: number = 0, options?: CallOptions): Promise<StoragePool> {
-    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolDefineXML', 's,u', [this.pointer, xml, flags], options)) as ObjectRef) as StoragePool;
+    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolDefineXML', 's:xml,u:flags', [this.pointer, xml, flags], options)) as ObjectRef) as StoragePool;
   }
   /**
    * Fetch a storage pool based on its unique name
@@ -2522,7 +2522,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStoragePoolLookupByName (libvirt 0.4.1)
    */
   async storagePoolLookupByName(name: string, options?: CallOptions): Promise<StoragePool> {
-    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolLookupByName', 's', [this.pointer, name], options)) as ObjectRef) as StoragePool;
+    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as StoragePool;
   }
   /**
    * Fetch a storage pool which maps to a particular target directory.
@@ -2537,7 +2537,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStoragePoolLookupByTargetPath (libvirt 4.1.0)
    */
   async storagePoolLookupByTargetPath(path: string, options?: CallOptions): Promise<StoragePool> {
-    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolLookupByTargetPath', 's', [this.pointer, path], options)) as ObjectRef) as StoragePool;
+    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolLookupByTargetPath', 's:path', [this.pointer, path], options)) as ObjectRef) as StoragePool;
   }
   /**
    * Fetch a storage pool based on its globally unique id
@@ -2550,7 +2550,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStoragePoolLookupByUUID (libvirt 0.4.1)
    */
   async storagePoolLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<StoragePool> {
-    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolLookupByUUID', 'B', [this.pointer, uuid], options)) as ObjectRef) as StoragePool;
+    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolLookupByUUID', 'B:uuid', [this.pointer, uuid], options)) as ObjectRef) as StoragePool;
   }
   /**
    * Fetch a storage pool based on its globally unique id
@@ -2563,7 +2563,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStoragePoolLookupByUUIDString (libvirt 0.4.1)
    */
   async storagePoolLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<StoragePool> {
-    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolLookupByUUIDString', 's', [this.pointer, uuidstr], options)) as ObjectRef) as StoragePool;
+    return this.context.adopt('StoragePool', (await this.context.call('virStoragePoolLookupByUUIDString', 's:uuidstr', [this.pointer, uuidstr], options)) as ObjectRef) as StoragePool;
   }
   /**
    * Fetch a pointer to a storage volume based on its
@@ -2577,7 +2577,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStorageVolLookupByKey (libvirt 0.4.1)
    */
   async storageVolLookupByKey(key: string, options?: CallOptions): Promise<StorageVol> {
-    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolLookupByKey', 's', [this.pointer, key], options)) as ObjectRef) as StorageVol;
+    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolLookupByKey', 's:key', [this.pointer, key], options)) as ObjectRef) as StorageVol;
   }
   /**
    * Fetch a pointer to a storage volume based on its
@@ -2591,7 +2591,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStorageVolLookupByPath (libvirt 0.4.1)
    */
   async storageVolLookupByPath(path: string, options?: CallOptions): Promise<StorageVol> {
-    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolLookupByPath', 's', [this.pointer, path], options)) as ObjectRef) as StorageVol;
+    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolLookupByPath', 's:path', [this.pointer, path], options)) as ObjectRef) as StorageVol;
   }
   /**
    * Creates a new stream object which can be used to perform
@@ -2611,7 +2611,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @see virStreamNew (libvirt 0.7.2)
    */
   async streamNew(flags: number = 0, options?: CallOptions): Promise<Stream> {
-    return this.context.adopt('Stream', (await this.context.call('virStreamNew', 'u', [this.pointer, flags], options)) as ObjectRef) as Stream;
+    return this.context.adopt('Stream', (await this.context.call('virStreamNew', 'u:flags', [this.pointer, flags], options)) as ObjectRef) as Stream;
   }
 }
 
@@ -2632,7 +2632,7 @@ export class Domain extends DomainCore {
    * @see virDomainAbortJobFlags (libvirt 8.5.0)
    */
   async abortJobFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAbortJobFlags', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainAbortJobFlags', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Dynamically add an IOThread to the domain. It is left up to the
@@ -2659,7 +2659,7 @@ export class Domain extends DomainCore {
    * @see virDomainAddIOThread (libvirt 1.2.15)
    */
   async addIOThread(iothread_id: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAddIOThread', 'u,u', [this.pointer, iothread_id, flags], options)) as number;
+    return (await this.context.call('virDomainAddIOThread', 'u:iothread_id,u:flags', [this.pointer, iothread_id, flags], options)) as number;
   }
   /**
    * Set how long to wait for a response from guest agent commands. By default,
@@ -2680,7 +2680,7 @@ export class Domain extends DomainCore {
    * @see virDomainAgentSetResponseTimeout (libvirt 5.10.0)
    */
   async agentSetResponseTimeout(timeout: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAgentSetResponseTimeout', 'i,u', [this.pointer, timeout, flags], options)) as number;
+    return (await this.context.call('virDomainAgentSetResponseTimeout', 'i:timeout,u:flags', [this.pointer, timeout, flags], options)) as number;
   }
   /**
    * Create a virtual device attachment to backend.  This function,
@@ -2699,7 +2699,7 @@ export class Domain extends DomainCore {
    * @see virDomainAttachDevice (libvirt 0.1.9)
    */
   async attachDevice(xml: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAttachDevice', 's', [this.pointer, xml], options)) as number;
+    return (await this.context.call('virDomainAttachDevice', 's:xml', [this.pointer, xml], options)) as number;
   }
   /**
    * Attach a virtual device to a domain, using the flags parameter
@@ -2728,7 +2728,7 @@ export class Domain extends DomainCore {
    * @see virDomainAttachDeviceFlags (libvirt 0.7.7)
    */
   async attachDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAttachDeviceFlags', 's,u', [this.pointer, xml, flags], options)) as number;
+    return (await this.context.call('virDomainAttachDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options)) as number;
   }
   /**
    * For given @user in @domain fetch list of public SSH authorized
@@ -2748,7 +2748,7 @@ export class Domain extends DomainCore {
    * @see virDomainAuthorizedSSHKeysGet (libvirt 6.10.0)
    */
   async authorizedSSHKeysGet(user: string | null, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainAuthorizedSSHKeysGet', 's?,u', [this.pointer, user, flags], options)) as string[];
+    return (await this.context.call('virDomainAuthorizedSSHKeysGet', 's?:user,u:flags', [this.pointer, user, flags], options)) as string[];
   }
   /**
    * For given @user in @domain set @keys in authorized keys file.
@@ -2779,7 +2779,7 @@ export class Domain extends DomainCore {
    * @see virDomainAuthorizedSSHKeysSet (libvirt 6.10.0)
    */
   async authorizedSSHKeysSet(user: string | null, keys: string[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAuthorizedSSHKeysSet', 's?,S,u', [this.pointer, user, keys, flags], options)) as number;
+    return (await this.context.call('virDomainAuthorizedSSHKeysSet', 's?:user,S:keys,u:flags', [this.pointer, user, keys, flags], options)) as number;
   }
   /**
    * Start a point-in-time backup job for the specified disks of a
@@ -2845,7 +2845,7 @@ export class Domain extends DomainCore {
    * @see virDomainBackupBegin (libvirt 6.0.0)
    */
   async backupBegin(backupXML: string, checkpointXML: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBackupBegin', 's,s?,u', [this.pointer, backupXML, checkpointXML, flags], options)) as number;
+    return (await this.context.call('virDomainBackupBegin', 's:backupXML,s?:checkpointXML,u:flags', [this.pointer, backupXML, checkpointXML, flags], options)) as number;
   }
   /**
    * Queries the configuration of the active backup job.
@@ -2860,7 +2860,7 @@ export class Domain extends DomainCore {
    * @see virDomainBackupGetXMLDesc (libvirt 6.0.0)
    */
   async backupGetXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainBackupGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virDomainBackupGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Commit changes that were made to temporary top-level files within a disk
@@ -2962,7 +2962,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockCommit (libvirt 0.10.2)
    */
   async blockCommit(disk: string, base: string | null, top: string | null, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockCommit', 's,s?,s?,u,u', [this.pointer, disk, base, top, bandwidth, flags], options)) as number;
+    return (await this.context.call('virDomainBlockCommit', 's:disk,s?:base,s?:top,u:bandwidth,u:flags', [this.pointer, disk, base, top, bandwidth, flags], options)) as number;
   }
   /**
    * Copy the guest-visible contents of a disk image to a new file described
@@ -3045,7 +3045,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockCopy (libvirt 1.2.8)
    */
   async blockCopy(disk: string, destxml: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockCopy', 's,s,p,u', [this.pointer, disk, destxml, params, flags], options)) as number;
+    return (await this.context.call('virDomainBlockCopy', 's:disk,s:destxml,p:params,u:flags', [this.pointer, disk, destxml, params, flags], options)) as number;
   }
   /**
    * Cancel the active block job on the given disk.
@@ -3089,7 +3089,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockJobAbort (libvirt 0.9.4)
    */
   async blockJobAbort(disk: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockJobAbort', 's,u', [this.pointer, disk, flags], options)) as number;
+    return (await this.context.call('virDomainBlockJobAbort', 's:disk,u:flags', [this.pointer, disk, flags], options)) as number;
   }
   /**
    * Set the maximum allowable bandwidth that a block job may consume.  If
@@ -3118,7 +3118,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockJobSetSpeed (libvirt 0.9.4)
    */
   async blockJobSetSpeed(disk: string, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockJobSetSpeed', 's,u,u', [this.pointer, disk, bandwidth, flags], options)) as number;
+    return (await this.context.call('virDomainBlockJobSetSpeed', 's:disk,u:bandwidth,u:flags', [this.pointer, disk, bandwidth, flags], options)) as number;
   }
   /**
    * This function allows you to read the contents of a domain's
@@ -3162,7 +3162,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockPeek (libvirt 0.4.2)
    */
   async blockPeek(disk: string, offset: number | bigint, size: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virDomainBlockPeek', 's,U,u,u', [this.pointer, disk, offset, size, flags], options)) as Uint8Array;
+    return (await this.context.call('virDomainBlockPeek', 's:disk,U:offset,u:size,u:flags', [this.pointer, disk, offset, size, flags], options)) as Uint8Array;
   }
   /**
    * Populate a disk image with data from its backing image.  Once all data from
@@ -3204,7 +3204,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockPull (libvirt 0.9.4)
    */
   async blockPull(disk: string, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockPull', 's,u,u', [this.pointer, disk, bandwidth, flags], options)) as number;
+    return (await this.context.call('virDomainBlockPull', 's:disk,u:bandwidth,u:flags', [this.pointer, disk, bandwidth, flags], options)) as number;
   }
   /**
    * Populate a disk image with data from its backing image chain, and
@@ -3315,7 +3315,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockRebase (libvirt 0.9.10)
    */
   async blockRebase(disk: string, base: string | null, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockRebase', 's,s?,u,u', [this.pointer, disk, base, bandwidth, flags], options)) as number;
+    return (await this.context.call('virDomainBlockRebase', 's:disk,s?:base,u:bandwidth,u:flags', [this.pointer, disk, base, bandwidth, flags], options)) as number;
   }
   /**
    * Resize a block device of domain while the domain is running.  If
@@ -3343,7 +3343,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockResize (libvirt 0.9.8)
    */
   async blockResize(disk: string, size: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockResize', 's,U,u', [this.pointer, disk, size, flags], options)) as number;
+    return (await this.context.call('virDomainBlockResize', 's:disk,U:size,u:flags', [this.pointer, disk, size, flags], options)) as number;
   }
   /**
    * This function returns block device (disk) stats for block
@@ -3370,7 +3370,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockStats (libvirt 0.3.2)
    */
   async blockStats(disk: string, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainBlockStats', 's', [this.pointer, disk], options)) as Record<string, number | bigint | string>;
+    return (await this.context.call('virDomainBlockStats', 's:disk', [this.pointer, disk], options)) as Record<string, number | bigint | string>;
   }
   /**
    * This function is to get block stats parameters for block
@@ -3407,7 +3407,7 @@ export class Domain extends DomainCore {
    * @see virDomainBlockStatsFlags (libvirt 0.9.5)
    */
   async blockStatsFlags(disk: string, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainBlockStatsFlags', 's,u', [this.pointer, disk, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainBlockStatsFlags', 's:disk,u:flags', [this.pointer, disk, flags], options)) as TypedParamsObject;
   }
   /**
    * Create a new checkpoint using @xmlDesc, with a top-level
@@ -3462,7 +3462,7 @@ export class Domain extends DomainCore {
    * @see virDomainCheckpointCreateXML (libvirt 5.6.0)
    */
   async checkpointCreateXML(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<DomainCheckpoint> {
-    return this.context.adopt('DomainCheckpoint', (await this.context.call('virDomainCheckpointCreateXML', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as DomainCheckpoint;
+    return this.context.adopt('DomainCheckpoint', (await this.context.call('virDomainCheckpointCreateXML', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as DomainCheckpoint;
   }
   /**
    * Try to lookup a domain checkpoint based on its name.
@@ -3473,7 +3473,7 @@ export class Domain extends DomainCore {
    * @see virDomainCheckpointLookupByName (libvirt 5.6.0)
    */
   async checkpointLookupByName(name: string, flags: number = 0, options?: CallOptions): Promise<DomainCheckpoint> {
-    return this.context.adopt('DomainCheckpoint', (await this.context.call('virDomainCheckpointLookupByName', 's,u', [this.pointer, name, flags], options)) as ObjectRef) as DomainCheckpoint;
+    return this.context.adopt('DomainCheckpoint', (await this.context.call('virDomainCheckpointLookupByName', 's:name,u:flags', [this.pointer, name, flags], options)) as ObjectRef) as DomainCheckpoint;
   }
   /**
    * This method will dump the core of a domain on a given file for analysis.
@@ -3501,7 +3501,7 @@ export class Domain extends DomainCore {
    * @see virDomainCoreDump (libvirt 0.1.9)
    */
   async coreDump(to: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCoreDump', 's,u', [this.pointer, to, flags], options)) as number;
+    return (await this.context.call('virDomainCoreDump', 's:to,u:flags', [this.pointer, to, flags], options)) as number;
   }
   /**
    * This method will dump the core of a domain on a given file for analysis.
@@ -3532,7 +3532,7 @@ export class Domain extends DomainCore {
    * @see virDomainCoreDumpWithFormat (libvirt 1.2.3)
    */
   async coreDumpWithFormat(to: string, dumpformat: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCoreDumpWithFormat', 's,u,u', [this.pointer, to, dumpformat, flags], options)) as number;
+    return (await this.context.call('virDomainCoreDumpWithFormat', 's:to,u:dumpformat,u:flags', [this.pointer, to, dumpformat, flags], options)) as number;
   }
   /**
    * Launch a defined domain. If the call succeeds the domain moves from the
@@ -3590,7 +3590,7 @@ export class Domain extends DomainCore {
    * @see virDomainCreateWithFiles (libvirt 1.1.1)
    */
   async createWithFiles(files: number[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCreateWithFiles', 'N,u', [this.pointer, files, flags], options)) as number;
+    return (await this.context.call('virDomainCreateWithFiles', 'N:files,u:flags', [this.pointer, files, flags], options)) as number;
   }
   /**
    * Launch a defined domain. If the call succeeds the domain moves from the
@@ -3629,7 +3629,7 @@ export class Domain extends DomainCore {
    * @see virDomainCreateWithFlags (libvirt 0.8.2)
    */
   async createWithFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCreateWithFlags', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainCreateWithFlags', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Dynamically delete an IOThread from the domain. The @iothread_id to be
@@ -3656,7 +3656,7 @@ export class Domain extends DomainCore {
    * @see virDomainDelIOThread (libvirt 1.2.15)
    */
   async delIOThread(iothread_id: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDelIOThread', 'u,u', [this.pointer, iothread_id, flags], options)) as number;
+    return (await this.context.call('virDomainDelIOThread', 'u:iothread_id,u:flags', [this.pointer, iothread_id, flags], options)) as number;
   }
   /**
    * Destroy the domain object. The running instance is shutdown if not down
@@ -3691,7 +3691,7 @@ export class Domain extends DomainCore {
    * @see virDomainDestroyFlags (libvirt 0.9.4)
    */
   async destroyFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDestroyFlags', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainDestroyFlags', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * This is an equivalent of virDomainDetachDeviceFlags() when called with
@@ -3704,7 +3704,7 @@ export class Domain extends DomainCore {
    * @see virDomainDetachDevice (libvirt 0.1.9)
    */
   async detachDevice(xml: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDetachDevice', 's', [this.pointer, xml], options)) as number;
+    return (await this.context.call('virDomainDetachDevice', 's:xml', [this.pointer, xml], options)) as number;
   }
   /**
    * Detach a virtual device from a domain, using the alias to
@@ -3727,7 +3727,7 @@ export class Domain extends DomainCore {
    * @see virDomainDetachDeviceAlias (libvirt 4.4.0)
    */
   async detachDeviceAlias(alias: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDetachDeviceAlias', 's,u', [this.pointer, alias, flags], options)) as number;
+    return (await this.context.call('virDomainDetachDeviceAlias', 's:alias,u:flags', [this.pointer, alias, flags], options)) as number;
   }
   /**
    * Detach a virtual device from a domain, using the flags parameter
@@ -3779,7 +3779,7 @@ export class Domain extends DomainCore {
    * @see virDomainDetachDeviceFlags (libvirt 0.7.7)
    */
   async detachDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDetachDeviceFlags', 's,u', [this.pointer, xml, flags], options)) as number;
+    return (await this.context.call('virDomainDetachDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options)) as number;
   }
   /**
    * Associate the FDs in @fd with @domain under @name. The FDs are associated as
@@ -3810,7 +3810,7 @@ export class Domain extends DomainCore {
    * @see virDomainFDAssociate (libvirt 9.0.0)
    */
   async fDAssociate(name: string, fds: number[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFDAssociate', 's,N,u', [this.pointer, name, fds, flags], options)) as number;
+    return (await this.context.call('virDomainFDAssociate', 's:name,N:fds,u:flags', [this.pointer, name, fds, flags], options)) as number;
   }
   /**
    * Freeze specified filesystems within the guest (hence guest agent
@@ -3825,7 +3825,7 @@ export class Domain extends DomainCore {
    * @see virDomainFSFreeze (libvirt 1.2.5)
    */
   async fSFreeze(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFSFreeze', 'S,u', [this.pointer, mountpoints, flags], options)) as number;
+    return (await this.context.call('virDomainFSFreeze', 'S:mountpoints,u:flags', [this.pointer, mountpoints, flags], options)) as number;
   }
   /**
    * Thaw specified filesystems within the guest. If @mountpoints is NULL and
@@ -3838,7 +3838,7 @@ export class Domain extends DomainCore {
    * @see virDomainFSThaw (libvirt 1.2.5)
    */
   async fSThaw(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFSThaw', 'S,u', [this.pointer, mountpoints, flags], options)) as number;
+    return (await this.context.call('virDomainFSThaw', 'S:mountpoints,u:flags', [this.pointer, mountpoints, flags], options)) as number;
   }
   /**
    * Calls FITRIM within the guest (hence guest agent may be
@@ -3858,7 +3858,7 @@ export class Domain extends DomainCore {
    * @see virDomainFSTrim (libvirt 1.0.1)
    */
   async fSTrim(mountPoint: string | null, minimum: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFSTrim', 's?,U,u', [this.pointer, mountPoint, minimum, flags], options)) as number;
+    return (await this.context.call('virDomainFSTrim', 's?:mountPoint,U:minimum,u:flags', [this.pointer, mountPoint, minimum, flags], options)) as number;
   }
   /**
    * Provides a boolean value indicating whether the domain
@@ -3893,7 +3893,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetBlkioParameters (libvirt 0.9.0)
    */
   async getBlkioParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetBlkioParameters', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetBlkioParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Extract information about a domain's block device.
@@ -3964,7 +3964,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetBlockInfo (libvirt 0.8.1)
    */
   async getBlockInfo(disk: string, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetBlockInfo', 's,u', [this.pointer, disk, flags], options)) as Record<string, number | bigint | string>;
+    return (await this.context.call('virDomainGetBlockInfo', 's:disk,u:flags', [this.pointer, disk, flags], options)) as Record<string, number | bigint | string>;
   }
   /**
    * Get all block IO tunable parameters for a given device.  On input,
@@ -3995,7 +3995,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetBlockIoTune (libvirt 0.9.8)
    */
   async getBlockIoTune(disk: string | null, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetBlockIoTune', 's?,u', [this.pointer, disk, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetBlockIoTune', 's?:disk,u:flags', [this.pointer, disk, flags], options)) as TypedParamsObject;
   }
   /**
    * Request block job information for the given disk.  If an operation is active
@@ -4040,7 +4040,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetBlockJobInfo (libvirt 0.9.4)
    */
   async getBlockJobInfo(disk: string, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetBlockJobInfo', 's,u', [this.pointer, disk, flags], options)) as Record<string, number | bigint | string>;
+    return (await this.context.call('virDomainGetBlockJobInfo', 's:disk,u:flags', [this.pointer, disk, flags], options)) as Record<string, number | bigint | string>;
   }
   /**
    * Get statistics relating to CPU usage attributable to a single
@@ -4108,7 +4108,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetCPUStats (libvirt 0.9.10)
    */
   async getCPUStats(params: TypedParamsInput, start_cpu: number, ncpus: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetCPUStats', 'p,i,u,u', [this.pointer, params, start_cpu, ncpus, flags], options)) as number;
+    return (await this.context.call('virDomainGetCPUStats', 'p:params,i:start_cpu,u:ncpus,u:flags', [this.pointer, params, start_cpu, ncpus, flags], options)) as number;
   }
   /**
    * Provides the connection pointer associated with a domain.  The
@@ -4129,7 +4129,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetControlInfo (libvirt 0.9.3)
    */
   async getControlInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetControlInfo', 'u', [this.pointer, flags], options)) as Record<string, number | bigint | string>;
+    return (await this.context.call('virDomainGetControlInfo', 'u:flags', [this.pointer, flags], options)) as Record<string, number | bigint | string>;
   }
   /**
    * The function populates @errors array with all disks that encountered an
@@ -4155,7 +4155,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetDiskErrors (libvirt 0.9.10)
    */
   async getDiskErrors(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainGetDiskErrors', 'u', [this.pointer, flags], options)) as Record<string, unknown>[];
+    return (await this.context.call('virDomainGetDiskErrors', 'u:flags', [this.pointer, flags], options)) as Record<string, unknown>[];
   }
   /**
    * Query the CPU affinity setting of all emulator threads of domain, store
@@ -4167,7 +4167,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetEmulatorPinInfo (libvirt 0.10.0)
    */
   async getEmulatorPinInfo(cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetEmulatorPinInfo', 'B,u', [this.pointer, cpumap, flags], options)) as number;
+    return (await this.context.call('virDomainGetEmulatorPinInfo', 'B:cpumap,u:flags', [this.pointer, cpumap, flags], options)) as number;
   }
   /**
    * Get a list of mapping information for each mounted file systems within the
@@ -4178,7 +4178,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetFSInfo (libvirt 1.2.11)
    */
   async getFSInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainGetFSInfo', 'u', [this.pointer, flags], options)) as Record<string, unknown>[];
+    return (await this.context.call('virDomainGetFSInfo', 'u:flags', [this.pointer, flags], options)) as Record<string, unknown>[];
   }
   /**
    * Queries the guest agent for the various information about the guest system.
@@ -4298,7 +4298,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetGuestInfo (libvirt 5.7.0)
    */
   async getGuestInfo(types: number, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetGuestInfo', 'u,u', [this.pointer, types, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetGuestInfo', 'u:types,u:flags', [this.pointer, types, flags], options)) as TypedParamsObject;
   }
   /**
    * Queries the guest agent for state and information regarding vCPUs from
@@ -4321,7 +4321,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetGuestVcpus (libvirt 2.0.0)
    */
   async getGuestVcpus(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetGuestVcpus', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetGuestVcpus', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Get the hostname for that domain. If no hostname is found,
@@ -4335,7 +4335,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetHostname (libvirt 0.10.0)
    */
   async getHostname(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetHostname', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virDomainGetHostname', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Get the hypervisor ID number for the domain
@@ -4355,7 +4355,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetIOThreadInfo (libvirt 1.2.14)
    */
   async getIOThreadInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainGetIOThreadInfo', 'u', [this.pointer, flags], options)) as Record<string, unknown>[];
+    return (await this.context.call('virDomainGetIOThreadInfo', 'u:flags', [this.pointer, flags], options)) as Record<string, unknown>[];
   }
   /**
    * Extract information about a domain. Note that if the connection
@@ -4390,7 +4390,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetInterfaceParameters (libvirt 0.9.9)
    */
   async getInterfaceParameters(device: string, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetInterfaceParameters', 's,u', [this.pointer, device, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetInterfaceParameters', 's:device,u:flags', [this.pointer, device, flags], options)) as TypedParamsObject;
   }
   /**
    * Extract information about progress of a background job on a domain.
@@ -4432,7 +4432,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetJobStats (libvirt 1.0.3)
    */
   async getJobStats(flags: number = 0, options?: CallOptions): Promise<{ type: number; params: TypedParamsObject }> {
-    return (await this.context.call('virDomainGetJobStats', 'u', [this.pointer, flags], options)) as { type: number; params: TypedParamsObject };
+    return (await this.context.call('virDomainGetJobStats', 'u:flags', [this.pointer, flags], options)) as { type: number; params: TypedParamsObject };
   }
   /**
    * Get the launch security info. In case of the SEV guest, this will
@@ -4443,7 +4443,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetLaunchSecurityInfo (libvirt 4.5.0)
    */
   async getLaunchSecurityInfo(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetLaunchSecurityInfo', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetLaunchSecurityInfo', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Retrieve the maximum amount of physical memory allocated to a
@@ -4500,7 +4500,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetMemoryParameters (libvirt 0.8.5)
    */
   async getMemoryParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetMemoryParameters', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetMemoryParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Fetch a list of all messages recorded against the VM and
@@ -4523,7 +4523,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetMessages (libvirt 7.1.0)
    */
   async getMessages(flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainGetMessages', 'u', [this.pointer, flags], options)) as string[];
+    return (await this.context.call('virDomainGetMessages', 'u:flags', [this.pointer, flags], options)) as string[];
   }
   /**
    * Retrieves the appropriate domain element given by @type.
@@ -4546,7 +4546,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetMetadata (libvirt 0.9.10)
    */
   async getMetadata(type_: number, uri: string | null, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetMetadata', 'i,s?,u', [this.pointer, type_, uri, flags], options)) as string;
+    return (await this.context.call('virDomainGetMetadata', 'i:type_,s?:uri,u:flags', [this.pointer, type_, uri, flags], options)) as string;
   }
   /**
    * Get the public name for that domain
@@ -4579,7 +4579,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetNumaParameters (libvirt 0.9.9)
    */
   async getNumaParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetNumaParameters', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetNumaParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Get the type of domain operation system.
@@ -4602,7 +4602,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetPerfEvents (libvirt 1.3.3)
    */
   async getPerfEvents(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetPerfEvents', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetPerfEvents', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Get all scheduler parameters.  On input, @nparams gives the size of the
@@ -4645,7 +4645,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetSchedulerParametersFlags (libvirt 0.9.2)
    */
   async getSchedulerParametersFlags(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetSchedulerParametersFlags', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virDomainGetSchedulerParametersFlags', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Get the scheduler type and the number of scheduler parameters.
@@ -4687,7 +4687,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetState (libvirt 0.9.2)
    */
   async getState(flags: number = 0, options?: CallOptions): Promise<{ state: number; reason: number }> {
-    return (await this.context.call('virDomainGetState', 'u', [this.pointer, flags], options)) as { state: number; reason: number };
+    return (await this.context.call('virDomainGetState', 'u:flags', [this.pointer, flags], options)) as { state: number; reason: number };
   }
   /**
    * Extract information about guest time and store it into
@@ -4702,7 +4702,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetTime (libvirt 1.2.5)
    */
   async getTime(flags: number = 0, options?: CallOptions): Promise<{ seconds: number | bigint; nseconds: number }> {
-    return (await this.context.call('virDomainGetTime', 'u', [this.pointer, flags], options)) as { seconds: number | bigint; nseconds: number };
+    return (await this.context.call('virDomainGetTime', 'u:flags', [this.pointer, flags], options)) as { seconds: number | bigint; nseconds: number };
   }
   /**
    * Get the UUID for a domain
@@ -4734,7 +4734,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetVcpuPinInfo (libvirt 0.9.3)
    */
   async getVcpuPinInfo(ncpumaps: number, cpumaps: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetVcpuPinInfo', 'i,B,u', [this.pointer, ncpumaps, cpumaps, flags], options)) as number;
+    return (await this.context.call('virDomainGetVcpuPinInfo', 'i:ncpumaps,B:cpumaps,u:flags', [this.pointer, ncpumaps, cpumaps, flags], options)) as number;
   }
   /**
    * Extract information about virtual CPUs of domain, store it in info array
@@ -4750,7 +4750,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetVcpus (libvirt 0.1.4)
    */
   async getVcpus(maxinfo: number, cpumaps: Uint8Array, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetVcpus', 'i,B', [this.pointer, maxinfo, cpumaps], options)) as Record<string, number | bigint | string>;
+    return (await this.context.call('virDomainGetVcpus', 'i:maxinfo,B:cpumaps', [this.pointer, maxinfo, cpumaps], options)) as Record<string, number | bigint | string>;
   }
   /**
    * Query the number of virtual CPUs used by the domain.  Note that
@@ -4779,7 +4779,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetVcpusFlags (libvirt 0.8.5)
    */
   async getVcpusFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetVcpusFlags', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainGetVcpusFlags', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Provide an XML description of the domain. The description may be reused
@@ -4809,7 +4809,7 @@ export class Domain extends DomainCore {
    * @see virDomainGetXMLDesc (libvirt 0.0.3)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virDomainGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Determine if the domain has a current snapshot.
@@ -4819,7 +4819,7 @@ export class Domain extends DomainCore {
    * @see virDomainHasCurrentSnapshot (libvirt 0.8.0)
    */
   async hasCurrentSnapshot(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainHasCurrentSnapshot', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainHasCurrentSnapshot', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Check if a domain has a managed save image as created by
@@ -4831,7 +4831,7 @@ export class Domain extends DomainCore {
    * @see virDomainHasManagedSaveImage (libvirt 0.8.0)
    */
   async hasManagedSaveImage(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainHasManagedSaveImage', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainHasManagedSaveImage', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Send NMI to the guest
@@ -4841,7 +4841,7 @@ export class Domain extends DomainCore {
    * @see virDomainInjectNMI (libvirt 0.9.2)
    */
   async injectNMI(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainInjectNMI', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainInjectNMI', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Return a pointer to the allocated array of pointers to interfaces
@@ -4914,7 +4914,7 @@ export class Domain extends DomainCore {
    * @see virDomainInterfaceAddresses (libvirt 1.2.14)
    */
   async interfaceAddresses(source: number, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainInterfaceAddresses', 'u,u', [this.pointer, source, flags], options)) as Record<string, unknown>[];
+    return (await this.context.call('virDomainInterfaceAddresses', 'u:source,u:flags', [this.pointer, source, flags], options)) as Record<string, unknown>[];
   }
   /**
    * This function returns network interface stats for interfaces
@@ -4937,7 +4937,7 @@ export class Domain extends DomainCore {
    * @see virDomainInterfaceStats (libvirt 0.3.2)
    */
   async interfaceStats(device: string, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainInterfaceStats', 's', [this.pointer, device], options)) as Record<string, number | bigint | string>;
+    return (await this.context.call('virDomainInterfaceStats', 's:device', [this.pointer, device], options)) as Record<string, number | bigint | string>;
   }
   /**
    * Determine if the domain has been updated.
@@ -4979,7 +4979,7 @@ export class Domain extends DomainCore {
    * @see virDomainListAllCheckpoints (libvirt 5.6.0)
    */
   async listAllCheckpoints(flags: number = 0, options?: CallOptions): Promise<DomainCheckpoint[]> {
-    return ((await this.context.call('virDomainListAllCheckpoints', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('DomainCheckpoint', r) as DomainCheckpoint);
+    return ((await this.context.call('virDomainListAllCheckpoints', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('DomainCheckpoint', r) as DomainCheckpoint);
   }
   /**
    * Collect the list of domain snapshots for the given domain and allocate
@@ -5028,7 +5028,7 @@ export class Domain extends DomainCore {
    * @see virDomainListAllSnapshots (libvirt 0.9.13)
    */
   async listAllSnapshots(flags: number = 0, options?: CallOptions): Promise<DomainSnapshot[]> {
-    return ((await this.context.call('virDomainListAllSnapshots', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('DomainSnapshot', r) as DomainSnapshot);
+    return ((await this.context.call('virDomainListAllSnapshots', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('DomainSnapshot', r) as DomainSnapshot);
   }
   /**
    * This method will suspend a domain and save its memory contents to
@@ -5058,7 +5058,7 @@ export class Domain extends DomainCore {
    * @see virDomainManagedSave (libvirt 0.8.0)
    */
   async managedSave(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainManagedSave', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainManagedSave', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * This updates the definition of a domain stored in a saved state
@@ -5082,7 +5082,7 @@ export class Domain extends DomainCore {
    * @see virDomainManagedSaveDefineXML (libvirt 3.7.0)
    */
   async managedSaveDefineXML(dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainManagedSaveDefineXML', 's,u', [this.pointer, dxml, flags], options)) as number;
+    return (await this.context.call('virDomainManagedSaveDefineXML', 's:dxml,u:flags', [this.pointer, dxml, flags], options)) as number;
   }
   /**
    * This method will extract the XML description of the managed save
@@ -5097,7 +5097,7 @@ export class Domain extends DomainCore {
    * @see virDomainManagedSaveGetXMLDesc (libvirt 3.7.0)
    */
   async managedSaveGetXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainManagedSaveGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virDomainManagedSaveGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Remove any managed save image for this domain.
@@ -5107,7 +5107,7 @@ export class Domain extends DomainCore {
    * @see virDomainManagedSaveRemove (libvirt 0.8.0)
    */
   async managedSaveRemove(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainManagedSaveRemove', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainManagedSaveRemove', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * This function allows you to read the contents of a domain's
@@ -5141,7 +5141,7 @@ export class Domain extends DomainCore {
    * @see virDomainMemoryPeek (libvirt 0.4.2)
    */
   async memoryPeek(start: number | bigint, size: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virDomainMemoryPeek', 'U,u,u', [this.pointer, start, size, flags], options)) as Uint8Array;
+    return (await this.context.call('virDomainMemoryPeek', 'U:start,u:size,u:flags', [this.pointer, start, size, flags], options)) as Uint8Array;
   }
   /**
    * This function provides memory statistics for the domain.
@@ -5185,7 +5185,7 @@ export class Domain extends DomainCore {
    * @see virDomainMemoryStats (libvirt 0.7.5)
    */
   async memoryStats(nr_stats: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainMemoryStats', 'u,u', [this.pointer, nr_stats, flags], options)) as Record<string, number | bigint | string>;
+    return (await this.context.call('virDomainMemoryStats', 'u:nr_stats,u:flags', [this.pointer, nr_stats, flags], options)) as Record<string, number | bigint | string>;
   }
   /**
    * Migrate the domain object from its current host to the destination
@@ -5207,7 +5207,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrate (libvirt 0.3.2)
    */
   async migrate(dconn: Connection, flags: number = 0, dname: string, uri: string, bandwidth: number, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainMigrate', 'o,u,s,s,u', [this.pointer, dconn, flags, dname, uri, bandwidth], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainMigrate', 'o:dconn,u:flags,s:dname,s:uri,u:bandwidth', [this.pointer, dconn, flags, dname, uri, bandwidth], options)) as ObjectRef) as Domain;
   }
   /**
    * Migrate the domain object from its current host to the destination
@@ -5231,7 +5231,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrate2 (libvirt 0.9.2)
    */
   async migrate2(dconn: Connection, dxml: string, flags: number = 0, dname: string, uri: string, bandwidth: number, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainMigrate2', 'o,s,u,s,s,u', [this.pointer, dconn, dxml, flags, dname, uri, bandwidth], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainMigrate2', 'o:dconn,s:dxml,u:flags,s:dname,s:uri,u:bandwidth', [this.pointer, dconn, dxml, flags, dname, uri, bandwidth], options)) as ObjectRef) as Domain;
   }
   /**
    * Migrate the domain object from its current host to the destination host
@@ -5260,7 +5260,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrate3 (libvirt 1.1.0)
    */
   async migrate3(dconn: Connection, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<Domain> {
-    return this.context.adopt('Domain', (await this.context.call('virDomainMigrate3', 'o,p,u', [this.pointer, dconn, params, flags], options)) as ObjectRef) as Domain;
+    return this.context.adopt('Domain', (await this.context.call('virDomainMigrate3', 'o:dconn,p:params,u:flags', [this.pointer, dconn, params, flags], options)) as ObjectRef) as Domain;
   }
   /**
    * Gets current size of the cache (in bytes) used for compressing repeatedly
@@ -5271,7 +5271,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrateGetCompressionCache (libvirt 1.0.3)
    */
   async migrateGetCompressionCache(flags: number = 0, options?: CallOptions): Promise<number | bigint> {
-    return (await this.context.call('virDomainMigrateGetCompressionCache', 'u', [this.pointer, flags], options)) as number | bigint;
+    return (await this.context.call('virDomainMigrateGetCompressionCache', 'u:flags', [this.pointer, flags], options)) as number | bigint;
   }
   /**
    * Get the current maximum bandwidth (in MiB/s) that will be used if the
@@ -5285,7 +5285,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrateGetMaxSpeed (libvirt 0.9.5)
    */
   async migrateGetMaxSpeed(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateGetMaxSpeed', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainMigrateGetMaxSpeed', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Sets size of the cache (in bytes) used for compressing repeatedly
@@ -5300,7 +5300,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrateSetCompressionCache (libvirt 1.0.3)
    */
   async migrateSetCompressionCache(cacheSize: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateSetCompressionCache', 'U,u', [this.pointer, cacheSize, flags], options)) as number;
+    return (await this.context.call('virDomainMigrateSetCompressionCache', 'U:cacheSize,u:flags', [this.pointer, cacheSize, flags], options)) as number;
   }
   /**
    * The maximum bandwidth (in MiB/s) that will be used to do migration
@@ -5315,7 +5315,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrateSetMaxSpeed (libvirt 0.9.0)
    */
   async migrateSetMaxSpeed(bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateSetMaxSpeed', 'u,u', [this.pointer, bandwidth, flags], options)) as number;
+    return (await this.context.call('virDomainMigrateSetMaxSpeed', 'u:bandwidth,u:flags', [this.pointer, bandwidth, flags], options)) as number;
   }
   /**
    * Starts post-copy migration. This function has to be called while
@@ -5391,7 +5391,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrateStartPostCopy (libvirt 1.3.3)
    */
   async migrateStartPostCopy(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateStartPostCopy', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainMigrateStartPostCopy', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Migrate the domain object from its current host to the destination
@@ -5420,7 +5420,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrateToURI (libvirt 0.7.2)
    */
   async migrateToURI(duri: string, flags: number = 0, dname: string, bandwidth: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateToURI', 's,u,s,u', [this.pointer, duri, flags, dname, bandwidth], options)) as number;
+    return (await this.context.call('virDomainMigrateToURI', 's:duri,u:flags,s:dname,u:bandwidth', [this.pointer, duri, flags, dname, bandwidth], options)) as number;
   }
   /**
    * Migrate the domain object from its current host to the destination
@@ -5453,7 +5453,7 @@ export class Domain extends DomainCore {
    * @see virDomainMigrateToURI2 (libvirt 0.9.2)
    */
   async migrateToURI2(dconnuri: string | null, miguri: string | null, dxml: string, flags: number = 0, dname: string, bandwidth: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateToURI2', 's?,s?,s,u,s,u', [this.pointer, dconnuri, miguri, dxml, flags, dname, bandwidth], options)) as number;
+    return (await this.context.call('virDomainMigrateToURI2', 's?:dconnuri,s?:miguri,s:dxml,u:flags,s:dname,u:bandwidth', [this.pointer, dconnuri, miguri, dxml, flags, dname, bandwidth], options)) as number;
   }
   /**
    * This opens the host interface associated with a channel device on a
@@ -5476,7 +5476,7 @@ export class Domain extends DomainCore {
    * @see virDomainOpenChannel (libvirt 1.0.2)
    */
   async openChannel(name: string | null, st: Stream, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainOpenChannel', 's?,o,u', [this.pointer, name, st, flags], options)) as number;
+    return (await this.context.call('virDomainOpenChannel', 's?:name,o:st,u:flags', [this.pointer, name, st, flags], options)) as number;
   }
   /**
    * This opens the backend associated with a console, serial or
@@ -5507,7 +5507,7 @@ export class Domain extends DomainCore {
    * @see virDomainOpenConsole (libvirt 0.8.6)
    */
   async openConsole(dev_name: string | null, st: Stream, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainOpenConsole', 's?,o,u', [this.pointer, dev_name, st, flags], options)) as number;
+    return (await this.context.call('virDomainOpenConsole', 's?:dev_name,o:st,u:flags', [this.pointer, dev_name, st, flags], options)) as number;
   }
   /**
    * This will attempt to connect the file descriptor @fd, to
@@ -5532,7 +5532,7 @@ export class Domain extends DomainCore {
    * @see virDomainOpenGraphics (libvirt 0.9.7)
    */
   async openGraphics(idx: number, fd: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainOpenGraphics', 'u,i,u', [this.pointer, idx, fd, flags], options)) as number;
+    return (await this.context.call('virDomainOpenGraphics', 'u:idx,i:fd,u:flags', [this.pointer, idx, fd, flags], options)) as number;
   }
   /**
    * This will create a socket pair connected to the graphics backend of @dom.
@@ -5554,7 +5554,7 @@ export class Domain extends DomainCore {
    * @see virDomainOpenGraphicsFD (libvirt 1.2.8)
    */
   async openGraphicsFD(idx: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainOpenGraphicsFD', 'u,u', [this.pointer, idx, flags], options)) as number;
+    return (await this.context.call('virDomainOpenGraphicsFD', 'u:idx,u:flags', [this.pointer, idx, flags], options)) as number;
   }
   /**
    * Attempt to have the guest enter the given @target power management
@@ -5580,7 +5580,7 @@ export class Domain extends DomainCore {
    * @see virDomainPMSuspendForDuration (libvirt 0.9.10)
    */
   async pMSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPMSuspendForDuration', 'u,U,u', [this.pointer, target, duration, flags], options)) as number;
+    return (await this.context.call('virDomainPMSuspendForDuration', 'u:target,U:duration,u:flags', [this.pointer, target, duration, flags], options)) as number;
   }
   /**
    * Inject a wakeup into the guest that previously used
@@ -5592,7 +5592,7 @@ export class Domain extends DomainCore {
    * @see virDomainPMWakeup (libvirt 0.9.11)
    */
   async pMWakeup(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPMWakeup', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainPMWakeup', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Dynamically change the real CPUs which can be allocated to all emulator
@@ -5617,7 +5617,7 @@ export class Domain extends DomainCore {
    * @see virDomainPinEmulator (libvirt 0.10.0)
    */
   async pinEmulator(cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPinEmulator', 'B,u', [this.pointer, cpumap, flags], options)) as number;
+    return (await this.context.call('virDomainPinEmulator', 'B:cpumap,u:flags', [this.pointer, cpumap, flags], options)) as number;
   }
   /**
    * Dynamically change the real CPUs which can be allocated to an IOThread.
@@ -5643,7 +5643,7 @@ export class Domain extends DomainCore {
    * @see virDomainPinIOThread (libvirt 1.2.14)
    */
   async pinIOThread(iothread_id: number, cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPinIOThread', 'u,B,u', [this.pointer, iothread_id, cpumap, flags], options)) as number;
+    return (await this.context.call('virDomainPinIOThread', 'u:iothread_id,B:cpumap,u:flags', [this.pointer, iothread_id, cpumap, flags], options)) as number;
   }
   /**
    * Dynamically change the real CPUs which can be allocated to a virtual CPU.
@@ -5658,7 +5658,7 @@ export class Domain extends DomainCore {
    * @see virDomainPinVcpu (libvirt 0.1.4)
    */
   async pinVcpu(vcpu: number, cpumap: Uint8Array, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPinVcpu', 'u,B', [this.pointer, vcpu, cpumap], options)) as number;
+    return (await this.context.call('virDomainPinVcpu', 'u:vcpu,B:cpumap', [this.pointer, vcpu, cpumap], options)) as number;
   }
   /**
    * Dynamically change the real CPUs which can be allocated to a virtual CPU.
@@ -5684,7 +5684,7 @@ export class Domain extends DomainCore {
    * @see virDomainPinVcpuFlags (libvirt 0.9.3)
    */
   async pinVcpuFlags(vcpu: number, cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPinVcpuFlags', 'u,B,u', [this.pointer, vcpu, cpumap, flags], options)) as number;
+    return (await this.context.call('virDomainPinVcpuFlags', 'u:vcpu,B:cpumap,u:flags', [this.pointer, vcpu, cpumap, flags], options)) as number;
   }
   /**
    * This API is QEMU specific, so it will only work with hypervisor
@@ -5717,7 +5717,7 @@ export class Domain extends DomainCore {
    * @see virDomainQemuMonitorCommandWithFiles (libvirt 8.2.0)
    */
   async qemuMonitorCommandWithFiles(cmd: string, infiles: number[], flags: number = 0, options?: CallOptions): Promise<{ noutfiles: number; outfiles: number[]; result: string }> {
-    return (await this.context.call('virDomainQemuMonitorCommandWithFiles', 's,N,u', [this.pointer, cmd, infiles, flags], options)) as { noutfiles: number; outfiles: number[]; result: string };
+    return (await this.context.call('virDomainQemuMonitorCommandWithFiles', 's:cmd,N:infiles,u:flags', [this.pointer, cmd, infiles, flags], options)) as { noutfiles: number; outfiles: number[]; result: string };
   }
   /**
    * Rename a domain. New domain name is specified in the second
@@ -5735,7 +5735,7 @@ export class Domain extends DomainCore {
    * @see virDomainRename (libvirt 1.2.19)
    */
   async rename(new_name: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRename', 's,u', [this.pointer, new_name, flags], options)) as number;
+    return (await this.context.call('virDomainRename', 's:new_name,u:flags', [this.pointer, new_name, flags], options)) as number;
   }
   /**
    * This method will suspend a domain and save its memory contents to
@@ -5752,7 +5752,7 @@ export class Domain extends DomainCore {
    * @see virDomainSave (libvirt 0.0.3)
    */
   async save(to: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSave', 's', [this.pointer, to], options)) as number;
+    return (await this.context.call('virDomainSave', 's:to', [this.pointer, to], options)) as number;
   }
   /**
    * This method will suspend a domain and save its memory contents to
@@ -5792,7 +5792,7 @@ export class Domain extends DomainCore {
    * @see virDomainSaveFlags (libvirt 0.9.4)
    */
   async saveFlags(to: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSaveFlags', 's,s,u', [this.pointer, to, dxml, flags], options)) as number;
+    return (await this.context.call('virDomainSaveFlags', 's:to,s:dxml,u:flags', [this.pointer, to, dxml, flags], options)) as number;
   }
   /**
    * This method extends virDomainSaveFlags by adding parameters.
@@ -5805,7 +5805,7 @@ export class Domain extends DomainCore {
    * @see virDomainSaveParams (libvirt 8.4.0)
    */
   async saveParams(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSaveParams', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virDomainSaveParams', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * Take a screenshot of current domain console as a stream. The image format
@@ -5828,7 +5828,7 @@ export class Domain extends DomainCore {
    * @see virDomainScreenshot (libvirt 0.9.2)
    */
   async screenshot(stream: Stream, screen: number, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainScreenshot', 'o,u,u', [this.pointer, stream, screen, flags], options)) as string;
+    return (await this.context.call('virDomainScreenshot', 'o:stream,u:screen,u:flags', [this.pointer, stream, screen, flags], options)) as string;
   }
   /**
    * Send key(s) to the guest.
@@ -5841,7 +5841,7 @@ export class Domain extends DomainCore {
    * @see virDomainSendKey (libvirt 0.9.3)
    */
   async sendKey(codeset: number, holdtime: number, keycodes: number[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSendKey', 'u,u,N,u', [this.pointer, codeset, holdtime, keycodes, flags], options)) as number;
+    return (await this.context.call('virDomainSendKey', 'u:codeset,u:holdtime,N:keycodes,u:flags', [this.pointer, codeset, holdtime, keycodes, flags], options)) as number;
   }
   /**
    * Send a signal to the designated process in the guest
@@ -5875,7 +5875,7 @@ export class Domain extends DomainCore {
    * @see virDomainSendProcessSignal (libvirt 1.0.1)
    */
   async sendProcessSignal(pid_value: number | bigint, signum: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSendProcessSignal', 'I,u,u', [this.pointer, pid_value, signum, flags], options)) as number;
+    return (await this.context.call('virDomainSendProcessSignal', 'I:pid_value,u:signum,u:flags', [this.pointer, pid_value, signum, flags], options)) as number;
   }
   /**
    * Configure the domain to be automatically started
@@ -5886,7 +5886,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetAutostart (libvirt 0.2.1)
    */
   async setAutostart(autostart: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetAutostart', 'i', [this.pointer, autostart], options)) as number;
+    return (await this.context.call('virDomainSetAutostart', 'i:autostart', [this.pointer, autostart], options)) as number;
   }
   /**
    * Change all or a subset of the blkio tunables.
@@ -5898,7 +5898,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetBlkioParameters (libvirt 0.9.0)
    */
   async setBlkioParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetBlkioParameters', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetBlkioParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * Change all or a subset of the per-device block IO tunables.
@@ -5917,7 +5917,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetBlockIoTune (libvirt 0.9.8)
    */
   async setBlockIoTune(disk: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetBlockIoTune', 's,p,u', [this.pointer, disk, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetBlockIoTune', 's:disk,p:params,u:flags', [this.pointer, disk, params, flags], options)) as number;
   }
   /**
    * Set the threshold level for delivering the
@@ -5958,7 +5958,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetBlockThreshold (libvirt 3.1.0)
    */
   async setBlockThreshold(dev: string, threshold: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetBlockThreshold', 's,U,u', [this.pointer, dev, threshold, flags], options)) as number;
+    return (await this.context.call('virDomainSetBlockThreshold', 's:dev,U:threshold,u:flags', [this.pointer, dev, threshold, flags], options)) as number;
   }
   /**
    * Sets state of individual vcpus described by @cpumap via guest agent. Other
@@ -5983,7 +5983,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetGuestVcpus (libvirt 2.0.0)
    */
   async setGuestVcpus(cpumap: string, state: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetGuestVcpus', 's,i,u', [this.pointer, cpumap, state, flags], options)) as number;
+    return (await this.context.call('virDomainSetGuestVcpus', 's:cpumap,i:state,u:flags', [this.pointer, cpumap, state, flags], options)) as number;
   }
   /**
    * Dynamically set IOThread parameters to the domain. It is left up to
@@ -6011,7 +6011,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetIOThreadParams (libvirt 4.10.0)
    */
   async setIOThreadParams(iothread_id: number, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetIOThreadParams', 'u,p,u', [this.pointer, iothread_id, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetIOThreadParams', 'u:iothread_id,p:params,u:flags', [this.pointer, iothread_id, params, flags], options)) as number;
   }
   /**
    * Change a subset or all parameters of interface; currently this
@@ -6029,7 +6029,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetInterfaceParameters (libvirt 0.9.9)
    */
   async setInterfaceParameters(device: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetInterfaceParameters', 's,p,u', [this.pointer, device, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetInterfaceParameters', 's:device,p:params,u:flags', [this.pointer, device, params, flags], options)) as number;
   }
   /**
    * Set a launch security secret in the guest's memory. The guest must be
@@ -6054,7 +6054,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetLaunchSecurityState (libvirt 8.0.0)
    */
   async setLaunchSecurityState(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetLaunchSecurityState', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetLaunchSecurityState', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * Changes the actions of lifecycle events for domain represented as
@@ -6071,7 +6071,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetLifecycleAction (libvirt 3.9.0)
    */
   async setLifecycleAction(type_: number, action: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetLifecycleAction', 'u,u,u', [this.pointer, type_, action, flags], options)) as number;
+    return (await this.context.call('virDomainSetLifecycleAction', 'u:type_,u:action,u:flags', [this.pointer, type_, action, flags], options)) as number;
   }
   /**
    * Dynamically change the maximum amount of physical memory allocated to a
@@ -6088,7 +6088,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetMaxMemory (libvirt 0.0.3)
    */
   async setMaxMemory(memory: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMaxMemory', 'u', [this.pointer, memory], options)) as number;
+    return (await this.context.call('virDomainSetMaxMemory', 'u:memory', [this.pointer, memory], options)) as number;
   }
   /**
    * Dynamically change the target amount of physical memory allocated to a
@@ -6105,7 +6105,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetMemory (libvirt 0.1.1)
    */
   async setMemory(memory: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMemory', 'u', [this.pointer, memory], options)) as number;
+    return (await this.context.call('virDomainSetMemory', 'u:memory', [this.pointer, memory], options)) as number;
   }
   /**
    * Dynamically change the target amount of physical memory allocated to a
@@ -6131,7 +6131,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetMemoryFlags (libvirt 0.9.0)
    */
   async setMemoryFlags(memory: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMemoryFlags', 'u,u', [this.pointer, memory, flags], options)) as number;
+    return (await this.context.call('virDomainSetMemoryFlags', 'u:memory,u:flags', [this.pointer, memory, flags], options)) as number;
   }
   /**
    * Change all or a subset of the memory tunables.
@@ -6146,7 +6146,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetMemoryParameters (libvirt 0.8.5)
    */
   async setMemoryParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMemoryParameters', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetMemoryParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * Dynamically change the domain memory balloon driver statistics collection
@@ -6169,7 +6169,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetMemoryStatsPeriod (libvirt 1.1.1)
    */
   async setMemoryStatsPeriod(period: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMemoryStatsPeriod', 'i,u', [this.pointer, period, flags], options)) as number;
+    return (await this.context.call('virDomainSetMemoryStatsPeriod', 'i:period,u:flags', [this.pointer, period, flags], options)) as number;
   }
   /**
    * Sets the appropriate domain element given by @type to the
@@ -6200,7 +6200,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetMetadata (libvirt 0.9.10)
    */
   async setMetadata(type_: number, metadata: string | null, key: string | null, uri: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMetadata', 'i,s?,s?,s?,u', [this.pointer, type_, metadata, key, uri, flags], options)) as number;
+    return (await this.context.call('virDomainSetMetadata', 'i:type_,s?:metadata,s?:key,s?:uri,u:flags', [this.pointer, type_, metadata, key, uri, flags], options)) as number;
   }
   /**
    * Change all or a subset of the numa tunables.
@@ -6219,7 +6219,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetNumaParameters (libvirt 0.9.9)
    */
   async setNumaParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetNumaParameters', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetNumaParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * Enable or disable the particular list of Linux perf events you
@@ -6234,7 +6234,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetPerfEvents (libvirt 1.3.3)
    */
   async setPerfEvents(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetPerfEvents', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetPerfEvents', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * Change all or a subset or the scheduler parameters.  It is
@@ -6247,7 +6247,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetSchedulerParameters (libvirt 0.2.3)
    */
   async setSchedulerParameters(params: TypedParamsInput, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetSchedulerParameters', 'p', [this.pointer, params], options)) as number;
+    return (await this.context.call('virDomainSetSchedulerParameters', 'p:params', [this.pointer, params], options)) as number;
   }
   /**
    * Change a subset or all scheduler parameters.  The value of @flags
@@ -6262,7 +6262,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetSchedulerParametersFlags (libvirt 0.9.2)
    */
   async setSchedulerParametersFlags(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetSchedulerParametersFlags', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virDomainSetSchedulerParametersFlags', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
   /**
    * When a domain is suspended or restored from a file the
@@ -6284,7 +6284,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetTime (libvirt 1.2.5)
    */
   async setTime(seconds: number | bigint, nseconds: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetTime', 'I,u,u', [this.pointer, seconds, nseconds, flags], options)) as number;
+    return (await this.context.call('virDomainSetTime', 'I:seconds,u:nseconds,u:flags', [this.pointer, seconds, nseconds, flags], options)) as number;
   }
   /**
    * Sets the @user password to the value specified by @password.
@@ -6301,7 +6301,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetUserPassword (libvirt 1.2.16)
    */
   async setUserPassword(user: string, password: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetUserPassword', 's,s,u', [this.pointer, user, password, flags], options)) as number;
+    return (await this.context.call('virDomainSetUserPassword', 's:user,s:password,u:flags', [this.pointer, user, password, flags], options)) as number;
   }
   /**
    * Enables/disables individual vcpus described by @vcpumap in the hypervisor.
@@ -6318,7 +6318,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetVcpu (libvirt 3.1.0)
    */
   async setVcpu(vcpumap: string, state: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetVcpu', 's,i,u', [this.pointer, vcpumap, state, flags], options)) as number;
+    return (await this.context.call('virDomainSetVcpu', 's:vcpumap,i:state,u:flags', [this.pointer, vcpumap, state, flags], options)) as number;
   }
   /**
    * Dynamically change the number of virtual CPUs used by the domain.
@@ -6339,7 +6339,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetVcpus (libvirt 0.1.4)
    */
   async setVcpus(nvcpus: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetVcpus', 'u', [this.pointer, nvcpus], options)) as number;
+    return (await this.context.call('virDomainSetVcpus', 'u:nvcpus', [this.pointer, nvcpus], options)) as number;
   }
   /**
    * Dynamically change the number of virtual CPUs used by the domain.
@@ -6380,7 +6380,7 @@ export class Domain extends DomainCore {
    * @see virDomainSetVcpusFlags (libvirt 0.8.5)
    */
   async setVcpusFlags(nvcpus: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetVcpusFlags', 'u,u', [this.pointer, nvcpus, flags], options)) as number;
+    return (await this.context.call('virDomainSetVcpusFlags', 'u:nvcpus,u:flags', [this.pointer, nvcpus, flags], options)) as number;
   }
   /**
    * Shutdown a domain, the domain object is still usable thereafter but
@@ -6411,7 +6411,7 @@ export class Domain extends DomainCore {
    * @see virDomainShutdownFlags (libvirt 0.9.10)
    */
   async shutdownFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainShutdownFlags', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainShutdownFlags', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Creates a new snapshot of a domain based on the snapshot xml
@@ -6530,7 +6530,7 @@ export class Domain extends DomainCore {
    * @see virDomainSnapshotCreateXML (libvirt 0.8.0)
    */
   async snapshotCreateXML(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<DomainSnapshot> {
-    return this.context.adopt('DomainSnapshot', (await this.context.call('virDomainSnapshotCreateXML', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as DomainSnapshot;
+    return this.context.adopt('DomainSnapshot', (await this.context.call('virDomainSnapshotCreateXML', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as DomainSnapshot;
   }
   /**
    * Get the current snapshot for a domain, if any.
@@ -6543,7 +6543,7 @@ export class Domain extends DomainCore {
    * @see virDomainSnapshotCurrent (libvirt 0.8.0)
    */
   async snapshotCurrent(flags: number = 0, options?: CallOptions): Promise<DomainSnapshot> {
-    return this.context.adopt('DomainSnapshot', (await this.context.call('virDomainSnapshotCurrent', 'u', [this.pointer, flags], options)) as ObjectRef) as DomainSnapshot;
+    return this.context.adopt('DomainSnapshot', (await this.context.call('virDomainSnapshotCurrent', 'u:flags', [this.pointer, flags], options)) as ObjectRef) as DomainSnapshot;
   }
   /**
    * Collect the list of domain snapshots for the given domain, and store
@@ -6580,7 +6580,7 @@ export class Domain extends DomainCore {
    * @see virDomainSnapshotListNames (libvirt 0.8.0)
    */
   async snapshotListNames(nameslen: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainSnapshotListNames', 'u,u', [this.pointer, nameslen, flags], options)) as string[];
+    return (await this.context.call('virDomainSnapshotListNames', 'u:nameslen,u:flags', [this.pointer, nameslen, flags], options)) as string[];
   }
   /**
    * Try to lookup a domain snapshot based on its name.
@@ -6591,7 +6591,7 @@ export class Domain extends DomainCore {
    * @see virDomainSnapshotLookupByName (libvirt 0.8.0)
    */
   async snapshotLookupByName(name: string, flags: number = 0, options?: CallOptions): Promise<DomainSnapshot> {
-    return this.context.adopt('DomainSnapshot', (await this.context.call('virDomainSnapshotLookupByName', 's,u', [this.pointer, name, flags], options)) as ObjectRef) as DomainSnapshot;
+    return this.context.adopt('DomainSnapshot', (await this.context.call('virDomainSnapshotLookupByName', 's:name,u:flags', [this.pointer, name, flags], options)) as ObjectRef) as DomainSnapshot;
   }
   /**
    * Provides the number of domain snapshots for this domain.
@@ -6611,7 +6611,7 @@ export class Domain extends DomainCore {
    * @see virDomainSnapshotNum (libvirt 0.8.0)
    */
   async snapshotNum(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSnapshotNum', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainSnapshotNum', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Calculate the current domain's memory dirty rate in next @seconds.
@@ -6624,7 +6624,7 @@ export class Domain extends DomainCore {
    * @see virDomainStartDirtyRateCalc (libvirt 7.2.0)
    */
   async startDirtyRateCalc(seconds: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainStartDirtyRateCalc', 'i,u', [this.pointer, seconds, flags], options)) as number;
+    return (await this.context.call('virDomainStartDirtyRateCalc', 'i:seconds,u:flags', [this.pointer, seconds, flags], options)) as number;
   }
   /**
    * Undefine a domain. If the domain is running, it's converted to
@@ -6664,7 +6664,7 @@ export class Domain extends DomainCore {
    * @see virDomainUndefineFlags (libvirt 0.9.4)
    */
   async undefineFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainUndefineFlags', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainUndefineFlags', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Change a virtual device on a domain, using the flags parameter
@@ -6697,7 +6697,7 @@ export class Domain extends DomainCore {
    * @see virDomainUpdateDeviceFlags (libvirt 0.8.0)
    */
   async updateDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainUpdateDeviceFlags', 's,u', [this.pointer, xml, flags], options)) as number;
+    return (await this.context.call('virDomainUpdateDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options)) as number;
   }
 }
 
@@ -6829,7 +6829,7 @@ export class Network extends LibvirtObject {
    * @see virNetworkGetDHCPLeases (libvirt 1.2.6)
    */
   async getDHCPLeases(mac: string | null, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virNetworkGetDHCPLeases', 's?,u', [this.pointer, mac, flags], options)) as Record<string, unknown>[];
+    return (await this.context.call('virNetworkGetDHCPLeases', 's?:mac,u:flags', [this.pointer, mac, flags], options)) as Record<string, unknown>[];
   }
   /**
    * Get the public name for that network
@@ -6873,7 +6873,7 @@ export class Network extends LibvirtObject {
    * @see virNetworkGetXMLDesc (libvirt 0.2.0)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNetworkGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virNetworkGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Determine if the network is currently running
@@ -6903,7 +6903,7 @@ export class Network extends LibvirtObject {
    * @see virNetworkListAllPorts (libvirt 5.5.0)
    */
   async listAllPorts(flags: number = 0, options?: CallOptions): Promise<NetworkPort[]> {
-    return ((await this.context.call('virNetworkListAllPorts', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('NetworkPort', r) as NetworkPort);
+    return ((await this.context.call('virNetworkListAllPorts', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('NetworkPort', r) as NetworkPort);
   }
   /**
    * Create a new network port, based on an XML description
@@ -6918,7 +6918,7 @@ export class Network extends LibvirtObject {
    * @see virNetworkPortCreateXML (libvirt 5.5.0)
    */
   async portCreateXML(xmldesc: string, flags: number = 0, options?: CallOptions): Promise<NetworkPort> {
-    return this.context.adopt('NetworkPort', (await this.context.call('virNetworkPortCreateXML', 's,u', [this.pointer, xmldesc, flags], options)) as ObjectRef) as NetworkPort;
+    return this.context.adopt('NetworkPort', (await this.context.call('virNetworkPortCreateXML', 's:xmldesc,u:flags', [this.pointer, xmldesc, flags], options)) as ObjectRef) as NetworkPort;
   }
   /**
    * Try to lookup a port on the given network based on its UUID.
@@ -6931,7 +6931,7 @@ export class Network extends LibvirtObject {
    * @see virNetworkPortLookupByUUID (libvirt 5.5.0)
    */
   async portLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<NetworkPort> {
-    return this.context.adopt('NetworkPort', (await this.context.call('virNetworkPortLookupByUUID', 'B', [this.pointer, uuid], options)) as ObjectRef) as NetworkPort;
+    return this.context.adopt('NetworkPort', (await this.context.call('virNetworkPortLookupByUUID', 'B:uuid', [this.pointer, uuid], options)) as ObjectRef) as NetworkPort;
   }
   /**
    * Try to lookup a port on the given network based on its UUID.
@@ -6941,7 +6941,7 @@ export class Network extends LibvirtObject {
    * @see virNetworkPortLookupByUUIDString (libvirt 5.5.0)
    */
   async portLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<NetworkPort> {
-    return this.context.adopt('NetworkPort', (await this.context.call('virNetworkPortLookupByUUIDString', 's', [this.pointer, uuidstr], options)) as ObjectRef) as NetworkPort;
+    return this.context.adopt('NetworkPort', (await this.context.call('virNetworkPortLookupByUUIDString', 's:uuidstr', [this.pointer, uuidstr], options)) as ObjectRef) as NetworkPort;
   }
   /**
    * Configure the network to be automatically started
@@ -6952,7 +6952,7 @@ export class Network extends LibvirtObject {
    * @see virNetworkSetAutostart (libvirt 0.2.1)
    */
   async setAutostart(autostart: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkSetAutostart', 'i', [this.pointer, autostart], options)) as number;
+    return (await this.context.call('virNetworkSetAutostart', 'i:autostart', [this.pointer, autostart], options)) as number;
   }
   /**
    * Undefine a network but does not stop it if it is running
@@ -6976,7 +6976,7 @@ export class Network extends LibvirtObject {
    * @see virNetworkUpdate (libvirt 0.10.2)
    */
   async update(command: number, section: number, parentIndex: number, xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkUpdate', 'u,u,i,s,u', [this.pointer, command, section, parentIndex, xml, flags], options)) as number;
+    return (await this.context.call('virNetworkUpdate', 'u:command,u:section,i:parentIndex,s:xml,u:flags', [this.pointer, command, section, parentIndex, xml, flags], options)) as number;
   }
 }
 
@@ -6998,7 +6998,7 @@ export class NetworkPort extends LibvirtObject {
    * @see virNetworkPortDelete (libvirt 5.5.0)
    */
   async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkPortDelete', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virNetworkPortDelete', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Provides the network pointer associated with a port.  The
@@ -7023,7 +7023,7 @@ export class NetworkPort extends LibvirtObject {
    * @see virNetworkPortGetParameters (libvirt 5.5.0)
    */
   async getParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virNetworkPortGetParameters', 'u', [this.pointer, flags], options)) as TypedParamsObject;
+    return (await this.context.call('virNetworkPortGetParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
   }
   /**
    * Get the UUID for a network port
@@ -7053,7 +7053,7 @@ export class NetworkPort extends LibvirtObject {
    * @see virNetworkPortGetXMLDesc (libvirt 5.5.0)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNetworkPortGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virNetworkPortGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Change a subset or all parameters of the network port; currently this
@@ -7065,7 +7065,7 @@ export class NetworkPort extends LibvirtObject {
    * @see virNetworkPortSetParameters (libvirt 5.5.0)
    */
   async setParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkPortSetParameters', 'p,u', [this.pointer, params, flags], options)) as number;
+    return (await this.context.call('virNetworkPortSetParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
   }
 }
 
@@ -7086,7 +7086,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStoragePoolBuild (libvirt 0.4.1)
    */
   async build(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolBuild', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virStoragePoolBuild', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Starts an inactive storage pool
@@ -7096,7 +7096,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStoragePoolCreate (libvirt 0.4.1)
    */
   async create(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolCreate', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virStoragePoolCreate', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Delete the underlying pool resources. This is
@@ -7108,7 +7108,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStoragePoolDelete (libvirt 0.4.1)
    */
   async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolDelete', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virStoragePoolDelete', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Destroy an active storage pool. This will deactivate the
@@ -7191,7 +7191,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStoragePoolGetXMLDesc (libvirt 0.4.1)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStoragePoolGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virStoragePoolGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Determine if the storage pool is currently running
@@ -7221,7 +7221,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStoragePoolListAllVolumes (libvirt 0.10.2)
    */
   async listAllVolumes(flags: number = 0, options?: CallOptions): Promise<StorageVol[]> {
-    return ((await this.context.call('virStoragePoolListAllVolumes', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('StorageVol', r) as StorageVol);
+    return ((await this.context.call('virStoragePoolListAllVolumes', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('StorageVol', r) as StorageVol);
   }
   /**
    * Fetch list of storage volume names, limiting to
@@ -7235,7 +7235,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStoragePoolListVolumes (libvirt 0.4.1)
    */
   async listVolumes(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virStoragePoolListVolumes', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virStoragePoolListVolumes', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * Fetch the number of storage volumes within a pool
@@ -7256,7 +7256,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStoragePoolRefresh (libvirt 0.4.1)
    */
   async refresh(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolRefresh', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virStoragePoolRefresh', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Configure the storage pool to be automatically started
@@ -7267,7 +7267,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStoragePoolSetAutostart (libvirt 0.4.1)
    */
   async setAutostart(autostart: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolSetAutostart', 'i', [this.pointer, autostart], options)) as number;
+    return (await this.context.call('virStoragePoolSetAutostart', 'i:autostart', [this.pointer, autostart], options)) as number;
   }
   /**
    * Undefine an inactive storage pool
@@ -7297,7 +7297,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStorageVolCreateXML (libvirt 0.4.1)
    */
   async storageVolCreateXML(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<StorageVol> {
-    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolCreateXML', 's,u', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as StorageVol;
+    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolCreateXML', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as StorageVol;
   }
   /**
    * Create a storage volume in the parent pool, using the
@@ -7320,7 +7320,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStorageVolCreateXMLFrom (libvirt 0.6.4)
    */
   async storageVolCreateXMLFrom(xmlDesc: string, clonevol: StorageVol, flags: number = 0, options?: CallOptions): Promise<StorageVol> {
-    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolCreateXMLFrom', 's,o,u', [this.pointer, xmlDesc, clonevol, flags], options)) as ObjectRef) as StorageVol;
+    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolCreateXMLFrom', 's:xmlDesc,o:clonevol,u:flags', [this.pointer, xmlDesc, clonevol, flags], options)) as ObjectRef) as StorageVol;
   }
   /**
    * Fetch a pointer to a storage volume based on its name
@@ -7334,7 +7334,7 @@ export class StoragePool extends LibvirtObject {
    * @see virStorageVolLookupByName (libvirt 0.4.1)
    */
   async storageVolLookupByName(name: string, options?: CallOptions): Promise<StorageVol> {
-    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolLookupByName', 's', [this.pointer, name], options)) as ObjectRef) as StorageVol;
+    return this.context.adopt('StorageVol', (await this.context.call('virStorageVolLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as StorageVol;
   }
 }
 
@@ -7364,7 +7364,7 @@ export class StorageVol extends LibvirtObject {
    * @see virStorageVolDelete (libvirt 0.4.1)
    */
   async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolDelete', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virStorageVolDelete', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Download the content of the volume as a stream. If @length
@@ -7395,7 +7395,7 @@ export class StorageVol extends LibvirtObject {
    * @see virStorageVolDownload (libvirt 0.9.0)
    */
   async download(stream: Stream, offset: number | bigint, length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolDownload', 'o,U,U,u', [this.pointer, stream, offset, length, flags], options)) as number;
+    return (await this.context.call('virStorageVolDownload', 'o:stream,U:offset,U:length,u:flags', [this.pointer, stream, offset, length, flags], options)) as number;
   }
   /**
    * Provides the connection pointer associated with a storage volume.  The
@@ -7433,7 +7433,7 @@ export class StorageVol extends LibvirtObject {
    * @see virStorageVolGetInfoFlags (libvirt 3.0.0)
    */
   async getInfoFlags(flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virStorageVolGetInfoFlags', 'u', [this.pointer, flags], options)) as Record<string, number | bigint | string>;
+    return (await this.context.call('virStorageVolGetInfoFlags', 'u:flags', [this.pointer, flags], options)) as Record<string, number | bigint | string>;
   }
   /**
    * Fetch the storage volume key. This is globally
@@ -7478,7 +7478,7 @@ export class StorageVol extends LibvirtObject {
    * @see virStorageVolGetXMLDesc (libvirt 0.4.1)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStorageVolGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virStorageVolGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Changes the capacity of the storage volume @vol to @capacity. The
@@ -7513,7 +7513,7 @@ export class StorageVol extends LibvirtObject {
    * @see virStorageVolResize (libvirt 0.9.10)
    */
   async resize(capacity: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolResize', 'U,u', [this.pointer, capacity, flags], options)) as number;
+    return (await this.context.call('virStorageVolResize', 'U:capacity,u:flags', [this.pointer, capacity, flags], options)) as number;
   }
   /**
    * Upload new content to the volume from a stream. This call
@@ -7553,7 +7553,7 @@ export class StorageVol extends LibvirtObject {
    * @see virStorageVolUpload (libvirt 0.9.0)
    */
   async upload(stream: Stream, offset: number | bigint, length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolUpload', 'o,U,U,u', [this.pointer, stream, offset, length, flags], options)) as number;
+    return (await this.context.call('virStorageVolUpload', 'o:stream,U:offset,U:length,u:flags', [this.pointer, stream, offset, length, flags], options)) as number;
   }
   /**
    * Ensure data previously on a volume is not accessible to future reads.
@@ -7573,7 +7573,7 @@ export class StorageVol extends LibvirtObject {
    * @see virStorageVolWipe (libvirt 0.8.0)
    */
   async wipe(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolWipe', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virStorageVolWipe', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Similar to virStorageVolWipe, but one can choose between
@@ -7590,7 +7590,7 @@ export class StorageVol extends LibvirtObject {
    * @see virStorageVolWipePattern (libvirt 0.9.10)
    */
   async wipePattern(algorithm: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolWipePattern', 'u,u', [this.pointer, algorithm, flags], options)) as number;
+    return (await this.context.call('virStorageVolWipePattern', 'u:algorithm,u:flags', [this.pointer, algorithm, flags], options)) as number;
   }
 }
 
@@ -7613,7 +7613,7 @@ export class Interface extends LibvirtObject {
    * @see virInterfaceCreate (libvirt 0.6.4)
    */
   async create(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceCreate', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virInterfaceCreate', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * deactivate an interface (ie call "ifdown")
@@ -7631,7 +7631,7 @@ export class Interface extends LibvirtObject {
    * @see virInterfaceDestroy (libvirt 0.6.4)
    */
   async destroy(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceDestroy', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virInterfaceDestroy', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Provides the connection pointer associated with an interface.  The
@@ -7679,7 +7679,7 @@ export class Interface extends LibvirtObject {
    * @see virInterfaceGetXMLDesc (libvirt 0.6.4)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virInterfaceGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virInterfaceGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Determine if the interface is currently running
@@ -7726,7 +7726,7 @@ export class NodeDevice extends LibvirtObject {
    * @see virNodeDeviceCreate (libvirt 7.3.0)
    */
   async create(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceCreate', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virNodeDeviceCreate', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Destroy the device object. The virtual device (only works for vHBA
@@ -7763,7 +7763,7 @@ export class NodeDevice extends LibvirtObject {
    * @see virNodeDeviceDetachFlags (libvirt 1.0.5)
    */
   async detachFlags(driverName: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceDetachFlags', 's?,u', [this.pointer, driverName, flags], options)) as number;
+    return (await this.context.call('virNodeDeviceDetachFlags', 's?:driverName,u:flags', [this.pointer, driverName, flags], options)) as number;
   }
   /**
    * Detach the node device from the node itself so that it may be
@@ -7828,7 +7828,7 @@ export class NodeDevice extends LibvirtObject {
    * @see virNodeDeviceGetXMLDesc (libvirt 0.5.0)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNodeDeviceGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virNodeDeviceGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Determine if the node device is currently active
@@ -7857,7 +7857,7 @@ export class NodeDevice extends LibvirtObject {
    * @see virNodeDeviceListCaps (libvirt 0.5.0)
    */
   async listCaps(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virNodeDeviceListCaps', 'u', [this.pointer, maxnames], options)) as string[];
+    return (await this.context.call('virNodeDeviceListCaps', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
   }
   /**
    * Accessor for the number of capabilities supported by the device.
@@ -7911,7 +7911,7 @@ export class NodeDevice extends LibvirtObject {
    * @see virNodeDeviceSetAutostart (libvirt 7.8.0)
    */
   async setAutostart(autostart: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceSetAutostart', 'i', [this.pointer, autostart], options)) as number;
+    return (await this.context.call('virNodeDeviceSetAutostart', 'i:autostart', [this.pointer, autostart], options)) as number;
   }
   /**
    * Undefine the device object. The virtual device  is removed from the host
@@ -7922,7 +7922,7 @@ export class NodeDevice extends LibvirtObject {
    * @see virNodeDeviceUndefine (libvirt 7.3.0)
    */
   async undefine(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceUndefine', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virNodeDeviceUndefine', 'u:flags', [this.pointer, flags], options)) as number;
   }
 }
 
@@ -7998,7 +7998,7 @@ export class Secret extends LibvirtObject {
    * @see virSecretGetValue (libvirt 0.7.1)
    */
   async getValue(flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virSecretGetValue', 'u', [this.pointer, flags], options)) as Uint8Array;
+    return (await this.context.call('virSecretGetValue', 'u:flags', [this.pointer, flags], options)) as Uint8Array;
   }
   /**
    * Fetches an XML document describing attributes of the secret.
@@ -8008,7 +8008,7 @@ export class Secret extends LibvirtObject {
    * @see virSecretGetXMLDesc (libvirt 0.7.1)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virSecretGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virSecretGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Sets the value of a secret.
@@ -8019,7 +8019,7 @@ export class Secret extends LibvirtObject {
    * @see virSecretSetValue (libvirt 0.7.1)
    */
   async setValue(value: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virSecretSetValue', 'B,u', [this.pointer, value, flags], options)) as number;
+    return (await this.context.call('virSecretSetValue', 'B:value,u:flags', [this.pointer, value, flags], options)) as number;
   }
   /**
    * Deletes the specified secret.  This does not free the associated
@@ -8076,7 +8076,7 @@ export class NWFilter extends LibvirtObject {
    * @see virNWFilterGetXMLDesc (libvirt 0.8.0)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNWFilterGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virNWFilterGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Undefine the nwfilter object. This call will not succeed if
@@ -8139,7 +8139,7 @@ export class NWFilterBinding extends LibvirtObject {
    * @see virNWFilterBindingGetXMLDesc (libvirt 4.5.0)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNWFilterBindingGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virNWFilterBindingGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
 }
 
@@ -8199,7 +8199,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainRevertToSnapshot (libvirt 0.8.0)
    */
   async revertToSnapshot(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRevertToSnapshot', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainRevertToSnapshot', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Delete the snapshot.
@@ -8230,7 +8230,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainSnapshotDelete (libvirt 0.8.0)
    */
   async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSnapshotDelete', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainSnapshotDelete', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Provides the connection pointer associated with a snapshot.  The
@@ -8274,7 +8274,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainSnapshotGetParent (libvirt 0.9.7)
    */
   async getParent(flags: number = 0, options?: CallOptions): Promise<DomainSnapshot> {
-    return this.context.adopt('DomainSnapshot', (await this.context.call('virDomainSnapshotGetParent', 'u', [this.pointer, flags], options)) as ObjectRef) as DomainSnapshot;
+    return this.context.adopt('DomainSnapshot', (await this.context.call('virDomainSnapshotGetParent', 'u:flags', [this.pointer, flags], options)) as ObjectRef) as DomainSnapshot;
   }
   /**
    * Provide an XML description of the domain snapshot, with a top-level
@@ -8289,7 +8289,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainSnapshotGetXMLDesc (libvirt 0.8.0)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainSnapshotGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virDomainSnapshotGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Determine if the given snapshot is associated with libvirt metadata
@@ -8300,7 +8300,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainSnapshotHasMetadata (libvirt 0.9.13)
    */
   async hasMetadata(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSnapshotHasMetadata', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainSnapshotHasMetadata', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Determine if the given snapshot is the domain's current snapshot.  See
@@ -8311,7 +8311,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainSnapshotIsCurrent (libvirt 0.9.13)
    */
   async isCurrent(flags: number = 0, options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virDomainSnapshotIsCurrent', 'u', [this.pointer, flags], options)) as boolean;
+    return (await this.context.call('virDomainSnapshotIsCurrent', 'u:flags', [this.pointer, flags], options)) as boolean;
   }
   /**
    * Collect the list of domain snapshots that are children of the given
@@ -8340,7 +8340,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainSnapshotListAllChildren (libvirt 0.9.13)
    */
   async listAllChildren(flags: number = 0, options?: CallOptions): Promise<DomainSnapshot[]> {
-    return ((await this.context.call('virDomainSnapshotListAllChildren', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('DomainSnapshot', r) as DomainSnapshot);
+    return ((await this.context.call('virDomainSnapshotListAllChildren', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('DomainSnapshot', r) as DomainSnapshot);
   }
   /**
    * Collect the list of domain snapshots that are children of the given
@@ -8379,7 +8379,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainSnapshotListChildrenNames (libvirt 0.9.7)
    */
   async listChildrenNames(nameslen: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainSnapshotListChildrenNames', 'u,u', [this.pointer, nameslen, flags], options)) as string[];
+    return (await this.context.call('virDomainSnapshotListChildrenNames', 'u:nameslen,u:flags', [this.pointer, nameslen, flags], options)) as string[];
   }
   /**
    * Provides the number of child snapshots for this domain snapshot.
@@ -8399,7 +8399,7 @@ export class DomainSnapshot extends LibvirtObject {
    * @see virDomainSnapshotNumChildren (libvirt 0.9.7)
    */
   async numChildren(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSnapshotNumChildren', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainSnapshotNumChildren', 'u:flags', [this.pointer, flags], options)) as number;
   }
 }
 
@@ -8433,7 +8433,7 @@ export class DomainCheckpoint extends LibvirtObject {
    * @see virDomainCheckpointDelete (libvirt 5.6.0)
    */
   async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCheckpointDelete', 'u', [this.pointer, flags], options)) as number;
+    return (await this.context.call('virDomainCheckpointDelete', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
    * Provides the connection pointer associated with a checkpoint.  The
@@ -8477,7 +8477,7 @@ export class DomainCheckpoint extends LibvirtObject {
    * @see virDomainCheckpointGetParent (libvirt 5.6.0)
    */
   async getParent(flags: number = 0, options?: CallOptions): Promise<DomainCheckpoint> {
-    return this.context.adopt('DomainCheckpoint', (await this.context.call('virDomainCheckpointGetParent', 'u', [this.pointer, flags], options)) as ObjectRef) as DomainCheckpoint;
+    return this.context.adopt('DomainCheckpoint', (await this.context.call('virDomainCheckpointGetParent', 'u:flags', [this.pointer, flags], options)) as ObjectRef) as DomainCheckpoint;
   }
   /**
    * Provide an XML description of the domain checkpoint.
@@ -8506,7 +8506,7 @@ export class DomainCheckpoint extends LibvirtObject {
    * @see virDomainCheckpointGetXMLDesc (libvirt 5.6.0)
    */
   async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainCheckpointGetXMLDesc', 'u', [this.pointer, flags], options)) as string;
+    return (await this.context.call('virDomainCheckpointGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
   }
   /**
    * Collect the list of domain checkpoints that are children of the given
@@ -8534,7 +8534,7 @@ export class DomainCheckpoint extends LibvirtObject {
    * @see virDomainCheckpointListAllChildren (libvirt 5.6.0)
    */
   async listAllChildren(flags: number = 0, options?: CallOptions): Promise<DomainCheckpoint[]> {
-    return ((await this.context.call('virDomainCheckpointListAllChildren', 'u', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('DomainCheckpoint', r) as DomainCheckpoint);
+    return ((await this.context.call('virDomainCheckpointListAllChildren', 'u:flags', [this.pointer, flags], options)) as ObjectRef[]).map((r) => this.context.adopt('DomainCheckpoint', r) as DomainCheckpoint);
   }
 }
 
@@ -8629,7 +8629,7 @@ export class Stream extends StreamCore {
    * @see virStreamRecv (libvirt 0.7.2)
    */
   async recv(nbytes: number, options?: CallOptions): Promise<Uint8Array | null> {
-    return (await this.context.call('virStreamRecv', 'u', [this.pointer, nbytes], options)) as Uint8Array | null;
+    return (await this.context.call('virStreamRecv', 'u:nbytes', [this.pointer, nbytes], options)) as Uint8Array | null;
   }
   /**
    * Reads a series of bytes from the stream. This method may
@@ -8673,7 +8673,7 @@ export class Stream extends StreamCore {
    * @see virStreamRecvFlags (libvirt 3.4.0)
    */
   async recvFlags(nbytes: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array | null> {
-    return (await this.context.call('virStreamRecvFlags', 'u,u', [this.pointer, nbytes, flags], options)) as Uint8Array | null;
+    return (await this.context.call('virStreamRecvFlags', 'u:nbytes,u:flags', [this.pointer, nbytes, flags], options)) as Uint8Array | null;
   }
   /**
    * This API is used to determine the @length in bytes of the
@@ -8686,7 +8686,7 @@ export class Stream extends StreamCore {
    * @see virStreamRecvHole (libvirt 3.4.0)
    */
   async recvHole(flags: number = 0, options?: CallOptions): Promise<number | bigint | null> {
-    return (await this.context.call('virStreamRecvHole', 'u', [this.pointer, flags], options)) as number | bigint | null;
+    return (await this.context.call('virStreamRecvHole', 'u:flags', [this.pointer, flags], options)) as number | bigint | null;
   }
   /**
    * Write a series of bytes to the stream. This method may
@@ -8742,7 +8742,7 @@ export class Stream extends StreamCore {
    * @see virStreamSend (libvirt 0.7.2)
    */
   async send(data: Uint8Array, options?: CallOptions): Promise<number | null> {
-    return (await this.context.call('virStreamSend', 'B', [this.pointer, data], options)) as number | null;
+    return (await this.context.call('virStreamSend', 'B:data', [this.pointer, data], options)) as number | null;
   }
   /**
    * Rather than transmitting empty file space, this API directs
@@ -8774,7 +8774,7 @@ export class Stream extends StreamCore {
    * @see virStreamSendHole (libvirt 3.4.0)
    */
   async sendHole(length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number | null> {
-    return (await this.context.call('virStreamSendHole', 'I,u', [this.pointer, length, flags], options)) as number | null;
+    return (await this.context.call('virStreamSendHole', 'I:length,u:flags', [this.pointer, length, flags], options)) as number | null;
   }
 }
 
