@@ -182,7 +182,7 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
       continue;
     }
     const lenNext = next && /^(int|unsigned int|size_t)$/.test(next.type) && /len|size|nbytes/.test(next.name);
-    if ((t === 'const unsigned char *' || (t === 'unsigned char *' && /^Pin|^virDomainPin/.test(fn.name.replace(/^virDomain/, 'Pin'))) || (t === 'const char *' && arg.name === 'data')) && lenNext) {
+    if ((t === 'const unsigned char *' || (t === 'unsigned char *' && /^virDomainPin/.test(fn.name)) || (t === 'const char *' && arg.name === 'data')) && lenNext) {
       args.push('bytesIn', 'count');
       proto.push(`const void *${arg.name}`, `${next.type} ${next.name}`);
       params.push({ name: pn, ts: 'Uint8Array', tag: 'B', doc, pass: pn });
@@ -368,6 +368,28 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
     const structPtr = api.typedefs.get(t)?.match(/^(\w+) \*$/)?.[1];
     if (structPtr) {
       const s = plainStruct(api, structPtr);
+      if (s && next && /^(int|unsigned int)$/.test(next.type) && /^(nr_|max)/.test(next.name) && !/cpumap/.test(a[i + 2]?.name ?? '')) {
+        // an array the caller sizes (virDomainMemoryStats): libvirt fills in `rc` of them
+        structsUsed.set(structPtr, s.koffi);
+        args.push(`structArray:${structPtr}`, 'count');
+        proto.push(`void *${arg.name}`, `${next.type} ${next.name}`);
+        params.push({ name: paramName(next.name), ts: 'number', tag: 'u', doc: next.info.replace(/\s+/g, ' ').trim(), pass: paramName(next.name) });
+        outs.push({ name: arg.name, ts: `Record<string, number | bigint | string>[]` });
+        i++;
+        continue;
+      }
+      if (s && next?.type === 'int *' && /NULL/.test(fn.info)) {
+        // an array sized by a first call with NULL (virNodeGetCPUStats): as many as libvirt says
+        structsUsed.set(structPtr, s.koffi);
+        args.push(`structBuf:${structPtr}`, 'tpBufCount');
+        proto.push(`void *${arg.name}`, `_Inout_ int *${next.name}`);
+        outs.push({ name: arg.name, ts: `Record<string, number | bigint | string>[]` });
+        i++;
+        continue;
+      }
+      if (s && next && next.name !== 'flags' && !(next.type === 'size_t' && next.name === 'size') && /^(int|unsigned int|int \*)$/.test(next.type)) {
+        throw new Unsupported(`struct array ${arg.name} sized by ${next.name} is not generated`);
+      }
       if (s) {
         structsUsed.set(structPtr, s.koffi);
         args.push(`struct:${structPtr}`);

@@ -206,6 +206,26 @@ export function invoke(native: Native, name: string, given: unknown[]): unknown 
           after.push(() => native.decodeStruct(buf, detail));
           break;
         }
+        case 'structArray': {
+          const size = native.struct(detail, STRUCTS[detail]!);
+          const n = Number(next());
+          const buf = Buffer.alloc(Math.max(1, n) * size);
+          cargs.push(buf, n);
+          i++; // count
+          after.push((rc) => (rc > 0 ? native.decodeStruct(buf, detail, Math.min(rc, n)) : []));
+          break;
+        }
+        case 'structBuf': {
+          const size = native.struct(detail, STRUCTS[detail]!);
+          const countCell: [number] = [0];
+          if ((fn(...cargs, null, countCell, ...given.slice(g)) as number) < 0) failure(native, name);
+          const n = countCell[0];
+          const buf = Buffer.alloc(Math.max(1, n) * size);
+          cargs.push(buf, countCell);
+          i++; // tpBufCount
+          after.push(() => (countCell[0] > 0 ? native.decodeStruct(buf, detail, Math.min(countCell[0], n)) : []));
+          break;
+        }
         case 'sizeof':
           cargs.push(native.struct(detail, STRUCTS[detail]!));
           break;

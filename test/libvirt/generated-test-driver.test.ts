@@ -3,6 +3,9 @@
  * every object is called (a sweep), then a table of calls that take input runs each with valid input and,
  * where it takes input, with bad input. Prints how many bound functions were exercised.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -275,5 +278,92 @@ describe('generated bindings on test:///default', () => {
     await c.close();
     expect(c.openHandles).toBe(0);
     expect(kept[0]!.name).toBe('default'); // still referenced until here
+  });
+
+  it('runs the rest of what the test driver implements: pinning, IOThreads, statistics, tunables, save/restore, dumps, keys, node and CPU info', async () => {
+    const d = (await conn.listAllDomains())[0]!;
+    const dir = mkdtempSync(join(tmpdir(), 'lq-gen-'));
+    try {
+      const calls: [string, () => Promise<unknown>][] = [
+        ['virDomainPinVcpu', () => d.pinVcpu(0, Buffer.from([1]))],
+        ['virDomainPinVcpuFlags', () => d.pinVcpuFlags(0, Buffer.from([1]), 0)],
+        ['virDomainGetVcpuPinInfo', () => d.getVcpuPinInfo(2, 1, 0)],
+        ['virDomainPinEmulator', () => d.pinEmulator(Buffer.from([1]), 0)],
+        ['virDomainGetEmulatorPinInfo', () => d.getEmulatorPinInfo(1, 0)],
+        ['virDomainAddIOThread', () => d.addIOThread(5, 0)],
+        ['virDomainPinIOThread', () => d.pinIOThread(5, Buffer.from([1]), 0)],
+        ['virDomainGetIOThreadInfo', () => d.getIOThreadInfo(0)],
+        ['virDomainDelIOThread', () => d.delIOThread(5, 0)],
+        ['virDomainMemoryStats', () => d.memoryStats(8, 0)],
+        ['virDomainBlockStats', () => d.blockStats('vda')],
+        ['virDomainInterfaceStats', () => d.interfaceStats('testnet0')],
+        ['virDomainGetBlockInfo', () => d.getBlockInfo('vda', 0)],
+        ['virDomainGetDiskErrors', () => d.getDiskErrors(0)],
+        ['virDomainGetInterfaceParameters', () => d.getInterfaceParameters('testnet0', 0)],
+        ['virDomainSetInterfaceParameters', () => d.setInterfaceParameters('testnet0', { 'inbound.average': 100 }, 0)],
+        ['virDomainGetBlockIoTune', () => d.getBlockIoTune('vda', 0)],
+        ['virDomainGetNumaParameters', () => d.getNumaParameters(0)],
+        ['virDomainSetNumaParameters', () => d.setNumaParameters({ numa_nodeset: '0' }, 0)],
+        ['virDomainGetBlkioParameters', () => d.getBlkioParameters(0)],
+        ['virDomainSetBlkioParameters', () => d.setBlkioParameters({ weight: 300 }, 0)],
+        ['virDomainGetPerfEvents', () => d.getPerfEvents(0)],
+        ['virDomainSetPerfEvents', () => d.setPerfEvents({ cmt: true }, 0)],
+        ['virDomainGetTime', () => d.getTime(0)],
+        ['virDomainSetAutostart', () => d.setAutostart(1)],
+        ['virDomainGetControlInfo', () => d.getControlInfo(0)],
+        ['virDomainSetMemory', () => d.setMemory(1048576)],
+        ['virDomainSetMemoryStatsPeriod', () => d.setMemoryStatsPeriod(5, 0)],
+        ['virDomainSetVcpus', () => d.setVcpus(2)],
+        ['virDomainGetVcpusFlags', () => d.getVcpusFlags(0)],
+        ['virDomainSendKey', () => d.sendKey(0, 100, [30], 0)],
+        ['virDomainInjectNMI', () => d.injectNMI(0)],
+        ['virDomainSetUserPassword', () => d.setUserPassword('root', 'x', 0)],
+        ['virDomainInterfaceAddresses', () => d.interfaceAddresses(0, 0)],
+        ['virDomainGetFSInfo', () => d.getFSInfo(0)],
+        ['virDomainGetSecurityLabel', () => d.getSecurityLabel()],
+        ['virDomainCoreDump', () => d.coreDump(join(dir, 'core'), 0)],
+        ['virDomainCoreDumpWithFormat', () => d.coreDumpWithFormat(join(dir, 'core2'), 0, 0)],
+        ['virDomainScreenshot', async () => d.screenshot(await conn.streamNew(0), 0, 0)],
+        ['virDomainManagedSave', () => d.managedSave(0)],
+        ['virDomainHasManagedSaveImage', () => d.hasManagedSaveImage(0)],
+        ['virDomainManagedSaveRemove', () => d.managedSaveRemove(0)],
+        ['virDomainCreate', () => d.create()],
+        ['virDomainSave', () => d.save(join(dir, 'saved'))],
+        ['virDomainSaveImageGetXMLDesc', () => conn.domainSaveImageGetXMLDesc(join(dir, 'saved'), 0)],
+        ['virDomainRestore', () => conn.domainRestore(join(dir, 'saved'))],
+        ['virDomainCheckpointCreateXML', () => d.checkpointCreateXML('<domaincheckpoint><name>lq-c1</name></domaincheckpoint>', 0)],
+        ['virDomainListAllCheckpoints', () => d.listAllCheckpoints(0)],
+        ['virNodeGetSecurityModel', () => conn.nodeGetSecurityModel()],
+        ['virNodeGetCPUMap', () => conn.nodeGetCPUMap(0)],
+        ['virNodeGetCellsFreeMemory', () => conn.nodeGetCellsFreeMemory(0, 2)],
+        ['virNodeGetCPUStats', () => conn.nodeGetCPUStats(-1, 0)],
+        ['virConnectBaselineCPU', () => conn.baselineCPU(['<cpu><arch>x86_64</arch><model>qemu64</model></cpu>'], 0)],
+        ['virConnectGetCPUModelNames', () => conn.getCPUModelNames('x86_64', 0)],
+        ['virNodeDeviceLookupByName', () => conn.nodeDeviceLookupByName('computer')],
+        ['virInterfaceChangeBegin', () => conn.interfaceChangeBegin(0)],
+        ['virInterfaceChangeRollback', () => conn.interfaceChangeRollback(0)],
+        ['virConnectListDefinedNetworks', () => conn.listDefinedNetworks(8)],
+        ['virConnectListStoragePools', () => conn.listStoragePools(8)],
+        ['virDomainShutdownFlags', () => d.shutdownFlags(0)],
+        ['virDomainCreateWithFlags', () => d.createWithFlags(0)],
+      ];
+      for (const [c, call] of calls) {
+        await call().catch((err: unknown) => {
+          throw new Error(`${c} failed: ${String(err)}`);
+        });
+        expect(outcome.get(c), c).toBe('ok');
+      }
+      // results come back decoded: a struct, a list of structs with their strings, a byte map
+      expect(await d.blockStats('vda')).toMatchObject({ rd_req: expect.any(Number) });
+      expect((await d.getIOThreadInfo(0)).length).toBeGreaterThanOrEqual(0);
+      expect((await d.interfaceAddresses(0, 0))[0]).toMatchObject({ name: expect.any(String), addrs: expect.any(Array) });
+      expect((await conn.nodeGetCPUMap(0)).cpumap).toBeInstanceOf(Uint8Array);
+      // and bad input fails on this thread, naming the parameter
+      await expect(d.pinVcpu(0, [1] as never)).rejects.toThrow(/cpumap must be a Buffer or Uint8Array/);
+      await expect(d.sendKey(0, 100, ['a'] as never, 0)).rejects.toThrow(/keycodes must be an array of integers/);
+      await expect(conn.nodeGetCPUStats(1.5, 0)).rejects.toThrow(/cpuNum must be a 32-bit integer/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

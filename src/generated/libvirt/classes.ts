@@ -2128,8 +2128,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 in case of error, 0 in case of success.
    * @see virNodeGetCPUStats (libvirt 0.9.3)
    */
-  async nodeGetCPUStats(cpuNum: number, flags: number = 0, options?: CallOptions): Promise<{ params: Record<string, number | bigint | string>; nparams: number }> {
-    return (await this.context.call('virNodeGetCPUStats', 'i:cpuNum,u:flags', [this.pointer, cpuNum, flags], options)) as { params: Record<string, number | bigint | string>; nparams: number };
+  async nodeGetCPUStats(cpuNum: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
+    return (await this.context.call('virNodeGetCPUStats', 'i:cpuNum,u:flags', [this.pointer, cpuNum, flags], options)) as Record<string, number | bigint | string>[];
   }
   /**
    * This call returns the amount of free memory in one or more NUMA cells.
@@ -2303,8 +2303,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 in case of error, 0 in case of success.
    * @see virNodeGetMemoryStats (libvirt 0.9.3)
    */
-  async nodeGetMemoryStats(cellNum: number, flags: number = 0, options?: CallOptions): Promise<{ params: Record<string, number | bigint | string>; nparams: number }> {
-    return (await this.context.call('virNodeGetMemoryStats', 'i:cellNum,u:flags', [this.pointer, cellNum, flags], options)) as { params: Record<string, number | bigint | string>; nparams: number };
+  async nodeGetMemoryStats(cellNum: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
+    return (await this.context.call('virNodeGetMemoryStats', 'i:cellNum,u:flags', [this.pointer, cellNum, flags], options)) as Record<string, number | bigint | string>[];
   }
   /**
    * If hypervisor supports AMD's SEV feature, then @params will contain various
@@ -4161,13 +4161,13 @@ export class Domain extends DomainCore {
    * Query the CPU affinity setting of all emulator threads of domain, store
    * it in cpumap.
    *
-   * @param cpumap pointer to a bit map of real CPUs for all emulator threads of this domain (in 8-bit bytes) (OUT) There is only one cpumap for all emulator threads. Must not be NULL.
+   * @param maplen the number of bytes in one cpumap, from 1 up to size of CPU map. Must be positive.
    * @param flags bitwise-OR of virDomainModificationImpact Must not be VIR_DOMAIN_AFFECT_LIVE and VIR_DOMAIN_AFFECT_CONFIG concurrently.
    * @returns 1 in case of success, 0 in case of no emulator threads are pined to pcpus, -1 in case of failure.
    * @see virDomainGetEmulatorPinInfo (libvirt 0.10.0)
    */
-  async getEmulatorPinInfo(cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetEmulatorPinInfo', 'B:cpumap,u:flags', [this.pointer, cpumap, flags], options)) as number;
+  async getEmulatorPinInfo(maplen: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
+    return (await this.context.call('virDomainGetEmulatorPinInfo', 'u:maplen,u:flags', [this.pointer, maplen, flags], options)) as Uint8Array;
   }
   /**
    * Get a list of mapping information for each mounted file systems within the
@@ -4728,29 +4728,13 @@ export class Domain extends DomainCore {
    * in cpumaps.
    *
    * @param ncpumaps the number of cpumap (listed first to match virDomainGetVcpus)
-   * @param cpumaps pointer to a bit map of real CPUs for all vcpus of this domain (in 8-bit bytes) (OUT) It's assumed there is <ncpumaps> cpumap in cpumaps array. The memory allocated to cpumaps must be (ncpumaps * maplen) bytes (ie: calloc(ncpumaps, maplen)). One cpumap inside cpumaps has the format described in virDomainPinVcpu() API. Must not be NULL.
+   * @param maplen the number of bytes in one cpumap, from 1 up to size of CPU map. Must be positive.
    * @param flags bitwise-OR of virDomainModificationImpact Must not be VIR_DOMAIN_AFFECT_LIVE and VIR_DOMAIN_AFFECT_CONFIG concurrently.
    * @returns the number of virtual CPUs in case of success, -1 in case of failure.
    * @see virDomainGetVcpuPinInfo (libvirt 0.9.3)
    */
-  async getVcpuPinInfo(ncpumaps: number, cpumaps: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetVcpuPinInfo', 'i:ncpumaps,B:cpumaps,u:flags', [this.pointer, ncpumaps, cpumaps, flags], options)) as number;
-  }
-  /**
-   * Extract information about virtual CPUs of domain, store it in info array
-   * and also in cpumaps if this pointer isn't NULL.  This call may fail
-   * on an inactive domain.
-   *
-   * See also virDomainGetVcpuPinInfo for querying just cpumaps, including on
-   * an inactive domain.
-   *
-   * @param maxinfo number of structures in info array
-   * @param cpumaps pointer to a bit map of real CPUs for all vcpus of this domain (in 8-bit bytes) (OUT) If cpumaps is NULL, then no cpumap information is returned by the API. It's assumed there is <maxinfo> cpumap in cpumaps array. The memory allocated to cpumaps must be (maxinfo * maplen) bytes (ie: calloc(maxinfo, maplen)). One cpumap inside cpumaps has the format described in virDomainPinVcpu() API.
-   * @returns the number of info filled in case of success, -1 in case of failure.
-   * @see virDomainGetVcpus (libvirt 0.1.4)
-   */
-  async getVcpus(maxinfo: number, cpumaps: Uint8Array, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetVcpus', 'i:maxinfo,B:cpumaps', [this.pointer, maxinfo, cpumaps], options)) as Record<string, number | bigint | string>;
+  async getVcpuPinInfo(ncpumaps: number, maplen: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
+    return (await this.context.call('virDomainGetVcpuPinInfo', 'i:ncpumaps,u:maplen,u:flags', [this.pointer, ncpumaps, maplen, flags], options)) as Uint8Array;
   }
   /**
    * Query the number of virtual CPUs used by the domain.  Note that
@@ -5184,8 +5168,8 @@ export class Domain extends DomainCore {
    * @returns The number of stats provided or -1 in case of failure.
    * @see virDomainMemoryStats (libvirt 0.7.5)
    */
-  async memoryStats(nr_stats: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainMemoryStats', 'u:nr_stats,u:flags', [this.pointer, nr_stats, flags], options)) as Record<string, number | bigint | string>;
+  async memoryStats(nr_stats: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
+    return (await this.context.call('virDomainMemoryStats', 'u:nr_stats,u:flags', [this.pointer, nr_stats, flags], options)) as Record<string, number | bigint | string>[];
   }
   /**
    * Migrate the domain object from its current host to the destination
