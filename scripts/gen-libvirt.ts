@@ -19,7 +19,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { macroNumber, readApi, type Api, type ApiArg, type ApiFunction } from './gen/libvirt/api.js';
-import { BORROWED_RETURN, HAND_NAMED, HAND_WRITTEN, ON_CONNECTION, RENAME, SKIP } from './gen/libvirt/overrides.js';
+import { ARRAY_ARGS, BORROWED_RETURN, HAND_NAMED, HAND_WRITTEN, ON_CONNECTION, RENAME, SKIP } from './gen/libvirt/overrides.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT_DIR = join(root, 'src/generated/libvirt');
@@ -170,6 +170,20 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
     // NULL allowed: said in the argument's doc, or in a sentence of the function's doc naming it
     const nullable = /\bNULL\b/.test(arg.info) || new RegExp(`@${arg.name}\\b[^.]*\\bNULL\\b|\\bNULL\\b[^.]*@${arg.name}\\b`).test(fn.info);
     const objCls = CLASS_BY_PTR.get(t);
+    const arrayKind = ARRAY_ARGS[fn.name]?.[arg.name];
+    if (arrayKind) {
+      args.push(arrayKind);
+      if (arrayKind === 'countBefore') {
+        proto.push(`unsigned int ${arg.name}`); // the length of the next array argument
+      } else if (arrayKind.includes('Out')) {
+        proto.push(`void *${arg.name}`);
+        outs.push({ name: arg.name, ts: '(number | bigint)[]' });
+      } else {
+        proto.push(`void *${arg.name}`);
+        params.push({ name: pn, ts: 'number[]', tag: 'N', doc, pass: pn });
+      }
+      continue;
+    }
     if (i === 0 && own && own.cls === cls) {
       args.push('in');
       proto.push(`void *${arg.name}`);

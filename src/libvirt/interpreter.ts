@@ -235,9 +235,12 @@ export function invoke(native: Native, name: string, given: unknown[]): unknown 
           after.push(() => buf.toString('latin1', 0, 36));
           break;
         }
-        case 'uuidIn':
-          cargs.push(next());
+        case 'uuidIn': {
+          const uuid = next() as Uint8Array;
+          if (uuid.length !== 16) throw new NativeFailure({ code: virErrorNumber.VIR_ERR_INVALID_ARG, domain: virErrorDomain.VIR_FROM_NONE, message: `a raw UUID has 16 bytes, got ${uuid.length}`, operation: name });
+          cargs.push(uuid);
           break;
+        }
         case 'uuidOut': {
           const buf = Buffer.alloc(16);
           cargs.push(buf);
@@ -271,8 +274,28 @@ export function invoke(native: Native, name: string, given: unknown[]): unknown 
           break;
         }
         case 'countBefore': {
+          // the length of the array argument that follows (both given arrays must match, e.g. virNodeAllocPages)
           const v = given[g] as number[];
+          if (s.args[i + 2] === 'ullsInAfterCount' && (given[g + 1] as unknown[]).length !== v.length) {
+            throw new Error(`${name}: both arrays must have the same length`);
+          }
           cargs.push(v.length);
+          break;
+        }
+        case 'uintsInAfterCount':
+          cargs.push(Uint32Array.from(next() as number[]));
+          break;
+        case 'ullsInAfterCount':
+          cargs.push(BigUint64Array.from((next() as (number | bigint)[]).map((v) => BigInt(v))));
+          break;
+        case 'ullsOutMax':
+        case 'ullsOutPages': {
+          // freeMems[maxCells] (maxCells is the JS argument after startCell); counts[npages * cellCount]
+          const count = k === 'ullsOutMax' ? Number(given[g + 1]) : Number(cargs[1]) * Number(cargs[cargs.length - 1]);
+          if (!Number.isInteger(count) || count < 0 || count > 1 << 20) throw new Error(`${name}: array size ${count} out of range`);
+          const arr = new BigUint64Array(Math.max(1, count));
+          cargs.push(arr);
+          after.push((rc) => Array.from(arr.subarray(0, Math.min(count, k === 'ullsOutMax' ? rc : count)), (v) => (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v)));
           break;
         }
         case 'intsIn':

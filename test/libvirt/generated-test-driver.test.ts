@@ -336,6 +336,7 @@ describe('generated bindings on test:///default', () => {
         ['virNodeGetSecurityModel', () => conn.nodeGetSecurityModel()],
         ['virNodeGetCPUMap', () => conn.nodeGetCPUMap(0)],
         ['virNodeGetCellsFreeMemory', () => conn.nodeGetCellsFreeMemory(0, 2)],
+        ['virNodeGetFreePages', () => conn.nodeGetFreePages([4, 2048], 0, 2, 0)],
         ['virNodeGetCPUStats', () => conn.nodeGetCPUStats(-1, 0)],
         ['virConnectBaselineCPU', () => conn.baselineCPU(['<cpu><arch>x86_64</arch><model>qemu64</model></cpu>'], 0)],
         ['virConnectGetCPUModelNames', () => conn.getCPUModelNames('x86_64', 0)],
@@ -358,6 +359,10 @@ describe('generated bindings on test:///default', () => {
       expect((await d.getIOThreadInfo(0)).length).toBeGreaterThanOrEqual(0);
       expect((await d.interfaceAddresses(0, 0))[0]).toMatchObject({ name: expect.any(String), addrs: expect.any(Array) });
       expect((await conn.nodeGetCPUMap(0)).cpumap).toBeInstanceOf(Uint8Array);
+      // arrays the XML types as single values: as many entries as asked for (2 cells; 2 page sizes × 2 cells)
+      expect(await conn.nodeGetCellsFreeMemory(0, 2)).toHaveLength(2);
+      expect(await conn.nodeGetFreePages([4, 2048], 0, 2, 0)).toHaveLength(4);
+      await expect(conn.domainLookupByUUID(Buffer.alloc(3))).rejects.toThrow(/16 bytes/);
       // and bad input fails on this thread, naming the parameter
       await expect(d.pinVcpu(0, [1] as never)).rejects.toThrow(/cpumap must be a Buffer or Uint8Array/);
       await expect(d.sendKey(0, 100, ['a'] as never, 0)).rejects.toThrow(/keycodes must be an array of integers/);

@@ -169,3 +169,17 @@ export const ON_CONNECTION = new Set([
  * takes its own reference (virXRef) so the object lives like any other.
  */
 export const BORROWED_RETURN = new Set(['virDomainSnapshotGetDomain', 'virDomainCheckpointGetDomain', 'virNetworkPortGetNetwork']);
+
+/**
+ * Pointer arguments that are arrays, although the XML types them like single out-parameters (its docs say
+ * so only in prose): argument name → kind (see src/libvirt/spec.ts). Getting these wrong would let
+ * libvirt write past a one-element buffer.
+ */
+export const ARRAY_ARGS: Record<string, Record<string, string>> = {
+  // freeMems[maxCells], filled from startCell on
+  virNodeGetCellsFreeMemory: { freeMems: 'ullsOutMax' },
+  // pages[npages] in, counts[npages * cellCount] out
+  virNodeGetFreePages: { npages: 'countBefore', pages: 'uintsInAfterCount', counts: 'ullsOutPages' },
+  // pageSizes[npages], pageCounts[npages] in
+  virNodeAllocPages: { npages: 'countBefore', pageSizes: 'uintsInAfterCount', pageCounts: 'ullsInAfterCount' },
+};

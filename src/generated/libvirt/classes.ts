@@ -2003,15 +2003,16 @@ export class Connection extends ConnectionCore<Domain> {
    * kernel is instructed to allocate the pages over all NUMA nodes
    * proportionally.
    *
-   * @param npages number of items in the @pageSizes and @pageCounts arrays
+   * @param pageSizes which huge page sizes to allocate
+   * @param pageCounts how many pages should be allocated
    * @param startCell index of first cell to allocate pages on
    * @param cellCount number of consecutive cells to allocate pages on
    * @param flags extra flags; binary-OR of virNodeAllocPagesFlags
    * @returns the number of nodes successfully adjusted or -1 in case of an error.
    * @see virNodeAllocPages (libvirt 1.2.9)
    */
-  async nodeAllocPages(npages: number, startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<{ pageSizes: number; pageCounts: number | bigint }> {
-    return (await this.context.call('virNodeAllocPages', 'u:npages,i:startCell,u:cellCount,u:flags', [this.pointer, npages, startCell, cellCount, flags], options)) as { pageSizes: number; pageCounts: number | bigint };
+  async nodeAllocPages(pageSizes: number[], pageCounts: number[], startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return (await this.context.call('virNodeAllocPages', 'N:pageSizes,N:pageCounts,i:startCell,u:cellCount,u:flags', [this.pointer, pageSizes, pageCounts, startCell, cellCount, flags], options)) as number;
   }
   /**
    * Create a new device on the VM host machine, for example, virtual
@@ -2144,8 +2145,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of entries filled in freeMems, or -1 in case of error.
    * @see virNodeGetCellsFreeMemory (libvirt 0.3.3)
    */
-  async nodeGetCellsFreeMemory(startCell: number, maxCells: number, options?: CallOptions): Promise<number | bigint> {
-    return (await this.context.call('virNodeGetCellsFreeMemory', 'i:startCell,i:maxCells', [this.pointer, startCell, maxCells], options)) as number | bigint;
+  async nodeGetCellsFreeMemory(startCell: number, maxCells: number, options?: CallOptions): Promise<(number | bigint)[]> {
+    return (await this.context.call('virNodeGetCellsFreeMemory', 'i:startCell,i:maxCells', [this.pointer, startCell, maxCells], options)) as (number | bigint)[];
   }
   /**
    * provides the free memory available on the Node
@@ -2204,15 +2205,15 @@ export class Connection extends ConnectionCore<Domain> {
    *    Page size=2097152 count=20 bytes=41943040
    *    Page size=1073741824 count=0 bytes=0
    *
-   * @param npages number of items in the @pages array
+   * @param pages page sizes to query
    * @param startCell index of first cell to return free pages info on.
    * @param cellCount maximum number of cells for which free pages information can be returned.
    * @param flags extra flags; not used yet, so callers should always pass 0
    * @returns the number of entries filled in @counts or -1 in case of error.
    * @see virNodeGetFreePages (libvirt 1.2.6)
    */
-  async nodeGetFreePages(npages: number, startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<{ pages: number; counts: number | bigint }> {
-    return (await this.context.call('virNodeGetFreePages', 'u:npages,i:startCell,u:cellCount,u:flags', [this.pointer, npages, startCell, cellCount, flags], options)) as { pages: number; counts: number | bigint };
+  async nodeGetFreePages(pages: number[], startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<(number | bigint)[]> {
+    return (await this.context.call('virNodeGetFreePages', 'N:pages,i:startCell,u:cellCount,u:flags', [this.pointer, pages, startCell, cellCount, flags], options)) as (number | bigint)[];
   }
   /**
    * Extract hardware information about the node.
