@@ -122,7 +122,6 @@ export const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
   virDomainGetBlockInfo: {"lib":0,"proto":"int virDomainGetBlockInfo(void *domain, const char *disk, void *info, unsigned int flags)","ret":"int","args":["in","in","struct:virDomainBlockInfo","in"]},
   virDomainGetBlockIoTune: {"lib":0,"proto":"int virDomainGetBlockIoTune(void *dom, const char *disk, void *params, _Inout_ int *nparams, unsigned int flags)","ret":"int","args":["in","in","tpBuf","tpBufCount","in"]},
   virDomainGetBlockJobInfo: {"lib":0,"proto":"int virDomainGetBlockJobInfo(void *dom, const char *disk, void *info, unsigned int flags)","ret":"int","args":["in","in","struct:virDomainBlockJobInfo","in"]},
-  virDomainGetCPUStats: {"lib":0,"proto":"int virDomainGetCPUStats(void *domain, void *params, unsigned int nparams, int start_cpu, unsigned int ncpus, unsigned int flags)","ret":"int","args":["in","tpIn","tpCount","in","in","in"]},
   virDomainGetConnect: {"lib":0,"proto":"void * virDomainGetConnect(void *dom)","ret":"conn","args":["in"]},
   virDomainGetControlInfo: {"lib":0,"proto":"int virDomainGetControlInfo(void *domain, void *info, unsigned int flags)","ret":"int","args":["in","struct:virDomainControlInfo","in"]},
   virDomainGetDiskErrors: {"lib":0,"proto":"int virDomainGetDiskErrors(void *dom, void *errors, unsigned int maxerrors, unsigned int flags)","ret":"int","args":["in","list:virDomainGetDiskErrors","listMax","in"]},
