@@ -294,7 +294,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
       'libvirt domain events',
       [...new Set(kinds)].map((kind): RegistrationSpec =>
         HAND_DECODED.has(kind)
-          ? { key: `domain:${kind}:${target}`, kind: 'domain', command: (sub) => ({ cmd: 'register', conn: this.pointer, kind: kind as DomainEventKind, dom, sub }) }
+          ? { key: `domain:${kind}:${target}`, kind: 'domain', command: (sub) => ({ cmd: 'register', conn: this.pointer, kind: kind as Exclude<DomainEventKind, 'agent-lifecycle'>, dom, sub }) }
           : {
               key: `domain:${kind}:${target}`,
               kind: 'object',

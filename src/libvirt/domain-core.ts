@@ -105,9 +105,13 @@ export class DomainCore extends LibvirtObject {
     await this.context.call('virDomainCreateWithFlags', 'u', [this.pointer, options.paused ? virDomainCreateFlags.VIR_DOMAIN_START_PAUSED : 0], options);
   }
 
-  /** Asks the guest to power off (ACPI); returns before it has. A guest without an OS ignores it. */
-  async shutdown(options?: CallOptions): Promise<void> {
-    await this.context.call('virDomainShutdown', '', [this.pointer], options);
+  /**
+   * Asks the guest to power off; returns before it has. A guest without an OS ignores it. `flags`:
+   * virDomainShutdownFlagValues (VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN, _GUEST_AGENT…; 0 = the hypervisor's choice).
+   */
+  async shutdown(options: CallOptions & { flags?: number } = {}): Promise<void> {
+    if (options.flags) await this.context.call('virDomainShutdownFlags', 'u:flags', [this.pointer, options.flags], options);
+    else await this.context.call('virDomainShutdown', '', [this.pointer], options);
   }
 
   /** Stops the domain at once (kills QEMU). A transient domain disappears. */
@@ -123,9 +127,9 @@ export class DomainCore extends LibvirtObject {
     await this.context.call('virDomainResume', '', [this.pointer], options);
   }
 
-  /** Asks the guest to reboot; returns before it has. */
-  async reboot(options?: CallOptions): Promise<void> {
-    await this.context.call('virDomainReboot', 'u', [this.pointer, 0], options);
+  /** Asks the guest to reboot; returns before it has. `flags`: virDomainRebootFlagValues (ACPI, guest agent…; 0 = the hypervisor's choice). */
+  async reboot(options: CallOptions & { flags?: number } = {}): Promise<void> {
+    await this.context.call('virDomainReboot', 'u:flags', [this.pointer, options.flags ?? 0], options);
   }
 
   /** Resets the virtual machine at once (like the reset button). */

@@ -6,7 +6,7 @@
  */
 import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
 import type { LibvirtError } from './errors.js';
-import { EventStream, lifecycleEvent, qemuMonitorEvent, type SubscriptionOptions } from './events.js';
+import { EventStream, agentLifecycleEvent, lifecycleEvent, qemuMonitorEvent, type DomainIdentity, type SubscriptionOptions } from './events.js';
 import type { EventFamily } from './protocol.js';
 import { runtime, type EventCommandInput, type EventListener } from './runtime.js';
 
@@ -70,8 +70,14 @@ export function toEvent(m: EventPayload): unknown {
       return { kind: 'job-completed', domain, stats: m.stats };
     case 'qemu':
       return qemuMonitorEvent(domain!, m.event, m.seconds, m.micros, m.details);
-    case 'generic':
-      return { kind: EVENT_NAMES[m.family][m.eventId] ?? `unknown-${m.eventId}`, ...m.event };
+    case 'generic': {
+      const kind = EVENT_NAMES[m.family][m.eventId] ?? `unknown-${m.eventId}`;
+      // the agent's lifecycle gets words for its numbers, like the lifecycle event
+      if (m.family === 'domain' && kind === 'agent-lifecycle') {
+        return agentLifecycleEvent(m.event.domain as DomainIdentity, Number(m.event.state), Number(m.event.reason));
+      }
+      return { kind, ...m.event };
+    }
   }
 }
 

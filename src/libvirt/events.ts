@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../common/errors.js';
 import type { DOMAIN_EVENT_IDS } from '../generated/libvirt/event-ids.js';
 import type { DomainCore as Domain } from './domain-core.js';
 import type { LibvirtObject } from './object.js';
-import { lifecycleDetailName, lifecycleEventName, type LifecycleEventName } from './names.js';
+import { agentLifecycleWords, lifecycleDetailName, lifecycleEventName, type LifecycleEventName } from './names.js';
 
 export type { LifecycleEventName } from './names.js';
 
@@ -19,7 +19,9 @@ export type DomainEvent =
   /** An outgoing migration started RAM pass `iteration` (1, 2, …); on the source. */
   | { kind: 'migration-iteration'; domain: DomainIdentity; iteration: number }
   /** A job ended; `stats` are its VIR_DOMAIN_JOB_* statistics (operation, time_elapsed, downtime, memory_*…). */
-  | { kind: 'job-completed'; domain: DomainIdentity; stats: Record<string, number | bigint | boolean | string> };
+  | { kind: 'job-completed'; domain: DomainIdentity; stats: Record<string, number | bigint | boolean | string> }
+  /** The guest agent connected to or disconnected from its channel (VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE). */
+  | { kind: 'agent-lifecycle'; domain: DomainIdentity; state: 'connected' | 'disconnected'; reason: 'unknown' | 'domain-started' | 'channel' };
 
 /** Every virDomainEventID, by libqemu's name for it (VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON → 'io-error-reason'). */
 export type DomainEventName = keyof typeof DOMAIN_EVENT_IDS;
@@ -148,6 +150,10 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
 export function lifecycleEvent(domain: DomainIdentity, event: number, detail: number): DomainEvent {
   const name = lifecycleEventName(event);
   return { kind: 'lifecycle', domain, event: name, detail: lifecycleDetailName(name, detail) };
+}
+
+export function agentLifecycleEvent(domain: DomainIdentity, state: number, reason: number): DomainEvent {
+  return { kind: 'agent-lifecycle', domain, ...agentLifecycleWords(state, reason) } as DomainEvent;
 }
 
 export function qemuMonitorEvent(domain: DomainIdentity, event: string, seconds: number, micros: number, details: string | null): QemuMonitorEvent {

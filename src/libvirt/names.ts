@@ -3,6 +3,8 @@
  * derived from the generated enums: VIR_DOMAIN_RUNNING_FROM_SNAPSHOT → 'from-snapshot'.
  */
 import {
+  virConnectDomainEventAgentLifecycleReasonNames,
+  virConnectDomainEventAgentLifecycleStateNames,
   virDomainBlockedReasonNames,
   virDomainCrashedReasonNames,
   virDomainEventCrashedDetailTypeNames,
@@ -68,4 +70,14 @@ export function lifecycleEventName(event: number): LifecycleEventName {
 export function lifecycleDetailName(event: LifecycleEventName, detail: number): string {
   const name = DETAIL_TYPES[event]?.[detail];
   return name ? stateWord(name, `VIR_DOMAIN_EVENT_${event.toUpperCase()}_`) : `unknown-${detail}`;
+}
+
+/** The agent-lifecycle event's state and reason as words: STATE_CONNECTED → 'connected', REASON_DOMAIN_STARTED → 'domain-started'. */
+export function agentLifecycleWords(state: number, reason: number): { state: string; reason: string } {
+  const s = virConnectDomainEventAgentLifecycleStateNames[state];
+  const r = virConnectDomainEventAgentLifecycleReasonNames[reason];
+  return {
+    state: s ? stateWord(s, 'VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_STATE_') : `unknown-${state}`,
+    reason: r ? stateWord(r, 'VIR_CONNECT_DOMAIN_EVENT_AGENT_LIFECYCLE_REASON_') : `unknown-${reason}`,
+  };
 }

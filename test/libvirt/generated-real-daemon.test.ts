@@ -62,7 +62,14 @@ describe('generated bindings on a real libvirtd', () => {
     // a bad device description fails with libvirt's own error, not a crash
     const bad = await guest.attachDeviceFlags('<disk type="file"><nonsense/></disk>', VIR_DOMAIN_AFFECT_LIVE).catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(LibvirtError);
+    const events = conn.domainEvents({ domain: guest, kinds: ['device-removed', 'agent-lifecycle'] });
+    await events.ready;
     await guest.detachDeviceFlags(xml, VIR_DOMAIN_AFFECT_LIVE);
+    // a generated event callback (VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED) names the device libvirt removed
+    for await (const e of events) {
+      expect(e).toMatchObject({ kind: 'device-removed', domain: { name: 'gn1', uuid: guest.uuid }, devAlias: expect.stringMatching(/scsi0-0-0-1|sdb/) });
+      break;
+    }
     // SCSI unplug completes without the guest; libvirt waits for QEMU's DEVICE_DELETED before returning
     expect(await queryBlockFiles(guest)).not.toContain(path);
     expect(await guest.getXMLDesc()).not.toContain(path);
