@@ -219,7 +219,8 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
     if (SCALAR_TS[t]) {
       args.push('in');
       proto.push(`${SCALAR_TS[t]!.koffi} ${arg.name}`);
-      const isFlags = arg.name === 'flags';
+      // flags, and the stats selector of the statistics calls (0 = every group), default to 0
+      const isFlags = arg.name === 'flags' || (arg.name === 'stats' && /GetStats$|GetAllDomainStats$/.test(fn.name));
       params.push({ name: pn, ts: SCALAR_TS[t]!.ts, tag: SCALAR_TS[t]!.tag, doc, pass: pn, ...(isFlags ? { optional: '0' } : {}) });
       continue;
     }

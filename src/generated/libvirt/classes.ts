@@ -610,7 +610,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the count of returned statistics structures on success, -1 on error. The requested data are returned in the @retStats parameter. The returned array should be freed by the caller. See virDomainStatsRecordListFree.
    * @see virConnectGetAllDomainStats (libvirt 1.2.8)
    */
-  async getAllDomainStats(stats: number, flags: number = 0, options?: CallOptions): Promise<DomainStatsRecord<Domain>[]> {
+  async getAllDomainStats(stats: number = 0, flags: number = 0, options?: CallOptions): Promise<DomainStatsRecord<Domain>[]> {
     return ((await this.context.call('virConnectGetAllDomainStats', 'u:stats,u:flags', [this.pointer, stats, flags], options)) as { domain: ObjectRef; stats: TypedParamsObject }[]).map((r) => ({ domain: this.context.adopt('Domain', r.domain) as Domain, stats: r.stats }));
   }
   /**
@@ -1446,7 +1446,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the count of returned statistics structures on success, -1 on error. The requested data are returned in the @retStats parameter. The returned array should be freed by the caller. See virDomainStatsRecordListFree. Note that the count of returned stats may be less than the domain count provided via @doms.
    * @see virDomainListGetStats (libvirt 1.2.8)
    */
-  async domainListGetStats(doms: Domain[], stats: number, flags: number = 0, options?: CallOptions): Promise<DomainStatsRecord<Domain>[]> {
+  async domainListGetStats(doms: Domain[], stats: number = 0, flags: number = 0, options?: CallOptions): Promise<DomainStatsRecord<Domain>[]> {
     return ((await this.context.call('virDomainListGetStats', 'O:doms,u:stats,u:flags', [doms, stats, flags], options)) as { domain: ObjectRef; stats: TypedParamsObject }[]).map((r) => ({ domain: this.context.adopt('Domain', r.domain) as Domain, stats: r.stats }));
   }
   /**
