@@ -8,7 +8,7 @@ import { PolicyError } from './errors.js';
  * state libvirt does not track is possible. So:
  * - `read-only`: `query-*` and a short reviewed list — always pass;
  * - `runstate`: stop/cont/system_reset/… — pass, because libvirt follows them through QEMU's own
- *   events on its monitor (measured: QMP `stop` → libvirt `paused`; host-feasibility §4);
+ *   events on its monitor (measured: a QMP `stop` makes libvirt report `paused`);
  * - `libvirt-owned`: devices, block graph, block jobs, migration, fds, `quit`, … — refused with a
  *   PolicyError naming the libvirt API to use instead, unless the caller opts in;
  * - `untracked`: everything else (the QEMU features libvirt lacks) — pass.
