@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { QmpGreeting, Runstate } from '../qmp/client.js';
 import type { ExecuteOptions, QmpEvent } from '../qmp/command-map.js';
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
+import { QEMU_JSON_LIMITS } from '../qmp/json-streamer.js';
 import type { QmpMessage } from '../qmp/transport.js';
 import { ClientConnection, type ClientRequest } from './client-connection.js';
 import { ProxyError, toQmpError } from './errors.js';
@@ -47,7 +47,7 @@ export interface QmpProxyOptions {
    * recommendation). It also bounds how long one client's pipeline can make the others wait.
    */
   maxPendingPerClient?: number;
-  /** Largest message accepted from a client (default 10 MiB). */
+  /** Bytes of JSON tokens in one message from a client (default 64 MiB, QEMU's own limit, answered as QEMU does). */
   maxMessageBytes?: number;
   /** Per-command timeout on the backend (default: the backend client's own). */
   commandTimeoutMs?: number;
@@ -180,7 +180,7 @@ export class QmpProxy implements AsyncDisposable {
         oobOffered: this.backend.oobEnabled,
         maxOutputBytes: this.options.maxClientOutputBytes ?? DEFAULT_MAX_OUTPUT,
         maxPending: this.options.maxPendingPerClient ?? DEFAULT_MAX_PENDING,
-        maxMessageBytes: this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        maxMessageBytes: this.options.maxMessageBytes ?? QEMU_JSON_LIMITS.maxTokenBytes,
       },
       {
         execute: (_c, request, signal) => this.relay(request, signal),
@@ -210,7 +210,7 @@ export class QmpProxy implements AsyncDisposable {
     const msg: QmpMessage = { event: ev.event };
     if (ev.data !== undefined) msg.data = ev.data;
     msg.timestamp = ev.timestamp;
-    for (const c of [...this.connections]) if (c.isNegotiated) c.send(msg);
+    for (const c of [...this.connections]) c.sendEvent(msg);
   }
 
   private log(level: 'debug' | 'info' | 'warn', message: string, details?: Record<string, unknown>): void {

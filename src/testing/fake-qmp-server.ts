@@ -1,6 +1,6 @@
 /**
- * A scripted QMP server for tests: a real unix socket in a private temp dir, real framing, and hooks to
- * misbehave on demand (events at hostile moments, replies out of order or never, split writes,
+ * A scripted QMP server for tests: a real unix socket in a private temp dir, the same server-side QMP
+ * session as the proxy (QEMU's parsing, negotiation and error replies), and hooks to misbehave on demand (events at hostile moments, replies out of order or never, split writes,
  * oversized or garbage lines). Use it to test your own QMP code the way go-libvirt's libvirttest does.
  *
  *   const server = await FakeQmpServer.start({
@@ -14,7 +14,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MessageFramer } from '../qmp/framing.js';
+import { QmpServerSession, type QmpServerReply, type QmpServerRequest } from '../qmp/server-session.js';
 import type { QmpMessage } from '../qmp/transport.js';
 
 /** What a command handler returns: a reply body (`{ return }` or `{ error }`), or undefined to not reply (yet). */
@@ -44,21 +44,24 @@ export interface FakeQmpServerOptions {
   greet?: boolean;
   /** Called on every new connection before the greeting is sent (e.g. to send an early event). */
   onConnection?: (conn: FakeQmpConnection) => void | Promise<void>;
-  /** Per-command handlers; these override the built-ins (qmp_capabilities, query-status, query-version). */
+  /**
+   * Per-command handlers; these override the built-ins (query-status, query-version). A
+   * `qmp_capabilities` handler runs once the session has accepted the negotiation's arguments.
+   */
   commands?: Record<string, FakeCommandHandler>;
 }
 
 /** The server side of one client connection. */
 export class FakeQmpConnection {
-  /** Commands received, in order. */
+  /** Commands received, in order (negotiation included). */
   readonly received: QmpMessage[] = [];
   /** Commands received and not yet answered. */
   outstanding = 0;
   /** The most commands that were outstanding at once: what the client pipelined. */
   maxOutstanding = 0;
-  negotiated = false;
-  oobEnabled = false;
   private closedFlag = false;
+  /** @internal */
+  session!: QmpServerSession;
 
   constructor(
     readonly socket: Socket,
@@ -69,6 +72,16 @@ export class FakeQmpConnection {
 
   get closed(): boolean {
     return this.closedFlag;
+  }
+
+  /** qmp_capabilities succeeded on this connection. */
+  get negotiated(): boolean {
+    return this.session.isNegotiated;
+  }
+
+  /** The client enabled `oob`. */
+  get oobEnabled(): boolean {
+    return this.session.oobEnabled;
   }
 
   /** Sends one message as a CRLF-terminated line, like QEMU. */
@@ -107,40 +120,34 @@ export class FakeQmpConnection {
     this.socket.destroy();
   }
 
-  /** @internal */
-  async handle(msg: QmpMessage): Promise<void> {
-    this.received.push(msg);
-    this.server.notifyCommand(msg, this);
-    const oob = typeof msg['exec-oob'] === 'string';
-    const command = (oob ? msg['exec-oob'] : msg.execute) as unknown;
-    const id = msg.id;
+  /** @internal Runs a command's handler; resolves with the reply the session sends (undefined: none). */
+  handle(request: QmpServerRequest): Promise<QmpServerReply | undefined> {
+    const { command, id } = request;
     this.outstanding++;
     this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding);
-    let replied = false;
-    const call: FakeCall = {
-      command: String(command),
-      id,
-      oob,
-      message: msg,
-      connection: this,
-      reply: (body) => {
-        if (replied) throw new Error(`FakeQmpServer: ${String(command)} answered twice`);
-        replied = true;
-        this.outstanding--;
-        const out: QmpMessage = { ...body };
-        if (id !== undefined) out.id = id;
-        this.send(out);
-      },
-    };
-    if (typeof command !== 'string') {
-      call.reply({ error: { class: 'GenericError', desc: "QMP input lacks member 'execute'" } });
-      return;
-    }
-    const handler = this.server.handlerFor(command);
-    const body = handler
-      ? await handler(msg.arguments as Record<string, unknown> | undefined, call)
-      : { error: { class: 'CommandNotFound', desc: `The command ${command} has not been found` } };
-    if (body !== undefined && !replied) call.reply(body);
+    return new Promise((resolve, reject) => {
+      let replied = false;
+      const call: FakeCall = {
+        command,
+        id,
+        oob: request.oob,
+        message: request.message,
+        connection: this,
+        reply: (body) => {
+          if (replied) throw new Error(`FakeQmpServer: ${command} answered twice`);
+          replied = true;
+          this.outstanding--;
+          resolve(body);
+        },
+      };
+      const handler = this.server.handlerFor(command);
+      if (!handler) return call.reply({ error: { class: 'CommandNotFound', desc: `The command ${command} has not been found` } });
+      Promise.resolve()
+        .then(() => handler(request.args, call))
+        .then((body) => {
+          if (body !== undefined && !replied) call.reply(body);
+        }, reject);
+    });
   }
 }
 
@@ -160,12 +167,6 @@ export class FakeQmpServer {
   ) {
     this.version = options.version ?? { major: 7, minor: 2, micro: 0 };
     this.capabilities = options.capabilities ?? [];
-    this.handlers.set('qmp_capabilities', (args, call) => {
-      call.connection.negotiated = true;
-      const enable = (args?.enable as unknown[] | undefined) ?? [];
-      call.connection.oobEnabled = enable.includes('oob');
-      return { return: {} };
-    });
     this.handlers.set('query-status', () => ({ return: { status: 'running', singlestep: false, running: true } }));
     this.handlers.set('query-version', () => ({ return: { qemu: this.version, package: 'fake' } }));
     for (const [name, h] of Object.entries(options.commands ?? {})) this.handlers.set(name, h);
@@ -235,12 +236,19 @@ export class FakeQmpServer {
     const conn = new FakeQmpConnection(socket, this);
     this.connections.push(conn);
     socket.on('error', () => {});
-    const framer = new MessageFramer({
-      message: (m) => void conn.handle(m).catch(() => conn.destroy()),
-      // QEMU answers unparsable input with an id-less error.
-      protocolError: () => conn.send({ error: { class: 'GenericError', desc: 'JSON parse error' } }),
-    });
-    socket.on('data', (chunk: Buffer) => framer.push(chunk));
+    conn.session = new QmpServerSession(
+      socket,
+      // The owner greets (after onConnection); replies leave as handlers give them, so scripts can reorder them.
+      { greeting: undefined, oobOffered: this.capabilities.includes('oob'), ordered: false, maxPending: Number.MAX_SAFE_INTEGER },
+      {
+        observe: (request) => {
+          conn.received.push(request.message);
+          this.notifyCommand(request.message, conn);
+        },
+        capabilities: (request) => (this.handlers.has('qmp_capabilities') ? conn.handle(request) : { return: {} }),
+        execute: (request) => conn.handle(request),
+      },
+    );
     await this.options.onConnection?.(conn);
     if (this.options.greet !== false) conn.sendGreeting();
     for (const w of this.connectionWaiters.splice(0)) w(conn);
