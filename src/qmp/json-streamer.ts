@@ -127,6 +127,8 @@ const STRING_PLAIN = (() => {
   return t;
 })();
 
+const ONE_BYTE = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i));
+
 export class JsonStreamer {
   private state = IN_START;
   /** Pieces of the current token from earlier chunks. */
@@ -216,10 +218,18 @@ export class JsonStreamer {
 
   private takeToken(chunk: Buffer, start: number, end: number): string {
     let text: string;
-    if (this.tokenParts.length === 0) text = chunk.toString("latin1", start, end);
+    if (this.tokenParts.length === 0) {
+      const len = end - start;
+      // Short tokens (brackets, small numbers, keys) without a trip into C++ each.
+      if (len === 1) text = ONE_BYTE[chunk[start]!]!;
+      else if (len <= 16) {
+        text = '';
+        for (let i = start; i < end; i++) text += ONE_BYTE[chunk[i]!]!;
+      } else text = chunk.toString('latin1', start, end);
+    }
     else {
       this.tokenParts.push(chunk.subarray(start, end));
-      text = Buffer.concat(this.tokenParts).toString("latin1");
+      text = Buffer.concat(this.tokenParts).toString('latin1');
     }
     this.dropToken();
     return text;
