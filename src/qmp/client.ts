@@ -153,7 +153,10 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
     const transport =
       'transport' in target
         ? target.transport
-        : new StreamTransport(target, options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes });
+        : new StreamTransport(target, {
+            ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
+            ...(options.maxOutboundBytes === undefined ? {} : { maxOutboundBytes: options.maxOutboundBytes }),
+          });
     const client = new this(transport, options) as InstanceType<This>;
     await (client as unknown as QmpClient).open(options.signal === undefined ? {} : { signal: options.signal });
     return client;
@@ -514,7 +517,8 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
       this.settled();
       if (!p.oob) this.inFlight--;
       p.cleanup();
-      p.reject(err instanceof QmpClosedError ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
+      // A refusal before sending (e.g. an outbound size cap) is the caller's typed error, not a closed connection.
+      p.reject(err instanceof QmpClosedError || err instanceof MessageTooLargeError ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
     }
   }
 

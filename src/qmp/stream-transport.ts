@@ -1,7 +1,7 @@
 import { createConnection, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { InvalidArgumentError } from '../common/errors.js';
-import { QmpClosedError } from './errors.js';
+import { MessageTooLargeError, QmpClosedError } from './errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, encodeMessage, MessageFramer } from './framing.js';
 import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from './transport.js';
 
@@ -11,6 +11,11 @@ export type StreamTarget = { path: string } | { host: string; port: number } | {
 export interface StreamTransportOptions {
   /** Per-message cap for incoming messages (default 10 MiB, like libvirt and qemu.qmp). */
   maxMessageBytes?: number;
+  /**
+   * Per-message cap for outgoing commands (default 10 MiB, libvirt's monitor limit): a larger one is
+   * refused with MessageTooLargeError before anything is written, so it never holds the socket.
+   */
+  maxOutboundBytes?: number;
 }
 
 /**
@@ -27,6 +32,8 @@ export class StreamTransport implements QmpTransport {
   /** A message was already written in this tick (the next ones are corked until the tick ends). */
   private sentThisTick = false;
   private closeReason: Error | undefined;
+  /** The largest command this transport sends. */
+  readonly maxOutboundBytes: number;
 
   constructor(
     private readonly target: StreamTarget,
@@ -34,6 +41,10 @@ export class StreamTransport implements QmpTransport {
   ) {
     validateTarget(target);
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (!Number.isInteger(this.maxOutboundBytes) || this.maxOutboundBytes < 2) {
+      throw new InvalidArgumentError(`maxOutboundBytes must be an integer ≥ 2, got ${String(this.maxOutboundBytes)}`);
+    }
     this.capabilities = {
       pipelining: true,
       oob: true,
@@ -76,6 +87,16 @@ export class StreamTransport implements QmpTransport {
     const stream = this.stream;
     if (this.done || !stream) throw new QmpClosedError(`${this.description} is closed`);
     const line = encodeMessage(msg);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: measure exactly only when it could matter.
+    if (line.length * 3 > this.maxOutboundBytes) {
+      const bytes = Buffer.byteLength(line);
+      if (bytes > this.maxOutboundBytes) {
+        throw new MessageTooLargeError(this.maxOutboundBytes, bytes, undefined, {
+          direction: 'outbound',
+          command: String(msg.execute ?? msg['exec-oob'] ?? 'a message'),
+        });
+      }
+    }
     // The first message of a tick leaves at once (a lone command must not wait a tick); the ones that
     // follow in the same tick (a burst of calls, or the queued commands a chunk of replies released)
     // are corked and leave together in one write when the tick ends.
