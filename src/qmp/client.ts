@@ -10,7 +10,7 @@ import type {
   ExecuteRest,
   QmpEvent,
 } from './command-map.js';
-import { MessageTooLargeError, QmpClosedError, QmpCommandError, QmpProtocolError, QmpStateError, QmpTimeoutError } from './errors.js';
+import { FdPassingError, MessageTooLargeError, QmpClosedError, QmpCommandError, QmpProtocolError, QmpStateError, QmpTimeoutError } from './errors.js';
 import { DeadlineTimer, monotonicNow } from './deadline-timer.js';
 import { redact } from './redact.js';
 import { StreamTransport, type StreamTarget, type StreamTransportOptions } from './stream-transport.js';
@@ -104,6 +104,8 @@ class Pending {
   reject!: (err: unknown) => void;
   /** Only set when the caller passed a signal. */
   onAbort: (() => void) | undefined;
+  /** File descriptors that go with the command (SCM_RIGHTS). */
+  fds: readonly number[] | undefined;
 
   constructor(
     readonly id: string,
@@ -156,6 +158,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
         : new StreamTransport(target, {
             ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
             ...(options.maxOutboundBytes === undefined ? {} : { maxOutboundBytes: options.maxOutboundBytes }),
+            ...(options.fdPassing === undefined ? {} : { fdPassing: options.fdPassing }),
           });
     const client = new this(transport, options) as InstanceType<This>;
     await (client as unknown as QmpClient).open(options.signal === undefined ? {} : { signal: options.signal });
@@ -455,6 +458,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
         hint: 'connect with { oob: true } to a QEMU whose greeting offers "oob" (and the command must allow oob)',
       });
     }
+    if (options.fds !== undefined) checkFds(command, options.fds, this.transport);
     options.signal?.throwIfAborted();
     if (this.state !== 'running') {
       if (this.state === 'closed' || this.state === 'closing') {
@@ -476,6 +480,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     const signal = options.signal;
     const p = new Pending(id, command, message, oob, timeoutMs, timeoutMs > 0 ? monotonicNow() + timeoutMs : Infinity, signal);
+    if (options.fds?.length) p.fds = [...options.fds];
     const promise = new Promise<unknown>((resolve, reject) => {
       p.resolve = resolve;
       p.reject = reject;
@@ -511,14 +516,15 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}> imple
     if (!p.oob) this.inFlight++;
     if (this.options.onTraffic) this.traffic('out', p.message);
     try {
-      this.transport.send(p.message);
+      if (p.fds) this.transport.send(p.message, { fds: p.fds });
+      else this.transport.send(p.message);
     } catch (err) {
       this.pending.delete(p.id);
       this.settled();
       if (!p.oob) this.inFlight--;
       p.cleanup();
       // A refusal before sending (e.g. an outbound size cap) is the caller's typed error, not a closed connection.
-      p.reject(err instanceof QmpClosedError || err instanceof MessageTooLargeError ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
+      p.reject(err instanceof QmpClosedError || err instanceof MessageTooLargeError || err instanceof FdPassingError ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
     }
   }
 
@@ -816,5 +822,17 @@ async function withDeadline<T>(what: string, timeoutMs: number, outer: AbortSign
   } finally {
     if (timer) clearTimeout(timer);
     outer?.removeEventListener('abort', onOuter);
+  }
+}
+
+/** `fds` of execute(): small non-negative integers, on a transport that can pass them. */
+function checkFds(command: string, fds: unknown, transport: QmpTransport): void {
+  if (!Array.isArray(fds) || fds.some((fd) => !Number.isInteger(fd) || fd < 0) || fds.length > 253) {
+    throw new InvalidArgumentError(`execute(${command}, { fds }): fds must be an array of at most 253 open file descriptors`, { hint: 'e.g. { fds: [fs.openSync(path, "r+")] }' });
+  }
+  if (fds.length > 0 && !transport.capabilities.fdPassing) {
+    throw new FdPassingError(`execute(${command}, { fds }): ${transport.description} cannot pass file descriptors`, {
+      hint: 'pass fds on a unix-socket connection made with { fdPassing: unixFdPassing } (QmpClient.connect({ path }, { fdPassing: unixFdPassing })); TCP, and routes whose capabilities say fdPassing: false, cannot carry them',
+    });
   }
 }

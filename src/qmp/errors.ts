@@ -103,3 +103,6 @@ export class MessageTooLargeError extends LibqemuError {
 
 /** A call was made in a runstate that does not allow it (e.g. execute before open). */
 export class QmpStateError extends LibqemuError {}
+
+/** File descriptors were given with a command on a route that cannot carry them, or could not be sent. */
+export class FdPassingError extends LibqemuError {}
