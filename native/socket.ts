@@ -127,3 +127,46 @@ export function receiveWithFds(socketFd: number, maxBytes: number, maxFds = MAX_
 export const unixFdPassing = {
   sendWithFds,
 };
+
+const POLLIN = 0x001;
+const POLLERR = 0x008;
+const POLLHUP = 0x010;
+const POLLFD_SIZE = 8;
+
+type PollFn = ((fds: bigint, n: number, timeout: number) => number) & {
+  async(fds: bigint, n: number, timeout: number, cb: (err: unknown, res: number) => void): void;
+};
+let pollFn: PollFn | undefined;
+
+/**
+ * Resolves with those of `fds` that are readable (or closed) within `timeoutMs`. The wait runs on one
+ * of koffi's worker threads (poll(2)), so the event loop stays free; keep the timeout short.
+ */
+export function waitReadable(fds: readonly number[], timeoutMs: number): Promise<number[]> {
+  pollFn ??= koffi.load('libc.so.6').func('int poll(void *fds, unsigned long nfds, int timeout)') as PollFn;
+  const size = Math.max(1, fds.length) * POLLFD_SIZE;
+  const mem = koffi.alloc('uint8', size) as bigint;
+  const view = new DataView(koffi.view(mem, size));
+  fds.forEach((fd, i) => {
+    view.setInt32(i * POLLFD_SIZE, fd, true);
+    view.setInt16(i * POLLFD_SIZE + 4, POLLIN, true);
+    view.setInt16(i * POLLFD_SIZE + 6, 0, true);
+  });
+  return new Promise((resolve, reject) => {
+    pollFn!.async(mem, fds.length, timeoutMs, (err, res) => {
+      try {
+        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+        const ready: number[] = [];
+        if (res > 0) {
+          const after = new DataView(koffi.view(mem, size));
+          fds.forEach((fd, i) => {
+            if (after.getInt16(i * POLLFD_SIZE + 6, true) & (POLLIN | POLLERR | POLLHUP)) ready.push(fd);
+          });
+        }
+        resolve(ready);
+      } finally {
+        koffi.free(mem);
+      }
+    });
+  });
+}

@@ -2,7 +2,9 @@
  * One client of the proxy, seen from the proxy: a server-side QMP session (greeting, negotiation and
  * QEMU's own answers to malformed input, shared with the fake server) whose commands the proxy relays.
  */
+import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { FdReader } from './fd-reader.js';
 import { QmpServerSession, type QmpServerReply, type QmpServerRequest } from '../qmp/server-session.js';
 import type { QmpMessage } from '../qmp/transport.js';
 import type { QmpErrorBody } from './errors.js';
@@ -29,6 +31,8 @@ export interface ClientConnectionOptions {
   maxPending: number;
   /** Bytes of JSON tokens in one message (QEMU's limit: 64 MiB). */
   maxMessageBytes: number;
+  /** Read the socket with recvmsg so fds sent with commands are received (the socket was accepted paused). */
+  fdReader?: FdReader;
 }
 
 export class ClientConnection {
@@ -48,13 +52,33 @@ export class ClientConnection {
         maxPending: options.maxPending,
         maxOutputBytes: options.maxOutputBytes,
         limits: { maxTokenBytes: options.maxMessageBytes },
+        readsSocket: options.fdReader === undefined,
       },
       {
         execute: (request, signal) => this.relay(request, signal),
-        closed: (reason) => hooks.closed(this, reason),
+        closed: (reason) => {
+          if (socketFd !== undefined) options.fdReader?.remove(socketFd);
+          hooks.closed(this, reason);
+        },
         log: (level, message, details) => hooks.log(level, `proxy client ${this.id}: ${message}`, { client: this.id, ...details }),
       },
     );
+    const socketFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (options.fdReader) {
+      if (typeof socketFd !== 'number' || socketFd < 0) {
+        this.session.close('no socket descriptor to read file descriptors from');
+        return;
+      }
+      const session = this.session;
+      options.fdReader.add(socketFd, {
+        data: (chunk, fds) => session.receive(chunk, fds),
+        end: () => session.endInput(),
+        error: (err) => session.close(`socket error: ${err.message}`),
+        get wantsInput() {
+          return session.wantsInput;
+        },
+      });
+    }
   }
 
   get isNegotiated(): boolean {
@@ -85,6 +109,15 @@ export class ClientConnection {
     } catch (err) {
       if (this.session.isClosed) this.hooks.log('debug', `dropped a reply for proxy client ${this.id}: it is gone`, { client: this.id });
       return { error: this.hooks.toQmpError(err) };
+    } finally {
+      // The backend passed its own duplicates on (SCM_RIGHTS copies them): ours are done.
+      for (const fd of request.fds) {
+        try {
+          closeSync(fd);
+        } catch {
+          // already closed
+        }
+      }
     }
   }
 }

@@ -8,6 +8,7 @@
  * limits, a hook that throws becomes an error reply, unread output past a bound drops the client,
  * and a client with `maxPending` commands unanswered is not read from until one is answered.
  */
+import { closeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { JsonStreamer, type JsonStreamItem, type JsonStreamLimits } from './json-streamer.js';
 import { qemuKeyOrder, qemuQuote } from './qemu-json.js';
@@ -59,6 +60,11 @@ export interface QmpServerSessionOptions {
   maxOutputBytes?: number;
   /** Parser limits (default QEMU's). */
   limits?: Partial<JsonStreamLimits>;
+  /**
+   * false: the owner reads the socket itself (recvmsg, to get fds) and feeds `receive()`/`endInput()`,
+   * checking `wantsInput` before reading; the session then never reads, pauses or resumes the socket.
+   */
+  readsSocket?: boolean;
 }
 
 const DEFAULT_MAX_PENDING = 8;
@@ -89,6 +95,7 @@ export class QmpServerSession {
   private readonly maxOutputBytes: number;
   /** Fds received with the chunk being parsed; they go to the first command parsed from it. */
   private chunkFds: number[] = [];
+  private readonly readsSocket: boolean;
 
   constructor(
     readonly socket: Duplex,
@@ -98,15 +105,15 @@ export class QmpServerSession {
     this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
     this.ordered = options.ordered ?? true;
     this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+    this.readsSocket = options.readsSocket ?? true;
     this.streamer = new JsonStreamer((item) => this.onItem(item), options.limits);
-    socket.on('data', (chunk: Buffer | string) => this.receive(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+    if (this.readsSocket) {
+      socket.on('data', (chunk: Buffer | string) => this.receive(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+      // A client may send its commands and shut its side (`echo … | socat`): answer them, then close.
+      socket.on('end', () => this.endInput());
+    }
     socket.on('error', (err: Error) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.close('client disconnected'));
-    // A client may send its commands and shut its side (`echo … | socat`): answer them, then close.
-    socket.on('end', () => {
-      this.inputEnded = true;
-      this.maybeFinish();
-    });
     if (options.greeting) this.write(`${JSON.stringify(options.greeting)}\r\n`);
   }
 
@@ -141,7 +148,20 @@ export class QmpServerSession {
       this.hooks.log?.('warn', `QMP session input failed: ${err instanceof Error ? err.message : String(err)}`);
       this.close('input could not be parsed');
     }
+    // fds that no command in this read took are closed, as QEMU drops them with the next read
+    closeFds(this.chunkFds);
     this.chunkFds = [];
+  }
+
+  /** The client shut its sending side: answer what it sent, then close. */
+  endInput(): void {
+    this.inputEnded = true;
+    this.maybeFinish();
+  }
+
+  /** The session takes more input now (false while the client is at its pending limit, or closed). */
+  get wantsInput(): boolean {
+    return !this.paused && this.closedReason === undefined;
   }
 
   /** Sends an event (only once negotiated, as QEMU does). */
@@ -159,9 +179,10 @@ export class QmpServerSession {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
     this.gone.abort(new Error(`QMP session closed: ${reason}`));
-    this.backlog.length = 0;
+    for (const w of this.backlog.splice(0)) closeFds(w.fds);
     if (graceful) {
-      this.socket.end();
+      // Once our replies are flushed the socket is done (a socket read by recvmsg would never see EOF itself).
+      this.socket.end(() => this.socket.destroy());
       // a peer that never reads must not keep the socket forever
       setTimeout(() => this.socket.destroy(), 5000).unref();
     } else this.socket.destroy();
@@ -187,10 +208,16 @@ export class QmpServerSession {
     if (item.ok && fds.length > 0 && isCommandLike(item.value)) this.chunkFds = [];
     const work: Work = { item, fds: item.ok && isCommandLike(item.value) ? fds : [] };
     if (this.paused) this.backlog.push(work);
-    else this.handle(work);
+    else this.handleOwningFds(work);
   }
 
-  private handle({ item, fds }: Work): void {
+  /** Handles one item; fds that did not reach a command hook are closed. */
+  private handleOwningFds(work: Work): void {
+    if (!this.handle(work)) closeFds(work.fds);
+  }
+
+  /** Returns whether the item's fds were handed to the execute hook. */
+  private handle({ item, fds }: Work): boolean | void {
     if (!item.ok) return this.answerInBand({ error: { class: 'GenericError', desc: item.desc } }, undefined);
     const value = item.value;
     if (!isPlainObject(value)) return this.answerInBand({ error: { class: 'GenericError', desc: 'QMP input must be a JSON object' } }, undefined);
@@ -234,6 +261,7 @@ export class QmpServerSession {
       return fail(argProblem ?? 'Capabilities negotiation is already complete, command ignored', argProblem ? 'GenericError' : 'CommandNotFound');
     }
     this.run(request, outOfBand, () => this.hooks.execute(request, this.gone.signal));
+    return true;
   }
 
   /** QEMU's qmp_dispatch_check_obj(): members visited in QEMU's hash order, the first problem reported. */
@@ -325,7 +353,7 @@ export class QmpServerSession {
   private checkLoad(): void {
     if (!this.paused && this.pendingCount >= this.maxPending) {
       this.paused = true;
-      this.socket.pause();
+      if (this.readsSocket) this.socket.pause();
     }
   }
 
@@ -333,9 +361,9 @@ export class QmpServerSession {
     if (this.closedReason !== undefined) return;
     if (this.paused && this.pendingCount < this.maxPending) {
       this.paused = false;
-      while (!this.paused && this.backlog.length > 0 && this.closedReason === undefined) this.handle(this.backlog.shift()!);
+      while (!this.paused && this.backlog.length > 0 && this.closedReason === undefined) this.handleOwningFds(this.backlog.shift()!);
       if (this.closedReason !== undefined) return;
-      if (!this.paused) this.socket.resume();
+      if (!this.paused && this.readsSocket) this.socket.resume();
     }
     this.maybeFinish();
   }
@@ -383,4 +411,14 @@ export function replyText(reply: QmpServerReply, idJson: string | undefined): st
   }
   const err = `"error": {"class": ${qemuQuote(String(reply.error.class))}, "desc": ${qemuQuote(String(reply.error.desc))}}`;
   return idJson === undefined ? `{${err}}\r\n` : `{"id": ${idJson}, ${err}}\r\n`;
+}
+
+function closeFds(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+  }
 }
