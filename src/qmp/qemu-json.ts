@@ -112,11 +112,19 @@ function bucketOf(key: string): number {
  * by hash bucket, and within a bucket the most recently inserted first.
  */
 export function qemuKeyOrder(keys: readonly string[]): string[] {
-  return keys
+  // Requests mostly repeat a few key sets ({execute, arguments, id}): remember their order.
+  const signature = keys.join('\0');
+  const known = orderCache.get(signature);
+  if (known) return known;
+  const order = keys
     .map((key, index) => ({ key, index, bucket: bucketOf(key) }))
     .sort((a, b) => a.bucket - b.bucket || b.index - a.index)
     .map((e) => e.key);
+  if (orderCache.size < 256) orderCache.set(signature, order);
+  return order;
 }
+
+const orderCache = new Map<string, string[]>();
 
 /**
  * Decodes one character the way QEMU's `mod_utf8_codepoint()` does: returns the code point (or -1
