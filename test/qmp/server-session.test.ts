@@ -2,7 +2,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeQmpServer } from '../../src/testing/index.js';
-import { WireClient } from '../proxy/wire-client.js';
+import { WireClient, type Reply } from '../proxy/wire-client.js';
 
 const servers: FakeQmpServer[] = [];
 afterEach(async () => {
@@ -32,7 +32,11 @@ describe('QmpServerSession', () => {
     const a = await negotiated(server.path);
     const b = await negotiated(server.path);
     await a.write(['{"execute":"boom","id":"1"}{"execute":"later","id":"2"}{"execute":"query-status","id":"3"}']);
-    expect(await a.repliesUntil('3')).toEqual([
+    // the fake answers as its handlers finish (scripts may reorder replies): collect all three, then sort by id
+    const got: Reply[] = [];
+    while (got.length < 3) got.push(...(await a.repliesUntil(['1', '2', '3'].find((id) => !got.some((r) => r.id === `"${id}"`))!)));
+    got.sort((x, y) => String(x.id).localeCompare(String(y.id)));
+    expect(got).toEqual([
       { kind: 'error', id: '"1"', class: 'GenericError', desc: 'internal error: script bug' },
       { kind: 'error', id: '"2"', class: 'GenericError', desc: 'internal error: async script bug' },
       { kind: 'return', id: '"3"', return: { status: 'running', singlestep: false, running: true } },
