@@ -19,3 +19,5 @@ export {
   type WaitForEventOptions,
   type EventMatch,
 } from './client.js';
+export { JsonStreamer, QEMU_JSON_LIMITS, type JsonStreamLimits, type JsonStreamItem } from './json-streamer.js';
+export { QmpServerSession, type QmpServerSessionOptions, type QmpServerSessionHooks, type QmpServerRequest, type QmpServerReply } from './server-session.js';
