@@ -1,8 +1,9 @@
 import { InvalidArgumentError } from '../common/errors.js';
-import { QmpClosedError } from '../qmp/errors.js';
+import { FdPassingError, MessageTooLargeError, QmpClosedError } from '../qmp/errors.js';
+import { unixFdPassing } from '../../native/socket.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
 import { StreamTransport } from '../qmp/stream-transport.js';
-import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
+import type { QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
 import { MonitorUnavailableError } from './errors.js';
 import { permissionDenied } from './monitor-dir.js';
 
@@ -55,7 +56,7 @@ export class MonitorTransport implements QmpTransport {
     this.capabilities = {
       pipelining: true,
       oob: options.oob === true,
-      fdPassing: false,
+      fdPassing: true,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       ownsIds: false,
       preNegotiated: true,
@@ -81,7 +82,7 @@ export class MonitorTransport implements QmpTransport {
     handlers.message(greeting);
   }
 
-  send(msg: QmpMessage): void {
+  send(msg: QmpMessage, options?: SendOptions): void {
     if (this.state === 'closed' || this.state === 'idle') throw new QmpClosedError(`${this.description} is closed`);
     const id = typeof msg.id === 'string' ? msg.id : undefined;
     const command = String(msg.execute ?? msg['exec-oob'] ?? '?');
@@ -91,9 +92,14 @@ export class MonitorTransport implements QmpTransport {
     }
     if (id !== undefined) this.outstanding.set(id, command);
     try {
-      this.inner.send(msg);
-    } catch {
-      // the socket closed under us; onInnerClosed fails the outstanding ids
+      this.inner.send(msg, options);
+    } catch (err) {
+      // A refusal before sending (size cap, fds) is the caller's typed error; the connection is untouched.
+      if (err instanceof MessageTooLargeError || err instanceof FdPassingError) {
+        if (id !== undefined) this.outstanding.delete(id);
+        throw err;
+      }
+      // otherwise the socket closed under us; onInnerClosed fails the outstanding ids
     }
   }
 
@@ -129,7 +135,7 @@ export class MonitorTransport implements QmpTransport {
   private async dial(signal?: AbortSignal): Promise<QmpMessage> {
     const path = await this.options.resolvePath();
     this.currentPath = path;
-    const inner = new StreamTransport({ path }, { maxMessageBytes: this.capabilities.maxMessageBytes });
+    const inner = new StreamTransport({ path }, { maxMessageBytes: this.capabilities.maxMessageBytes, fdPassing: unixFdPassing });
     const negotiateId = `${NEGOTIATE_ID}-${++this.negotiations}`;
     let stage: 'greeting' | 'negotiating' | 'ready' = 'greeting';
     let greeting: QmpMessage | undefined;
