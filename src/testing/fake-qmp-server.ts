@@ -10,10 +10,11 @@
  *   …
  *   await server.close();
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FdReader } from '../proxy/fd-reader.js';
 import { QmpServerSession, type QmpServerReply, type QmpServerRequest } from '../qmp/server-session.js';
 import type { QmpMessage } from '../qmp/transport.js';
 
@@ -30,6 +31,8 @@ export interface FakeCall {
   readonly command: string;
   readonly id: unknown;
   readonly oob: boolean;
+  /** File descriptors that came with the command (servers started with `fdPassing`); closed after the reply. */
+  readonly fds: readonly number[];
   readonly message: QmpMessage;
   readonly connection: FakeQmpConnection;
   reply(body: NonNullable<FakeReply>): void;
@@ -42,6 +45,8 @@ export interface FakeQmpServerOptions {
   capabilities?: string[];
   /** false: never greet (a server that hangs). Default true. */
   greet?: boolean;
+  /** Receive fds that clients send with commands (SCM_RIGHTS), as `call.fds`. Default false. */
+  fdPassing?: boolean;
   /** Called on every new connection before the greeting is sent (e.g. to send an early event). */
   onConnection?: (conn: FakeQmpConnection) => void | Promise<void>;
   /**
@@ -131,6 +136,7 @@ export class FakeQmpConnection {
         command,
         id,
         oob: request.oob,
+        fds: request.fds,
         message: request.message,
         connection: this,
         reply: (body) => {
@@ -156,6 +162,7 @@ export class FakeQmpServer {
   readonly capabilities: string[];
   readonly connections: FakeQmpConnection[] = [];
   private readonly handlers = new Map<string, FakeCommandHandler>();
+  private readonly fdReader: FdReader | undefined;
   private readonly connectionWaiters: ((c: FakeQmpConnection) => void)[] = [];
   private readonly commandWaiters: { command: string; resolve: (c: QmpMessage) => void }[] = [];
 
@@ -167,6 +174,7 @@ export class FakeQmpServer {
   ) {
     this.version = options.version ?? { major: 7, minor: 2, micro: 0 };
     this.capabilities = options.capabilities ?? [];
+    this.fdReader = options.fdPassing ? new FdReader() : undefined;
     this.handlers.set('query-status', () => ({ return: { status: 'running', singlestep: false, running: true } }));
     this.handlers.set('query-version', () => ({ return: { qemu: this.version, package: 'fake' } }));
     for (const [name, h] of Object.entries(options.commands ?? {})) this.handlers.set(name, h);
@@ -177,7 +185,8 @@ export class FakeQmpServer {
     const dir = mkdtempSync(join(tmpdir(), 'libqemu-fake-qmp-'));
     chmodSync(dir, 0o700);
     const path = join(dir, 'qmp.sock');
-    const server = createServer();
+    // With fd passing the sockets are read with recvmsg, never by Node (its reads drop the fds).
+    const server = createServer({ pauseOnConnect: options.fdPassing === true });
     const fake = new FakeQmpServer(server, dir, path, options);
     server.on('connection', (socket) => void fake.accept(socket));
     await new Promise<void>((resolve, reject) => {
@@ -210,6 +219,7 @@ export class FakeQmpServer {
 
   /** Stops listening, drops every connection and removes the temp dir. */
   async close(): Promise<void> {
+    this.fdReader?.stop();
     for (const c of this.connections) c.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     rmSync(this.dir, { recursive: true, force: true });
@@ -239,18 +249,47 @@ export class FakeQmpServer {
     conn.session = new QmpServerSession(
       socket,
       // The owner greets (after onConnection); replies leave as handlers give them, so scripts can reorder them.
-      { greeting: undefined, oobOffered: this.capabilities.includes('oob'), ordered: false, maxPending: Number.MAX_SAFE_INTEGER },
+      { greeting: undefined, oobOffered: this.capabilities.includes('oob'), ordered: false, maxPending: Number.MAX_SAFE_INTEGER, readsSocket: !this.fdReader },
       {
         observe: (request) => {
           conn.received.push(request.message);
           this.notifyCommand(request.message, conn);
         },
         capabilities: (request) => (this.handlers.has('qmp_capabilities') ? conn.handle(request) : { return: {} }),
-        execute: (request) => conn.handle(request),
+        execute: async (request) => {
+          try {
+            return await conn.handle(request);
+          } finally {
+            for (const fd of request.fds) closeQuietly(fd);
+          }
+        },
+        closed: () => {
+          if (socketFd !== undefined) this.fdReader?.remove(socketFd);
+        },
       },
     );
+    const socketFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (this.fdReader && typeof socketFd === 'number') {
+      const session = conn.session;
+      this.fdReader.add(socketFd, {
+        data: (chunk, fds) => session.receive(chunk, fds),
+        end: () => session.endInput(),
+        error: (err) => session.close(`socket error: ${err.message}`),
+        get wantsInput() {
+          return session.wantsInput;
+        },
+      });
+    }
     await this.options.onConnection?.(conn);
     if (this.options.greet !== false) conn.sendGreeting();
     for (const w of this.connectionWaiters.splice(0)) w(conn);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed by the script
   }
 }

@@ -71,3 +71,26 @@ describe('QmpServerSession', () => {
     stalled.destroy();
   });
 });
+
+describe('FakeQmpServer with fdPassing', () => {
+  it('hands the fds sent with a command to its handler', async () => {
+    const { openSync, closeSync, fstatSync } = await import('node:fs');
+    const { QmpClient } = await import('../../src/qmp/index.js');
+    const { unixFdPassing } = await import('../../native/socket.js');
+    const seen: { fds: number; size: number }[] = [];
+    const server = await FakeQmpServer.start({
+      fdPassing: true,
+      commands: { getfd: (_args, call) => (seen.push({ fds: call.fds.length, size: fstatSync(call.fds[0]!).size }), { return: {} }) },
+    });
+    servers.push(server);
+    const client = await QmpClient.connect(server.target, { fdPassing: unixFdPassing });
+    const fd = openSync(new URL(import.meta.url), 'r');
+    try {
+      expect(await client.execute('getfd', { fdname: 'f' }, { fds: [fd] })).toEqual({});
+      expect(seen).toEqual([{ fds: 1, size: fstatSync(fd).size }]);
+    } finally {
+      closeSync(fd);
+      await client.close();
+    }
+  });
+});
