@@ -93,8 +93,11 @@ export class QmpServerSession {
   private readonly maxPending: number;
   private readonly ordered: boolean;
   private readonly maxOutputBytes: number;
-  /** Fds received with the chunk being parsed; they go to the first command parsed from it. */
-  private chunkFds: number[] = [];
+  /**
+   * Fds received and not taken yet: they go to the first command completed after they arrived (its
+   * bytes may span several reads); fds arriving while older ones wait replace them, as in QEMU.
+   */
+  private waitingFds: number[] = [];
   private readonly readsSocket: boolean;
 
   constructor(
@@ -139,8 +142,11 @@ export class QmpServerSession {
    * For owners that read the socket themselves (fd passing); the session reads `data` events otherwise.
    */
   receive(chunk: Buffer, fds: number[] = []): void {
-    if (this.closedReason !== undefined) return;
-    this.chunkFds = fds;
+    if (this.closedReason !== undefined) return closeFds(fds);
+    if (fds.length > 0) {
+      closeFds(this.waitingFds);
+      this.waitingFds = fds;
+    }
     try {
       this.streamer.push(chunk);
     } catch (err) {
@@ -148,9 +154,7 @@ export class QmpServerSession {
       this.hooks.log?.('warn', `QMP session input failed: ${err instanceof Error ? err.message : String(err)}`);
       this.close('input could not be parsed');
     }
-    // fds that no command in this read took are closed, as QEMU drops them with the next read
-    closeFds(this.chunkFds);
-    this.chunkFds = [];
+
   }
 
   /** The client shut its sending side: answer what it sent, then close. */
@@ -180,6 +184,8 @@ export class QmpServerSession {
     this.closedReason = reason;
     this.gone.abort(new Error(`QMP session closed: ${reason}`));
     for (const w of this.backlog.splice(0)) closeFds(w.fds);
+    closeFds(this.waitingFds);
+    this.waitingFds = [];
     if (graceful) {
       // Once our replies are flushed the socket is done (a socket read by recvmsg would never see EOF itself).
       this.socket.end(() => this.socket.destroy());
@@ -204,8 +210,8 @@ export class QmpServerSession {
   }
 
   private onItem(item: JsonStreamItem): void {
-    const fds = this.chunkFds;
-    if (item.ok && fds.length > 0 && isCommandLike(item.value)) this.chunkFds = [];
+    const fds = this.waitingFds;
+    if (item.ok && fds.length > 0 && isCommandLike(item.value)) this.waitingFds = [];
     const work: Work = { item, fds: item.ok && isCommandLike(item.value) ? fds : [] };
     if (this.paused) this.backlog.push(work);
     else this.handleOwningFds(work);
