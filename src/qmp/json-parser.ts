@@ -254,6 +254,14 @@ type Node = { leaf: string } | { keys: string[]; vals: Node[] } | { items: Node[
  */
 export function writeQemuJson(tokens: TokenList, start: number, end: number): string {
   const { types, texts } = tokens;
+  // The common case, a scalar id: no tree to build.
+  if (end === start + 1) {
+    const t = types[start]!;
+    if (t === Tok.Integer) return qemuNumberText(texts[start]!, true);
+    if (t === Tok.Float) return formatG17(Number(texts[start]));
+    if (t === Tok.String) return qemuQuote(decodeString(texts[start]!));
+    if (t === Tok.Keyword) return texts[start]!;
+  }
   const stack: Exclude<Node, { leaf: string }>[] = [];
   let root: Node | undefined;
   let pendingKey: string | undefined;

@@ -72,6 +72,8 @@ const U64_MAX = 2n ** 64n - 1n;
  * uint64) exactly; any other number through a double, printed with `%.17g`.
  */
 export function qemuNumberText(token: string, isInteger: boolean): string {
+  // The common case: a small integer prints as it was written (only -0 changes).
+  if (isInteger && token.length <= 15) return token === '-0' ? '0' : token;
   if (isInteger) {
     const n = BigInt(token);
     if ((n >= I64_MIN && n <= I64_MAX) || (!token.startsWith('-') && n <= U64_MAX)) return n.toString();
