@@ -9,10 +9,11 @@
  * Targets: libqemu proxy (second monitor) and the CLI-started proxy / direct ≤ 1.3 per call with one
  * client; libqemu's passthrough proxy / virt-qemu-qmp-proxy ≤ 1.0; 1 MiB argument proxy / direct ≤ 2.0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DomainXml, Hypervisor, type GuestQmpClient } from '../src/hybrid/index.js';
 import { QmpClient } from '../src/qmp/index.js';
 import { QmpProxy } from '../src/proxy/index.js';
@@ -26,6 +27,19 @@ async function waitForFile(path: string, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`${path} did not appear`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Compiles the package (tsc, as `npm run build` does) and returns the CLI's main module. The output goes
+ * under node_modules/.cache so that it resolves the project's dependencies.
+ */
+function buildCli(): string {
+  const root = join(import.meta.dirname, '..');
+  const out = join(root, 'node_modules', '.cache', 'libqemu-bench-build');
+  rmSync(out, { recursive: true, force: true });
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
+  copyFileSync(join(root, 'native', 'libvirt.h'), join(out, 'native', 'libvirt.h'));
+  return join(out, 'src', 'cli', 'main.js');
 }
 
 /** Ten clients, each running `perClient` sequential calls, all at once. */
@@ -76,9 +90,12 @@ export default async function proxyBench(): Promise<void> {
     proxies.push(await QmpProxy.start(viaPassthrough, { listen: join(tmp, 'p', 'passthrough.sock') }));
     const [plainProxy, monitorProxy, passthroughProxy] = proxies as [QmpProxy, QmpProxy, QmpProxy];
 
-    // `libqemu proxy` as its own process, as an operator would run it (on a raw monitor socket).
+    // `libqemu proxy` as its own process, as an operator would run it (on a raw monitor socket), from
+    // compiled JavaScript as an installed package runs it (a dev checkout's bin would run tsx instead).
     const cliListen = join(tmp, 'cli', 'p.sock');
-    cliProxy = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'libqemu.js'), '--socket', cliPath, 'proxy', '--listen', cliListen], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const cliMain = buildCli();
+    const runCli = `const { main } = await import(${JSON.stringify(pathToFileURL(cliMain).href)}); process.exit(await main(process.argv.slice(1)));`;
+    cliProxy = spawn(process.execPath, ['--input-type=module', '-e', runCli, '--socket', cliPath, 'proxy', '--listen', cliListen], { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitForFile(cliListen, 60_000);
 
     const virtPath = join(tmp, 'virt-qemu-qmp-proxy.sock');
