@@ -95,7 +95,7 @@ export default async function proxyBench(): Promise<void> {
     const cliListen = join(tmp, 'cli', 'p.sock');
     const cliMain = buildCli();
     const runCli = `const { main } = await import(${JSON.stringify(pathToFileURL(cliMain).href)}); process.exit(await main(process.argv.slice(1)));`;
-    cliProxy = spawn(process.execPath, ['--input-type=module', '-e', runCli, '--socket', cliPath, 'proxy', '--listen', cliListen], { stdio: ['ignore', 'ignore', 'pipe'] });
+    cliProxy = spawn(process.execPath, ['--input-type=module', '-e', runCli, '--', '--socket', cliPath, 'proxy', '--listen', cliListen], { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitForFile(cliListen, 60_000);
 
     const virtPath = join(tmp, 'virt-qemu-qmp-proxy.sock');
