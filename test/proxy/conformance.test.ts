@@ -1,12 +1,13 @@
 /**
  * The same bytes sent to QEMU 7.2 itself and to every libqemu QMP endpoint — the proxy on a second
- * monitor, the proxy on libvirt's passthrough (private libvirtd, TCG guest), the fake server — must
+ * monitor (reading with Node, and with recvmsg for fd passing), the proxy on libvirt's passthrough
+ * (private libvirtd, TCG guest), the fake server — must
  * get the same replies, error class by error class and id by id (ids compared as the text written).
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hypervisor } from '../../src/hybrid/index.js';
-import { QmpProxy } from '../../src/proxy/index.js';
+import { QmpProxy, unixFdPassing } from '../../src/proxy/index.js';
 import { QmpClient } from '../../src/qmp/index.js';
 import { FakeQmpServer, startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
@@ -29,12 +30,18 @@ const endpoints: Endpoint[] = [];
 let reference: Endpoint;
 
 beforeAll(async () => {
-  qemu = await startQemu({ argsFor: (dir) => ['-qmp', `unix:${join(dir, 'side.sock')},server=on,wait=off`] });
+  qemu = await startQemu({ argsFor: (dir) => ['-qmp', `unix:${join(dir, 'side.sock')},server=on,wait=off`, '-qmp', `unix:${join(dir, 'fds.sock')},server=on,wait=off`] });
   reference = { name: 'QEMU 7.2', path: qemu.qmpPath, oob: true };
   const side = await QmpClient.connect({ path: join(qemu.dir, 'side.sock') }, { oob: true, timeoutMs: 0 });
   backends.push(side);
   proxies.push(await QmpProxy.start(side, { listen: join(qemu.dir, 'px', 'monitor.sock') }));
   endpoints.push({ name: 'monitor proxy', path: proxies[0]!.path, oob: true });
+  // The same proxy reading its clients with recvmsg (fd passing on): a different read path, the same answers.
+  const fdSide = await QmpClient.connect({ path: join(qemu.dir, 'fds.sock') }, { oob: true, timeoutMs: 0, fdPassing: unixFdPassing });
+  backends.push(fdSide);
+  const fdProxy = await QmpProxy.start(fdSide, { listen: join(qemu.dir, 'px', 'fds.sock'), fdPassing: true });
+  proxies.push(fdProxy);
+  endpoints.push({ name: 'monitor proxy with fd passing', path: fdProxy.path, oob: true });
 
   fake = await FakeQmpServer.start({ capabilities: ['oob'] });
   endpoints.push({ name: 'fake server', path: fake.path, oob: true });
