@@ -11,7 +11,7 @@
 import { closeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { JsonStreamer, type JsonStreamItem, type JsonStreamLimits } from './json-streamer.js';
-import { qemuKeyOrder, qemuQuote } from './qemu-json.js';
+import { capabilitiesArgsProblem, isPlainObject, replyText, requestProblem, type QmpServerReply } from './server-replies.js';
 import type { QmpMessage } from './transport.js';
 
 export interface QmpServerRequest {
@@ -30,7 +30,7 @@ export interface QmpServerRequest {
   readonly fds: readonly number[];
 }
 
-export type QmpServerReply = { return: unknown } | { error: { class: string; desc: string } };
+export type { QmpServerReply } from './server-replies.js';
 
 export interface QmpServerSessionHooks {
   /** Runs a command of a negotiated client. Resolves with its reply, or undefined for none (ever). */
@@ -234,7 +234,7 @@ export class QmpServerSession {
     const answer = (reply: QmpServerReply) => (outOfBand ? this.answerNow(reply, idJson) : this.answerInBand(reply, idJson));
     const fail = (desc: string, cls = 'GenericError') => answer({ error: { class: cls, desc } });
 
-    const problem = this.checkRequest(msg);
+    const problem = requestProblem(msg, this.oobFlag);
     if (problem) return fail(problem);
     const command = (outOfBand ? msg['exec-oob'] : msg.execute) as string;
     const request: QmpServerRequest = {
@@ -268,24 +268,6 @@ export class QmpServerSession {
     }
     this.run(request, outOfBand, () => this.hooks.execute(request, this.gone.signal));
     return true;
-  }
-
-  /** QEMU's qmp_dispatch_check_obj(): members visited in QEMU's hash order, the first problem reported. */
-  private checkRequest(msg: QmpMessage): string | undefined {
-    let execKey: string | undefined;
-    for (const key of qemuKeyOrder(Object.keys(msg))) {
-      const v = msg[key];
-      if (key === 'execute' || (key === 'exec-oob' && this.oobFlag)) {
-        if (typeof v !== 'string') return `QMP input member '${key}' must be a string`;
-        if (execKey) return `QMP input member '${key}' clashes with '${execKey}'`;
-        execKey = key;
-      } else if (key === 'arguments') {
-        if (!isPlainObject(v)) return "QMP input member 'arguments' must be an object";
-      } else if (key !== 'id') {
-        return `QMP input member '${key}' is unexpected`;
-      }
-    }
-    return execKey ? undefined : "QMP input lacks member 'execute'";
   }
 
   /** qmp_capabilities before negotiation: only what the greeting offered. Returns an error description, or undefined. */
@@ -387,36 +369,8 @@ export class QmpServerSession {
   }
 }
 
-/** qmp_capabilities's arguments, checked like QEMU's generated marshaller. */
-function capabilitiesArgsProblem(args: Record<string, unknown> | undefined): string | undefined {
-  for (const key of Object.keys(args ?? {})) if (key !== 'enable') return `Parameter '${key}' is unexpected`;
-  const enable = args?.enable;
-  if (enable === undefined) return undefined;
-  if (!Array.isArray(enable)) return "Invalid parameter type for 'enable', expected: array";
-  for (let i = 0; i < enable.length; i++) {
-    const cap: unknown = enable[i];
-    if (typeof cap !== 'string') return `Invalid parameter type for 'enable[${i}]', expected: string`;
-    if (cap !== 'oob') return `Parameter 'enable[${i}]' does not accept value '${cap}'`;
-  }
-  return undefined;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 function isCommandLike(v: unknown): boolean {
   return isPlainObject(v) && ('execute' in v || 'exec-oob' in v);
-}
-
-/** A reply as QEMU writes it: `{"return": …, "id": …}` or `{"id": …, "error": {"class": …, "desc": …}}`, CRLF-terminated. */
-export function replyText(reply: QmpServerReply, idJson: string | undefined): string {
-  if ('return' in reply) {
-    const ret = JSON.stringify(reply.return ?? {});
-    return idJson === undefined ? `{"return": ${ret}}\r\n` : `{"return": ${ret}, "id": ${idJson}}\r\n`;
-  }
-  const err = `"error": {"class": ${qemuQuote(String(reply.error.class))}, "desc": ${qemuQuote(String(reply.error.desc))}}`;
-  return idJson === undefined ? `{${err}}\r\n` : `{"id": ${idJson}, ${err}}\r\n`;
 }
 
 function closeFds(fds: readonly number[]): void {
