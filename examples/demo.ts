@@ -50,6 +50,8 @@ function describeEvent(e: GuestEvent): string {
       return `event  ${e.guest}: ${e.event} (${e.detail})`;
     case 'reboot':
       return `event  ${e.guest}: reboot`;
+    case 'agent-lifecycle':
+      return `event  ${e.guest}: guest agent ${e.state} (${e.reason})`;
     case 'qmp':
       return `event  ${e.guest}: ${e.event}${e.data ? ` ${show(e.data)}` : ''}  [via ${e.route}]`;
     case 'qmp-disconnected':

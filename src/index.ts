@@ -7,3 +7,4 @@ export * from './libvirt/index.js';
 export * from './hybrid/index.js';
 export * from './proxy/index.js';
 export * from './migration/index.js';
+export * from './agent/index.js';

@@ -18,6 +18,9 @@ import { OwnershipPolicy } from './policy.js';
 import { TaintTracker, parseTaints, type Taint } from './taint.js';
 import type { MigrationJob } from '../migration/engine.js';
 import { migrateGuest, type GuestMigrationResult } from '../migration/guest-migration.js';
+import type { GuestAgent, GuestAgentOptions } from '../agent/index.js';
+import { closeGuestAgent, guestAgent } from './guest-agent.js';
+import { rebootGuest, shutdownGuest, type GuestRebootOptions, type GuestShutdownOptions } from './guest-power.js';
 import type { MigrateOptions } from '../migration/options.js';
 
 export type QmpVia = 'auto' | QmpRoute;
@@ -52,6 +55,8 @@ interface EventBase {
 export type GuestEvent =
   | (EventBase & { source: 'libvirt'; kind: 'lifecycle'; event: LifecycleEventName; detail: string })
   | (EventBase & { source: 'libvirt'; kind: 'reboot' })
+  /** The guest agent connected to or disconnected from its channel. */
+  | (EventBase & { source: 'libvirt'; kind: 'agent-lifecycle'; state: 'connected' | 'disconnected'; reason: string })
   | (EventBase & {
       source: 'qmp';
       kind: 'qmp';
@@ -68,7 +73,7 @@ export type GuestEvent =
 type LibqemuNotice = Extract<GuestEvent, { source: 'libqemu' }>;
 
 export interface GuestEventsOptions {
-  /** libvirt domain events: true (default: lifecycle and reboot), false, or the kinds wanted. */
+  /** libvirt domain events: true (default: lifecycle, reboot and agent-lifecycle), false, or the kinds wanted. */
   libvirt?: boolean | DomainEventKind[];
   /** QMP events: true (default: all), false, or the names wanted (handed down to libvirt on passthrough). */
   qmp?: boolean | readonly string[];
@@ -153,8 +158,9 @@ export class Guest {
     this.taintChecked.clear(); // a new QEMU run
   }
 
-  shutdown(): Promise<void> {
-    return this.domain.shutdown();
+  /** Asks the guest to power off (`mode`: ACPI power button or guest agent); `wait` until it is off. See guest-power.ts. */
+  shutdown(options?: GuestShutdownOptions): Promise<void> {
+    return shutdownGuest(this, options);
   }
 
   destroy(): Promise<void> {
@@ -169,8 +175,15 @@ export class Guest {
     return this.domain.resume();
   }
 
-  reboot(): Promise<void> {
-    return this.domain.reboot();
+  /** Asks the guest to reboot (`mode`: ACPI or guest agent). */
+  reboot(options?: GuestRebootOptions): Promise<void> {
+    return rebootGuest(this, options);
+  }
+
+  /** A client of the QEMU guest agent, over libvirt's agent channel (see guest-agent.ts). */
+  agent(options?: GuestAgentOptions): GuestAgent {
+    this.assertOpen();
+    return guestAgent(this, options);
   }
 
   reset(): Promise<void> {
@@ -313,10 +326,11 @@ export class Guest {
     };
 
     const ready = (async () => {
-      const libvirtKinds = options.libvirt === false ? [] : options.libvirt === true || options.libvirt === undefined ? (['lifecycle', 'reboot'] as DomainEventKind[]) : options.libvirt;
+      const libvirtKinds = options.libvirt === false ? [] : options.libvirt === true || options.libvirt === undefined ? (['lifecycle', 'reboot', 'agent-lifecycle'] as DomainEventKind[]) : options.libvirt;
       if (libvirtKinds.length > 0) {
         await pump(this.hypervisor.connection.domainEvents({ domain: this.domain, kinds: libvirtKinds, bufferSize: options.bufferSize ?? 1000 }), (ev): GuestEvent => {
           const base = { guest: this.name, at: new Date(), source: 'libvirt' as const };
+          if (ev.kind === 'agent-lifecycle') return { ...base, kind: 'agent-lifecycle', state: ev.state, reason: ev.reason };
           return ev.kind === 'lifecycle' ? { ...base, kind: 'lifecycle', event: ev.event, detail: ev.detail } : { ...base, kind: 'reboot' };
         });
       }
@@ -385,6 +399,7 @@ export class Guest {
     this.hub = undefined;
     await this.watcher?.stop();
     this.watcher = undefined;
+    await closeGuestAgent(this);
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -552,8 +567,8 @@ function checkEventsOptions(options: GuestEventsOptions): void {
     throw bad(`via must be 'auto', 'monitor' or 'passthrough', got ${JSON.stringify(options.via)}`, "omit it for 'auto'");
   }
   const { libvirt, qmp, bufferSize } = options;
-  if (libvirt !== undefined && typeof libvirt !== 'boolean' && !(Array.isArray(libvirt) && libvirt.every((k) => k === 'lifecycle' || k === 'reboot'))) {
-    throw bad(`libvirt must be true, false or a list of 'lifecycle'/'reboot', got ${JSON.stringify(libvirt)}`, "e.g. { libvirt: ['lifecycle'] }");
+  if (libvirt !== undefined && typeof libvirt !== 'boolean' && !(Array.isArray(libvirt) && libvirt.every((k) => k === 'lifecycle' || k === 'reboot' || k === 'agent-lifecycle'))) {
+    throw bad(`libvirt must be true, false or a list of 'lifecycle'/'reboot'/'agent-lifecycle', got ${JSON.stringify(libvirt)}`, "e.g. { libvirt: ['lifecycle'] }");
   }
   if (qmp !== undefined && typeof qmp !== 'boolean') {
     if (!Array.isArray(qmp)) throw bad(`qmp must be true, false or a list of event names, got ${JSON.stringify(qmp)}`, "e.g. { qmp: ['STOP', 'RESUME'] }");

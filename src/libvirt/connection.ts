@@ -7,6 +7,7 @@ import { LibvirtError, isConnectionLostError } from './errors.js';
 import {
   EventStream,
   lifecycleEvent,
+  agentLifecycleEvent,
   qemuMonitorEvent,
   type DomainEvent,
   type DomainEventKind,
@@ -252,8 +253,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   domainEvents(options: DomainEventOptions = {}): EventStream<DomainEvent> {
     const kinds: DomainEventKind[] = options.kinds ?? ['lifecycle', 'reboot'];
     for (const k of kinds) {
-      if (k !== 'lifecycle' && k !== 'reboot' && k !== 'migration-iteration' && k !== 'job-completed') {
-        throw new InvalidArgumentError(`domainEvents: unknown kind ${JSON.stringify(k)}`, { hint: "kinds can be 'lifecycle', 'reboot', 'migration-iteration' and 'job-completed'" });
+      if (k !== 'lifecycle' && k !== 'reboot' && k !== 'migration-iteration' && k !== 'job-completed' && k !== 'agent-lifecycle') {
+        throw new InvalidArgumentError(`domainEvents: unknown kind ${JSON.stringify(k)}`, { hint: "kinds can be 'lifecycle', 'reboot', 'migration-iteration', 'job-completed' and 'agent-lifecycle'" });
       }
     }
     this.checkDomain(options.domain);
@@ -329,6 +330,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (m.k === 'lifecycle') stream.queue.push(lifecycleEvent({ name: m.name, uuid: m.uuid }, m.event, m.detail) as T);
       else if (m.k === 'reboot') stream.queue.push({ kind: 'reboot', domain: { name: m.name, uuid: m.uuid } } as T);
       else if (m.k === 'migration-iteration') stream.queue.push({ kind: 'migration-iteration', domain: { name: m.name, uuid: m.uuid }, iteration: m.iteration } as T);
+      else if (m.k === 'agent-lifecycle') stream.queue.push(agentLifecycleEvent({ name: m.name, uuid: m.uuid }, m.state, m.reason) as T);
       else if (m.k === 'job-completed') stream.queue.push({ kind: 'job-completed', domain: { name: m.name, uuid: m.uuid }, stats: m.stats } as T);
       else stream.queue.push(qemuMonitorEvent({ name: m.name, uuid: m.uuid }, m.event, m.seconds, m.micros, m.details) as T);
     };

@@ -35,6 +35,12 @@ export function reasonName(state: DomainStateName, n: number): string {
   return DOMAIN_STATE_REASON_NAMES[state]?.[n] ?? `unknown-${n}`;
 }
 
+function checkPowerFlags(call: string, flags: number | undefined): number {
+  if (flags === undefined) return 0;
+  if (!Number.isInteger(flags) || flags < 0 || flags > 0xffff) throw new InvalidArgumentError(`${call}: flags must be a non-negative integer, got ${String(flags)}`, { hint: '1 = ACPI power button, 2 = guest agent' });
+  return flags;
+}
+
 const XML_SECURE = 1;
 const XML_INACTIVE = 2;
 const XML_MIGRATABLE = 8;
@@ -92,9 +98,12 @@ export class Domain {
     return this.connection.exec('domainStart', [this.pointer, options.paused ? START_PAUSED : 0], options);
   }
 
-  /** Asks the guest to power off (ACPI); returns before it has. A guest without an OS ignores it. */
-  shutdown(options?: CallOptions): Promise<void> {
-    return this.connection.exec('domainShutdown', [this.pointer], options);
+  /**
+   * Asks the guest to power off; returns before it has. A guest without an OS ignores it. `flags`:
+   * virDomainShutdownFlagValues (1 = ACPI power button, 2 = guest agent; 0 = the hypervisor's choice).
+   */
+  shutdown(options?: CallOptions & { flags?: number }): Promise<void> {
+    return this.connection.exec('domainShutdown', [this.pointer, checkPowerFlags('shutdown', options?.flags)], options);
   }
 
   /** Stops the domain at once (kills QEMU). A transient domain disappears. */
@@ -110,9 +119,9 @@ export class Domain {
     return this.connection.exec('domainResume', [this.pointer], options);
   }
 
-  /** Asks the guest to reboot; returns before it has. */
-  reboot(options?: CallOptions): Promise<void> {
-    return this.connection.exec('domainReboot', [this.pointer, 0], options);
+  /** Asks the guest to reboot; returns before it has. `flags`: virDomainRebootFlagValues (1 = ACPI, 2 = guest agent). */
+  reboot(options?: CallOptions & { flags?: number }): Promise<void> {
+    return this.connection.exec('domainReboot', [this.pointer, checkPowerFlags('reboot', options?.flags)], options);
   }
 
   /** Resets the virtual machine at once (like the reset button). */

@@ -16,7 +16,9 @@ export type DomainEvent =
   /** An outgoing migration started RAM pass `iteration` (1, 2, …); on the source. */
   | { kind: 'migration-iteration'; domain: DomainIdentity; iteration: number }
   /** A job ended; `stats` are its VIR_DOMAIN_JOB_* statistics (operation, time_elapsed, downtime, memory_*…). */
-  | { kind: 'job-completed'; domain: DomainIdentity; stats: Record<string, number | bigint | boolean | string> };
+  | { kind: 'job-completed'; domain: DomainIdentity; stats: Record<string, number | bigint | boolean | string> }
+  /** The guest agent connected to or disconnected from its channel (libvirt's VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE). */
+  | { kind: 'agent-lifecycle'; domain: DomainIdentity; state: 'connected' | 'disconnected'; reason: 'unknown' | 'domain-started' | 'channel' };
 
 export type DomainEventKind = DomainEvent['kind'];
 
@@ -118,6 +120,11 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
 export function lifecycleEvent(domain: DomainIdentity, event: number, detail: number): DomainEvent {
   const name = LIFECYCLE_EVENT_NAMES[event] ?? (`unknown-${event}` as LifecycleEventName);
   return { kind: 'lifecycle', domain, event: name, detail: LIFECYCLE_DETAIL_NAMES[name]?.[detail] ?? `unknown-${detail}` };
+}
+
+export function agentLifecycleEvent(domain: DomainIdentity, state: number, reason: number): DomainEvent {
+  // virConnectDomainEventAgentLifecycleState / ...Reason
+  return { kind: 'agent-lifecycle', domain, state: state === 1 ? 'connected' : 'disconnected', reason: reason === 1 ? 'domain-started' : reason === 2 ? 'channel' : 'unknown' };
 }
 
 export function qemuMonitorEvent(domain: DomainIdentity, event: string, seconds: number, micros: number, details: string | null): QemuMonitorEvent {

@@ -225,8 +225,9 @@ export const ops = {
   domainStart(dom: DomainPtr, flags: number): void {
     check(n().api.virDomainCreateWithFlags(dom, flags), 'virDomainCreateWithFlags');
   },
-  domainShutdown(dom: DomainPtr): void {
-    check(n().api.virDomainShutdown(dom), 'virDomainShutdown');
+  domainShutdown(dom: DomainPtr, flags = 0): void {
+    // virDomainShutdownFlags(0) is virDomainShutdown: the hypervisor picks the method
+    check(n().api.virDomainShutdownFlags(dom, flags), 'virDomainShutdownFlags');
   },
   domainDestroy(dom: DomainPtr): void {
     check(n().api.virDomainDestroy(dom), 'virDomainDestroy');
