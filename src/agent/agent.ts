@@ -260,19 +260,19 @@ export class GuestAgent {
    * its exit code and its output, decoded. `timeoutMs` bounds the whole run (default 30 000 ms); on
    * expiry AgentTimeoutError (the process keeps running in the guest: the agent cannot kill it).
    */
-  exec(path: string, args: string[] = [], options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(path: string, args: string[] = [], options: ExecOptions = {}): Promise<ExecResult> {
     checkCallOptions('exec', options);
     return runExec(this, path, args, options);
   }
 
   /** The whole content of a guest file (guest-file-open/read/close). */
-  readFile(path: string, options: ReadFileOptions = {}): Promise<Buffer> {
+  async readFile(path: string, options: ReadFileOptions = {}): Promise<Buffer> {
     checkCallOptions('readFile', options);
     return readGuestFile(this, path, options);
   }
 
   /** Writes (or with `append`, appends) `data` to a guest file (guest-file-open/write/close). */
-  writeFile(path: string, data: string | Uint8Array, options: WriteFileOptions = {}): Promise<void> {
+  async writeFile(path: string, data: string | Uint8Array, options: WriteFileOptions = {}): Promise<void> {
     checkCallOptions('writeFile', options);
     return writeGuestFile(this, path, data, options);
   }

@@ -19,8 +19,13 @@ export interface WriteFileOptions {
   signal?: AbortSignal;
 }
 
-/** Bytes per guest-file-read/-write: well under libvirt's RPC message limit once base64-encoded. */
-const CHUNK = 1024 * 1024;
+/** Bytes per guest-file-read: well under libvirt's RPC message limit once base64-encoded. */
+const READ_CHUNK = 1024 * 1024;
+/**
+ * Bytes per guest-file-write: qemu-ga parses requests a character at a time, which on a TCG guest costs
+ * seconds per MiB; small writes keep each command well inside its timeout.
+ */
+const WRITE_CHUNK = 64 * 1024;
 
 function checkPath(where: string, path: unknown): asserts path is string {
   if (typeof path !== 'string' || !path.startsWith('/') || path.includes('\0')) {
@@ -48,7 +53,7 @@ export async function readGuestFile(agent: AgentCommander, path: string, options
     const parts: Buffer[] = [];
     let total = 0;
     for (;;) {
-      const r = (await agent.command('guest-file-read', { handle, count: Math.min(CHUNK, maxBytes - total + 1) || 1 }, call)) as GuestFileRead | null;
+      const r = (await agent.command('guest-file-read', { handle, count: Math.min(READ_CHUNK, maxBytes - total + 1) || 1 }, call)) as GuestFileRead | null;
       if (typeof r !== 'object' || r === null || typeof r['buf-b64'] !== 'string') throw new AgentProtocolError({ command: 'guest-file-read', detail: 'expected a GuestFileRead' });
       const chunk = Buffer.from(r['buf-b64'], 'base64');
       total += chunk.length;
@@ -65,8 +70,8 @@ export async function writeGuestFile(agent: AgentCommander, path: string, data: 
   const bytes = Buffer.from(data);
   const call = { ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}), ...(options.signal ? { signal: options.signal } : {}) };
   await withHandle(agent, path, options.append ? 'a' : 'w', call, async (handle) => {
-    for (let off = 0; off < bytes.length || off === 0; off += CHUNK) {
-      const slice = bytes.subarray(off, off + CHUNK);
+    for (let off = 0; off < bytes.length || off === 0; off += WRITE_CHUNK) {
+      const slice = bytes.subarray(off, off + WRITE_CHUNK);
       if (slice.length === 0) break; // an empty file: opening with 'w' already truncated it
       const r = (await agent.command('guest-file-write', { handle, 'buf-b64': slice.toString('base64') }, call)) as GuestFileWrite | null;
       if (typeof r !== 'object' || r === null || r.count !== slice.length) {
