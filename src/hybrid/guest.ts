@@ -18,8 +18,8 @@ import { OwnershipPolicy } from './policy.js';
 import { TaintTracker, parseTaints, type Taint } from './taint.js';
 import type { MigrationJob } from '../migration/engine.js';
 import { migrateGuest, type GuestMigrationResult } from '../migration/guest-migration.js';
-import type { GuestAgent, GuestAgentOptions } from '../agent/index.js';
-import { closeGuestAgent, guestAgent } from './guest-agent.js';
+import type { GuestAgentOptions } from '../agent/index.js';
+import { closeGuestAgent, guestAgent, type LibvirtGuestAgent } from './guest-agent.js';
 import { rebootGuest, shutdownGuest, type GuestRebootOptions, type GuestShutdownOptions } from './guest-power.js';
 import type { MigrateOptions } from '../migration/options.js';
 
@@ -181,7 +181,7 @@ export class Guest {
   }
 
   /** A client of the QEMU guest agent, over libvirt's agent channel (see guest-agent.ts). */
-  agent(options?: GuestAgentOptions): GuestAgent {
+  agent(options?: GuestAgentOptions): LibvirtGuestAgent {
     this.assertOpen();
     return guestAgent(this, options);
   }

@@ -201,9 +201,17 @@ describe('typed agent commands', () => {
 describe('agent lifecycle', () => {
   it('a reboot through the agent: disconnected, then connected again, and the agent answers', async () => {
     const before = (await guest.agent().exec('/bin/cat', ['/proc/sys/kernel/random/boot_id'])).stdout;
+    const lifecycle = await guest.agent().lifecycle();
     await guest.reboot({ mode: 'agent' });
     await nextEvent(events, isAgent('disconnected'));
     await nextEvent(events, isAgent('connected'));
+    // the agent's own lifecycle stream saw the same
+    const states: string[] = [];
+    for await (const e of lifecycle) {
+      states.push(e.state);
+      if (e.state === 'connected') break;
+    }
+    expect(states).toEqual(['disconnected', 'connected']);
     await guest.agent().waitReady({ timeoutMs: 60_000 });
     const after = (await guest.agent().exec('/bin/cat', ['/proc/sys/kernel/random/boot_id'])).stdout;
     expect(after).not.toBe(before);
