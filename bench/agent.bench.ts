@@ -13,7 +13,7 @@ import { printTable, summarize, timeEach } from './table.js';
 
 const CALLS = Number(process.env.AGENT_BENCH_CALLS ?? 600);
 const BOOTS = Number(process.env.AGENT_BENCH_BOOTS ?? 3);
-const ROUNDS = 20;
+const ROUNDS = 30;
 
 const PYTHON = `
 import json, sys, time, libvirt, libvirt_qemu
@@ -81,12 +81,14 @@ export default async function agentBench(): Promise<void> {
     // 2. guest-ping round trip
     const ours: number[] = [];
     const raw: number[] = [];
+    const handOff: number[] = [];
     const theirs: number[] = [];
     const python = existsSync('/usr/lib/python3/dist-packages/libvirt_qemu.py') ? await startPython(lv.uri, guest.name) : undefined;
     try {
       for (let r = 0; r < ROUNDS; r++) {
         ours.push(...(await timeEach(CALLS / ROUNDS, () => agent.ping(), r === 0 ? 20 : 3)));
         raw.push(...(await timeEach(CALLS / ROUNDS, () => guest.domain.qemuAgentCommand({ execute: 'guest-ping' }, 5), 3)));
+        handOff.push(...(await timeEach(CALLS / ROUNDS, () => guest.domain.connection.exec('noop', []), 3)));
         if (python) theirs.push(...(await python.round(CALLS / ROUNDS)));
       }
     } finally {
@@ -98,6 +100,9 @@ export default async function agentBench(): Promise<void> {
       { name: 'libqemu guest.agent().ping()', value: o.mean, unit: 'ms/call', extra: { p50: o.p50.toFixed(3), p99: o.p99.toFixed(3), n: ours.length } },
       { name: 'libqemu dom.qemuAgentCommand (untyped)', value: w.mean, unit: 'ms/call', extra: { p50: w.p50.toFixed(3), p99: w.p99.toFixed(3), n: raw.length } },
     ];
+    // Diagnostic: libqemu's main-thread ↔ executor hand-off alone (no libvirt call); python calls on its own thread.
+    const h = summarize(handOff);
+    rows.push({ name: 'libqemu hand-off only (exec noop)', value: h.mean, unit: 'ms/call', extra: { p50: h.p50.toFixed(3), p99: h.p99.toFixed(3), n: handOff.length } });
     if (theirs.length > 0) {
       const p = summarize(theirs);
       rows.push({ name: 'python3-libvirt qemuAgentCommand', value: p.mean, unit: 'ms/call', extra: { p50: p.p50.toFixed(3), p99: p.p99.toFixed(3), n: theirs.length } });
