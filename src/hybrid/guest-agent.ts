@@ -10,7 +10,6 @@ import { AgentCommandError, AgentCommandNotSupportedError, AgentTimeoutError, Ag
 import { Connection } from '../libvirt/connection.js';
 import type { Domain } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import type { EventStream } from '../libvirt/events.js';
 import type { Guest } from './guest.js';
 
 /** libvirt's `timeout` argument of virDomainQemuAgentCommand that means "send, do not wait for a reply". */
@@ -107,16 +106,31 @@ export class LibvirtAgentTransport implements AgentTransport {
   }
 
   /** The agent's lifecycle (connected/disconnected), from libvirt's events, on the transport's connection. */
-  async lifecycle(options: { bufferSize?: number; signal?: AbortSignal } = {}): Promise<EventStream<AgentLifecycleEvent>> {
+  async lifecycle(options: { bufferSize?: number; signal?: AbortSignal } = {}): Promise<AgentLifecycleStream> {
     const { connection, domain } = await this.open();
-    const stream = connection.domainEvents({ domain, kinds: ['agent-lifecycle'], bufferSize: options.bufferSize ?? 64 }) as unknown as EventStream<AgentLifecycleEvent>;
+    const source = connection.domainEvents({ domain, kinds: ['agent-lifecycle'], bufferSize: options.bufferSize ?? 64 });
+    await source.ready;
+    const stream: AgentLifecycleStream = {
+      next: async () => {
+        const r = await source.next();
+        if (r.done) return { done: true, value: undefined };
+        const ev = r.value as { domain: { name: string; uuid: string }; state?: unknown; reason?: unknown };
+        return { done: false, value: { kind: 'agent-lifecycle', domain: ev.domain, state: agentLifecycleState(ev.state), reason: agentLifecycleReason(ev.reason) } };
+      },
+      return: async () => {
+        await source.return();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
     if (options.signal) {
       const signal = options.signal;
-      const stop = () => void stream.return();
+      const stop = () => void source.return();
       if (signal.aborted) stop();
       else signal.addEventListener('abort', stop, { once: true });
     }
-    await stream.ready;
     return stream;
   }
 
@@ -155,6 +169,23 @@ export class LibvirtAgentTransport implements AgentTransport {
   }
 }
 
+/** libvirt's agent-lifecycle state (virConnectDomainEventAgentLifecycleState: 1 connected, 2 disconnected), by number or name. */
+export function agentLifecycleState(state: unknown): 'connected' | 'disconnected' {
+  return state === 1 || state === 'connected' ? 'connected' : 'disconnected';
+}
+
+/** libvirt's agent-lifecycle reason (…Reason: 1 domain started, 2 channel event, else unknown), by number or name. */
+export function agentLifecycleReason(reason: unknown): 'unknown' | 'domain-started' | 'channel' {
+  if (reason === 1 || reason === 'domain-started') return 'domain-started';
+  if (reason === 2 || reason === 'channel') return 'channel';
+  return 'unknown';
+}
+
+/** The stream agent.lifecycle() returns; return() ends it. */
+export interface AgentLifecycleStream extends AsyncIterableIterator<AgentLifecycleEvent> {
+  return(): Promise<IteratorResult<AgentLifecycleEvent>>;
+}
+
 /** One agent-lifecycle event, as libvirt reports it. */
 export interface AgentLifecycleEvent {
   kind: 'agent-lifecycle';
@@ -176,7 +207,7 @@ export class LibvirtGuestAgent extends GuestAgent {
    * The agent's connected/disconnected events (also in guest.events()). The stream ends with
    * return(), the signal, or close().
    */
-  lifecycle(options: { bufferSize?: number; signal?: AbortSignal } = {}): Promise<EventStream<AgentLifecycleEvent>> {
+  lifecycle(options: { bufferSize?: number; signal?: AbortSignal } = {}): Promise<AgentLifecycleStream> {
     return this.channel.lifecycle(options);
   }
 }

@@ -19,7 +19,7 @@ import { TaintTracker, parseTaints, type Taint } from './taint.js';
 import type { MigrationJob } from '../migration/engine.js';
 import { migrateGuest, type GuestMigrationResult } from '../migration/guest-migration.js';
 import type { GuestAgentOptions } from '../agent/index.js';
-import { closeGuestAgent, guestAgent, type LibvirtGuestAgent } from './guest-agent.js';
+import { agentLifecycleReason, agentLifecycleState, closeGuestAgent, guestAgent, type LibvirtGuestAgent } from './guest-agent.js';
 import { rebootGuest, shutdownGuest, type GuestRebootOptions, type GuestShutdownOptions } from './guest-power.js';
 import type { MigrateOptions } from '../migration/options.js';
 
@@ -330,7 +330,7 @@ export class Guest {
       if (libvirtKinds.length > 0) {
         await pump(this.hypervisor.connection.domainEvents({ domain: this.domain, kinds: libvirtKinds, bufferSize: options.bufferSize ?? 1000 }), (ev): GuestEvent => {
           const base = { guest: this.name, at: new Date(), source: 'libvirt' as const };
-          if (ev.kind === 'agent-lifecycle') return { ...base, kind: 'agent-lifecycle', state: ev.state, reason: ev.reason };
+          if (ev.kind === 'agent-lifecycle') return { ...base, kind: 'agent-lifecycle', state: agentLifecycleState(ev.state), reason: agentLifecycleReason(ev.reason) };
           return ev.kind === 'lifecycle' ? { ...base, kind: 'lifecycle', event: ev.event, detail: ev.detail } : { ...base, kind: 'reboot' };
         });
       }

@@ -18,5 +18,5 @@ export { MonitorTransport, DISCONNECTED_ERROR_CLASS, type MonitorTransportOption
 export { MonitorHub, MonitorChannel } from './monitor-hub.js';
 export { ensureMonitorDir, removeStaleSocket, defaultMonitorDir, qemuUserFor, isLocalUri, type QemuUser } from './monitor-dir.js';
 export { parseTaints, type Taint, type TaintReport } from './taint.js';
-export { LibvirtAgentTransport, LibvirtGuestAgent, agentErrorFromLibvirt, type AgentLifecycleEvent, type LibvirtAgentTransportOptions } from './guest-agent.js';
+export { LibvirtAgentTransport, LibvirtGuestAgent, agentErrorFromLibvirt, type AgentLifecycleEvent, type AgentLifecycleStream, type LibvirtAgentTransportOptions } from './guest-agent.js';
 export { GuestShutdownTimeoutError, type GuestShutdownOptions, type GuestRebootOptions, type PowerMode } from './guest-power.js';
