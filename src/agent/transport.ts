@@ -1,8 +1,10 @@
 /**
  * How GuestAgent reaches the agent. A transport sends one command and settles with the agent's
- * `return` value, or fails with the errors of ./errors.ts (never with its own error types): the libvirt
- * one (src/hybrid/guest-agent.ts) goes through virDomainQemuAgentCommand; another could speak to
- * qemu-ga's socket directly.
+ * `return` value. Failures that are about the agent (not reachable, no answer in time, command unknown
+ * or refused) it reports with the errors of ./errors.ts, so callers handle every transport alike; its
+ * own failures (e.g. the libvirt connection dropped) keep their own error types. The libvirt one
+ * (src/hybrid/guest-agent.ts) goes through virDomainQemuAgentCommand; another could speak to qemu-ga's
+ * socket directly.
  */
 
 export interface AgentRequest {
