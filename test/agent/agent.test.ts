@@ -13,7 +13,7 @@ import {
   type AgentTrafficEntry,
 } from '../../src/agent/index.js';
 import { Hypervisor, type Guest, type GuestEventStream } from '../../src/hybrid/index.js';
-import { startPrivateLibvirtd, type PrivateLibvirtd } from '../../src/testing/index.js';
+import { LINUX_GUEST_READY_LINE, startPrivateLibvirtd, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { bootLinuxGuest, isAgent, nextEvent, type BootedGuest } from './helpers.js';
 
 let lv: PrivateLibvirtd;
@@ -40,7 +40,7 @@ afterAll(async () => {
 
 describe('the Linux test guest', () => {
   it('boots to a running agent, says so on its serial console, and libvirt reports the agent connected', async () => {
-    expect(booted.files.console()).toContain('libqemu-guest: agent started');
+    expect(booted.files.console()).toContain(LINUX_GUEST_READY_LINE);
     const ev = await nextEvent(events, isAgent('connected'));
     expect(ev).toMatchObject({ source: 'libvirt', kind: 'agent-lifecycle', state: 'connected', reason: 'channel' });
   });
