@@ -248,5 +248,10 @@ describe('agent lifecycle', () => {
     expect(gone, booted.files.console()).toBeInstanceOf(AgentUnavailableError);
     expect((gone as AgentUnavailableError).reason).toMatch(/not-connected|timeout|disconnected/);
     expect((await guest.state()).state).toBe('running');
+    // with no agent coming back, waitReady ends by its timeout or its signal, typed
+    const late = await guest.agent().waitReady({ timeoutMs: 500 }).catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(AgentTimeoutError);
+    const aborted = await guest.agent().waitReady({ timeoutMs: 60_000, signal: AbortSignal.timeout(300) }).catch((e: unknown) => e);
+    expect((aborted as Error).name).toBe('TimeoutError');
   });
 });
