@@ -4,6 +4,8 @@
  * and an agent that stops answering (stopped, then killed) while the Hypervisor keeps working. One booted
  * guest is shared; the tests run in order.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AgentCommandError,
@@ -16,6 +18,7 @@ import { Hypervisor, type Guest, type GuestEventStream } from '../../src/hybrid/
 import { LINUX_GUEST_READY_LINE, startPrivateLibvirtd, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { bootLinuxGuest, isAgent, nextEvent, type BootedGuest } from './helpers.js';
 
+const execFileP = promisify(execFile);
 let lv: PrivateLibvirtd;
 let hv: Hypervisor;
 let booted: BootedGuest;
@@ -195,6 +198,25 @@ describe('typed agent commands', () => {
     await expect(agent.setUserPassword('root', '')).rejects.toThrow(/non-empty/);
     await expect(agent.exec('/bin/true', [], { timeoutMs: -1 })).rejects.toThrow(/timeoutMs/);
     await expect(agent.shutdown({ mode: 'sideways' as 'halt' })).rejects.toThrow(/mode/);
+  });
+});
+
+describe("libvirt's own agent-backed calls on the test guest", () => {
+  // libqemu's generated bindings of these calls come from the libvirt API layer; virsh makes the same
+  // calls, so this proves the test guest serves what they need (NIC addresses, fs info, freeze, passwords).
+  const virsh = async (...args: string[]) => (await execFileP('virsh', ['-c', lv.uri, ...args], { timeout: 60_000 })).stdout;
+
+  it('interface addresses from the agent, guest info, fs info, fs freeze/thaw and set-user-password', async () => {
+    expect(await virsh('domifaddr', guest.name, '--source', 'agent')).toMatch(/eth0\s+\S+\s+ipv4\s+10\.0\.2\.15\/24/);
+    const info = await virsh('guestinfo', guest.name, '--os', '--hostname', '--filesystem');
+    expect(info).toMatch(/os\.id\s*:\s*libqemu-test-guest/);
+    expect(info).toMatch(/hostname\s*:\s*libqemu-guest/);
+    expect(info).toMatch(/fs\.\d+\.mountpoint\s*:\s*\/mnt\/scratch/);
+    expect(await virsh('domfsinfo', guest.name)).toMatch(/\/mnt\/scratch\s+vda\s+ext4/);
+    expect(await virsh('domfsfreeze', guest.name)).toMatch(/Froze 1 filesystem/);
+    expect(await virsh('domfsthaw', guest.name)).toMatch(/Thawed 1 filesystem/);
+    await virsh('set-user-password', guest.name, 'root', 'via-libvirt');
+    expect((await guest.agent().readFile('/etc/shadow')).toString()).toMatch(/^root:\$6\$/m);
   });
 });
 
