@@ -10,7 +10,6 @@ import { AgentCommandError, AgentCommandNotSupportedError, AgentTimeoutError, Ag
 import { Connection } from '../libvirt/connection.js';
 import type { Domain } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import type { Guest } from './guest.js';
 
 /** libvirt's `timeout` argument of virDomainQemuAgentCommand that means "send, do not wait for a reply". */
 const AGENT_COMMAND_NOWAIT = 0;
@@ -212,20 +211,23 @@ export class LibvirtGuestAgent extends GuestAgent {
   }
 }
 
-const transports = new WeakMap<Guest, LibvirtAgentTransport>();
+const transports = new WeakMap<object, LibvirtAgentTransport>();
 
-/** @internal guest.agent(): clients share the guest's transport (one connection), closed with the guest. */
-export function guestAgent(guest: Guest, options: GuestAgentOptions = {}): LibvirtGuestAgent {
-  let transport = transports.get(guest);
+/**
+ * @internal guest.agent(): the clients of one guest (`owner`, the Guest object) share its transport
+ * (one connection), closed with the guest.
+ */
+export function guestAgent(owner: object, target: { uri: string; uuid: string; name: string }, options: GuestAgentOptions = {}): LibvirtGuestAgent {
+  let transport = transports.get(owner);
   if (!transport) {
-    transport = new LibvirtAgentTransport({ uri: guest.hypervisor.uri, uuid: guest.uuid, guestName: guest.name });
-    transports.set(guest, transport);
+    transport = new LibvirtAgentTransport({ uri: target.uri, uuid: target.uuid, guestName: target.name });
+    transports.set(owner, transport);
   }
   return new LibvirtGuestAgent(transport, options);
 }
 
 /** @internal closes the agent connection of a guest being closed. */
-export async function closeGuestAgent(guest: Guest): Promise<void> {
+export async function closeGuestAgent(guest: object): Promise<void> {
   const transport = transports.get(guest);
   transports.delete(guest);
   await transport?.close();

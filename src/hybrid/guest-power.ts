@@ -5,7 +5,16 @@
 import { InvalidArgumentError, LibqemuError } from '../common/errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
 import { agentErrorFromLibvirt } from './guest-agent.js';
-import type { Guest } from './guest.js';
+
+/** What shutdown/reboot need of a guest: its name and the libvirt calls (a Domain is one). */
+export interface PowerTarget {
+  name: string;
+  domain: {
+    shutdown(options: { flags: number }): Promise<void>;
+    reboot(options: { flags: number }): Promise<void>;
+    state(): Promise<{ state: string }>;
+  };
+}
 
 /** 'default': libvirt picks; 'acpi': the ACPI power button; 'agent': guest-shutdown through the guest agent. */
 export type PowerMode = 'default' | 'acpi' | 'agent';
@@ -58,7 +67,7 @@ function translate(err: unknown, mode: PowerMode, command: string): unknown {
   return mode === 'agent' ? agentErrorFromLibvirt(err, command, 0) : err;
 }
 
-export async function shutdownGuest(guest: Guest, options: GuestShutdownOptions = {}): Promise<void> {
+export async function shutdownGuest(guest: PowerTarget, options: GuestShutdownOptions = {}): Promise<void> {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('guest.shutdown: options must be an object');
   const mode = modeOf('guest.shutdown', options.mode);
   const timeoutMs = options.timeoutMs ?? 60_000;
@@ -86,7 +95,7 @@ export async function shutdownGuest(guest: Guest, options: GuestShutdownOptions 
   }
 }
 
-export async function rebootGuest(guest: Guest, options: GuestRebootOptions = {}): Promise<void> {
+export async function rebootGuest(guest: PowerTarget, options: GuestRebootOptions = {}): Promise<void> {
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('guest.reboot: options must be an object');
   const mode = modeOf('guest.reboot', options.mode);
   try {

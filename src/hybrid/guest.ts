@@ -183,7 +183,7 @@ export class Guest {
   /** A client of the QEMU guest agent, over libvirt's agent channel (see guest-agent.ts). */
   agent(options?: GuestAgentOptions): LibvirtGuestAgent {
     this.assertOpen();
-    return guestAgent(this, options);
+    return guestAgent(this, { uri: this.hypervisor.uri, uuid: this.uuid, name: this.name }, options);
   }
 
   reset(): Promise<void> {
