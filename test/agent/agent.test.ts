@@ -69,6 +69,7 @@ describe('typed agent commands', () => {
     expect(os['kernel-release']).toMatch(/cloud-amd64$/);
     expect(os.machine).toBe('x86_64');
     expect(await agent.getHostName()).toBe('libqemu-guest');
+    expect(await agent.getTimezone()).toMatchObject({ offset: 0 }); // no /etc/localtime: UTC
   });
 
   it('setTime then getTime reads back the time that was set', async () => {
@@ -106,6 +107,13 @@ describe('typed agent commands', () => {
       expect(await agent.fsThaw()).toBeGreaterThanOrEqual(1);
     }
     expect(await agent.fsFreezeStatus()).toBe('thawed');
+    // only the listed mount points
+    try {
+      expect(await agent.fsFreeze({ mountpoints: ['/mnt/scratch'] })).toBe(1);
+      expect(await agent.fsFreezeStatus()).toBe('frozen');
+    } finally {
+      expect(await agent.fsThaw()).toBe(1);
+    }
     // writable again once thawed
     const w = await agent.exec('/bin/sh', ['-c', 'echo x > /mnt/scratch/after-thaw && cat /mnt/scratch/after-thaw']);
     expect(w).toMatchObject({ exitCode: 0, stdout: 'x\n' });
