@@ -22,7 +22,7 @@ let tmp: string;
 let clone: string;
 
 async function sh(file: string, args: string[], cwd: string): Promise<{ stdout: string; stderr: string }> {
-  const env = { ...process.env, npm_config_update_notifier: 'false' };
+  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_update_notifier: 'false' };
   delete env.LIBVIRT_DEFAULT_URI;
   return run(file, args, { cwd, env, maxBuffer: 64 * 2 ** 20 });
 }
