@@ -76,8 +76,7 @@ const REWRITES: [RegExp, (g: string) => string][] = [
   [/conn\.listDomains\(\)/g, () => 'libqemu guests'],
   [/hv\.guest\(name\)/g, () => 'libqemu -d NAME'],
   [/\(?await guest\.start\(\)\)?/g, (g) => `libqemu start ${g}`],
-  [/\(?guest\.start\(\)\)?/g, (g) => `libqemu start ${g}`],
-  [/\(?guest\.migrate\(\)\)?/g, (g) => `libqemu migrate ${g}`],
+  [/guest\.(start|shutdown|destroy|suspend|resume|reboot|migrate)\(\)/g, (g) => `libqemu $1 ${g}`],
   [/\(?guest\.state\(\)\)?/g, () => 'libqemu guests'],
   [/\(?dom\.state\(\)\)?/g, () => 'libqemu guests'],
   [/raise callTimeoutMs|raise timeoutMs/g, () => 'raise --timeout SECONDS'],
@@ -92,7 +91,7 @@ const REWRITES: [RegExp, (g: string) => string][] = [
 /** A library hint in the CLI's words. */
 export function toShell(text: string, guest = 'GUEST'): string {
   let out = text;
-  for (const [re, to] of REWRITES) out = out.replace(re, () => to(guest));
+  for (const [re, to] of REWRITES) out = out.replace(re, (...m: string[]) => to(guest).replace(/\$(\d)/g, (_, i: string) => m[Number(i)] ?? ''));
   return out;
 }
 
