@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { Guest, GuestQmpClient, Hypervisor, QmpVia } from '../hybrid/index.js';
 import type { QmpConnectOptions } from '../qmp/client.js';
-import { QemuClient } from '../schema/client.js';
+import type { QemuClient } from '../schema/client.js';
 import { UsageError } from './exit-codes.js';
 import { Output, type CliIO } from './output.js';
 
@@ -78,6 +78,8 @@ export class Session {
     if (socket && domain) throw new UsageError('give either --socket or --domain, not both', { hint: '--socket talks to a bare QMP socket, --domain to a libvirt guest' });
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     if (socket) {
+      // loaded on use: `libqemu --version` and the libvirt-only verbs never pay for the schema layer
+      const { QemuClient } = await import('../schema/client.js');
       const client = await QemuClient.connect(
         parseSocketTarget(socket),
         { timeoutMs, connectTimeoutMs: this.timeoutMs, handshakeTimeoutMs: this.timeoutMs, validate: options.validate !== false, ...(options.onTraffic ? { onTraffic: options.onTraffic } : {}) },

@@ -3,8 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { action, type CliCommandModule } from '../command.js';
-import { runShell } from '../shell/repl.js';
-import { WireTrace } from '../shell/trace.js';
+import type { WireTrace } from '../shell/trace.js';
 
 interface ShellCommandOptions {
   hmp?: boolean;
@@ -47,7 +46,8 @@ qmp-shell's transaction syntax works as there:
       .action(
         action(ctx, async (session, cmd: Command) => {
           const opts = cmd.opts<ShellCommandOptions>();
-          const trace = opts.verbose || opts.log ? new WireTrace({ out: session.out, verbose: opts.verbose === true, logFile: opts.log }) : undefined;
+          const [{ runShell }, { WireTrace }] = await Promise.all([import('../shell/repl.js'), import('../shell/trace.js')]);
+          const trace: WireTrace | undefined = opts.verbose || opts.log ? new WireTrace({ out: session.out, verbose: opts.verbose === true, logFile: opts.log }) : undefined;
           try {
             const client = await session.qmp(trace ? { onTraffic: trace.onTraffic } : {});
             return await runShell({
