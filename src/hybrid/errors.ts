@@ -18,9 +18,10 @@ export class PolicyError extends LibqemuError {
     readonly allowName: string = command,
   ) {
     super(`QMP command '${command}' refused by the ownership policy: ${reason}; libvirt's way: ${instead}`, {
+      // the message already names libvirt's way: the hint only says how to opt in
       hint:
-        `use ${instead} instead; or, if you accept that libvirt may lose track of this guest's state, opt in ` +
-        `explicitly: guest.qmp({ allow: ['${allowName}'] }) for the client or { allowUnsafe: true } on this call`,
+        `to send it anyway, accepting that libvirt may lose track of this guest's state: ` +
+        `guest.qmp({ allow: ['${allowName}'] }) for the client, or { allowUnsafe: true } on this call`,
     });
   }
 }

@@ -126,6 +126,23 @@ describe('libqemu on a libvirt guest', SLOW, () => {
     }
   });
 
+  it('events -n counts libvirt and QMP events, not the taint notice', async () => {
+    const events = cliProcess('-d', NAME, '--json', 'events', '-n', '1');
+    try {
+      await events.waitFor(/following events of guest cli1/, 'stderr', 150_000);
+      expect(events.stderr.match(/tainted \(custom-argv/g) ?? []).toHaveLength(0); // --json: no notes
+      const suspend = await cli('suspend', NAME);
+      expect(suspend.code).toBe(0);
+      expect(await events.exited).toBe(0);
+      const got = events.stdout.trim().split('\n').map((l) => JSON.parse(l) as { source: string; kind: string });
+      expect(got).toHaveLength(1);
+      expect(['libvirt', 'qmp']).toContain(got[0]!.source);
+    } finally {
+      await events.stop('SIGKILL');
+      await cli('resume', NAME);
+    }
+  });
+
   it('runs a piped shell on the guest, with the policy refusal printed readably', async () => {
     const r = await runCli(['-c', lv.uri, '-d', NAME, 'shell', '--no-history'], { input: 'query-status\ndevice_del id=net0\nquery-name\n', timeoutMs: 150_000 });
     expect(r.code).toBe(4); // the refused line's exit code: a script learns that a line failed
