@@ -95,7 +95,7 @@ export class Session {
       via: this.options.via,
       timeoutMs,
       validate: options.validate !== false,
-      ...(options.onTraffic ? { onTraffic: options.onTraffic } : {}),
+      ...(options.onTraffic ? { client: { onTraffic: options.onTraffic } } : {}),
       ...(this.options.allow?.length ? { allow: this.options.allow.includes('all') ? 'all' : this.options.allow } : {}),
     });
     this.closers.push(() => client.close());

@@ -103,6 +103,16 @@ describe('libqemu on a libvirt guest', SLOW, () => {
     expect(r.stdout).toMatch(/VM status: running/);
   });
 
+  for (const via of ['monitor', 'passthrough'] as const) {
+    it(`echoes what the shell sends with -v on the ${via} route`, async () => {
+      const r = await runCli(['-c', lv.uri, '-d', NAME, '--via', via, 'shell', '--no-history', '-v'], { input: 'query-name\n', timeoutMs: 150_000 });
+      expect(r.code).toBe(0);
+      const sent = r.stdout.split('\n').filter((l) => l.startsWith('{"execute"')).map((l) => JSON.parse(l) as { execute: string });
+      expect(sent.map((m) => m.execute)).toEqual(['query-name']);
+      expect(r.stdout).toContain(`"name": "${NAME}"`);
+    });
+  }
+
   it('says how to get permission when the libvirt socket refuses this user', async () => {
     const locked = mkdtempSync(join(tmp, 'locked-')); // 0700, owned by root: uid 65534 may not enter
     const r = await runCommand('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, BIN, '-c', `qemu+unix:///session?socket=${locked}/libvirt-sock`, 'guests'], { timeoutMs: 150_000 });
