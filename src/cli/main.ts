@@ -40,7 +40,7 @@ function packageVersion(): string {
   return 'unknown';
 }
 
-export function buildProgram(ctx: CliContext): Command {
+export function buildProgram(ctx: CliContext, options: { json?: boolean } = {}): Command {
   const program = new Command('libqemu')
     .version(packageVersion(), '-V, --version')
     .description('Manage QEMU guests through libvirt and talk QMP to the very same guests.')
@@ -54,23 +54,28 @@ export function buildProgram(ctx: CliContext): Command {
     .addOption(new Option('--timeout <seconds>', 'per-command and connect timeout').argParser(seconds).default(30))
     .addHelpText('after', `\n${EXIT_CODE_HELP}\n`)
     .exitOverride()
-    .configureOutput(output(ctx));
+    .configureOutput(output(ctx, options.json === true));
   for (const module of commandModules) module.register(program, ctx);
   // Subcommands report usage errors the same way as the program: main() prints them.
-  for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx));
+  for (const sub of program.commands) sub.exitOverride().configureOutput(output(ctx, options.json === true));
   return program;
 }
 
-/** commander's help goes to our streams; its error messages are printed by main() as ours are. */
-function output(ctx: CliContext): OutputConfiguration {
-  return { writeOut: (s: string) => ctx.io.stdout.write(s), writeErr: (s: string) => ctx.io.stderr.write(s), outputError: () => undefined };
+/**
+ * commander's help goes to our streams; its error messages are printed by main() as ours are. With
+ * --json, stderr carries only the JSON error line: the help commander shows on a usage error is dropped.
+ */
+function output(ctx: CliContext, json: boolean): OutputConfiguration {
+  return { writeOut: (s: string) => ctx.io.stdout.write(s), writeErr: (s: string) => (json ? true : ctx.io.stderr.write(s)), outputError: () => undefined };
 }
 
 /** A usage error commander found, as a UsageError naming the --help to read. */
 function usageError(err: CommanderError, argv: readonly string[], program: Command): UsageError {
   const sub = program.commands.find((c) => argv.includes(c.name()));
   const help = sub ? `libqemu ${sub.name()} --help` : 'libqemu --help';
-  return new UsageError(err.message.replace(/^error: /, ''), { hint: `see ${help}` });
+  // commander.help: no command was given, and commander showed the help
+  const message = err.code === 'commander.help' ? 'which command?' : err.message.replace(/^error: /, '');
+  return new UsageError(message, { hint: `see ${help}` });
 }
 
 /** --json before the parse failed: the error must be JSON too. */
@@ -86,7 +91,7 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     stdin: options.stdin ?? process.stdin,
     exitCode: ExitCode.ok,
   };
-  const program = buildProgram(ctx);
+  const program = buildProgram(ctx, { json: wantsJson(argv) });
   if (argv.length === 0) {
     program.outputHelp({ error: true });
     return ExitCode.usage;
