@@ -83,6 +83,9 @@ describe('libqemu exec on a QMP socket', SLOW, () => {
     const jsonUsage = await runCli(['--json', 'exec', '-s', sock]);
     expect(jsonUsage.code).toBe(1);
     expect(JSON.parse(jsonUsage.stderr)).toEqual({ error: { type: 'UsageError', message: "missing required argument 'command'", exitCode: 1, hint: 'see libqemu exec --help' } });
+    const jsonNoCommand = await runCli(['--json']);
+    expect(jsonNoCommand).toMatchObject({ code: 1, stdout: '' });
+    expect(JSON.parse(jsonNoCommand.stderr)).toMatchObject({ error: { type: 'UsageError', message: 'which command?' } }); // nothing but the JSON line
     const jsonBadValue = await runCli(['--json', '--timeout', 'soon', 'exec', 'query-status']);
     expect(jsonBadValue.code).toBe(1);
     expect(JSON.parse(jsonBadValue.stderr)).toMatchObject({ error: { type: 'UsageError', message: expect.stringMatching(/--timeout must be a positive number/), exitCode: 1 } });
