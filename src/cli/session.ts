@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Guest, GuestQmpClient, Hypervisor, QmpVia } from '../hybrid/index.js';
-import type { QmpConnectOptions } from '../qmp/client.js';
+import type { QmpConnectOptions } from '../qmp/index.js';
 import type { QemuClient } from '../schema/client.js';
 import { UsageError } from './exit-codes.js';
 import { Output, type CliIO } from './output.js';

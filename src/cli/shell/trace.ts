@@ -4,7 +4,7 @@
  * traffic hook, which sees every message on every route with secrets already redacted.
  */
 import { appendFileSync, chmodSync, closeSync, openSync } from 'node:fs';
-import type { TrafficDirection } from '../../qmp/client.js';
+import type { TrafficDirection } from '../../qmp/index.js';
 import type { QmpMessage } from '../../qmp/transport.js';
 import type { Output } from '../output.js';
 
