@@ -11,6 +11,7 @@ import type { QmpEvent } from '../../qmp/command-map.js';
 import { QmpClosedError } from '../../qmp/errors.js';
 import { isSecretKey, redact } from '../../qmp/redact.js';
 import type { QemuClient } from '../../schema/client.js';
+import type { TransactionArguments } from '../../generated/index.js';
 import type { CommandInfo, SchemaModel } from '../../schema/model.js';
 import { parseCommandArgs, splitWords } from '../args.js';
 import { commandJson, describeCommand, describeEvent, eventJson, globMatcher } from '../describe.js';
@@ -143,7 +144,8 @@ export async function runShell(options: ShellOptions): Promise<number> {
             const step = transactionLine(line, transaction ?? [], model);
             transaction = step.done ? undefined : step.actions;
             if (step.done) {
-              out.result(await client.execute('transaction' as string, { actions: step.actions }));
+              // the actions' data were typed from this QEMU's schema at run time, not by the 7.2 types
+              out.result(await client.execute('transaction', { actions: step.actions } as unknown as TransactionArguments));
             }
           } else if (mode === 'hmp') {
             out.result(await client.hmp(line));
