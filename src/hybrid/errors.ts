@@ -20,9 +20,10 @@ export class PolicyError extends LibqemuError {
     const { command, reason, instead } = options;
     const allowName = options.allowName ?? command;
     super(`QMP command '${command}' refused by the ownership policy: ${reason}; libvirt's way: ${instead}`, {
+      // the message already names libvirt's way: the hint only says how to opt in
       hint:
-        `use ${instead} instead; or, if you accept that libvirt may lose track of this guest's state, opt in ` +
-        `explicitly: guest.qmp({ allow: ['${allowName}'] }) for the client or { allowUnsafe: true } on this call`,
+        `to send it anyway, accepting that libvirt may lose track of this guest's state: ` +
+        `guest.qmp({ allow: ['${allowName}'] }) for the client, or { allowUnsafe: true } on this call`,
     });
     this.command = command;
     this.reason = reason;

@@ -134,17 +134,17 @@ function assertCommandName(command: unknown): asserts command is string {
   }
 }
 
-/** Classifies an HMP line (for `human-monitor-command`): only `info …` is read-only. */
+/** Classifies an HMP line (for `human-monitor-command`): only `info …` and `help` (`?`) are read-only. */
 function classifyHmp(args: Record<string, unknown> | undefined): CommandClassification {
   const line = typeof args?.['command-line'] === 'string' ? args['command-line'] : '';
   const word = line.trim().split(/\s+/)[0] ?? '';
   const command = `human-monitor-command: ${word || '(empty)'}`;
-  if (word === 'info') return { command, kind: 'read-only' };
+  if (word === 'info' || word === 'help' || word === '?') return { command, kind: 'read-only' };
   if (HMP_RUNSTATE.has(word)) return { command, kind: 'runstate', note: 'libvirt follows this through QEMU events' };
   return {
     command,
     kind: 'libvirt-owned',
-    reason: 'an HMP line other than `info …` can change anything, including state libvirt tracks',
+    reason: 'an HMP line other than `info …` or `help` can change anything, including state libvirt tracks',
     instead: 'the equivalent QMP command (it is classified precisely), or virsh qemu-monitor-command --hmp when you accept the risk',
   };
 }
