@@ -40,13 +40,4 @@ export {
   type SubscriptionOptions,
 } from './events.js';
 export type { CallOptions } from './executor.js';
-export type { ConnectPtr, DomainPtr, Pointer } from '../../native/libvirt.js';
-export {
-  encodeTypedParams,
-  decodeTypedParams,
-  validateTypedParams,
-  typedParamsToObject,
-  type TypedParam,
-  type TypedParamValue,
-  type EncodedTypedParams,
-} from './typed-params.js';
+export type { TypedParam, TypedParamValue } from './typed-params.js';
