@@ -70,6 +70,8 @@ int virTypedParamsAddDouble(_Inout_ virTypedParameterPtr *params, _Inout_ int *n
 int virTypedParamsAddBoolean(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, int value);
 int virTypedParamsAddString(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, const char *value);
 void virTypedParamsFree(virTypedParameterPtr params, int nparams);
+void virTypedParamsClear(void *params, int nparams);
+void virDomainStatsRecordListFree(void *stats);
 
 // --- migration (src/migration): the long call, its job, and its downtime limit
 int virDomainMigrateToURI3(virDomainPtr domain, const char *dconnuri, void *params, unsigned int nparams, unsigned int flags);

@@ -40,7 +40,6 @@ export class StreamTransport implements QmpTransport {
       // Node's net module cannot send SCM_RIGHTS.
       fdPassing: false,
       maxMessageBytes,
-      ownsIds: false,
       preNegotiated: false,
     };
     this.description = describeTarget(target);

@@ -16,11 +16,6 @@ export interface TransportCapabilities {
   /** The largest message accepted from the peer, in bytes. */
   readonly maxMessageBytes: number;
   /**
-   * The transport, not the client, owns command ids (libvirt's passthrough rewrites them to
-   * `libvirt-N`); the transport maps replies back to the client's ids itself.
-   */
-  readonly ownsIds: boolean;
-  /**
    * Capabilities are already negotiated by someone else (libvirt's own monitor): the transport
    * synthesises the greeting and the client must not send `qmp_capabilities`.
    */
@@ -30,6 +25,12 @@ export interface TransportCapabilities {
 export interface TransportHandlers {
   /** One complete message from the peer (greeting, reply, or event). */
   message(msg: QmpMessage): void;
+  /**
+   * The command sent with this id will get no reply from the peer (the connection under it dropped,
+   * the route refused it): the client rejects that command with `error` as it is. A transport reports
+   * its failures this way, as real error objects, never as made-up QMP error replies.
+   */
+  failed(id: string, error: Error): void;
   /** The peer sent something that is not a valid message; the stream is still in sync. */
   protocolError(err: Error): void;
   /** The transport is gone for good; called exactly once. */

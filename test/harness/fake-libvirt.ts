@@ -205,7 +205,7 @@ export function fakeGuest(domain: FakeDomain, options: FakeGuestOptions = {}): F
 /** A passthrough transport whose open fails as libvirt's does on a domain that is not running. */
 function notRunningTransport(): QmpTransport {
   return {
-    capabilities: { pipelining: false, oob: false, fdPassing: false, maxMessageBytes: 1 << 20, ownsIds: true, preNegotiated: true },
+    capabilities: { pipelining: false, oob: false, fdPassing: false, maxMessageBytes: 1 << 20, preNegotiated: true },
     description: 'passthrough:fake',
     open: async () => {
       throw new LibvirtError({ code: VIR_ERR_OPERATION_INVALID, domain: 10, message: 'Requested operation is not valid: domain is not running' });

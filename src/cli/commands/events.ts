@@ -91,7 +91,7 @@ function qmpTime(ts: QmpEvent['timestamp']): Date {
 async function socketEvents(session: Session, names: string[], signal: AbortSignal): Promise<AsyncIterable<Printed>> {
   const client = await session.qmp({ validate: false });
   const queue: AsyncIterable<QmpEvent<string, unknown>> = names.length
-    ? client.events({ names, signal, overflow: 'drop-oldest' })
+    ? client.untyped.events({ names, signal, overflow: 'drop-oldest' })
     : client.events({ signal, overflow: 'drop-oldest' });
   return (async function* () {
     for await (const ev of queue) {
