@@ -8,3 +8,4 @@ export * from './domain/index.js';
 export * from './hybrid/index.js';
 export * from './proxy/index.js';
 export * from './migration/index.js';
+export * from './agent/index.js';

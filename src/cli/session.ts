@@ -25,6 +25,8 @@ export interface SessionQmpOptions {
   validate?: boolean;
   /** Per-command timeout in ms (default: --timeout). */
   timeoutMs?: number;
+  /** Pass file descriptors with commands (a --socket connection only). */
+  fdPassing?: boolean;
 }
 
 export class Session {
@@ -58,9 +60,10 @@ export class Session {
     if (socket && domain) throw new UsageError('give either --socket or --domain, not both', { hint: '--socket talks to a bare QMP socket, --domain to a libvirt guest' });
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     if (socket) {
+      const fdPassing = options.fdPassing ? (await import('../../native/socket.js')).unixFdPassing : undefined;
       const client = await QemuClient.connect(
         { path: socket },
-        { timeoutMs, connectTimeoutMs: this.timeoutMs, handshakeTimeoutMs: this.timeoutMs, validate: options.validate !== false },
+        { timeoutMs, connectTimeoutMs: this.timeoutMs, handshakeTimeoutMs: this.timeoutMs, validate: options.validate !== false, ...(fdPassing ? { fdPassing } : {}) },
       );
       this.closers.push(() => client.close());
       return client;

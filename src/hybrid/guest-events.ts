@@ -23,6 +23,8 @@ interface EventBase {
 export type GuestEvent =
   | (EventBase & { source: 'libvirt'; kind: 'lifecycle'; event: LifecycleEventName; detail: string })
   | (EventBase & { source: 'libvirt'; kind: 'reboot' })
+  /** The guest agent connected to or disconnected from its channel. */
+  | (EventBase & { source: 'libvirt'; kind: 'agent-lifecycle'; state: 'connected' | 'disconnected'; reason: 'unknown' | 'domain-started' | 'channel' })
   | (EventBase & {
       source: 'qmp';
       kind: 'qmp';
@@ -39,7 +41,7 @@ export type GuestEvent =
 export type LibqemuNotice = Extract<GuestEvent, { source: 'libqemu' }>;
 
 export interface GuestEventsOptions {
-  /** libvirt domain events: true (default: lifecycle and reboot), false, or the kinds wanted. */
+  /** libvirt domain events: true (default: lifecycle, reboot and agent-lifecycle), false, or the kinds wanted. */
   libvirt?: boolean | DomainEventKind[];
   /** QMP events: true (default: all), false, or the names wanted (handed down to libvirt on passthrough). */
   qmp?: boolean | readonly string[];
@@ -147,10 +149,11 @@ export class GuestEvents {
     };
 
     const ready = (async () => {
-      const libvirtKinds = options.libvirt === false ? [] : options.libvirt === true || options.libvirt === undefined ? (['lifecycle', 'reboot'] as DomainEventKind[]) : options.libvirt;
+      const libvirtKinds = options.libvirt === false ? [] : options.libvirt === true || options.libvirt === undefined ? (['lifecycle', 'reboot', 'agent-lifecycle'] as DomainEventKind[]) : options.libvirt;
       if (libvirtKinds.length > 0) {
         await pump(context.domainEvents({ kinds: libvirtKinds, bufferSize }), (ev): GuestEvent => {
           const base = { guest, at: new Date(), source: 'libvirt' as const };
+          if (ev.kind === 'agent-lifecycle') return { ...base, kind: 'agent-lifecycle', state: ev.state, reason: ev.reason };
           return ev.kind === 'lifecycle' ? { ...base, kind: 'lifecycle', event: ev.event, detail: ev.detail } : { ...base, kind: 'reboot' };
         });
       }
@@ -221,8 +224,8 @@ function checkEventsOptions(options: GuestEventsOptions): void {
   if (options === null || typeof options !== 'object') throw bad('options must be an object', 'e.g. guest.events({ qmp: ["STOP"] })');
   checkVia(options.via, 'guest.events');
   const { libvirt, qmp, bufferSize } = options;
-  if (libvirt !== undefined && typeof libvirt !== 'boolean' && !(Array.isArray(libvirt) && libvirt.every((k) => k === 'lifecycle' || k === 'reboot'))) {
-    throw bad(`libvirt must be true, false or a list of 'lifecycle'/'reboot', got ${JSON.stringify(libvirt)}`, "e.g. { libvirt: ['lifecycle'] }");
+  if (libvirt !== undefined && typeof libvirt !== 'boolean' && !(Array.isArray(libvirt) && libvirt.every((k) => k === 'lifecycle' || k === 'reboot' || k === 'agent-lifecycle'))) {
+    throw bad(`libvirt must be true, false or a list of 'lifecycle'/'reboot'/'agent-lifecycle', got ${JSON.stringify(libvirt)}`, "e.g. { libvirt: ['lifecycle'] }");
   }
   if (qmp !== undefined && typeof qmp !== 'boolean') {
     if (!Array.isArray(qmp)) throw bad(`qmp must be true, false or a list of event names, got ${JSON.stringify(qmp)}`, "e.g. { qmp: ['STOP', 'RESUME'] }");

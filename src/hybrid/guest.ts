@@ -12,6 +12,9 @@ import { checkVia, isNoDomainError, isNotRunningError, isRunningState, qmpRoutes
 import type { QmpTransport } from '../qmp/transport.js';
 import { OwnershipPolicy } from './policy.js';
 import { GuestTaint, parseTaints, type Taint } from './taint.js';
+import type { GuestAgentOptions } from '../agent/index.js';
+import { closeGuestAgent, guestAgent, type LibvirtGuestAgent } from './guest-agent.js';
+import { rebootGuest, shutdownGuest, type GuestRebootOptions, type GuestShutdownOptions } from './guest-power.js';
 
 export type { GuestQmpOptions } from './guest-routes.js';
 
@@ -102,8 +105,9 @@ export class Guest {
     this.taints.newRun();
   }
 
-  shutdown(): Promise<void> {
-    return this.domain.shutdown();
+  /** Asks the guest to power off (`mode`: ACPI power button or guest agent); `wait` until it is off. See guest-power.ts. */
+  shutdown(options?: GuestShutdownOptions): Promise<void> {
+    return shutdownGuest({ name: this.name, domain: this.domain }, options);
   }
 
   destroy(): Promise<void> {
@@ -118,8 +122,15 @@ export class Guest {
     return this.domain.resume();
   }
 
-  reboot(): Promise<void> {
-    return this.domain.reboot();
+  /** Asks the guest to reboot (`mode`: ACPI or guest agent). */
+  reboot(options?: GuestRebootOptions): Promise<void> {
+    return rebootGuest({ name: this.name, domain: this.domain }, options);
+  }
+
+  /** A client of the QEMU guest agent, over libvirt's agent channel (see guest-agent.ts). */
+  agent(options?: GuestAgentOptions): LibvirtGuestAgent {
+    this.assertOpen();
+    return guestAgent(this, { uri: this.context.uri, uuid: this.uuid, name: this.name }, options);
   }
 
   reset(): Promise<void> {
@@ -229,6 +240,7 @@ export class Guest {
     this.eventStreams.endAll();
     for (const c of [...this.passthroughClients]) await c.close().catch(() => undefined);
     await this.monitor.close();
+    await closeGuestAgent(this);
   }
 
   // ---- internals ----------------------------------------------------------------------------

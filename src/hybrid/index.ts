@@ -19,3 +19,5 @@ export { MonitorHub, MonitorChannel } from './monitor-hub.js';
 export { removeStaleSocket } from './stale-socket.js';
 export type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-migration.js';
 export { parseTaints, type Taint, type TaintReport } from './taint.js';
+export { LibvirtAgentTransport, LibvirtGuestAgent, agentErrorFromLibvirt, type AgentLifecycleEvent, type AgentLifecycleStream, type LibvirtAgentTransportOptions } from './guest-agent.js';
+export { GuestShutdownTimeoutError, type GuestShutdownOptions, type GuestRebootOptions, type PowerMode } from './guest-power.js';

@@ -1,5 +1,5 @@
 import { QmpClosedError } from '../qmp/errors.js';
-import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
+import type { QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
 import { MonitorTransport, type MonitorTransportOptions } from './monitor-transport.js';
 
 /**
@@ -50,17 +50,22 @@ export class MonitorHub {
   }
 
   /** @internal */
-  send(ch: MonitorChannel, msg: QmpMessage): void {
+  send(ch: MonitorChannel, msg: QmpMessage, options?: SendOptions): void {
     const monitor = this.monitor;
     if (!monitor) throw new QmpClosedError(`${this.options.guest}: the shared monitor connection is closed`);
     if (typeof msg.id !== 'string') {
-      monitor.send(msg);
+      monitor.send(msg, options);
       return;
     }
     // the hub's own short ids keep the channels' commands apart; replies get the client's id back
     const id = `h${this.nextId++}`;
     this.inFlight.set(id, { channel: ch.id, id: msg.id });
-    monitor.send({ ...msg, id });
+    try {
+      monitor.send({ ...msg, id }, options);
+    } catch (err) {
+      this.inFlight.delete(id);
+      throw err;
+    }
   }
 
   /** @internal */
@@ -155,7 +160,7 @@ export class MonitorChannel implements QmpTransport {
     this.capabilities = {
       pipelining: true,
       oob: options.oob === true,
-      fdPassing: false,
+      fdPassing: true,
       maxMessageBytes: options.maxMessageBytes ?? 10 * 1024 * 1024,
       preNegotiated: true,
     };
@@ -170,9 +175,9 @@ export class MonitorChannel implements QmpTransport {
     handlers.message(greeting);
   }
 
-  send(msg: QmpMessage): void {
+  send(msg: QmpMessage, options?: SendOptions): void {
     if (this.state !== 'open') throw new QmpClosedError(`${this.description} is closed`);
-    this.hub.send(this, msg);
+    this.hub.send(this, msg, options);
   }
 
   async close(reason?: Error): Promise<void> {

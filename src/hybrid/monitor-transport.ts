@@ -1,10 +1,11 @@
 import { abortable, withDeadline } from '../common/abort.js';
 import { InvalidArgumentError } from '../common/errors.js';
-import { QmpClosedError } from '../qmp/errors.js';
+import { FdPassingError, MessageTooLargeError, QmpClosedError } from '../qmp/errors.js';
+import { unixFdPassing } from '../../native/socket.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
 import { GreetingWaiter, negotiate } from '../qmp/handshake.js';
 import { StreamTransport } from '../qmp/stream-transport.js';
-import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
+import type { QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
 import { MonitorDisconnectedError, MonitorUnavailableError } from './errors.js';
 import { permissionDenied } from './stale-socket.js';
 
@@ -54,7 +55,7 @@ export class MonitorTransport implements QmpTransport {
     this.capabilities = {
       pipelining: true,
       oob: options.oob === true,
-      fdPassing: false,
+      fdPassing: true,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       preNegotiated: true,
     };
@@ -79,7 +80,7 @@ export class MonitorTransport implements QmpTransport {
     handlers.message(greeting);
   }
 
-  send(msg: QmpMessage): void {
+  send(msg: QmpMessage, options?: SendOptions): void {
     if (this.state === 'closed' || this.state === 'idle') throw new QmpClosedError(`${this.description} is closed`);
     const id = typeof msg.id === 'string' ? msg.id : undefined;
     const command = String(msg.execute ?? msg['exec-oob'] ?? '?');
@@ -89,9 +90,14 @@ export class MonitorTransport implements QmpTransport {
     }
     if (id !== undefined) this.outstanding.set(id, command);
     try {
-      this.inner.send(msg);
-    } catch {
-      // the socket closed under us; onInnerClosed fails the outstanding ids
+      this.inner.send(msg, options);
+    } catch (err) {
+      // A refusal before sending (size cap, fds) is the caller's typed error; the connection is untouched.
+      if (err instanceof MessageTooLargeError || err instanceof FdPassingError) {
+        if (id !== undefined) this.outstanding.delete(id);
+        throw err;
+      }
+      // otherwise the socket closed under us; onInnerClosed fails the outstanding ids
     }
   }
 
@@ -128,7 +134,7 @@ export class MonitorTransport implements QmpTransport {
     const guest = this.options.guest;
     const path = await this.options.resolvePath();
     this.currentPath = path;
-    const inner = new StreamTransport({ path }, { maxMessageBytes: this.capabilities.maxMessageBytes });
+    const inner = new StreamTransport({ path }, { maxMessageBytes: this.capabilities.maxMessageBytes, fdPassing: unixFdPassing });
     const negotiateId = `${NEGOTIATE_ID}-${++this.negotiations}`;
     const greeting = new GreetingWaiter();
     let greetingMessage: QmpMessage | undefined;

@@ -67,7 +67,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
     this.table = new CommandTable({
       maxInFlight: transport.capabilities.pipelining ? (options.maxInFlight ?? 8) : 1,
       defaultTimeoutMs: this.defaultTimeoutMs,
-      send: (m) => (this.traffic('out', m), transport.send(m)),
+      send: (m, sendOptions) => (this.traffic('out', m), sendOptions ? transport.send(m, sendOptions) : transport.send(m)),
       logger,
     });
     this.hub = new EventHub<E>({ defaultTimeoutMs: this.defaultTimeoutMs, bufferSize: options.eventBufferSize ?? opt.DEFAULT_EVENT_BUFFER, logger });
@@ -234,7 +234,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
   }
 
   private checkCall(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions): void {
-    opt.checkCallInput(command, args, options, this.oob);
+    opt.checkCallInput(command, args, options, this.oob, this.transport);
     if (this.state === 'closed' || this.state === 'closing') throw this.closeError ?? new QmpClosedError(`client is ${this.state}`);
     if (this.state !== 'running') throw new QmpStateError(`execute(${command}) called in runstate "${this.state}"`, { hint: 'await client.open() (or QmpClient.connect) before executing commands' });
   }

@@ -24,6 +24,11 @@ export interface ExecuteOptions {
   timeoutMs?: number;
   /** Send with `exec-oob` (needs oob negotiated and a command with allow-oob). */
   oob?: boolean;
+  /**
+   * File descriptors to pass with the command (QEMU's `getfd`, `add-fd`), sent with its bytes by
+   * SCM_RIGHTS. Needs a transport whose capabilities say `fdPassing`; the caller keeps its own copies.
+   */
+  fds?: number[];
 }
 
 /**

@@ -1,9 +1,9 @@
 import { errorMessage } from '../common/abort.js';
 import type { ExecuteOptions } from './command-map.js';
 import { DeadlineTimer, monotonicNow } from './deadline-timer.js';
-import { QmpClosedError, QmpCommandError, QmpProtocolError, QmpTimeoutError } from './errors.js';
+import { FdPassingError, MessageTooLargeError, QmpClosedError, QmpCommandError, QmpProtocolError, QmpTimeoutError } from './errors.js';
 import type { QmpLogger } from './logger.js';
-import type { QmpMessage } from './transport.js';
+import type { QmpMessage, SendOptions } from './transport.js';
 
 /** A command from submit() until it settles. A class, not closures: one allocation per command. */
 class Pending {
@@ -12,6 +12,8 @@ class Pending {
   reject!: (err: unknown) => void;
   /** Only set when the caller passed a signal. */
   onAbort: (() => void) | undefined;
+  /** File descriptors that go with the command (SCM_RIGHTS). */
+  fds: readonly number[] | undefined;
 
   constructor(
     readonly id: string,
@@ -34,8 +36,8 @@ export interface CommandTableOptions {
   maxInFlight: number;
   /** Per-command timeout when the call gives none (0 = none). */
   defaultTimeoutMs: number;
-  /** Puts one message on the wire; throws when it cannot. */
-  send(message: QmpMessage): void;
+  /** Puts one message on the wire (with fds when given); throws when it cannot. */
+  send(message: QmpMessage, options?: SendOptions): void;
   logger?: QmpLogger | undefined;
 }
 
@@ -73,6 +75,7 @@ export class CommandTable {
     const timeoutMs = options.timeoutMs ?? this.options.defaultTimeoutMs;
     const signal = options.signal;
     const p = new Pending(id, command, message, oob, timeoutMs, timeoutMs > 0 ? monotonicNow() + timeoutMs : Infinity, signal);
+    if (options.fds?.length) p.fds = [...options.fds];
     const promise = new Promise<unknown>((resolve, reject) => {
       p.resolve = resolve;
       p.reject = reject;
@@ -154,13 +157,17 @@ export class CommandTable {
     p.sent = true;
     if (!p.oob) this.inFlight++;
     try {
-      this.options.send(p.message);
+      if (p.fds) this.options.send(p.message, { fds: p.fds });
+      else this.options.send(p.message);
     } catch (err) {
       this.pending.delete(p.id);
       this.settled();
       if (!p.oob) this.inFlight--;
       p.cleanup();
-      p.reject(err instanceof QmpClosedError ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
+      // A refusal before sending (an outbound size cap, fds the transport cannot carry) is the caller's
+      // typed error, not a closed connection.
+      const refused = err instanceof QmpClosedError || err instanceof MessageTooLargeError || err instanceof FdPassingError;
+      p.reject(refused ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
     }
   }
 

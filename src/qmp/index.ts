@@ -10,3 +10,5 @@ export type { QmpLogger } from './logger.js';
 export type { QmpClientOptions, QmpOpenOptions, QmpTarget, QmpConnectOptions, TrafficDirection } from './options.js';
 export type { CommandValidator, CommandCall } from './validator.js';
 export type { EventsOptions, WaitForEventOptions, EventMatch } from './event-hub.js';
+export { JsonStreamer, QEMU_JSON_LIMITS, type JsonStreamLimits, type JsonStreamItem } from './json-streamer.js';
+export { QmpServerSession, type QmpServerSessionOptions, type QmpServerSessionHooks, type QmpServerRequest, type QmpServerReply } from './server-session.js';

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../common/errors.js';
+import { FdPassingError } from './errors.js';
 import type { ExecuteOptions } from './command-map.js';
 import type { QmpLogger } from './logger.js';
 import { redact } from './redact.js';
@@ -65,13 +66,14 @@ export function checkClientOptions(transport: QmpTransport, options: QmpClientOp
 }
 
 /** Validates a call's name, arguments and options (not whether the client can send it now). */
-export function checkCallInput(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions, oobEnabled: boolean): void {
+export function checkCallInput(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions, oobEnabled: boolean, transport: QmpTransport): void {
   if (typeof command !== 'string' || command === '') throw new InvalidArgumentError(`execute: command must be a non-empty string, got ${JSON.stringify(command)}`, { hint: 'e.g. "query-status"' });
   if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args))) {
     throw new InvalidArgumentError(`execute(${command}): args must be an object or undefined`, { hint: 'QMP arguments are a JSON object of named members' });
   }
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`execute(${command}): options must be an object`);
   checkTimeout('timeoutMs', options.timeoutMs);
+  if (options.fds !== undefined) checkFds(command, options.fds, transport);
   if (options.oob && !oobEnabled) {
     throw new InvalidArgumentError(`execute(${command}, { oob: true }): out-of-band execution is not enabled on this connection`, {
       hint: 'connect with { oob: true } to a QEMU whose greeting offers "oob" (and the command must allow oob)',
@@ -98,5 +100,21 @@ export function transportFor(target: QmpTarget, options: StreamTransportOptions)
     throw new InvalidArgumentError(`QmpClient.connect: target must be an object, got ${String(target)}`, { hint: 'pass { path }, { host, port }, { fd }, { stream } or { transport }' });
   }
   if ('transport' in target) return target.transport;
-  return new StreamTransport(target, options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes });
+  return new StreamTransport(target, {
+    ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
+    ...(options.maxOutboundBytes === undefined ? {} : { maxOutboundBytes: options.maxOutboundBytes }),
+    ...(options.fdPassing === undefined ? {} : { fdPassing: options.fdPassing }),
+  });
+}
+
+/** `fds` of execute(): small non-negative integers, on a transport that can pass them. */
+function checkFds(command: string, fds: unknown, transport: QmpTransport): void {
+  if (!Array.isArray(fds) || fds.some((fd) => !Number.isInteger(fd) || fd < 0) || fds.length > 253) {
+    throw new InvalidArgumentError(`execute(${command}, { fds }): fds must be an array of at most 253 open file descriptors`, { hint: 'e.g. { fds: [fs.openSync(path, "r+")] }' });
+  }
+  if (fds.length > 0 && !transport.capabilities.fdPassing) {
+    throw new FdPassingError(`execute(${command}, { fds }): ${transport.description} cannot pass file descriptors`, {
+      hint: 'pass fds on a unix-socket connection made with { fdPassing: unixFdPassing } (QmpClient.connect({ path }, { fdPassing: unixFdPassing })); TCP, and routes whose capabilities say fdPassing: false, cannot carry them',
+    });
+  }
 }

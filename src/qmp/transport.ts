@@ -37,14 +37,29 @@ export interface TransportHandlers {
   closed(reason: Error | undefined): void;
 }
 
+/** Per-message options of QmpTransport.send. */
+export interface SendOptions {
+  /** File descriptors to pass with this message (SCM_RIGHTS); needs `capabilities.fdPassing`. */
+  fds?: readonly number[];
+}
+
+/**
+ * The system calls fd passing needs, plugged into a transport from outside the qmp layer (which does
+ * not load native code): libqemu's own is `unixFdPassing` (native/socket.ts).
+ */
+export interface FdPassing {
+  /** One non-blocking sendmsg(2) of `data` with `fds` attached: bytes sent, or the errno. */
+  sendWithFds(socketFd: number, data: Uint8Array, fds: readonly number[]): { sent: number } | { errno: number };
+}
+
 export interface QmpTransport {
   readonly capabilities: TransportCapabilities;
   /** A short human description for errors and logs, e.g. `unix:/run/x.sock` or `passthrough:guest1`. */
   readonly description: string;
   /** Starts delivering to the handlers. Resolves once the transport is usable. */
   open(handlers: TransportHandlers, signal?: AbortSignal): Promise<void>;
-  /** Sends one message. Throws if the transport is closed. */
-  send(msg: QmpMessage): void;
+  /** Sends one message (with fds when the transport can pass them). Throws if the transport is closed. */
+  send(msg: QmpMessage, options?: SendOptions): void;
   /** Closes; pending deliveries stop; handlers.closed fires once. Idempotent. */
   close(reason?: Error): Promise<void>;
 }

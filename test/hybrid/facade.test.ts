@@ -259,10 +259,10 @@ describe('closing', () => {
     const before = conn.activeEventRegistrations;
     try {
       const mon = await g.qmp({ via: 'monitor' }); // the reconnect watcher: lifecycle
-      const [a, b] = [g.events({ qmp: false }), g.events({ qmp: false })]; // lifecycle (shared) + reboot
+      const [a, b] = [g.events({ qmp: false }), g.events({ qmp: false })]; // lifecycle (shared) + reboot + agent-lifecycle
       const [p1, p2] = [await g.qmp({ via: 'passthrough', events: ['STOP'] }), await g.qmp({ via: 'passthrough', events: ['STOP'] })]; // STOP
       await Promise.all([a.ready, b.ready]);
-      expect(conn.activeEventRegistrations - before).toBe(3);
+      expect(conn.activeEventRegistrations - before).toBe(4);
       const stops = [p1, p2].map((c) => new Promise<string>((res) => c.on('event', (e) => res(e.event))));
       await mon.execute('stop');
       expect(await Promise.all(stops)).toEqual(['STOP', 'STOP']); // each consumer gets every event

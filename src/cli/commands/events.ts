@@ -143,6 +143,8 @@ function printGuestEvent(ev: GuestEvent): Printed {
       return { source: 'libvirt', name: ev.event, time: ev.at, json, detail: ev.detail };
     case 'reboot':
       return { source: 'libvirt', name: 'reboot', time: ev.at, json, detail: '' };
+    case 'agent-lifecycle':
+      return { source: 'libvirt', name: 'agent-lifecycle', time: ev.at, json, detail: `${ev.state} (${ev.reason})` };
     case 'qmp-disconnected':
       return { source: 'libqemu', name: 'qmp-disconnected', time: ev.at, json, detail: ev.reason };
     case 'qmp-reconnected':
