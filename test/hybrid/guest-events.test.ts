@@ -69,8 +69,9 @@ describe('guest.events() routes', () => {
 
   it('filters QMP events by name on the monitor route too', async () => {
     const { guest } = await guestWith({ monitor: true });
-    const events = guest.events({ libvirt: false, qmp: ['RESUME'] });
+    const events = guest.events({ via: 'monitor', libvirt: false, qmp: ['RESUME'] });
     await events.ready;
+    expect(events.qmpRoute).toBe('monitor');
     const qmp = await guest.qmp({ validate: false });
     await qmp.execute('stop');
     await qmp.execute('cont');
