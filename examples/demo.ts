@@ -66,6 +66,8 @@ function describeEvent(e: GuestEvent): string {
       return `notice ${e.guest}: QMP monitor reconnected after a ${e.gapMs} ms gap`;
     case 'taint':
       return `notice ${e.guest}: libvirt taints it: ${e.taints.map((t) => t.flag).join(', ')}`;
+    case 'libvirt-gap':
+      return `notice ${e.guest}: libvirt connection was lost ${e.since.toISOString()} – ${e.until.toISOString()}; events in between are lost`;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import type { OverflowPolicy } from '../common/bounded-queue.js';
 import type { Domain } from '../libvirt/domain.js';
-import type { DomainEvent, DomainEventKind, QemuMonitorEvent } from '../libvirt/events.js';
+import type { ConnectionGap, DomainEvent, DomainEventKind, QemuMonitorEvent } from '../libvirt/events.js';
 import type { MigrationJob } from '../migration/engine.js';
 import type { MigrateOptions } from '../migration/options.js';
 import type { MigrationQmp } from '../migration/ports.js';
@@ -39,9 +39,9 @@ export interface GuestContext<G = unknown> {
   /** Passes fresh taint marks on to the hypervisor's `onTaint`. */
   reportTaint(report: TaintReport): void;
   /** libvirt's events of this guest. */
-  domainEvents(options: { kinds: DomainEventKind[]; bufferSize: number; overflow?: OverflowPolicy }): GuestEventSource<DomainEvent>;
+  domainEvents(options: { kinds: DomainEventKind[]; bufferSize: number; overflow?: OverflowPolicy }): GuestEventSource<DomainEvent | ConnectionGap>;
   /** QEMU's events of this guest as libvirt relays them, filtered by libvirt (`event`, `regex`). */
-  qemuMonitorEvents(options: { event?: string; regex?: boolean; bufferSize: number }): GuestEventSource<QemuMonitorEvent>;
+  qemuMonitorEvents(options: { event?: string; regex?: boolean; bufferSize: number }): GuestEventSource<QemuMonitorEvent | ConnectionGap>;
   /** A transport over libvirt's passthrough (virDomainQemuMonitorCommand) to this guest's QEMU. */
   passthroughTransport(options: { events?: readonly string[] }): QmpTransport;
   /** Starts migrating this guest (see Guest.migrate). */

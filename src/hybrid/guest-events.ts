@@ -4,7 +4,7 @@
  */
 import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
-import type { DomainEventKind, LifecycleEventName } from '../libvirt/events.js';
+import type { ConnectionGap, DomainEventKind, LifecycleEventName } from '../libvirt/events.js';
 import { GuestNotRunningError, MonitorUnavailableError } from './errors.js';
 import type { GuestContext, GuestEventSource } from './guest-context.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
@@ -36,7 +36,13 @@ export type GuestEvent =
   /** The monitor connection dropped: QMP events until the matching 'qmp-reconnected' are lost. */
   | (EventBase & { source: 'libqemu'; kind: 'qmp-disconnected'; reason: string })
   | (EventBase & { source: 'libqemu'; kind: 'qmp-reconnected'; gapMs: number })
-  | (EventBase & { source: 'libqemu'; kind: 'taint'; taints: Taint[] });
+  | (EventBase & { source: 'libqemu'; kind: 'taint'; taints: Taint[] })
+  /**
+   * The libvirt connection was lost from `since` to `until` (libvirtd restarted) and is back: libvirt's
+   * events (and QMP events on the passthrough route) of that interval are lost; re-read the guest's state.
+   * One per stream and reconnection, even when two libvirt sources feed it.
+   */
+  | (EventBase & { source: 'libqemu'; kind: 'libvirt-gap'; since: Date; until: Date });
 
 export type LibqemuNotice = Extract<GuestEvent, { source: 'libqemu' }>;
 
@@ -135,11 +141,18 @@ export class GuestEvents {
     stops.push(() => void this.noticeListeners.delete(onNotice));
 
     /** Pumps one libvirt event stream into this one; its end (or failure) ends this stream. */
-    const pump = <T>(source: GuestEventSource<T>, toEvent: (ev: T) => GuestEvent) => {
+    let lastGap = 0;
+    const pump = <T>(source: GuestEventSource<T | ConnectionGap>, toEvent: (ev: T) => GuestEvent) => {
       stops.push(() => source.return().then(() => undefined));
       void (async () => {
         try {
-          for await (const ev of source) queue.push(toEvent(ev));
+          for await (const ev of source) {
+            if (isGap(ev)) {
+              if (ev.since.getTime() === lastGap) continue; // the other libvirt source already said so
+              lastGap = ev.since.getTime();
+              queue.push({ source: 'libqemu', kind: 'libvirt-gap', guest, at: new Date(), since: ev.since, until: ev.until });
+            } else queue.push(toEvent(ev));
+          }
           finish();
         } catch (err) {
           finish(err);
@@ -217,6 +230,10 @@ function holdWhileAwaited<T>(queue: BoundedQueue<T>): void {
       if (--waiting === 0) clearInterval(hold);
     });
   };
+}
+
+function isGap(ev: unknown): ev is ConnectionGap {
+  return typeof ev === 'object' && ev !== null && (ev as { kind?: unknown }).kind === 'gap' && (ev as ConnectionGap).since instanceof Date;
 }
 
 function checkEventsOptions(options: GuestEventsOptions): void {

@@ -1,7 +1,8 @@
+import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
-import { Connection, type OpenOptions } from '../libvirt/connection.js';
+import { Connection, type ConnectionEvents, type OpenOptions } from '../libvirt/connection.js';
 import type { Domain, DomainStateName } from '../libvirt/domain.js';
 import type { EventStream } from '../libvirt/events.js';
 import type { StreamTarget } from '../qmp/stream-transport.js';
@@ -33,6 +34,13 @@ export interface HypervisorOptions extends OpenOptions {
   onTaint?: (report: TaintReport) => void;
 }
 
+/**
+ * What a Hypervisor reports about its libvirt connection (the Connection's own events, forwarded):
+ * 'disconnected' when libvirtd went away, 'reconnected' with the gap once it is back, 'reconnect-failed'
+ * when reconnection gave up.
+ */
+export type HypervisorEvents = ConnectionEvents;
+
 export interface GuestSummary {
   name: string;
   uuid: string;
@@ -62,7 +70,7 @@ export type OpenQmpTarget = { name: string } | { uuid: string } | StreamTarget;
  *   const qmp = await guest.qmp();            // second monitor if reachable, else libvirt passthrough
  *   await qmp.execute('query-status');
  */
-export class Hypervisor implements AsyncDisposable {
+export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncDisposable {
   private readonly guestCache = new Map<string, Guest>();
   private closing: Promise<void> | undefined;
 
@@ -77,7 +85,13 @@ export class Hypervisor implements AsyncDisposable {
     readonly monitorDir: string,
     private readonly ownMonitorDir: boolean,
     private readonly onTaint: ((report: TaintReport) => void) | undefined,
-  ) {}
+  ) {
+    super();
+    // The connection's own notifications, under the same names (none is 'error', so none throws unheard).
+    connection.on('disconnected', (reason) => this.emit('disconnected', reason));
+    connection.on('reconnected', (gap) => this.emit('reconnected', gap));
+    connection.on('reconnect-failed', (err) => this.emit('reconnect-failed', err));
+  }
 
   /** Connects to libvirt (default: LIBVIRT_DEFAULT_URI, else libvirt's default). */
   static async connect(uri?: string, options: HypervisorOptions = {}): Promise<Hypervisor> {
@@ -91,6 +105,8 @@ export class Hypervisor implements AsyncDisposable {
     const open: OpenOptions = {};
     if (options.readOnly !== undefined) open.readOnly = options.readOnly;
     if (options.callTimeoutMs !== undefined) open.callTimeoutMs = options.callTimeoutMs;
+    // A Hypervisor survives a libvirtd restart unless told not to.
+    open.reconnect = options.reconnect ?? true;
     const connection = await Connection.open(uri, open);
     try {
       const local = isLocalUri(connection.uri);
@@ -108,7 +124,8 @@ export class Hypervisor implements AsyncDisposable {
   }
 
   get isOpen(): boolean {
-    return this.closing === undefined && this.connection.isOpen;
+    // While libvirtd restarts the hypervisor stays open: calls wait for the reconnection.
+    return this.closing === undefined && (this.connection.isOpen || this.connection.isReconnecting);
   }
 
   /** Every guest (running and defined), with its state and the QMP routes it offers. */

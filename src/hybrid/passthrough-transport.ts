@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '../common/errors.js';
 import type { Connection } from '../libvirt/connection.js';
 import type { Domain } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import type { EventStream, QemuMonitorEvent } from '../libvirt/events.js';
+import type { ConnectionGap, EventStream, QemuMonitorEvent } from '../libvirt/events.js';
 import { QmpClosedError } from '../qmp/errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
 import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
@@ -52,7 +52,7 @@ export class PassthroughTransport implements QmpTransport {
   private state: 'idle' | 'open' | 'closed' = 'idle';
   private readonly queue: QmpMessage[] = [];
   private busy = false;
-  private events: EventStream<QemuMonitorEvent> | undefined;
+  private events: EventStream<QemuMonitorEvent | ConnectionGap> | undefined;
 
   /**
    * `connection`: the domain's own. Transports (and other streams) with the same event filter share one
@@ -146,11 +146,13 @@ export class PassthroughTransport implements QmpTransport {
     }
   }
 
-  private async pumpEvents(events: AsyncIterable<QemuMonitorEvent>): Promise<void> {
+  private async pumpEvents(events: AsyncIterable<QemuMonitorEvent | ConnectionGap>): Promise<void> {
     let reason: Error;
     try {
       for await (const ev of events) {
         if (this.state !== 'open') return;
+        // libvirtd restarted: the registration is already back on the new connection; QMP has no word for a gap.
+        if ('kind' in ev) continue;
         const m: QmpMessage = { event: ev.event, timestamp: ev.timestamp };
         if (ev.data !== undefined) m.data = ev.data;
         this.handlers?.message(m);

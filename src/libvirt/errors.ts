@@ -102,3 +102,27 @@ export class LibvirtTimeoutError extends LibvirtError {
     );
   }
 }
+
+/**
+ * The connection to the daemon was lost while this call was in flight or waiting, or it could not be
+ * re-established in time. With reconnection on (the default for a Hypervisor) later calls work again
+ * once the connection is back; `cause` holds libvirt's own error when there was one.
+ */
+export class LibvirtConnectionLostError extends LibvirtError {
+  constructor(options: { operation?: string; message: string; cause?: unknown; hint?: string; code?: number; domain?: number }) {
+    super(
+      { code: options.code ?? virErrorNumber.VIR_ERR_INVALID_CONN, domain: options.domain ?? virErrorDomain.VIR_FROM_RPC, message: options.message, ...(options.operation ? { operation: options.operation } : {}) },
+      { hint: options.hint ?? 'the daemon went away; with reconnection on, retry once the connection reports "reconnected", else open a new Connection', cause: options.cause },
+    );
+  }
+
+  /** Wraps libvirt's own connection-lost error (its code and message kept). */
+  static from(err: LibvirtError): LibvirtConnectionLostError {
+    if (err instanceof LibvirtConnectionLostError) return err;
+    return new LibvirtConnectionLostError({ code: err.code, domain: err.domain, message: err.operation ? err.message.slice(err.operation.length + 2) : err.message, cause: err, ...(err.operation ? { operation: err.operation } : {}) });
+  }
+
+  override get isConnectionLost(): boolean {
+    return true;
+  }
+}

@@ -6,7 +6,7 @@
  */
 import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
 import type { LibvirtError } from './errors.js';
-import { EventStream, agentLifecycleEvent, lifecycleEvent, qemuMonitorEvent, type DomainIdentity, type SubscriptionOptions } from './events.js';
+import { EventStream, agentLifecycleEvent, type ConnectionGap, lifecycleEvent, qemuMonitorEvent, type DomainIdentity, type SubscriptionOptions } from './events.js';
 import type { EventFamily } from './protocol.js';
 import { runtime, type EventCommandInput, type EventListener } from './runtime.js';
 
@@ -22,6 +22,8 @@ interface Subscription {
   /** Only events this accepts reach the stream (a registration wider than the stream's filter). */
   accept: ((m: EventPayload) => boolean) | undefined;
   deliver: (m: EventPayload) => void;
+  /** Yields a gap notice (the connection was re-established; events in between are lost). */
+  gap: (g: ConnectionGap) => void;
   end: (err?: unknown) => void;
   registrations: Registration[];
 }
@@ -36,6 +38,8 @@ interface Registration {
   callbackId: number | undefined;
   registered: Promise<void>;
   readonly subscribers: Set<Subscription>;
+  /** The libvirt command that registers it (again, after a reconnection). */
+  readonly command: (id: number) => EventCommandInput;
 }
 
 export interface RegistrationSpec {
@@ -92,10 +96,12 @@ export class EventRegistry {
 
   constructor(
     private readonly runner: ExclusiveRunner,
-    /** The connection's native pointer (deregistrations name it). */
-    private readonly conn: bigint,
+    /** The connection's current native pointer (deregistrations name it; it changes on reconnection). */
+    private readonly conn: () => bigint,
     /** False once the connection is closing or lost: no new registrations, no deregistration RPCs. */
     private readonly isOpen: () => boolean,
+    /** Brings a registration command up to date (object handles from before a reconnection looked up again). */
+    private readonly prepare: (cmd: EventCommandInput) => Promise<EventCommandInput> = async (cmd) => cmd,
   ) {}
 
   get subscriptionCount(): number {
@@ -108,9 +114,10 @@ export class EventRegistry {
 
   /** Opens a stream served by the registrations `specs` describe. */
   subscribe<T>(options: SubscriptionOptions, what: string, specs: RegistrationSpec[], closedError: () => LibvirtError, accept?: (m: EventPayload) => boolean): EventStream<T> {
-    const sub: Subscription = { registrations: [], accept, deliver: () => {}, end: () => {} };
+    const sub: Subscription = { registrations: [], accept, deliver: () => {}, gap: () => {}, end: () => {} };
     const stream = new EventStream<T>(options, what, () => this.unsubscribe(sub), (delta) => runtime.holdProcess(delta));
     sub.deliver = (m) => stream.queue.push(toEvent(m) as T);
+    sub.gap = (g) => stream.queue.push(g as T);
     sub.end = (err) => stream.queue.end(err);
     if (!this.isOpen()) {
       const err = closedError();
@@ -145,6 +152,34 @@ export class EventRegistry {
     for (const s of subs) s.end(reason);
   }
 
+  /**
+   * The connection was lost and is being re-established: libvirt dropped every callback with it, so
+   * there is nothing to deregister; the streams stay open.
+   */
+  suspend(): void {
+    for (const r of this.registrations.values()) r.callbackId = undefined;
+  }
+
+  /**
+   * The connection is back: every stream yields `gap`, then each registration is made again on the new
+   * connection. A stream whose registration fails now ends with that error.
+   */
+  resume(gap: ConnectionGap): Promise<void> {
+    for (const s of this.subscriptions) s.gap({ ...gap });
+    const regs = [...this.registrations.values()];
+    const done = regs.map((reg) => {
+      reg.registered = this.op(async () => {
+        if (this.registrations.get(reg.key) !== reg) return; // its last stream left meanwhile
+        reg.callbackId = await runtime.eventCommand(await this.prepare(reg.command(reg.id)));
+      });
+      return reg.registered.catch((err: unknown) => {
+        this.forget(reg);
+        for (const s of [...reg.subscribers]) s.end(err);
+      });
+    });
+    return Promise.all(done).then(() => undefined);
+  }
+
   /** Deregisters everything (after every queued registration), then ends the streams. */
   async close(deregister: boolean): Promise<void> {
     const subs = [...this.subscriptions];
@@ -169,12 +204,13 @@ export class EventRegistry {
         callbackId: undefined,
         registered: Promise.resolve(),
         subscribers: new Set(),
+        command: spec.command,
       };
       this.registrations.set(spec.key, created);
       this.byId.set(created.id, created);
       // op() holds calls made after this one until libvirt has registered the callback.
       created.registered = this.op(async () => {
-        created.callbackId = await runtime.eventCommand(spec.command(created.id));
+        created.callbackId = await runtime.eventCommand(await this.prepare(spec.command(created.id)));
       });
       created.registered.catch(() => this.forget(created));
       reg = created;
@@ -214,6 +250,6 @@ export class EventRegistry {
     const callbackId = reg.callbackId;
     if (callbackId === undefined) return;
     reg.callbackId = undefined;
-    await runtime.eventCommand({ cmd: 'deregister', conn: this.conn, kind: reg.kind, ...(reg.family ? { family: reg.family } : {}), callbackId }).catch(() => undefined);
+    await runtime.eventCommand({ cmd: 'deregister', conn: this.conn(), kind: reg.kind, ...(reg.family ? { family: reg.family } : {}), callbackId }).catch(() => undefined);
   }
 }

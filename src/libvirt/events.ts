@@ -53,6 +53,17 @@ export interface QemuMonitorEvent {
   timestamp: { seconds: number; microseconds: number };
 }
 
+/**
+ * The connection to the daemon was lost between `since` and `until` and has been re-established: events
+ * of that interval are gone, so re-read whatever state you track. Every open stream yields one, then the
+ * events that follow (its subscriptions are registered again on the new connection).
+ */
+export interface ConnectionGap {
+  kind: 'gap';
+  since: Date;
+  until: Date;
+}
+
 export interface SubscriptionOptions {
   /** Events buffered for a slow consumer before overflow (default 256). */
   bufferSize?: number;

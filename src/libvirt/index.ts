@@ -1,4 +1,5 @@
 export { Connection, type OpenOptions, type LibvirtVersion, type ConnectionEvents } from './connection.js';
+export type { ReconnectOptions } from './connection-core.js';
 export { Domain, type DomainState, type DomainStateName, type DomainInfo, type QemuMonitorReply } from './domain.js';
 // The other generated object classes (one per libvirt object type); the constants and the manifests
 // (LIBVIRT_BINDINGS / LIBVIRT_SKIPPED) have entry points of their own: libqemu/libvirt/constants, libqemu/libvirt/manifests.
@@ -23,9 +24,10 @@ export { DomainCore } from './domain-core.js';
 export { StreamCore, type StreamIoOptions } from './stream-core.js';
 export type { ObjectRef } from './spec.js';
 export { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
-export { LibvirtError, LibvirtTimeoutError, type LibvirtErrorData } from './errors.js';
+export { LibvirtError, LibvirtTimeoutError, LibvirtConnectionLostError, type LibvirtErrorData } from './errors.js';
 export {
   EventStream,
+  type ConnectionGap,
   type DomainEvent,
   type DomainEventKind,
   type DomainEventOptions,

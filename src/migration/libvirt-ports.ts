@@ -6,7 +6,7 @@
  * - the guest's own connection for everything during it (job stats, abort, suspend, events), so those
  *   never wait behind the migration and the caller's other calls on it keep working.
  */
-import { Connection, type Domain, type DomainEvent, LibvirtError } from '../libvirt/index.js';
+import { Connection, type ConnectionGap, type Domain, type DomainEvent, LibvirtError } from '../libvirt/index.js';
 import type { LibvirtMigrationEvent, MigrationControl, MigrationSource } from './ports.js';
 import type { MigrationCall } from './options.js';
 import type { JobStatsRecord } from './progress.js';
@@ -19,7 +19,7 @@ const CONTROL_CALL_MS = 30_000;
 export type MigrationEventKind = 'lifecycle' | 'migration-iteration' | 'job-completed';
 
 /** One event subscription per kind (the facade shares them through its EventRelay). */
-export type DomainEventSource = (kind: MigrationEventKind) => AsyncIterableIterator<DomainEvent> & { ready: Promise<void> };
+export type DomainEventSource = (kind: MigrationEventKind) => AsyncIterableIterator<DomainEvent | ConnectionGap> & { ready: Promise<void> };
 
 /** The migration call, on a connection of its own. */
 export function libvirtMigrationSource(domain: Domain): MigrationSource {
@@ -110,7 +110,7 @@ export function libvirtMigrationControl(domain: Domain, options: { events?: Doma
   };
 }
 
-function toMigrationEvent(e: DomainEvent): LibvirtMigrationEvent | undefined {
+function toMigrationEvent(e: DomainEvent | ConnectionGap): LibvirtMigrationEvent | undefined {
   switch (e.kind) {
     case 'migration-iteration':
       return { kind: 'iteration', iteration: e.iteration };

@@ -89,8 +89,8 @@ describe('a real private libvirtd', () => {
       expect(resume!.event).toBe('RESUME');
       expect(stop!.timestamp.seconds).toBeGreaterThan(1_700_000_000);
       expect(stop!.timestamp.microseconds).toBeGreaterThanOrEqual(0);
-      expect((await take(onlyResume, 1))[0]!.event).toBe('RESUME');
-      expect((await take(byRegex, 2)).map((e) => e.event)).toEqual(['STOP', 'RESUME']);
+      expect(((await take(onlyResume, 1)) as QemuMonitorEvent[])[0]!.event).toBe('RESUME');
+      expect(((await take(byRegex, 2)) as QemuMonitorEvent[]).map((e) => e.event)).toEqual(['STOP', 'RESUME']);
       expect(conn.activeSubscriptions).toBe(0);
     });
 
@@ -103,8 +103,8 @@ describe('a real private libvirtd', () => {
       expect(conn.activeEventRegistrations).toBe(4); // QEMU: all, STOP; domain: lifecycle, reboot
       await dom.qemuMonitorCommand({ execute: 'stop' });
       await dom.qemuMonitorCommand({ execute: 'cont' });
-      for (const s of everything) expect((await take(s, 2)).map((e) => e.event)).toEqual(['STOP', 'RESUME']);
-      for (const s of stops) expect((await take(s, 1)).map((e) => e.event)).toEqual(['STOP']);
+      for (const s of everything) expect(((await take(s, 2)) as QemuMonitorEvent[]).map((e) => e.event)).toEqual(['STOP', 'RESUME']);
+      for (const s of stops) expect(((await take(s, 1)) as QemuMonitorEvent[]).map((e) => e.event)).toEqual(['STOP']);
       for (const s of lifecycle) {
         expect(await take(s, 1)).toEqual([{ kind: 'lifecycle', domain: { name: 'rd1', uuid: dom.uuid }, event: 'suspended', detail: 'paused' }]);
       }

@@ -156,5 +156,7 @@ function printGuestEvent(ev: GuestEvent): Printed {
       return { notice: true, source: 'libqemu', name: 'qmp-reconnected', time: ev.at, json, detail: `after ${ev.gapMs} ms` };
     case 'taint':
       return { notice: true, source: 'libqemu', name: 'taint', time: ev.at, json, detail: ev.taints.map((t) => t.flag).join(', ') };
+    case 'libvirt-gap':
+      return { notice: true, source: 'libqemu', name: 'libvirt-gap', time: ev.at, json, detail: `libvirt connection lost ${ev.since.toISOString()} – ${ev.until.toISOString()}` };
   }
 }
