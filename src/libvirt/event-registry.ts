@@ -168,9 +168,12 @@ export class EventRegistry {
     for (const s of this.subscriptions) s.gap({ ...gap });
     const regs = [...this.registrations.values()];
     const done = regs.map((reg) => {
+      // Prepared outside the exclusive section: it may look a handle up again, a call that section would hold back.
+      const cmd = this.prepare(reg.command(reg.id));
+      cmd.catch(() => undefined);
       reg.registered = this.op(async () => {
         if (this.registrations.get(reg.key) !== reg) return; // its last stream left meanwhile
-        reg.callbackId = await runtime.eventCommand(await this.prepare(reg.command(reg.id)));
+        reg.callbackId = await runtime.eventCommand(await cmd);
       });
       return reg.registered.catch((err: unknown) => {
         this.forget(reg);
@@ -209,8 +212,10 @@ export class EventRegistry {
       this.registrations.set(spec.key, created);
       this.byId.set(created.id, created);
       // op() holds calls made after this one until libvirt has registered the callback.
+      const cmd = this.prepare(spec.command(created.id)); // outside the exclusive section (see resume)
+      cmd.catch(() => undefined);
       created.registered = this.op(async () => {
-        created.callbackId = await runtime.eventCommand(await this.prepare(spec.command(created.id)));
+        created.callbackId = await runtime.eventCommand(await cmd);
       });
       created.registered.catch(() => this.forget(created));
       reg = created;
