@@ -1,4 +1,4 @@
-export { Hypervisor, type HypervisorOptions, type GuestSummary, type DefineGuestOptions, type OpenQmpTarget } from './hypervisor.js';
+export { Hypervisor, type HypervisorOptions, type HypervisorEvents, type GuestSummary, type DefineGuestOptions, type OpenQmpTarget } from './hypervisor.js';
 export { Guest, type GuestQmpOptions, type GuestMigrationResult } from './guest.js';
 export type { QmpVia } from './guest-routes.js';
 export type { GuestEvent, GuestEventsOptions, GuestEventStream } from './guest-events.js';
