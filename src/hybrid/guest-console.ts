@@ -3,7 +3,7 @@
  * as Node streams. The libvirt stream is non-blocking, so a quiet console never holds the connection's
  * worker (see src/libvirt/stream-core.ts).
  */
-import type { Duplex, Readable } from 'node:stream';
+import { Duplex, type Readable } from 'node:stream';
 import { InvalidArgumentError } from '../common/errors.js';
 import { virDomainConsoleFlags } from '../generated/libvirt/enums.js';
 import type { Stream } from '../generated/libvirt/classes.js';
@@ -39,7 +39,32 @@ export async function openGuestConsole(target: ConsoleTarget, options: GuestCons
   }
   const stream = await target.openStream();
   await target.domain.openConsole(device ?? null, stream, force ? virDomainConsoleFlags.VIR_DOMAIN_CONSOLE_FORCE : virDomainConsoleFlags.VIR_DOMAIN_CONSOLE_SAFE);
-  return stream.toDuplex(io);
+  return consoleDuplex(stream, io);
+}
+
+/**
+ * One Duplex over the stream's reading and writing halves. Unlike Duplex.from(), destroy() without an
+ * error lets go of the console quietly: hanging up is the normal way to leave a console.
+ */
+function consoleDuplex(stream: Stream, io: StreamIoOptions): Duplex {
+  const readable = stream.toReadable(io);
+  const writable = stream.toWritable(io);
+  const duplex = new Duplex({
+    read: () => void readable.resume(),
+    write: (chunk: Buffer, _enc, cb) => void writable.write(chunk, (err) => cb(err ?? null)),
+    final: (cb) => void writable.end(() => cb()),
+    destroy: (err, cb) => {
+      const closed = [readable, writable].map((s) => new Promise((r) => (s.closed ? r(undefined) : s.once('close', r))));
+      readable.destroy();
+      writable.destroy();
+      void Promise.all(closed).then(() => cb(err));
+    },
+  });
+  readable.on('data', (chunk: Buffer) => duplex.push(chunk) || readable.pause());
+  readable.on('end', () => duplex.push(null));
+  readable.on('error', (err) => duplex.destroy(err));
+  writable.on('error', (err) => duplex.destroy(err));
+  return duplex;
 }
 
 /** A screenshot of display `screen` (0: the first) as a Readable of the image QEMU writes (PPM). */
