@@ -24,7 +24,7 @@ export interface ConsoleTarget {
   openStream(): Promise<Stream>;
 }
 
-/** A screenshot's image data, with the MIME type libvirt reports (QEMU: image/x-portable-pixmap). */
+/** A screenshot's image data, with the MIME type libvirt reports (libvirt 9 + QEMU 7.2: image/png; older: image/x-portable-pixmap). */
 export type GuestScreenshot = Readable & { readonly mimeType: string };
 
 /**
@@ -67,7 +67,7 @@ function consoleDuplex(stream: Stream, io: StreamIoOptions): Duplex {
   return duplex;
 }
 
-/** A screenshot of display `screen` (0: the first) as a Readable of the image QEMU writes (PPM). */
+/** A screenshot of display `screen` (0: the first) as a Readable of the image QEMU writes (PNG or PPM). */
 export async function takeScreenshot(target: ConsoleTarget, options: { screen?: number } & StreamIoOptions = {}): Promise<GuestScreenshot> {
   const { screen = 0, ...io } = options;
   if (!Number.isInteger(screen) || screen < 0) throw new InvalidArgumentError(`screenshot screen must be a display index ≥ 0, got ${String(screen)}`);

@@ -145,7 +145,7 @@ export class Guest {
   get snapshots(): GuestSnapshots { return (this.snapshotRoom ??= new GuestSnapshots(this.domain)); }
   /** The serial console as a Node Duplex (virDomainOpenConsole); destroy() it to let go. */
   console(options?: GuestConsoleOptions): Promise<Duplex> { return openGuestConsole(this.room(), options); }
-  /** A screenshot as a Readable of PPM data (virDomainScreenshot), with its `mimeType`. */
+  /** A screenshot as a Readable of image data (virDomainScreenshot: PNG or PPM, see its `mimeType`). */
   screenshot(options?: { screen?: number }): Promise<GuestScreenshot> { return takeScreenshot(this.room(), options); }
 
   // ---- QMP ----------------------------------------------------------------------------------

@@ -123,6 +123,34 @@ describe('Guest facade on a real libvirtd', () => {
   });
 });
 
+describe('guest.screenshot()', () => {
+  it('reads the display of a guest with a VGA card as an image of the type libvirt names', async () => {
+    const xml = tinyGuestXml({ name: 'gfshot' }).replace("<video><model type='none'/></video>", "<video><model type='vga'/></video>");
+    const shot = await hv.createGuest(xml);
+    try {
+      const image = await shot.screenshot();
+      const chunks: Buffer[] = [];
+      for await (const c of image) chunks.push(c as Buffer);
+      const data = Buffer.concat(chunks);
+      // libvirt 9 asks QEMU for PNG when QEMU can write it, else PPM
+      expect(['image/png', 'image/x-portable-pixmap']).toContain(image.mimeType);
+      if (image.mimeType === 'image/png') {
+        expect(data.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+        expect(data.subarray(12, 16).toString('latin1')).toBe('IHDR');
+        expect(data.readUInt32BE(16)).toBeGreaterThan(0); // width
+        expect(data.subarray(-8, -4).toString('latin1')).toBe('IEND'); // the whole image arrived
+      } else {
+        const header = /^P6\n(\d+) (\d+)\n255\n/.exec(data.subarray(0, 32).toString('latin1'));
+        expect(header).not.toBeNull();
+        expect(data.length).toBe(header![0].length + Number(header![1]) * Number(header![2]) * 3);
+      }
+      await expect(shot.screenshot({ screen: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    } finally {
+      await shot.destroy().catch(() => undefined);
+    }
+  });
+});
+
 describe('guest.console() on the Linux test guest', () => {
   it('reads the guest\'s boot output and ready line from its serial console, and lets go cleanly', async () => {
     const lg = await linuxTestGuest({ name: 'gfcon', dir: daemon.base, owner: daemon });
