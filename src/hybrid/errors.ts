@@ -94,22 +94,3 @@ export class MonitorDisconnectedError extends LibqemuError {
     );
   }
 }
-
-/** A domain XML that the facade cannot work with (malformed, or not a <domain>). */
-export class DomainXmlError extends LibqemuError {
-  constructor(message: string, hint: string, cause?: unknown) {
-    super(message, { cause, hint });
-  }
-}
-
-/** The directory for monitor sockets cannot be made private and usable by QEMU. */
-export class MonitorDirError extends LibqemuError {
-  constructor(
-    readonly dir: string,
-    message: string,
-    hint: string,
-    cause?: unknown,
-  ) {
-    super(`monitor socket directory ${dir}: ${message}`, { cause, hint });
-  }
-}

@@ -4,7 +4,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
 import { StreamTransport } from '../qmp/stream-transport.js';
 import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
 import { MonitorUnavailableError } from './errors.js';
-import { permissionDenied } from './monitor-dir.js';
+import { permissionDenied } from './stale-socket.js';
 
 /** QMP error class of synthetic replies for commands cut off by a dropped monitor connection. */
 export const DISCONNECTED_ERROR_CLASS = 'LibqemuDisconnected';

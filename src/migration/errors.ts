@@ -73,7 +73,7 @@ const unsupportedPatterns = [/not supported/i, /unsupported/i, /is not a valid (
 
 /**
  * Turns a libvirt (or QMP) failure of a migration into a MigrationError with a reason, from the error
- * codes and the messages measured in research/migration-feasibility.md.
+ * codes and messages libvirt 9.0 gives (some codes are reused, so a few need the message text).
  */
 export function classifyMigrationFailure(err: LibvirtErrorLike, context: { destination: string }): MigrationError {
   const msg = err.message;

@@ -26,7 +26,8 @@ export interface MigrateOptions {
   undefineSource?: boolean;
   /**
    * Where the guest's second QMP monitor listens on the destination. Default: the same file name in
-   * the destination's monitor directory. It must differ from the source's path (research §2.3).
+   * the destination's monitor directory. It must differ from the source's path (both QEMUs bind it
+   * on one host, and the one that exits last unlinks it).
    */
   destinationQmpSocket?: string;
   /** QEMU's downtime-limit in ms, set once the migration job exists. */
@@ -183,7 +184,7 @@ export function buildMigrationCall(
   const s = (field: string, value: string | undefined) => value !== undefined && params.push({ field, type: 'string', value });
   if (!o.tunnelled) {
     s(MigrateParam.URI, o.migrationUri ?? (ctx.destinationIsLocal ? 'tcp://127.0.0.1' : undefined));
-    // Without it the destination listens on every address (*:PORT), research §1.
+    // Without it the destination QEMU listens on every address (*:PORT), not only loopback.
     const uri = o.migrationUri ?? (ctx.destinationIsLocal ? 'tcp://127.0.0.1' : undefined);
     const listen = o.listenAddress ?? (ctx.destinationIsLocal && uri?.startsWith('tcp://') ? '127.0.0.1' : undefined);
     s(MigrateParam.LISTEN_ADDRESS, listen);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
-import { DomainXml } from '../../src/hybrid/domain-xml.js';
+import { DomainXml } from '../../src/domain/domain-xml.js';
 import { MigrateFlag } from '../../src/migration/constants.js';
 import { normalizeTarget, planDestinationXml } from '../../src/migration/destination.js';
 import { buildMigrationCall, normalizeOptions, type MigrateOptions } from '../../src/migration/options.js';
