@@ -191,7 +191,7 @@ async function embedded(): Promise<void> {
   const pt = await plain.qmp();
   cleanups.push(() => pt.close());
   const caps = pt.transport.capabilities;
-  say('qmp', `connected via ${pt.route} (virDomainQemuMonitorCommand: libvirt owns ids=${caps.ownsIds}, pipelining=${caps.pipelining})`);
+  say('qmp', `connected via ${pt.route} (virDomainQemuMonitorCommand: negotiated by libvirt=${caps.preNegotiated}, pipelining=${caps.pipelining})`);
   say('qmp', `query-status → ${show(await pt.execute('query-status'))}`);
   say('qmp', `query-name → ${show(await pt.execute('query-name'))}`);
 

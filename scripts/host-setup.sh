@@ -15,6 +15,8 @@ declare -A WANT=(
   [binutils]=/usr/bin/as          # assembles the tiny memory-dirtying guest kernel of the migration tests
   [python3-libvirt]=/usr/lib/python3/dist-packages/libvirt.py            # benchmark baseline
   [libvirt-clients-qemu]=/usr/bin/virt-qemu-qmp-proxy                    # benchmark baseline
+  [qemu-utils]=/usr/bin/qemu-img    # qcow2 images for the disk hot-plug and snapshot tests
+  [libvirt-dev]=/usr/share/libvirt/api/libvirt-api.xml                   # re-pinning the generated libvirt API (scripts/gen/libvirt/)
 )
 
 missing=()

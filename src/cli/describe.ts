@@ -11,7 +11,8 @@ export function typeSummary(t: SchemaType, depth = 0): string {
     case 'builtin':
       return { string: 'str', int: 'int', number: 'number', boolean: 'bool', null: 'null', value: 'any', object: 'object', array: 'array' }[t.jsonType] ?? t.jsonType;
     case 'enum':
-      return t.values.length <= 8 ? t.values.map((v) => JSON.stringify(v)).join(' | ') : `enum (${t.values.length} values: ${t.values.slice(0, 6).join(', ')}, …)`;
+      // every value: the list is what a user types after member=
+      return t.values.map((v) => JSON.stringify(v)).join(' | ');
     case 'array':
       return `${wrap(typeSummary(t.element, depth))}[]`;
     case 'alternate':

@@ -1,24 +1,41 @@
 /**
  * How `libqemu` writes: results to stdout (readable, or one JSON value per line with --json), notes
- * and errors to stderr. Errors always carry their hint, the way LibqemuError defines it.
+ * and errors to stderr. Every error, usage errors included, goes through formatError: one prefix
+ * (`libqemu: error:`), its hint in the CLI's words, or one `{"error": …}` line with --json.
  */
 import type { Writable } from 'node:stream';
-import { LibqemuError } from '../common/errors.js';
-import { PolicyError } from '../hybrid/errors.js';
 import { QmpCommandError } from '../qmp/errors.js';
 import { redact } from '../qmp/redact.js';
 import { exitCodeFor } from './exit-codes.js';
+import { cliHint, cliMessage, type HintContext } from './hints.js';
 
 export interface CliIO {
   stdout: Writable;
   stderr: Writable;
 }
 
+export interface OutputOptions {
+  json: boolean;
+  /** No notices (taint, progress notes); errors and results are still printed. */
+  quiet?: boolean;
+  /** The guest and daemon, so hints can name them. */
+  context?: HintContext;
+}
+
 export class Output {
+  readonly json: boolean;
+  readonly quiet: boolean;
+  private readonly context: HintContext;
+
   constructor(
     readonly io: CliIO,
-    readonly json: boolean,
-  ) {}
+    options: OutputOptions | boolean,
+  ) {
+    const o = typeof options === 'boolean' ? { json: options } : options;
+    this.json = o.json;
+    this.quiet = o.quiet === true;
+    this.context = o.context ?? {};
+  }
 
   /** One result: JSON on one line with --json, else pretty JSON (strings as they are). */
   result(value: unknown): void {
@@ -37,23 +54,25 @@ export class Output {
     this.io.stdout.write(`${text}\n`);
   }
 
-  /** A note for humans (stderr), silent with --json. */
+  /** A note for humans (stderr), silent with --json or --quiet. */
   note(text: string): void {
-    if (!this.json) this.io.stderr.write(`${text}\n`);
+    if (!this.json && !this.quiet) this.io.stderr.write(`${text}\n`);
   }
 
   error(err: unknown): void {
-    this.io.stderr.write(formatError(err, this.json));
+    this.io.stderr.write(formatError(err, this.json, this.context));
   }
 }
 
-export function errorRecord(err: unknown): Record<string, unknown> {
+export const ERROR_PREFIX = 'libqemu: error: ';
+
+export function errorRecord(err: unknown, context: HintContext = {}): Record<string, unknown> {
   const rec: Record<string, unknown> = {
     type: err instanceof Error ? err.name : typeof err,
-    message: err instanceof Error ? err.message : String(err),
+    message: cliMessage(err, context),
     exitCode: exitCodeFor(err),
   };
-  const hint = hintOf(err);
+  const hint = cliHint(err, context);
   if (hint) rec.hint = hint;
   if (err instanceof QmpCommandError) {
     rec.class = err.errorClass;
@@ -64,15 +83,8 @@ export function errorRecord(err: unknown): Record<string, unknown> {
   return redact(rec);
 }
 
-export function formatError(err: unknown, json: boolean): string {
-  if (json) return `${JSON.stringify({ error: errorRecord(err) })}\n`;
-  const message = err instanceof Error ? err.message : String(err);
-  const hint = hintOf(err);
-  return `libqemu: error: ${message}\n${hint ? `  hint: ${hint}\n` : ''}`;
-}
-
-/** The error's hint; for a policy refusal, also how to opt in from the command line. */
-function hintOf(err: unknown): string | undefined {
-  if (err instanceof PolicyError) return `${err.hint}; on the command line: --allow ${err.allowName}`;
-  return err instanceof LibqemuError ? err.hint : undefined;
+export function formatError(err: unknown, json: boolean, context: HintContext = {}): string {
+  if (json) return `${JSON.stringify({ error: errorRecord(err, context) })}\n`;
+  const hint = cliHint(err, context);
+  return `${ERROR_PREFIX}${cliMessage(err, context)}\n${hint ? `  hint: ${hint}\n` : ''}`;
 }

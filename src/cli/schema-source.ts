@@ -2,7 +2,7 @@
  * Where `schema` and `gen` read a QAPI schema from: a saved file (--file), a QEMU binary started just
  * for that (--qemu), the QEMU behind --socket / --domain, or by default the qemu-system-x86_64 on PATH.
  */
-import { readSchema, type SchemaSource } from '../schema/generate.js';
+import type { SchemaSource } from '../schema/generate.js';
 import type { SchemaModel } from '../schema/model.js';
 import type { Session } from './session.js';
 
@@ -21,5 +21,6 @@ export async function schemaSource(session: Session, opts: SchemaSourceOptions):
 }
 
 export async function loadModel(session: Session, opts: SchemaSourceOptions): Promise<SchemaModel> {
+  const { readSchema } = await import('../schema/generate.js');
   return readSchema(await schemaSource(session, opts), session.timeoutMs);
 }

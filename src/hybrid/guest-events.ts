@@ -8,7 +8,6 @@ import type { DomainEventKind, LifecycleEventName } from '../libvirt/events.js';
 import { GuestNotRunningError, MonitorUnavailableError } from './errors.js';
 import type { GuestContext, GuestEventSource } from './guest-context.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
-import { agentLifecycleReason, agentLifecycleState } from './guest-agent.js';
 import { checkVia, type QmpVia } from './guest-routes.js';
 import type { MonitorConnectionChange } from './monitor-transport.js';
 import { libvirtEventFilter } from './passthrough-transport.js';
@@ -25,7 +24,7 @@ export type GuestEvent =
   | (EventBase & { source: 'libvirt'; kind: 'lifecycle'; event: LifecycleEventName; detail: string })
   | (EventBase & { source: 'libvirt'; kind: 'reboot' })
   /** The guest agent connected to or disconnected from its channel. */
-  | (EventBase & { source: 'libvirt'; kind: 'agent-lifecycle'; state: 'connected' | 'disconnected'; reason: string })
+  | (EventBase & { source: 'libvirt'; kind: 'agent-lifecycle'; state: 'connected' | 'disconnected'; reason: 'unknown' | 'domain-started' | 'channel' })
   | (EventBase & {
       source: 'qmp';
       kind: 'qmp';
@@ -154,7 +153,7 @@ export class GuestEvents {
       if (libvirtKinds.length > 0) {
         await pump(context.domainEvents({ kinds: libvirtKinds, bufferSize }), (ev): GuestEvent => {
           const base = { guest, at: new Date(), source: 'libvirt' as const };
-          if (ev.kind === 'agent-lifecycle') return { ...base, kind: 'agent-lifecycle', state: agentLifecycleState(ev.state), reason: agentLifecycleReason(ev.reason) };
+          if (ev.kind === 'agent-lifecycle') return { ...base, kind: 'agent-lifecycle', state: ev.state, reason: ev.reason };
           return ev.kind === 'lifecycle' ? { ...base, kind: 'lifecycle', event: ev.event, detail: ev.detail } : { ...base, kind: 'reboot' };
         });
       }

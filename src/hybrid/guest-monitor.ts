@@ -66,7 +66,12 @@ export class GuestMonitor {
   async connect(makeClient: (transport: QmpTransport) => GuestQmpClient, options: MonitorOpenOptions): Promise<GuestQmpClient> {
     const { guest, context } = this.options;
     if (!context.local) {
-      throw new MonitorUnavailableError(guest, undefined, `the hypervisor ${context.uri} is not on this host, so its monitor sockets are out of reach`, "use guest.qmp({ via: 'passthrough' }) (or 'auto')", undefined, 'remote');
+      throw new MonitorUnavailableError({
+        guest,
+        message: `the hypervisor ${context.uri} is not on this host, so its monitor sockets are out of reach`,
+        hint: "use guest.qmp({ via: 'passthrough' }) (or 'auto')",
+        reason: 'remote',
+      });
     }
     // no hub (and no lifecycle watcher) for a guest that has no second monitor at all
     if (!this.hub) await this.requirePath();
@@ -87,7 +92,7 @@ export class GuestMonitor {
       if (err instanceof MonitorUnavailableError && err.reason === 'stale') {
         await this.removeStaleSockets();
         const { state } = await this.options.domain.state();
-        if (!isRunningState(state)) throw new GuestNotRunningError(guest, state, err);
+        if (!isRunningState(state)) throw new GuestNotRunningError({ guest, state, cause: err });
       }
       throw err;
     }
@@ -139,7 +144,12 @@ export class GuestMonitor {
   private async requirePath(): Promise<string> {
     const path = (await this.sockets())[0]?.path;
     if (!path) {
-      throw new MonitorUnavailableError(this.options.guest, undefined, 'the guest has no second QMP monitor in its domain XML', "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })", undefined, 'no-monitor');
+      throw new MonitorUnavailableError({
+        guest: this.options.guest,
+        message: 'the guest has no second QMP monitor in its domain XML',
+        hint: "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })",
+        reason: 'no-monitor',
+      });
     }
     return path;
   }

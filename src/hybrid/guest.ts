@@ -172,12 +172,12 @@ export class Guest {
     const via = checkVia(options.via, 'guest.qmp');
     const policy = new OwnershipPolicy(options.allow === undefined ? {} : { allow: options.allow });
     const { state } = await this.domain.state().catch((err: unknown) => {
-      if (isNoDomainError(err)) throw new GuestNotFoundError(this.name, this.context.uri, err); // a transient guest that stopped
+      if (isNoDomainError(err)) throw new GuestNotFoundError({ nameOrUuid: this.name, uri: this.context.uri, cause: err }); // a transient guest that stopped
       throw err;
     });
     if (!isRunningState(state)) {
       await this.monitor.removeStaleSockets();
-      throw new GuestNotRunningError(this.name, state);
+      throw new GuestNotRunningError({ guest: this.name, state });
     }
     let client: GuestQmpClient;
     if (via === 'passthrough') {
@@ -271,7 +271,7 @@ export class Guest {
     } catch (err) {
       if (!isNotRunningError(err)) throw err;
       const state = await this.domain.state().then((s) => s.state, () => 'gone');
-      throw new GuestNotRunningError(this.name, state, err);
+      throw new GuestNotRunningError({ guest: this.name, state, cause: err });
     }
     this.passthroughClients.add(client);
     client.on('runstate', (s) => s === 'closed' && this.passthroughClients.delete(client));

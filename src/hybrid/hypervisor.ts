@@ -126,7 +126,7 @@ export class Hypervisor implements AsyncDisposable {
     try {
       domain = await this.connection.lookupDomain(nameOrUuid);
     } catch (err) {
-      if (isNoDomainError(err)) throw new GuestNotFoundError(nameOrUuid, this.uri, err);
+      if (isNoDomainError(err)) throw new GuestNotFoundError({ nameOrUuid, uri: this.uri, cause: err });
       throw err;
     }
     return this.adopt(domain);

@@ -30,12 +30,12 @@ export async function removeStaleSocket(path: string, guest = '?'): Promise<Stal
 }
 
 export function permissionDenied(guest: string, path: string, cause?: unknown): MonitorUnavailableError {
-  return new MonitorUnavailableError(
+  return new MonitorUnavailableError({
     guest,
-    path,
-    'permission denied',
-    "run as root or as QEMU's user (the socket and its 0700 directory belong to QEMU's uid), or use guest.qmp({ via: 'passthrough' })",
+    socketPath: path,
+    message: 'permission denied',
+    hint: "run as root or as QEMU's user (the socket and its 0700 directory belong to QEMU's uid), or use guest.qmp({ via: 'passthrough' })",
     cause,
-    'permission',
-  );
+    reason: 'permission',
+  });
 }

@@ -13,7 +13,8 @@ import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
 import { POLICY_ERROR_CLASS } from '../../src/proxy/index.js';
 import { QmpClient, QmpCommandError } from '../../src/qmp/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
-import { CliProcess, runCli } from './run-cli.js';
+import { JAVASCRIPT_IN_HINT } from '../../src/cli/hints.js';
+import { BIN, CliProcess, runCli, runCommand } from './run-cli.js';
 import { RawQmp } from '../proxy/raw-client.js';
 
 const run = promisify(execFile);
@@ -63,7 +64,10 @@ describe('libqemu on a libvirt guest', SLOW, () => {
     expect(pass).toMatchObject({ code: 0, stdout: `{"name":"${NAME}"}\n` });
     const refused = await cli('-d', NAME, 'exec', 'device_del', 'id=net0');
     expect(refused.code).toBe(4);
-    expect(refused.stderr).toMatch(/refused by the ownership policy[\s\S]*hint: use virDomainAttachDeviceFlags \/ virDomainDetachDeviceFlags/);
+    // the message names libvirt's way once; the hint names the flag that opts in
+    expect(refused.stderr).toMatch(/refused by the ownership policy[^\n]*virDomainAttachDeviceFlags \/ virDomainDetachDeviceFlags[^\n]*\n {2}hint: [^\n]*--allow device_del\n$/);
+    expect(refused.stderr.match(/virDomainDetachDeviceFlags/g)).toHaveLength(1);
+    expect(refused.stderr).not.toMatch(JAVASCRIPT_IN_HINT);
     // with the opt-in it reaches QEMU, which has no such device: a QMP error (2), not a refusal
     const allowed = await cli('-d', NAME, '--allow', 'device_del', 'exec', 'device_del', 'id=net0');
     expect(allowed.code).toBe(2);
@@ -73,7 +77,47 @@ describe('libqemu on a libvirt guest', SLOW, () => {
   it('exits 3 for a guest libvirt does not know, and for one that is not running', async () => {
     const missing = await cli('-d', 'no-such-guest', '--json', 'exec', 'query-status');
     expect(missing.code).toBe(3);
-    expect(JSON.parse(missing.stderr)).toMatchObject({ error: { type: 'GuestNotFoundError', exitCode: 3 } });
+    expect(JSON.parse(missing.stderr)).toMatchObject({ error: { type: 'GuestNotFoundError', exitCode: 3, hint: `list the guests with: libqemu -c ${lv.uri} guests (names are case-sensitive)` } });
+  });
+
+  it('takes the guest positionally in exec, as the lifecycle verbs do', async () => {
+    const r = await cli('--json', 'exec', NAME, 'query-name');
+    expect(r).toMatchObject({ code: 0, stdout: `{"name":"${NAME}"}\n` });
+    const args = await cli('--json', 'exec', NAME, 'qom-get', 'path=/machine', 'property=type');
+    expect(args.code).toBe(0);
+    expect(JSON.parse(args.stdout)).toMatch(/pc/);
+  });
+
+  it('prints the taint notice once per call, not with --quiet', async () => {
+    const loud = await cli('-d', NAME, 'exec', 'query-status');
+    expect(loud.code).toBe(0);
+    expect(loud.stderr.match(/tainted \(custom-argv/g) ?? []).toHaveLength(1);
+    const quiet = await cli('-d', NAME, '--quiet', 'exec', 'query-status');
+    expect(quiet).toMatchObject({ code: 0, stderr: '' });
+  });
+
+  it('lets the shell use HMP help and info on a libvirt guest', async () => {
+    const r = await runCli(['-c', lv.uri, '-d', NAME, 'shell', '--hmp', '--no-history'], { input: 'help info\ninfo status\n', timeoutMs: 150_000 });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/info status/);
+    expect(r.stdout).toMatch(/VM status: running/);
+  });
+
+  for (const via of ['monitor', 'passthrough'] as const) {
+    it(`echoes what the shell sends with -v on the ${via} route`, async () => {
+      const r = await runCli(['-c', lv.uri, '-d', NAME, '--via', via, 'shell', '--no-history', '-v'], { input: 'query-name\n', timeoutMs: 150_000 });
+      expect(r.code).toBe(0);
+      const sent = r.stdout.split('\n').filter((l) => l.startsWith('{"execute"')).map((l) => JSON.parse(l) as { execute: string });
+      expect(sent.map((m) => m.execute)).toEqual(['query-name']);
+      expect(r.stdout).toContain(`"name": "${NAME}"`);
+    });
+  }
+
+  it('says how to get permission when the libvirt socket refuses this user', async () => {
+    const locked = mkdtempSync(join(tmp, 'locked-')); // 0700, owned by root: uid 65534 may not enter
+    const r = await runCommand('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, BIN, '-c', `qemu+unix:///session?socket=${locked}/libvirt-sock`, 'guests'], { timeoutMs: 150_000 });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/Permission denied\n {2}hint: this user may not use that libvirt daemon's socket: check the socket's owner and mode, run as its owner, or join its group/);
   });
 
   it('suspends and resumes through libvirt, and events shows libvirt and QMP events of it', async () => {
@@ -92,11 +136,28 @@ describe('libqemu on a libvirt guest', SLOW, () => {
     }
   });
 
+  it('events -n counts libvirt and QMP events, not the taint notice', async () => {
+    const events = cliProcess('-d', NAME, '--json', 'events', '-n', '1');
+    try {
+      await events.waitFor(/following events of guest cli1/, 'stderr', 150_000);
+      expect(events.stderr.match(/tainted \(custom-argv/g) ?? []).toHaveLength(0); // --json: no notes
+      const suspend = await cli('suspend', NAME);
+      expect(suspend.code).toBe(0);
+      expect(await events.exited).toBe(0);
+      const got = events.stdout.trim().split('\n').map((l) => JSON.parse(l) as { source: string; kind: string });
+      expect(got).toHaveLength(1);
+      expect(['libvirt', 'qmp']).toContain(got[0]!.source);
+    } finally {
+      await events.stop('SIGKILL');
+      await cli('resume', NAME);
+    }
+  });
+
   it('runs a piped shell on the guest, with the policy refusal printed readably', async () => {
     const r = await runCli(['-c', lv.uri, '-d', NAME, 'shell', '--no-history'], { input: 'query-status\ndevice_del id=net0\nquery-name\n', timeoutMs: 150_000 });
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(4); // the refused line's exit code: a script learns that a line failed
     expect(r.stdout).toContain('"status": "running"');
-    expect(r.stderr).toMatch(/error: QMP command 'device_del' refused by the ownership policy[^\n]*\n {2}hint: use virDomain/);
+    expect(r.stderr).toMatch(/^libqemu: error: QMP command 'device_del' refused by the ownership policy[^\n]*\n {2}hint: [^\n]*--allow device_del$/m);
     expect(r.stdout).toContain(`"name": "${NAME}"`);
   });
 });
@@ -152,6 +213,6 @@ describe('libqemu proxy --domain', SLOW, () => {
     expect(r).toMatchObject({ code: 0, stdout: `${NAME}: destroyed (now shutoff, destroyed)\n` });
     const again = await cli('-d', NAME, 'exec', 'query-status');
     expect(again.code).toBe(3);
-    expect(again.stderr).toMatch(/is not running/);
+    expect(again.stderr).toMatch(/is not running[\s\S]*hint: start it first: libqemu -c \S+ start cli1\n$/);
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../src/qmp/index.js';
+import { createServer } from 'node:net';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
 import { BIN, CliProcess, ROOT, runCli } from './run-cli.js';
 
@@ -15,6 +16,17 @@ let qemu: QemuInstance;
 let side: QmpClient;
 let sock: string;
 let tmp: string;
+
+/** A TCP port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
 
 beforeAll(async () => {
   qemu = await startQemu({ argsFor: (d) => ['-qmp', `unix:${join(d, 'side.sock')},server=on,wait=off`] });
@@ -61,15 +73,79 @@ describe('libqemu exec on a QMP socket', SLOW, () => {
   it('tells failure kinds apart by exit code: usage 1, connection 6', async () => {
     const noTarget = await runCli(['exec', 'query-status']);
     expect(noTarget.code).toBe(1);
-    expect(noTarget.stderr).toMatch(/no QEMU to talk to[\s\S]*hint: .*--socket/);
+    expect(noTarget.stderr).toMatch(/no QEMU to talk to[\s\S]*hint: .*-d GUEST.*-s PATH or -s HOST:PORT/);
     const badPair = await runCli(['-s', sock, 'exec', 'query-status', 'oops']);
     expect(badPair.code).toBe(1);
     const badOption = await runCli(['--bogus']);
     expect(badOption.code).toBe(1);
-    expect(badOption.stderr).toMatch(/unknown option '--bogus'/);
+    expect(badOption.stderr).toBe("libqemu: error: unknown option '--bogus'\n  hint: see libqemu --help\n");
+    // --json covers usage errors too, commander's and ours
+    const jsonUsage = await runCli(['--json', 'exec', '-s', sock]);
+    expect(jsonUsage.code).toBe(1);
+    expect(JSON.parse(jsonUsage.stderr)).toEqual({ error: { type: 'UsageError', message: "missing required argument 'command'", exitCode: 1, hint: 'see libqemu exec --help' } });
+    const jsonNoCommand = await runCli(['--json']);
+    expect(jsonNoCommand).toMatchObject({ code: 1, stdout: '' });
+    expect(JSON.parse(jsonNoCommand.stderr)).toMatchObject({ error: { type: 'UsageError', message: 'which command?' } }); // nothing but the JSON line
+    const jsonBadValue = await runCli(['--json', '--timeout', 'soon', 'exec', 'query-status']);
+    expect(jsonBadValue.code).toBe(1);
+    expect(JSON.parse(jsonBadValue.stderr)).toMatchObject({ error: { type: 'UsageError', message: expect.stringMatching(/--timeout must be a positive number/), exitCode: 1 } });
     const gone = await runCli(['-s', join(tmp, 'absent.sock'), '--json', 'exec', 'query-status']);
     expect(gone.code).toBe(6);
     expect(JSON.parse(gone.stderr)).toMatchObject({ error: { type: 'QmpClosedError', exitCode: 6, hint: expect.any(String) } });
+  });
+});
+
+describe('libqemu on QMP over TCP (-s HOST:PORT)', SLOW, () => {
+  it('runs exec and a shell on a TCP monitor', async () => {
+    const port = await freePort();
+    const q = await startQemu({ args: ['-qmp', `tcp:127.0.0.1:${port},server=on,wait=off`] });
+    try {
+      const r = await runCli(['-s', `127.0.0.1:${port}`, '--json', 'exec', 'query-status']);
+      expect(r).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\{"status":"running"/) });
+      const bad = await runCli(['-s', '127.0.0.1:99999', 'exec', 'query-status']);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/port must be 1-65535/);
+    } finally {
+      await q.stop();
+    }
+  });
+});
+
+describe('libqemu shell like qmp-shell: transaction( … ), -v, -l FILE, exit codes', SLOW, () => {
+  it('sends a transaction typed over several lines as one command, echoes it with -v and logs both ways with -l', async () => {
+    const log = join(tmp, 'wire.log');
+    const input = ['transaction(', 'block-dirty-bitmap-add node=nope name=bm0 persistent=false', 'block-dirty-bitmap-clear node=nope name=bm1 )', 'query-status', ''].join('\n');
+    const r = await runCli(['-s', sock, 'shell', '--no-history', '-v', '-l', log], { input });
+    // QEMU refuses the transaction (no such node): the piped shell ends with that QMP error's code
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^libqemu: error: transaction failed: GenericError: Cannot find device='nope'/m);
+    const sent = r.stdout.split('\n').filter((l) => l.startsWith('{"execute"')).map((l) => JSON.parse(l) as { execute: string; arguments?: unknown });
+    expect(sent.map((m) => m.execute)).toEqual(['transaction', 'query-status']);
+    expect(sent[0]!.arguments).toEqual({
+      actions: [
+        { type: 'block-dirty-bitmap-add', data: { node: 'nope', name: 'bm0', persistent: false } }, // typed by the schema: a boolean
+        { type: 'block-dirty-bitmap-clear', data: { node: 'nope', name: 'bm1' } },
+      ],
+    });
+    const logged = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { direction: string; message: Record<string, unknown> });
+    expect(logged.map((l) => `${l.direction}:${String(l.message.execute ?? (l.message.error ? 'error' : 'return'))}`)).toEqual(['out:transaction', 'in:error', 'out:query-status', 'in:return']);
+    expect(statSync(log).mode & 0o777).toBe(0o600);
+  });
+
+  it('keeps secrets out of the -l log', async () => {
+    const log = join(tmp, 'secret.log');
+    await runCli(['-s', sock, 'shell', '--no-history', '-l', log], { input: 'change-vnc-password password=hunter2\n' });
+    const text = readFileSync(log, 'utf8');
+    expect(text).toContain('change-vnc-password');
+    expect(text).not.toContain('hunter2');
+  });
+
+  it('exits 0 when every piped line worked, and names an unclosed transaction', async () => {
+    const ok = await runCli(['-s', sock, 'shell', '--no-history'], { input: 'query-status\nquery-name\n' });
+    expect(ok.code).toBe(0);
+    const open = await runCli(['-s', sock, '--json', 'shell', '--no-history'], { input: 'transaction(\nblock-dirty-bitmap-add node=n name=b\n' });
+    expect(open.code).toBe(1);
+    expect(JSON.parse(open.stderr.trim())).toMatchObject({ error: { type: 'UsageError', message: expect.stringMatching(/inside transaction/) } });
   });
 });
 
@@ -88,6 +164,11 @@ describe('libqemu schema and gen', SLOW, () => {
     expect(list.stdout).not.toContain('Events');
     const none = await runCli(['-s', sock, 'schema', 'no-such-thing']);
     expect(none.code).toBe(5);
+    // enums are listed in full: every value a user may type after member=
+    const enums = await runCli(['-s', sock, 'schema', 'query-status']);
+    const statusLine = enums.stdout.split('\n').find((l) => l.trim().startsWith('status:'))!;
+    for (const v of ['debug', 'inmigrate', 'running', 'paused', 'suspended', 'colo']) expect(statusLine).toContain(`"${v}"`);
+    expect(statusLine).not.toContain('…');
   });
 
   it('gen writes a module from a QEMU binary and reports what it generated', async () => {
@@ -137,7 +218,7 @@ describe('libqemu shell', SLOW, () => {
   it('runs piped commands: key=value, raw JSON, HMP mode, errors with hints, and carries on', async () => {
     const input = ['query-status', 'set_link name=net0 up=false', '.hmp', 'info status', '.qmp', '{"execute": "query-version"}', 'no-such-command', '.schema set_link', 'query-name'].join('\n');
     const r = await runCli(['-s', sock, 'shell', '--no-history'], { input: `${input}\n` });
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(2); // a piped shell reports its first failed line: set_link's QMP error
     expect(r.stdout).toContain('"status": "running"');
     expect(r.stdout).toContain('VM status: running');
     expect(r.stdout).toMatch(/"major": 7/);
@@ -206,6 +287,28 @@ describe('libqemu shell', SLOW, () => {
       expect(await exited).toBe(0);
       expect(readFileSync(history, 'utf8')).toBe('query-status\nset_link name=x up=false\n');
       expect(statSync(history).mode & 0o777).toBe(0o600);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('libqemu shell on a terminal', SLOW, () => {
+  it('leaves on Ctrl-D with the terminal on a fresh line', async () => {
+    const child = spawn('script', ['-qfec', `${process.execPath} ${BIN} -s ${sock} shell --no-history`, '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'vt100' } });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    try {
+      const deadline = Date.now() + 120_000;
+      while (!out.includes('qmp> ')) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no prompt in: ${JSON.stringify(out)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      child.stdin.write('\x04');
+      expect(await exited).toBe(0);
+      // the prompt, readline's cursor move, then our newline (a pty turns it into \r\n)
+      expect(out).toMatch(/qmp> (?:\x1b\[\d+G)?\r?\n$/);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

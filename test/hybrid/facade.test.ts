@@ -20,6 +20,7 @@ import {
   type GuestEventStream,
   type TaintReport,
 } from '../../src/hybrid/index.js';
+import { LibvirtError } from '../../src/libvirt/errors.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { nextMatching, waitFor } from '../harness/wait.js';
 
@@ -114,7 +115,7 @@ describe('routes', () => {
 
   it("the passthrough transport says what libvirt's monitor allows", async () => {
     const pt = await withMon.qmp({ via: 'passthrough' });
-    expect(pt.transport.capabilities).toMatchObject({ ownsIds: true, preNegotiated: true, pipelining: false, oob: false });
+    expect(pt.transport.capabilities).toMatchObject({ preNegotiated: true, pipelining: false, oob: false, fdPassing: false });
     await pt.close();
   });
 
@@ -290,6 +291,23 @@ describe('restarts and crashes', () => {
       expect(await qmp.execute('query-status')).toMatchObject({ running: true });
       expect(qmp.runstate).toBe('running');
       await events.return();
+      await qmp.close();
+    } finally {
+      await remove(g);
+    }
+  });
+
+  it("passthrough on a guest that stopped: the call rejects with GuestNotRunningError whose cause is libvirt's own error, code kept", async () => {
+    const g = await startedGuest('ptstop', false);
+    try {
+      const qmp = await g.qmp({ via: 'passthrough' });
+      await g.destroy();
+      const err = await qmp.execute('query-status').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GuestNotRunningError);
+      expect((err as GuestNotRunningError).guest).toBe(g.name);
+      const cause = (err as Error).cause;
+      expect(cause).toBeInstanceOf(LibvirtError);
+      expect((cause as LibvirtError).codeName).toMatch(/^VIR_ERR_(OPERATION_INVALID|NO_DOMAIN)$/);
       await qmp.close();
     } finally {
       await remove(g);

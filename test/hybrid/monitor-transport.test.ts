@@ -40,7 +40,7 @@ describe('MonitorTransport + GuestQmpClient against a real QEMU', () => {
     const c = new GuestQmpClient(t, { guest: 'g', route: 'monitor', policy: new OwnershipPolicy(), validate: false, onTraffic: (d, m) => d === 'out' && sent.push(String(m.execute)) });
     cleanups.push(() => c.close());
     await c.open();
-    expect(t.capabilities).toMatchObject({ preNegotiated: true, ownsIds: false, pipelining: true });
+    expect(t.capabilities).toMatchObject({ preNegotiated: true, pipelining: true });
     expect(c.greeting.version.qemu.major).toBe(7);
     expect(await c.execute('query-status')).toMatchObject({ status: expect.any(String) });
     expect(sent).toEqual(['query-status']);

@@ -262,7 +262,7 @@ describe('QmpProxy on a bare QEMU', () => {
       const deadline = Date.now() + 20_000;
       while (small.stats.dropped === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(small.stats.dropped).toBe(1);
-      expect(logs.some((l) => /dropping proxy client \d+: it is not reading/.test(l))).toBe(true);
+      expect(logs.some((l) => /proxy client \d+: dropping QMP client: it is not reading/.test(l))).toBe(true);
       // the dropped client's commands still queued in the backend were withdrawn, not run
       await waitFor('no command pending on the backend', () => backend.pendingCount === 0, { timeoutMs: 20_000 });
       expect(await reader.call('query-status', 'ok')).toMatchObject({ return: { status: 'running' } });

@@ -20,6 +20,8 @@ interface EventsOptions {
 
 /** One event, whatever its source, as printed. */
 interface Printed {
+  /** libvirt's and QEMU's events count for -n; libqemu's own notices (taint, reconnects) do not. */
+  notice: boolean;
   source: string;
   name: string;
   time: Date;
@@ -35,7 +37,7 @@ export const eventsCommand: CliCommandModule = {
       .command('events')
       .description('follow QMP events (and libvirt lifecycle events for a guest), filtered by name')
       .argument('[names...]', 'only these events: QMP names in upper case (STOP), libvirt lifecycle names and libqemu notices in lower case (started, taint, qmp-disconnected)')
-      .option('-n, --count <n>', 'exit after this many events')
+      .option('-n, --count <n>', "exit after this many libvirt or QMP events (libqemu's notices do not count)")
       .option('--for <seconds>', 'exit after following this long')
       .option('--no-libvirt', 'no libvirt events (guests only)')
       .option('--no-qmp', 'no QMP events (guests only)')
@@ -60,11 +62,11 @@ Examples:
           try {
             const events = session.options.socket ? await socketEvents(session, names, ac.signal) : await guestEvents(session, names, opts, ac.signal);
             // on stderr even with --json: scripts may wait for it to know the subscription is in place
-            session.out.io.stderr.write(`following events of ${session.describeTarget()}${names.length ? ` (${names.join(', ')})` : ''}; Ctrl-C to stop\n`);
+            if (!session.out.quiet) session.out.io.stderr.write(`following events of ${session.describeTarget()}${names.length ? ` (${names.join(', ')})` : ''}; Ctrl-C to stop\n`);
             let seen = 0;
             for await (const ev of events) {
               session.out.either(`${ev.time.toISOString()} ${ev.source} ${ev.name}${ev.detail ? ` ${ev.detail}` : ''}`, ev.json);
-              if (count !== undefined && ++seen >= count) break;
+              if (count !== undefined && !ev.notice && ++seen >= count) break;
             }
           } finally {
             if (timer) clearTimeout(timer);
@@ -91,12 +93,13 @@ function qmpTime(ts: QmpEvent['timestamp']): Date {
 async function socketEvents(session: Session, names: string[], signal: AbortSignal): Promise<AsyncIterable<Printed>> {
   const client = await session.qmp({ validate: false });
   const queue: AsyncIterable<QmpEvent<string, unknown>> = names.length
-    ? client.events({ names, signal, overflow: 'drop-oldest' })
+    ? client.untyped.events({ names, signal, overflow: 'drop-oldest' })
     : client.events({ signal, overflow: 'drop-oldest' });
   return (async function* () {
     for await (const ev of queue) {
       const data = ev.data === undefined ? undefined : redact(ev.data);
       yield {
+        notice: false,
         source: 'qmp',
         name: ev.event,
         time: qmpTime(ev.timestamp),
@@ -129,6 +132,8 @@ async function guestEvents(session: Session, names: string[], opts: EventsOption
       const printed = printGuestEvent(ev);
       // QMP names were filtered at the source; libvirt's and libqemu's own notices (taint, qmp-disconnected) here
       if (filtered && ev.source !== 'qmp' && !libvirtNames.has(printed.name)) continue;
+      // the session prints the taint notice once (on stderr, --quiet hides it): not again as an event
+      if (!filtered && ev.kind === 'taint') continue;
       yield printed;
     }
   })();
@@ -138,18 +143,18 @@ function printGuestEvent(ev: GuestEvent): Printed {
   const json = redact({ ...ev, at: ev.at.toISOString() }) as Record<string, unknown>;
   switch (ev.kind) {
     case 'qmp':
-      return { source: `qmp(${ev.route})`, name: ev.event, time: qmpTime(ev.timestamp), json, detail: ev.data === undefined ? '' : JSON.stringify(redact(ev.data)) };
+      return { notice: false, source: `qmp(${ev.route})`, name: ev.event, time: qmpTime(ev.timestamp), json, detail: ev.data === undefined ? '' : JSON.stringify(redact(ev.data)) };
     case 'lifecycle':
-      return { source: 'libvirt', name: ev.event, time: ev.at, json, detail: ev.detail };
+      return { notice: false, source: 'libvirt', name: ev.event, time: ev.at, json, detail: ev.detail };
     case 'reboot':
-      return { source: 'libvirt', name: 'reboot', time: ev.at, json, detail: '' };
+      return { notice: false, source: 'libvirt', name: 'reboot', time: ev.at, json, detail: '' };
     case 'agent-lifecycle':
-      return { source: 'libvirt', name: 'agent-lifecycle', time: ev.at, json, detail: `${ev.state} (${ev.reason})` };
+      return { notice: false, source: 'libvirt', name: 'agent-lifecycle', time: ev.at, json, detail: `${ev.state} (${ev.reason})` };
     case 'qmp-disconnected':
-      return { source: 'libqemu', name: 'qmp-disconnected', time: ev.at, json, detail: ev.reason };
+      return { notice: true, source: 'libqemu', name: 'qmp-disconnected', time: ev.at, json, detail: ev.reason };
     case 'qmp-reconnected':
-      return { source: 'libqemu', name: 'qmp-reconnected', time: ev.at, json, detail: `after ${ev.gapMs} ms` };
+      return { notice: true, source: 'libqemu', name: 'qmp-reconnected', time: ev.at, json, detail: `after ${ev.gapMs} ms` };
     case 'taint':
-      return { source: 'libqemu', name: 'taint', time: ev.at, json, detail: ev.taints.map((t) => t.flag).join(', ') };
+      return { notice: true, source: 'libqemu', name: 'taint', time: ev.at, json, detail: ev.taints.map((t) => t.flag).join(', ') };
   }
 }

@@ -1,6 +1,5 @@
 /** `libqemu gen`: TypeScript types (commands, events, wrappers) generated from a QEMU's schema. */
 import type { Command } from 'commander';
-import { generateTypes } from '../../schema/generate.js';
 import { action, type CliCommandModule } from '../command.js';
 import { schemaSource, type SchemaSourceOptions } from '../schema-source.js';
 
@@ -29,6 +28,7 @@ Examples:
       .action(
         action(ctx, async (session, cmd: Command) => {
           const opts = cmd.opts<GenOptions>();
+          const { generateTypes } = await import('../../schema/generate.js');
           const result = await generateTypes({
             source: await schemaSource(session, opts),
             timeoutMs: session.timeoutMs,

@@ -4,8 +4,6 @@
  * progress lines for scripts, a watchdog, and Ctrl-C aborting cleanly (the guest stays on the source).
  */
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
-import { MigrationError } from '../../migration/errors.js';
 import type { MigrateOptions, QemuParameterValue } from '../../migration/options.js';
 import type { MigrationProgress } from '../../migration/progress.js';
 import type { WatchdogOptions } from '../../migration/watchdog.js';
@@ -74,7 +72,8 @@ Examples:
           };
           process.on('SIGINT', onSignal);
           process.on('SIGTERM', onSignal);
-          const view = progressView(session);
+          const { MigrationError } = await import('../../migration/errors.js');
+          const view = await progressView(session);
           try {
             const job = guest.migrate(opts.to, { ...options, signal: interrupted.signal });
             view.update(job.current);
@@ -140,12 +139,13 @@ function toMigrateOptions(o: MigrateCliOptions): MigrateOptions {
 }
 
 /** A bar on a terminal's stderr, JSON lines with --json, nothing otherwise (the summary says it all). */
-function progressView(session: Session): { update(p: MigrationProgress): void; stop(): void } {
+async function progressView(session: Session): Promise<{ update(p: MigrationProgress): void; stop(): void }> {
   if (session.options.json) {
     return { update: (p) => session.out.line(JSON.stringify({ progress: p })), stop: () => undefined };
   }
   const stream = session.out.io.stderr as NodeJS.WriteStream;
   if (!stream.isTTY) return { update: () => undefined, stop: () => undefined };
+  const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar(
     { stream, format: ' {phase} pass {pass} |{bar}| {percentage}% | {rate} | {remaining} left | {elapsed} s', hideCursor: true },
     cliProgress.Presets.shades_classic,

@@ -11,6 +11,8 @@ export interface CompleterSource {
   mode(): 'qmp' | 'hmp';
   model(): SchemaModel | undefined;
   hmpCommands(): readonly string[];
+  /** `info` subcommands, from HMP's `help info`. */
+  hmpInfo?(): readonly string[];
 }
 
 export type CompleterResult = [string[], string];
@@ -21,7 +23,12 @@ export function complete(line: string, source: CompleterSource): CompleterResult
     const names = line.startsWith('.') ? [...SHELL_COMMANDS] : source.mode() === 'hmp' ? [...source.hmpCommands()] : [...(source.model()?.commands.keys() ?? [])];
     return [names.filter((n) => n.startsWith(line)).sort(), line];
   }
-  if (source.mode() === 'hmp') return [[], line];
+  if (source.mode() === 'hmp') {
+    const m = /^info\s+(\S*)$/.exec(line);
+    if (!m) return [[], line];
+    const partial = m[1]!;
+    return [[...(source.hmpInfo?.() ?? [])].filter((n) => n.startsWith(partial)).sort(), partial];
+  }
   const command = line.slice(0, firstSpace);
   const info = source.model()?.command(command);
   if (command === '.schema') {
@@ -86,6 +93,16 @@ export function parseHmpHelp(text: string): string[] {
     const head = line.trim().split(/\s+/)[0];
     if (!head) continue;
     for (const n of head.split('|')) if (/^[a-z][a-z0-9_-]*$/.test(n)) names.add(n);
+  }
+  return [...names].sort();
+}
+
+/** `info` subcommand names from the text of HMP's `help info` (`info balloon  -- show balloon information`). */
+export function parseHmpInfoHelp(text: string): string[] {
+  const names = new Set<string>();
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*info\s+([a-z][a-z0-9_-]*)/.exec(line);
+    if (m) names.add(m[1]!);
   }
   return [...names].sort();
 }

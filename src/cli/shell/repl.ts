@@ -11,12 +11,14 @@ import type { QmpEvent } from '../../qmp/command-map.js';
 import { QmpClosedError } from '../../qmp/errors.js';
 import { isSecretKey, redact } from '../../qmp/redact.js';
 import type { QemuClient } from '../../schema/client.js';
-import type { SchemaModel } from '../../schema/model.js';
+import type { TransactionArguments } from '../../generated/index.js';
+import type { CommandInfo, SchemaModel } from '../../schema/model.js';
 import { parseCommandArgs, splitWords } from '../args.js';
 import { commandJson, describeCommand, describeEvent, eventJson, globMatcher } from '../describe.js';
-import { ExitCode, UsageError } from '../exit-codes.js';
+import { ExitCode, exitCodeFor, UsageError } from '../exit-codes.js';
 import type { Output } from '../output.js';
-import { complete, parseHmpHelp } from './completer.js';
+import { complete, parseHmpHelp, parseHmpInfoHelp } from './completer.js';
+import type { WireTrace } from './trace.js';
 
 export interface ShellOptions {
   client: QemuClient;
@@ -30,6 +32,10 @@ export interface ShellOptions {
   events: boolean;
   /** Describes what we are connected to, for the banner. */
   target: string;
+  /** Print every command as sent (-v). */
+  verbose?: boolean;
+  /** Where -v and -l see the wire: the shell calls `start()` once its own set-up traffic is done. */
+  trace?: WireTrace;
 }
 
 const HISTORY_SIZE = 1000;
@@ -38,6 +44,9 @@ const HELP = `Commands:
   COMMAND [key=value ...]     run a QMP command; values are typed by the schema (a.b=1 for nested members)
   COMMAND {"json": "args"}    the same with JSON arguments
   {"execute": ..., ...}       a raw QMP command
+  transaction(                a QMP transaction, as in qmp-shell: one action per line
+    ACTION [key=value ...]      e.g. block-dirty-bitmap-add node=drive0 name=bm0
+  )                           sends it (or end the last action's line with " )")
   .hmp / .qmp                 switch to HMP (human monitor) lines / back to QMP
   .schema [NAME|GLOB]         describe a command or event, or list names
   .help                       this text
@@ -50,14 +59,22 @@ export async function runShell(options: ShellOptions): Promise<number> {
   let mode: 'qmp' | 'hmp' = options.hmp ? 'hmp' : 'qmp';
   let model: SchemaModel | undefined;
   let hmpCommands: string[] = [];
+  let hmpInfo: string[] = [];
+  /** Actions of a transaction( … ) being typed, or undefined outside one. */
+  let transaction: TransactionAction[] | undefined;
+  /** The exit code of the first line that failed (a piped shell reports it). */
+  let failed: number | undefined;
   try {
     model = await client.schema();
   } catch (err) {
     out.error(err); // the shell still works, without typed arguments and completion
   }
   if (tty) {
+    // `help` and `help info` are read-only, so the ownership policy lets them through on libvirt guests too
     hmpCommands = await client.hmp('help').then(parseHmpHelp, () => []);
+    hmpInfo = await client.hmp('help info').then(parseHmpInfoHelp, () => []);
   }
+  options.trace?.start();
   const history = options.historyFile && tty ? await loadHistory(options.historyFile) : [];
   const rl: Interface = createInterface({
     input: options.input,
@@ -66,9 +83,9 @@ export async function runShell(options: ShellOptions): Promise<number> {
     history,
     historySize: HISTORY_SIZE,
     removeHistoryDuplicates: true,
-    completer: (line: string) => complete(line, { mode: () => mode, model: () => model, hmpCommands: () => hmpCommands }),
+    completer: (line: string) => complete(line, { mode: () => mode, model: () => model, hmpCommands: () => hmpCommands, hmpInfo: () => hmpInfo }),
   });
-  const setPrompt = () => rl.setPrompt(mode === 'qmp' ? 'qmp> ' : 'hmp> ');
+  const setPrompt = () => rl.setPrompt(transaction ? 'transaction> ' : mode === 'qmp' ? 'qmp> ' : 'hmp> ');
   setPrompt();
   // Ctrl-C drops the line being typed (like a shell); on an empty line it leaves.
   rl.on('SIGINT', () => {
@@ -109,17 +126,27 @@ export async function runShell(options: ShellOptions): Promise<number> {
     out.io.stderr.write(`libqemu shell: ${options.target}, QEMU ${v.major}.${v.minor}.${v.micro}. Type .help for help, Tab to complete, Ctrl-D to leave.\n`);
     rl.prompt();
   }
+  let quit = false;
   try {
     for await (const raw of rl) {
       const line = raw.trim();
       if (line !== '') {
-        if (line === '.quit' || line === '.exit') break;
+        if (line === '.quit' || line === '.exit') {
+          quit = true;
+          break;
+        }
         if (tty && options.historyFile && !mentionsSecret(line)) await saveHistoryLine(options.historyFile, line);
         try {
           if (line.startsWith('.')) {
             const next = meta(line, { out, model, mode });
             if (next) mode = next;
-            setPrompt();
+          } else if (mode === 'qmp' && (transaction || /^transaction\(/.test(line))) {
+            const step = transactionLine(line, transaction ?? [], model);
+            transaction = step.done ? undefined : step.actions;
+            if (step.done) {
+              // the actions' data were typed from this QEMU's schema at run time, not by the 7.2 types
+              out.result(await client.execute('transaction', { actions: step.actions } as unknown as TransactionArguments));
+            }
           } else if (mode === 'hmp') {
             out.result(await client.hmp(line));
           } else {
@@ -130,12 +157,17 @@ export async function runShell(options: ShellOptions): Promise<number> {
             lost ??= err; // reported once, below
             break;
           }
+          transaction = undefined; // a broken transaction is dropped as a whole
+          failed ??= exitCodeFor(err);
           out.error(err);
         }
+        setPrompt();
       }
       if (lost) break;
       if (tty) rl.prompt();
     }
+    // Ctrl-D: leave the terminal on a fresh line, as shells do
+    if (tty && !quit && !lost) out.io.stdout.write('\n');
   } finally {
     offEvents();
     offRunstate();
@@ -145,7 +177,60 @@ export async function runShell(options: ShellOptions): Promise<number> {
     out.error(lost);
     return ExitCode.connection;
   }
-  return ExitCode.ok;
+  if (transaction) {
+    const err = new UsageError('the input ended inside transaction( … ): nothing was sent', { hint: 'close it with a line holding only )' });
+    out.error(err);
+    failed ??= ExitCode.usage;
+  }
+  // A terminal user saw each error as it happened; a script must learn from the exit code.
+  return tty ? ExitCode.ok : (failed ?? ExitCode.ok);
+}
+
+/** One action of a QMP transaction, as `transaction` takes it. */
+export interface TransactionAction {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * One line of qmp-shell's transaction syntax: `transaction(` opens (it may carry the first action),
+ * each line is `ACTION key=value…`, and `)` alone or at the end of an action line sends it.
+ */
+export function transactionLine(line: string, sofar: TransactionAction[], model: SchemaModel | undefined): { actions: TransactionAction[]; done: boolean } {
+  let words = splitWords(line.replace(/^transaction\(/, 'transaction( '));
+  if (words[0] === 'transaction(') {
+    if (sofar.length) throw new UsageError('transaction( inside a transaction', { hint: 'close the open one with )' });
+    words = words.slice(1);
+  }
+  let done = false;
+  if (words.length && words[words.length - 1] === ')') {
+    done = true;
+    words = words.slice(0, -1);
+  } else if (words.length && words[words.length - 1]!.endsWith(')') && !words[words.length - 1]!.includes('=')) {
+    done = true;
+    words[words.length - 1] = words[words.length - 1]!.slice(0, -1);
+  }
+  const actions = [...sofar];
+  if (words.length) {
+    const [type, ...rest] = words as [string, ...string[]];
+    const data = parseCommandArgs(rest, actionInfo(model, type)) ?? {};
+    actions.push({ type, data });
+  }
+  if (done && actions.length === 0) throw new UsageError('an empty transaction', { hint: 'give one action per line between transaction( and )' });
+  return { actions, done };
+}
+
+/** The schema of a transaction action's `data`, shaped like a command for parseCommandArgs. */
+function actionInfo(model: SchemaModel | undefined, type: string): CommandInfo | undefined {
+  const actions = model?.command('transaction')?.args.members.get('actions')?.type;
+  const element = actions?.kind === 'array' ? actions.element : undefined;
+  if (element?.kind !== 'object') return undefined;
+  const branch = element.variants.get(type);
+  if (!branch) {
+    throw new UsageError(`${JSON.stringify(type)} is not a transaction action of this QEMU`, { hint: `actions: ${[...element.variants.keys()].sort().join(', ')}` });
+  }
+  const data = branch.members.get('data')?.type;
+  return data?.kind === 'object' ? ({ name: type, args: data } as CommandInfo) : undefined;
 }
 
 async function runQmpLine(client: QemuClient, model: SchemaModel | undefined, line: string): Promise<unknown> {
@@ -158,10 +243,10 @@ async function runQmpLine(client: QemuClient, model: SchemaModel | undefined, li
     }
     const m = msg as { execute?: unknown; arguments?: unknown };
     if (typeof m.execute !== 'string') throw new UsageError('a raw QMP command needs "execute"', { hint: '{"execute": "query-status"}' });
-    return client.execute(m.execute, m.arguments as Record<string, unknown> | undefined);
+    return client.executeUnchecked(m.execute, m.arguments as Record<string, unknown> | undefined);
   }
   const [command, ...words] = splitWords(line);
-  return client.execute(command!, parseCommandArgs(words, model?.command(command!)));
+  return client.executeUnchecked(command!, parseCommandArgs(words, model?.command(command!)));
 }
 
 /** Dot-commands; returns the new mode when it changes. */
