@@ -5,10 +5,12 @@
  *  2. main-thread event-loop delay p99 while 1,000 passthrough calls run concurrently; target < 10 ms.
  *  3. RSS growth over 100,000 dom.xml() calls; target < 10 MB.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Connection, type Domain } from '../src/libvirt/index.js';
@@ -49,8 +51,8 @@ function pythonHasLibvirt(): boolean {
 }
 
 /** A python3-libvirt process that runs `n` timed calls per round() and returns their times (ms). */
-async function startPython(uri: string, name: string, loop: boolean): Promise<{ round(n: number): Promise<number[]>; stop(): void }> {
-  const child = spawn('/usr/bin/python3', ['-c', PYTHON, uri, name, loop ? 'loop' : 'plain'], { stdio: ['pipe', 'pipe', 'pipe'] });
+async function startPython(uri: string, name: string, loop: boolean, script = PYTHON): Promise<{ round(n: number): Promise<number[]>; stop(): void }> {
+  const child = spawn('/usr/bin/python3', ['-c', script, uri, name, loop ? 'loop' : 'plain'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
@@ -179,7 +181,93 @@ async function eventLoopDelay(dom: Domain): Promise<void> {
   console.log(`p99 under load: ${ms(busy.percentile(99)).toFixed(2)} ms ${ms(busy.percentile(99)) < 10 ? 'OK' : 'MISSED'}`);
 }
 
-async function rssGrowth(dom: Domain, label: string): Promise<void> {
+// python3-libvirt's dom.XMLDesc(), driven round by round like PYTHON above.
+const PYTHON_XML = `
+import json, sys, time, libvirt
+conn = libvirt.open(sys.argv[1])
+dom = conn.lookupByName(sys.argv[2])
+for _ in range(50): dom.XMLDesc(0)
+print('[]', flush=True)
+for line in sys.stdin:
+    times = []
+    for _ in range(int(line)):
+        t0 = time.perf_counter_ns()
+        dom.XMLDesc(0)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    print(json.dumps(times), flush=True)
+`;
+
+/** The generated binding against the hand-written method it replaced, and against python3-libvirt. */
+async function generatedCall(dom: Domain, uri: string): Promise<void> {
+  const generated: number[] = [];
+  const hand: number[] = [];
+  const theirs: number[] = [];
+  const rounds = 20;
+  const python = pythonHasLibvirt() ? await startPython(uri, dom.name, false, PYTHON_XML) : undefined;
+  try {
+    for (let r = 0; r < rounds; r++) {
+      generated.push(...(await timeEach(CALLS / rounds, () => dom.getXMLDesc(), r === 0 ? 50 : 5)));
+      hand.push(...(await timeEach(CALLS / rounds, () => dom.xml(), r === 0 ? 50 : 5)));
+      if (python) theirs.push(...(await python.round(CALLS / rounds)));
+    }
+  } finally {
+    python?.stop();
+  }
+  const g = summarize(generated);
+  const h = summarize(hand);
+  const rows = [
+    { name: 'libqemu dom.getXMLDesc() (generated)', value: g.mean, unit: 'ms/call', extra: { p50: g.p50.toFixed(3), p99: g.p99.toFixed(3), n: generated.length } },
+    { name: 'libqemu dom.xml() (hand-written)', value: h.mean, unit: 'ms/call', extra: { p50: h.p50.toFixed(3), p99: h.p99.toFixed(3), n: hand.length } },
+  ];
+  let line = `generated/hand-written (mean): ${(g.mean / h.mean).toFixed(3)} ${g.mean / h.mean <= 1.05 ? 'OK' : 'MISSED'} (p50 ${(g.p50 / h.p50).toFixed(3)})`;
+  if (theirs.length) {
+    const p = summarize(theirs);
+    rows.push({ name: 'python3-libvirt dom.XMLDesc()', value: p.mean, unit: 'ms/call', extra: { p50: p.p50.toFixed(3), p99: p.p99.toFixed(3), n: theirs.length } });
+    line += `; generated/python3-libvirt (mean): ${(g.mean / p.mean).toFixed(3)} ${g.mean / p.mean <= 1.1 ? 'OK' : 'MISSED'} (p50 ${(g.p50 / p.p50).toFixed(3)})`;
+  }
+  printTable('virDomainGetXMLDesc through the private libvirtd, sequential', rows, 'libqemu dom.xml() (hand-written)', '≤ 1.05 vs xml(), ≤ 1.10 vs python3-libvirt');
+  console.log(line);
+}
+
+/** Median import time (ms) of `<tree>/src/index.ts` in fresh processes. */
+function importMs(tree: string, runs: number): number[] {
+  const entry = pathToFileURL(join(tree, 'src/index.ts')).href;
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `const t = performance.now(); await import(${JSON.stringify(entry)}); console.log(performance.now() - t)`], {
+      encoding: 'utf8',
+      cwd: tree,
+    });
+    times.push(Number(r.stdout.trim()));
+  }
+  return times.sort((a, b) => a - b);
+}
+
+/**
+ * Import time of the package entry point; with LIBVIRT_BENCH_BASELINE=<checkout of the tree before the
+ * generated layer, with node_modules> both are measured, alternately, and the ratio printed (target ≤ 1.2).
+ */
+function importTime(): void {
+  const here = fileURLToPath(new URL('..', import.meta.url));
+  const baseline = process.env.LIBVIRT_BENCH_BASELINE;
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    ours.push(...importMs(here, 1));
+    if (baseline) theirs.push(...importMs(baseline, 1));
+  }
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const min = (xs: number[]): number => Math.min(...xs);
+  const rows = [{ name: 'this tree', value: med(ours), unit: 'ms median', extra: { min: min(ours).toFixed(1) } }];
+  if (theirs.length) rows.push({ name: 'baseline tree', value: med(theirs), unit: 'ms median', extra: { min: min(theirs).toFixed(1) } });
+  printTable('import time of src/index.ts (fresh process, through tsx)', rows, theirs.length ? 'baseline tree' : 'this tree', theirs.length ? '≤ 1.2× baseline' : undefined);
+  if (theirs.length) console.log(`import ratio (median): ${(med(ours) / med(theirs)).toFixed(3)}, (min): ${(min(ours) / min(theirs)).toFixed(3)}`);
+  else console.log('set LIBVIRT_BENCH_BASELINE to a checkout of the tree before the generated layer to print the ratio');
+}
+
+async function rssGrowth(dom: Domain, label: string, call: (dom: Domain) => Promise<unknown> = (d) => d.xml().then((x) => {
+  if (!x.includes('<domain')) throw new Error('xml() returned no domain XML');
+}), what = 'dom.xml() calls'): Promise<void> {
   // A real gc() before each reading, so that garbage is not counted as growth (works without --expose-gc).
   setFlagsFromString('--expose-gc');
   const gc = (globalThis as { gc?: () => void }).gc ?? (runInNewContext('gc') as (() => void) | undefined);
@@ -195,8 +283,7 @@ async function rssGrowth(dom: Domain, label: string): Promise<void> {
   const run = async (n: number): Promise<number> => {
     const t0 = performance.now();
     for (let i = 0; i < n; i += batch) {
-      const xs = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => dom.xml()));
-      if (!xs[0]!.includes('<domain')) throw new Error('xml() returned no domain XML');
+      await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => call(dom)));
     }
     return (performance.now() - t0) / 1000;
   };
@@ -211,7 +298,7 @@ async function rssGrowth(dom: Domain, label: string): Promise<void> {
   const growth2 = mb(after2.rss - after.rss);
   const young = mb(after.newSpace - before.newSpace);
   printTable(
-    `RSS over ${XML_CALLS.toLocaleString('en')} dom.xml() calls (${label}; gc before each reading)`,
+    `RSS over ${XML_CALLS.toLocaleString('en')} ${what} (${label}; gc before each reading)`,
     [
       { name: 'RSS before', value: mb(before.rss), unit: 'MB' },
       { name: `after ${XML_CALLS.toLocaleString('en')} calls`, value: mb(after.rss), unit: 'MB', extra: { growth: `${growth.toFixed(2)} MB`, 'V8 new-space resize': `${young.toFixed(1)} MB`, time: `${secs.toFixed(1)} s`, 'µs/call': ((secs * 1e6) / XML_CALLS).toFixed(1) } },
@@ -233,6 +320,8 @@ export default async function (): Promise<void> {
   try {
     conn = await Connection.open(daemon.uri);
     const dom = await conn.createXML(tinyGuestXml({ name: 'bench1' }));
+    importTime();
+    await generatedCall(dom, daemon.uri);
     await passthroughLatency(conn, dom, daemon.uri);
     await eventLoopDelay(dom);
     if (process.env.LIBVIRT_BENCH_XML_DRIVER === 'remote') {
@@ -249,6 +338,14 @@ export default async function (): Promise<void> {
       );
       const test = await Connection.open('test:///default');
       await rssGrowth(await test.lookupDomain('test'), 'in-process test:///default driver, same free paths; LIBVIRT_BENCH_XML_DRIVER=remote for the daemon');
+      // generated calls returning arrays of objects (each released through the FinalizationRegistry) and strings
+      let n = 0;
+      await rssGrowth(
+        await test.lookupDomain('test'),
+        'test:///default, generated calls',
+        (d) => (n++ % 2 === 0 ? test.listAllDomains() : d.getXMLDesc()),
+        'generated calls (listAllDomains() / getXMLDesc() alternately)',
+      );
       await test.close();
     }
     await dom.destroy();

@@ -5,13 +5,17 @@
  *     virt-qemu-qmp-proxy (passthrough). Same minimal raw client everywhere; rounds interleaved.
  *  2. Ten clients at once: per-call latency and throughput through libqemu's proxy; whether
  *     virt-qemu-qmp-proxy greets a second client while the first is connected.
- * Target: libqemu proxy (monitor) / direct ≤ 1.3 with one client.
+ *  3. A command with a 1 MiB argument: directly on a monitor socket vs through libqemu's proxy.
+ * Targets: libqemu proxy (second monitor) and the CLI-started proxy / direct ≤ 1.3 per call with one
+ * client; libqemu's passthrough proxy / virt-qemu-qmp-proxy ≤ 1.0; 1 MiB argument proxy / direct ≤ 2.0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DomainXml, Hypervisor, type GuestQmpClient } from '../src/hybrid/index.js';
+import { pathToFileURL } from 'node:url';
+import { DomainXml } from '../src/domain/index.js';
+import { Hypervisor, type GuestQmpClient } from '../src/hybrid/index.js';
 import { QmpClient } from '../src/qmp/index.js';
 import { QmpProxy } from '../src/proxy/index.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
@@ -24,6 +28,19 @@ async function waitForFile(path: string, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`${path} did not appear`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Compiles the package (tsc, as `npm run build` does) and returns the CLI's main module. The output goes
+ * under node_modules/.cache so that it resolves the project's dependencies.
+ */
+function buildCli(): string {
+  const root = join(import.meta.dirname, '..');
+  const out = join(root, 'node_modules', '.cache', 'libqemu-bench-build');
+  rmSync(out, { recursive: true, force: true });
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
+  copyFileSync(join(root, 'native', 'libvirt.h'), join(out, 'native', 'libvirt.h'));
+  return join(out, 'src', 'cli', 'main.js');
 }
 
 /** Ten clients, each running `perClient` sequential calls, all at once. */
@@ -74,9 +91,12 @@ export default async function proxyBench(): Promise<void> {
     proxies.push(await QmpProxy.start(viaPassthrough, { listen: join(tmp, 'p', 'passthrough.sock') }));
     const [plainProxy, monitorProxy, passthroughProxy] = proxies as [QmpProxy, QmpProxy, QmpProxy];
 
-    // `libqemu proxy` as its own process, as an operator would run it (on a raw monitor socket).
+    // `libqemu proxy` as its own process, as an operator would run it (on a raw monitor socket), from
+    // compiled JavaScript as an installed package runs it (a dev checkout's bin would run tsx instead).
     const cliListen = join(tmp, 'cli', 'p.sock');
-    cliProxy = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'libqemu.js'), '--socket', cliPath, 'proxy', '--listen', cliListen], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const cliMain = buildCli();
+    const runCli = `const { main } = await import(${JSON.stringify(pathToFileURL(cliMain).href)}); process.exit(await main(process.argv.slice(1)));`;
+    cliProxy = spawn(process.execPath, ['--input-type=module', '-e', runCli, '--', '--socket', cliPath, 'proxy', '--listen', cliListen], { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitForFile(cliListen, 60_000);
 
     const virtPath = join(tmp, 'virt-qemu-qmp-proxy.sock');
@@ -128,6 +148,36 @@ export default async function proxyBench(): Promise<void> {
       }),
       'direct monitor socket',
       'libqemu proxy (second monitor, through guest.qmp()) ≤ 1.30× direct',
+    );
+
+    printTable(
+      'the same calls, ratios the issue sets targets for',
+      [
+        { name: 'CLI-started proxy / direct', value: summarize(times['libqemu proxy (CLI process, raw monitor)']!).mean / summarize(times['direct monitor socket']!).mean, unit: '×', extra: { target: '≤ 1.30' } },
+        { name: 'second-monitor proxy / direct', value: summarize(times['libqemu proxy (second monitor)']!).mean / summarize(times['direct monitor socket']!).mean, unit: '×', extra: { target: '≤ 1.30' } },
+        { name: 'passthrough proxy / virt-qemu-qmp-proxy', value: summarize(times['libqemu proxy (passthrough)']!).mean / summarize(times['virt-qemu-qmp-proxy (passthrough)']!).mean, unit: '×', extra: { target: '≤ 1.00' } },
+      ],
+      '',
+    );
+
+    // ---- 3. a 1 MiB argument (QEMU reads its monitor slowly: a few rounds, interleaved) ----
+    const big = { implements: 'x'.repeat(1024 * 1024) };
+    const bigPaths = { 'direct monitor socket': directPath, 'libqemu proxy (plain QmpClient on a monitor)': plainProxy.path };
+    const bigTimes: Record<string, number[]> = { 'direct monitor socket': [], 'libqemu proxy (plain QmpClient on a monitor)': [] };
+    const bigClients = Object.fromEntries(await Promise.all(Object.entries(bigPaths).map(async ([n, p]) => [n, await RawQmpClient.open(p)] as const)));
+    for (let round = 0; round < 3; round++) {
+      for (const [name, c] of Object.entries(bigClients)) {
+        const t0 = process.hrtime.bigint();
+        await c.call('qom-list-types', big);
+        bigTimes[name]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }
+    for (const c of Object.values(bigClients)) c.close();
+    printTable(
+      'qom-list-types with a 1 MiB argument (3 rounds, interleaved)',
+      Object.entries(bigTimes).map(([name, t]) => ({ name, value: summarize(t).mean, unit: 'ms', extra: { calls: t.length } })),
+      'direct monitor socket',
+      'proxy ≤ 2.0× direct',
     );
 
     // ---- 2. ten clients at once ----

@@ -11,22 +11,28 @@
  *   npm run demo
  *   npm run demo -- --uri qemu:///system --domain web1    # an existing libvirt guest instead (it must run;
  *                                                         # it is paused and resumed once, nothing else changes)
+ *   npm run demo -- --linux                               # libqemu's Linux test guest: the guest agent next to
+ *                                                         # QMP and libvirt, then an ACPI power-off
  */
 import { DOMParser } from '@xmldom/xmldom';
 import { parseArgs } from 'node:util';
 import { Hypervisor, PolicyError, type Guest, type GuestEvent, type GuestEventStream, type GuestQmpClient, type TaintReport } from '../src/hybrid/index.js';
 import { LibqemuError } from '../src/common/errors.js';
-import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../src/testing/index.js';
+import { linuxTestGuest, startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../src/testing/index.js';
 
 const { values: opts } = parseArgs({
   options: {
     uri: { type: 'string' },
     domain: { type: 'string' },
+    linux: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (opts.help) {
-  console.log('usage: npm run demo [-- --uri URI --domain NAME]\n  without options: a private libvirtd and two tiny guests, all removed at the end');
+  console.log(
+    'usage: npm run demo [-- --uri URI --domain NAME | --linux]\n  without options: a private libvirtd and two tiny guests, all removed at the end\n' +
+      '  --linux: a private libvirtd and the Linux test guest (built from Debian packages, cached): the guest agent too',
+  );
   process.exit(0);
 }
 if ((opts.uri === undefined) !== (opts.domain === undefined)) {
@@ -50,6 +56,8 @@ function describeEvent(e: GuestEvent): string {
       return `event  ${e.guest}: ${e.event} (${e.detail})`;
     case 'reboot':
       return `event  ${e.guest}: reboot`;
+    case 'agent-lifecycle':
+      return `event  ${e.guest}: guest agent ${e.state} (${e.reason})`;
     case 'qmp':
       return `event  ${e.guest}: ${e.event}${e.data ? ` ${show(e.data)}` : ''}  [via ${e.route}]`;
     case 'qmp-disconnected':
@@ -183,7 +191,7 @@ async function embedded(): Promise<void> {
   const pt = await plain.qmp();
   cleanups.push(() => pt.close());
   const caps = pt.transport.capabilities;
-  say('qmp', `connected via ${pt.route} (virDomainQemuMonitorCommand: libvirt owns ids=${caps.ownsIds}, pipelining=${caps.pipelining})`);
+  say('qmp', `connected via ${pt.route} (virDomainQemuMonitorCommand: negotiated by libvirt=${caps.preNegotiated}, pipelining=${caps.pipelining})`);
   say('qmp', `query-status → ${show(await pt.execute('query-status'))}`);
   say('qmp', `query-name → ${show(await pt.execute('query-name'))}`);
 
@@ -232,6 +240,51 @@ async function external(uri: string, domain: string): Promise<void> {
   await cleanup();
 }
 
+async function linux(): Promise<void> {
+  step('setup: a private libvirtd and the Linux test guest (kernel + busybox + qemu-ga, from Debian packages)');
+  const lv: PrivateLibvirtd = await startPrivateLibvirtd({ prefix: 'demo' });
+  cleanups.push(() => lv.stop());
+  say('libvirt', `libvirtd pid ${lv.pid} as uid ${lv.uid}, all state in ${lv.base}`);
+  const hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir });
+  cleanups.push(() => hv.close());
+  const files = await linuxTestGuest({ name: 'libqemu-demo-linux', dir: lv.base, owner: lv });
+  say('demo', `guest image: ${files.image.dir} (${files.image.kernelRelease}, qemu-ga ${files.image.packages['qemu-guest-agent']})`);
+  const guest = await hv.defineGuest(files.xml, { qmpSocket: true });
+  cleanups.push(() => removeGuest(guest));
+  const events = guest.events({ qmp: false });
+  cleanups.push(() => events.return());
+  const printing = follow(events);
+  await events.ready;
+
+  step('boot, and wait for the guest agent');
+  const started = Date.now();
+  await guest.start();
+  const agent = guest.agent();
+  await agent.waitReady({ timeoutMs: 120_000 });
+  say('libqemu', `agent ready ${Date.now() - started} ms after start`);
+
+  step('one guest, three channels: libvirt, QMP and the guest agent');
+  say('libvirt', `state → ${show(await guest.state())}`);
+  const qmp = await guest.qmp();
+  cleanups.push(() => qmp.close());
+  say('qmp', `query-status → ${show(await qmp.execute('query-status'))}`);
+  const os = await agent.getOsInfo();
+  say('demo', `agent  guest-get-osinfo → ${os['pretty-name']} (kernel ${os['kernel-release']})`);
+  const r = await agent.exec('/bin/sh', ['-c', 'echo "$(hostname): up $(cut -d" " -f1 /proc/uptime) s"; exit 3']);
+  say('demo', `agent  exec → exit ${r.exitCode}, stdout ${show(r.stdout)}`);
+  await agent.writeFile('/tmp/hello', 'written by libqemu\n');
+  say('demo', `agent  writeFile + readFile → ${show((await agent.readFile('/tmp/hello')).toString())}`);
+
+  step('power off through the ACPI power button, and wait until it is off');
+  await guest.shutdown({ mode: 'acpi', wait: true, timeoutMs: 60_000 });
+  say('libvirt', `state → ${show(await guest.state())}`);
+  await pause(200);
+  await events.return();
+  await printing;
+  await cleanup();
+  say('demo', 'removed the guest, libvirtd and its directory (the guest image stays cached)');
+}
+
 async function removeGuest(g: Guest): Promise<void> {
   if (await g.isRunning().catch(() => false)) await g.destroy();
   await g.undefine();
@@ -240,6 +293,7 @@ async function removeGuest(g: Guest): Promise<void> {
 try {
   console.log(paint('1', 'libqemu demo: libvirt manages the guest, QMP talks to the very same QEMU'));
   if (opts.uri !== undefined && opts.domain !== undefined) await external(opts.uri, opts.domain);
+  else if (opts.linux) await linux();
   else await embedded();
   console.log(`\n${clock()}  ${TAGS.demo}  done`);
 } catch (err) {

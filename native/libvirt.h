@@ -51,6 +51,7 @@ int virDomainGetInfo(virDomainPtr dom, _Out_ virDomainInfo *info);
 char *! virDomainGetXMLDesc(virDomainPtr dom, unsigned int flags);
 int virDomainCreateWithFlags(virDomainPtr dom, unsigned int flags);
 int virDomainShutdown(virDomainPtr dom);
+int virDomainShutdownFlags(virDomainPtr dom, unsigned int flags);
 int virDomainDestroy(virDomainPtr dom);
 int virDomainSuspend(virDomainPtr dom);
 int virDomainResume(virDomainPtr dom);
@@ -70,6 +71,8 @@ int virTypedParamsAddDouble(_Inout_ virTypedParameterPtr *params, _Inout_ int *n
 int virTypedParamsAddBoolean(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, int value);
 int virTypedParamsAddString(_Inout_ virTypedParameterPtr *params, _Inout_ int *nparams, _Inout_ int *maxparams, const char *name, const char *value);
 void virTypedParamsFree(virTypedParameterPtr params, int nparams);
+void virTypedParamsClear(void *params, int nparams);
+void virDomainStatsRecordListFree(void *stats);
 
 // --- migration (src/migration): the long call, its job, and its downtime limit
 int virDomainMigrateToURI3(virDomainPtr domain, const char *dconnuri, void *params, unsigned int nparams, unsigned int flags);
@@ -83,6 +86,7 @@ callback int virConnectDomainEventCallback(virConnectPtr conn, virDomainPtr dom,
 callback void virConnectDomainEventGenericCallback(virConnectPtr conn, virDomainPtr dom, void *opaque);
 callback void virConnectDomainEventMigrationIterationCallback(virConnectPtr conn, virDomainPtr dom, int iteration, void *opaque);
 callback void virConnectDomainEventJobCompletedCallback(virConnectPtr conn, virDomainPtr dom, void *params, int nparams, void *opaque);
+callback void virConnectDomainEventAgentLifecycleCallback(virConnectPtr conn, virDomainPtr dom, int state, int reason, void *opaque);
 callback void virConnectCloseFunc(virConnectPtr conn, int reason, void *opaque);
 callback void virConnectDomainQemuMonitorEventCallback(virConnectPtr conn, virDomainPtr dom, const char *event, long long seconds, unsigned int micros, const char *details, void *opaque);
 

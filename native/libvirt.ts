@@ -82,6 +82,7 @@ export interface LibvirtApi {
   virDomainGetXMLDesc(dom: DomainPtr, flags: number): string | null;
   virDomainCreateWithFlags(dom: DomainPtr, flags: number): number;
   virDomainShutdown(dom: DomainPtr): number;
+  virDomainShutdownFlags(dom: DomainPtr, flags: number): number;
   virDomainDestroy(dom: DomainPtr): number;
   virDomainSuspend(dom: DomainPtr): number;
   virDomainResume(dom: DomainPtr): number;
@@ -100,6 +101,8 @@ export interface LibvirtApi {
   virTypedParamsAddBoolean(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: number): number;
   virTypedParamsAddString(p: Out<TypedParamsPtr | null>, n: Out<number>, max: Out<number>, name: string, value: string): number;
   virTypedParamsFree(params: TypedParamsPtr | null, nparams: number): void;
+  virTypedParamsClear(params: Buffer, nparams: number): void;
+  virDomainStatsRecordListFree(stats: bigint): void;
 
   virDomainMigrateToURI3(dom: DomainPtr, dconnuri: string, params: TypedParamsPtr | null, nparams: number, flags: number): number;
   virDomainGetJobStats(dom: DomainPtr, type: Out<number>, params: Out<TypedParamsPtr | null>, nparams: Out<number>, flags: number): number;
@@ -129,6 +132,7 @@ export type CallbackTypeName =
   | 'virConnectCloseFunc'
   | 'virConnectDomainEventMigrationIterationCallback'
   | 'virConnectDomainEventJobCompletedCallback'
+  | 'virConnectDomainEventAgentLifecycleCallback'
   | 'virConnectDomainQemuMonitorEventCallback';
 
 export interface Native {
@@ -146,8 +150,27 @@ export interface Native {
   decodePointers<P extends bigint>(array: MallocPtr, count: number): P[];
   /** Copies a malloc'ed NUL-terminated string. */
   decodeString(ptr: MallocPtr | bigint): string;
-  /** Reads `count` virTypedParameter structs. */
-  decodeTypedParams(params: TypedParamsPtr, count: number): RawTypedParam[];
+  /** Reads `count` virTypedParameter structs (from libvirt's memory, or a buffer it filled in). */
+  decodeTypedParams(params: TypedParamsPtr | Buffer, count: number): RawTypedParam[];
+  /** Reads one virDomainStatsRecord. */
+  decodeStatsRecord(ptr: bigint): { dom: bigint; params: bigint; nparams: number };
+  /**
+   * A C function of libvirt (0) or libvirt-qemu (1) from its koffi prototype, bound on first use and
+   * cached: the generated call table binds only what a program calls.
+   */
+  bind(lib: 0 | 1, proto: string): (...args: unknown[]) => unknown;
+  /** Defines a plain struct (fields as `name:type`, `name:char[n]`) once; returns its size in bytes. */
+  struct(name: string, fields: readonly string[]): number;
+  /** Decodes a struct of a type defined with struct() from a buffer libvirt filled in, or from C memory. */
+  decodeStruct(buffer: Buffer | bigint, name: string, count?: number): Record<string, unknown>;
+  /** Registers a JS function as a C function pointer with this koffi prototype (cached by prototype). */
+  callback(proto: string, fn: (...args: never[]) => unknown): CallbackPtr;
+  /** Copies `length` bytes from C memory. */
+  copyBytes(ptr: bigint, length: number): Buffer;
+  /** Decodes a virError (e.g. a connection's last error) without taking ownership. */
+  decodeError(ptr: bigint): RawLibvirtError;
+  /** Size of a virTypedParameter, for caller-allocated arrays. */
+  readonly typedParamSize: number;
 }
 
 export interface RawTypedParam {
@@ -215,8 +238,11 @@ export function loadNative(): Native {
   });
   const virTypedParameter = koffi.struct('virTypedParameter', { field: koffi.array('char', 80, 'String'), type: 'int', value: valueUnion });
   koffi.pointer('virTypedParameterPtr', virTypedParameter);
+  const statsRecord = koffi.struct('virDomainStatsRecord', { dom: 'void *', params: 'void *', nparams: 'int' });
 
   const libs = new Map<string, ReturnType<typeof koffi.load>>();
+  const bound = new Map<string, (...args: unknown[]) => unknown>();
+  const structs = new Map<string, ReturnType<typeof koffi.struct>>();
   const api: Record<string, unknown> = {};
   const protos = new Map<string, ReturnType<typeof koffi.proto>>();
   for (const decl of parseHeader(readFileSync(headerPath(), 'utf8'))) {
@@ -269,6 +295,52 @@ export function loadNative(): Native {
       if (count <= 0) return [];
       return koffi.decode(params, virTypedParameter, count) as RawTypedParam[];
     },
+    decodeStatsRecord(ptr) {
+      return koffi.decode(ptr, statsRecord) as { dom: bigint; params: bigint; nparams: number };
+    },
+    bind(lib, proto) {
+      let fn = bound.get(proto);
+      if (!fn) {
+        const soname = lib === 0 ? 'libvirt.so.0' : 'libvirt-qemu.so.0';
+        let handle = libs.get(soname);
+        if (!handle) {
+          handle = koffi.load(soname);
+          libs.set(soname, handle);
+        }
+        fn = handle.func(proto) as (...args: unknown[]) => unknown;
+        bound.set(proto, fn);
+      }
+      return fn;
+    },
+    struct(name, fields) {
+      let type = structs.get(name);
+      if (!type) {
+        const members: Record<string, unknown> = {};
+        for (const f of fields) {
+          const [field, ctype] = [f.slice(0, f.indexOf(':')), f.slice(f.indexOf(':') + 1)];
+          const arr = /^char\[(\d+)\]$/.exec(ctype);
+          members[field] = arr ? koffi.array('char', Number(arr[1]), 'String') : ctype;
+        }
+        type = koffi.struct(`lq_${name}`, members as never);
+        structs.set(name, type);
+      }
+      return koffi.sizeof(type);
+    },
+    decodeStruct(buffer, name, count) {
+      const type = structs.get(name);
+      if (!type) throw new Error(`struct ${name} is not defined`);
+      return (count === undefined ? koffi.decode(buffer, type) : koffi.decode(buffer, type, count)) as Record<string, unknown>;
+    },
+    callback(proto, fn) {
+      return koffi.register(fn, koffi.pointer(koffi.proto(proto))) as CallbackPtr;
+    },
+    copyBytes(ptr, length) {
+      return length <= 0 ? Buffer.alloc(0) : Buffer.from(koffi.view(ptr, length).slice(0));
+    },
+    decodeError(ptr) {
+      return koffi.decode(ptr, virError) as RawLibvirtError;
+    },
+    typedParamSize: koffi.sizeof(virTypedParameter),
   };
   return loaded;
 }

@@ -15,6 +15,8 @@ declare -A WANT=(
   [binutils]=/usr/bin/as          # assembles the tiny memory-dirtying guest kernel of the migration tests
   [python3-libvirt]=/usr/lib/python3/dist-packages/libvirt.py            # benchmark baseline
   [libvirt-clients-qemu]=/usr/bin/virt-qemu-qmp-proxy                    # benchmark baseline
+  [qemu-utils]=/usr/bin/qemu-img    # qcow2 images for the disk hot-plug and snapshot tests
+  [libvirt-dev]=/usr/share/libvirt/api/libvirt-api.xml                   # re-pinning the generated libvirt API (scripts/gen/libvirt/)
 )
 
 missing=()
@@ -26,7 +28,24 @@ if [[ " ${missing[*]} " == *" libvirt-daemon-driver-qemu "* ]] && \
    ls /usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so >/dev/null 2>&1; then
   missing=("${missing[@]/libvirt-daemon-driver-qemu}")
 fi
-mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sed '/^$/d' | sort)
+# The Linux test guest (scripts/build-linux-guest.sh) is made of packages apt downloads without installing
+# (kernel, busybox-static, qemu-guest-agent), plus qemu-ga's shared libraries copied from the host: apt's
+# lists must know the former, the host must have the latter.
+guest_pkgs=(linux-image-cloud-amd64 busybox-static qemu-guest-agent)
+if command -v apt-cache >/dev/null 2>&1; then
+  if ! apt-cache show --no-all-versions "${guest_pkgs[@]}" >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+      echo "libqemu: apt does not know ${guest_pkgs[*]} yet: apt-get update" >&2
+      apt-get update -qq >&2
+    else
+      echo "libqemu: apt does not know ${guest_pkgs[*]}: run 'sudo apt-get update' for the Linux test guest" >&2
+    fi
+  fi
+  for dep in $(apt-cache depends qemu-guest-agent 2>/dev/null | awk '$1 == "Depends:" && $2 !~ /^</ { print $2 }'); do
+    dpkg-query -W -f '${Status}\n' "$dep" 2>/dev/null | grep -q 'install ok installed' || missing+=("$dep")
+  done
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sed '/^$/d' | sort -u)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0

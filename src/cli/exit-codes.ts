@@ -4,11 +4,10 @@
  */
 import { CommanderError } from 'commander';
 import { InvalidArgumentError } from '../common/errors.js';
+import { DomainXmlError, MonitorDirError } from '../domain/errors.js';
 import {
-  DomainXmlError,
   GuestNotFoundError,
   GuestNotRunningError,
-  MonitorDirError,
   MonitorDisconnectedError,
   MonitorUnavailableError,
   PolicyError,

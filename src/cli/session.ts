@@ -44,6 +44,8 @@ export interface SessionQmpOptions {
   guest?: string;
   /** Sees every QMP message sent and received (secrets redacted), for -v and -l. */
   onTraffic?: QmpConnectOptions['onTraffic'];
+  /** Pass file descriptors with commands (a --socket connection only). */
+  fdPassing?: boolean;
 }
 
 export class Session {
@@ -80,9 +82,17 @@ export class Session {
     if (socket) {
       // loaded on use: `libqemu --version` and the libvirt-only verbs never pay for the schema layer
       const { QemuClient } = await import('../schema/client.js');
+      const fdPassing = options.fdPassing ? (await import('../../native/socket.js')).unixFdPassing : undefined;
       const client = await QemuClient.connect(
         parseSocketTarget(socket),
-        { timeoutMs, connectTimeoutMs: this.timeoutMs, handshakeTimeoutMs: this.timeoutMs, validate: options.validate !== false, ...(options.onTraffic ? { onTraffic: options.onTraffic } : {}) },
+        {
+          timeoutMs,
+          connectTimeoutMs: this.timeoutMs,
+          handshakeTimeoutMs: this.timeoutMs,
+          validate: options.validate !== false,
+          ...(options.onTraffic ? { onTraffic: options.onTraffic } : {}),
+          ...(fdPassing ? { fdPassing } : {}),
+        },
       );
       this.closers.push(() => client.close());
       return client;

@@ -3,14 +3,20 @@ import { dirname } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
 import { Connection, type OpenOptions } from '../libvirt/connection.js';
 import type { Domain, DomainStateName } from '../libvirt/domain.js';
-import { LibvirtError } from '../libvirt/errors.js';
+import type { EventStream } from '../libvirt/events.js';
 import type { StreamTarget } from '../qmp/stream-transport.js';
 import { QemuClient, type QemuConnectOptions } from '../schema/client.js';
-import { DomainXml } from './domain-xml.js';
+import { DomainXml } from '../domain/domain-xml.js';
 import { GuestNotFoundError } from './errors.js';
+import type { GuestContext, GuestEventSource } from './guest-context.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
+import { migrateGuest } from './guest-migration.js';
+import { readMonitorSockets } from './guest-monitor.js';
+import { isNoDomainError, isRunningState, qmpRoutes } from './guest-routes.js';
 import { Guest, type GuestQmpOptions } from './guest.js';
-import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, isLocalUri, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from './monitor-dir.js';
+import { PassthroughTransport } from './passthrough-transport.js';
+import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from '../domain/monitor-dir.js';
+import { isLocalUri } from '../domain/uri.js';
 import type { TaintReport } from './taint.js';
 
 export interface HypervisorOptions extends OpenOptions {
@@ -47,8 +53,6 @@ export interface DefineGuestOptions {
 
 /** What `openQmp` accepts: a guest by name or UUID (through libvirt), or a plain QMP endpoint. */
 export type OpenQmpTarget = { name: string } | { uuid: string } | StreamTarget;
-
-const RUNNING = new Set<DomainStateName>(['running', 'paused', 'blocked', 'pmsuspended']);
 
 /**
  * A libvirt connection seen as a set of guests: lifecycle through libvirt, QMP through `guest.qmp()`.
@@ -109,23 +113,7 @@ export class Hypervisor implements AsyncDisposable {
 
   /** Every guest (running and defined), with its state and the QMP routes it offers. */
   async guests(): Promise<GuestSummary[]> {
-    const domains = await this.connection.listDomains({ active: true, inactive: true });
-    const out: GuestSummary[] = [];
-    for (const d of domains) {
-      try {
-        const { state } = await d.state();
-        const running = RUNNING.has(state);
-        const monitorSocket = DomainXml.parse(await d.xml({ inactive: !running })).monitorSockets()[0]?.path;
-        const routes: QmpRoute[] = [];
-        if (running && monitorSocket && this.local) routes.push('monitor');
-        if (running) routes.push('passthrough');
-        out.push({ name: d.name, uuid: d.uuid, state, routes, monitorSocket });
-      } catch (err) {
-        // a transient guest that vanished between list and lookup is simply not listed
-        if (!(err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN')) throw err;
-      }
-    }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return summarizeGuests(await this.connection.listDomains({ active: true, inactive: true }), { local: this.local });
   }
 
   /** The guest with this name or UUID; GuestNotFoundError if there is none. */
@@ -138,7 +126,7 @@ export class Hypervisor implements AsyncDisposable {
     try {
       domain = await this.connection.lookupDomain(nameOrUuid);
     } catch (err) {
-      if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') throw new GuestNotFoundError(nameOrUuid, this.uri, err);
+      if (isNoDomainError(err)) throw new GuestNotFoundError({ nameOrUuid, uri: this.uri, cause: err });
       throw err;
     }
     return this.adopt(domain);
@@ -193,14 +181,17 @@ export class Hypervisor implements AsyncDisposable {
     await this.close();
   }
 
-  /** @internal makes a monitor directory usable (creating and repairing libqemu's own). */
+  /**
+   * @internal makes a monitor directory usable (creating and repairing libqemu's own); public because a
+   * migration prepares the destination hypervisor's directory through it.
+   */
   async prepareMonitorDir(dir: string): Promise<void> {
     if (!this.local) return;
     await ensureMonitorDir(dir, this.qemuUser, { fix: this.ownMonitorDir && dir === this.monitorDir });
   }
 
-  /** @internal */
-  reportTaint(report: TaintReport): void {
+  /** Hands a guest's new taint marks to onTaint (default: one process warning per guest and mark). */
+  private reportTaint(report: TaintReport): void {
     try {
       if (this.onTaint) this.onTaint(report);
       else {
@@ -222,11 +213,11 @@ export class Hypervisor implements AsyncDisposable {
     try {
       if ((await fs.readdir(this.monitorDir)).length > 0) return false;
       for (const d of await this.connection.listDomains({ active: true, inactive: true })) {
-        const xml = await d.xml({ inactive: true }).catch((err: unknown) => {
-          if (err instanceof LibvirtError && err.codeName === 'VIR_ERR_NO_DOMAIN') return undefined; // gone meanwhile
+        const sockets = await readMonitorSockets(d, { inactive: true }).catch((err: unknown) => {
+          if (isNoDomainError(err)) return []; // gone meanwhile
           throw err;
         });
-        if (xml !== undefined && DomainXml.parse(xml).monitorSockets().some((m) => dirname(m.path) === this.monitorDir)) return false;
+        if (sockets.some((m) => dirname(m.path) === this.monitorDir)) return false;
       }
       return true;
     } catch {
@@ -241,9 +232,30 @@ export class Hypervisor implements AsyncDisposable {
   private adopt(domain: Domain): Guest {
     const known = this.guestCache.get(domain.uuid);
     if (known && !known.isClosed) return known;
-    const guest = new Guest(this, domain);
+    const guest = new Guest(this.contextFor(domain), domain);
     this.guestCache.set(domain.uuid, guest);
     return guest;
+  }
+
+  /** What a Guest may ask of this hypervisor, bound to its domain. */
+  private contextFor(domain: Domain): GuestContext<Guest> {
+    const hv = this;
+    return {
+      get uri() {
+        return hv.uri;
+      },
+      local: this.local,
+      monitorDir: this.monitorDir,
+      get isOpen() {
+        return hv.isOpen;
+      },
+      prepareMonitorDir: (dir) => this.prepareMonitorDir(dir),
+      reportTaint: (report) => this.reportTaint(report),
+      domainEvents: (options) => quiet(this.connection.domainEvents({ ...options, domain })),
+      qemuMonitorEvents: (options) => quiet(this.connection.qemuMonitorEvents({ ...options, domain })),
+      passthroughTransport: (options) => new PassthroughTransport(this.connection, domain, options),
+      migrate: ({ destination, options, qmp }) => migrateGuest<Guest>({ domain, sourceUri: this.uri, destination, options, qmp }),
+    };
   }
 
   private async prepareXml(xml: string, options: DefineGuestOptions): Promise<string> {
@@ -266,4 +278,39 @@ export class Hypervisor implements AsyncDisposable {
     await this.prepareMonitorDir(dirname(path));
     return doc.toString();
   }
+}
+
+/**
+ * A libvirt event stream read by the facade itself (a guest's watcher, the sources of guest.events()):
+ * its reads do not keep the process alive, since waiting there is libqemu's doing, not the user's. A
+ * user awaiting guest.events() holds the process through that stream instead.
+ */
+function quiet<T>(stream: EventStream<T>): GuestEventSource<T> {
+  const source: GuestEventSource<T> = {
+    ready: stream.ready,
+    next: () => stream.queue.next(),
+    return: () => stream.return(),
+    [Symbol.asyncIterator]: () => source,
+  };
+  return source;
+}
+
+/**
+ * What hv.guests() says of each domain, sorted by name: its state, its monitor socket and the routes
+ * it offers (a listing does not dial any socket). A transient guest that vanished meanwhile is left out.
+ */
+export async function summarizeGuests(domains: ReadonlyArray<Pick<Domain, 'name' | 'uuid' | 'state' | 'xml'>>, options: { local: boolean }): Promise<GuestSummary[]> {
+  const out: GuestSummary[] = [];
+  for (const d of domains) {
+    try {
+      const { state } = await d.state();
+      const running = isRunningState(state);
+      const monitorSocket = (await readMonitorSockets(d, { inactive: !running }))[0]?.path;
+      const routes = await qmpRoutes({ running, monitorSocket, local: options.local });
+      out.push({ name: d.name, uuid: d.uuid, state, routes, monitorSocket });
+    } catch (err) {
+      if (!isNoDomainError(err)) throw err;
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
 }

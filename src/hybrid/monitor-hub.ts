@@ -1,12 +1,17 @@
 import { QmpClosedError } from '../qmp/errors.js';
-import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
+import type { QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
 import { MonitorTransport, type MonitorTransportOptions } from './monitor-transport.js';
 
 /**
  * A second QMP monitor serves one client at a time, so the facade keeps one connection per guest and
  * shares it: every `guest.qmp()` client gets a channel on the hub. Commands go out with the hub's own
- * short ids and replies come back with the client's id (so they reach only their sender), events go
- * to every channel, and the shared connection closes when the last channel does.
+ * short ids and replies (or transport failures) come back with the client's id, so they reach only
+ * their sender; events go to every channel, and the shared connection closes when the last channel does.
+ *
+ * Why a full client per caller over a multiplexed transport, rather than thin views over one shared
+ * client: each caller has its own policy (`allow`), default timeout, schema validation, logger and
+ * traffic hook, its own runstate and its own close(); a view would have to carry all of that beside a
+ * shared client's command table anyway. The id rewrite is one small object per command.
  */
 export class MonitorHub {
   private monitor: MonitorTransport | undefined;
@@ -45,17 +50,22 @@ export class MonitorHub {
   }
 
   /** @internal */
-  send(ch: MonitorChannel, msg: QmpMessage): void {
+  send(ch: MonitorChannel, msg: QmpMessage, options?: SendOptions): void {
     const monitor = this.monitor;
     if (!monitor) throw new QmpClosedError(`${this.options.guest}: the shared monitor connection is closed`);
     if (typeof msg.id !== 'string') {
-      monitor.send(msg);
+      monitor.send(msg, options);
       return;
     }
     // the hub's own short ids keep the channels' commands apart; replies get the client's id back
     const id = `h${this.nextId++}`;
     this.inFlight.set(id, { channel: ch.id, id: msg.id });
-    monitor.send({ ...msg, id });
+    try {
+      monitor.send({ ...msg, id }, options);
+    } catch (err) {
+      this.inFlight.delete(id);
+      throw err;
+    }
   }
 
   /** @internal */
@@ -90,6 +100,10 @@ export class MonitorHub {
           }
           this.route(m);
         },
+        failed: (id, error) => {
+          const origin = this.take(id);
+          if (origin) origin.ch.handlers?.failed(origin.id, error);
+        },
         protocolError: (e) => {
           for (const ch of this.channels.values()) ch.handlers?.protocolError(e);
         },
@@ -113,14 +127,20 @@ export class MonitorHub {
 
   private route(m: QmpMessage): void {
     if (typeof m.id === 'string') {
-      const origin = this.inFlight.get(m.id);
-      if (!origin) return; // not ours (or already answered)
-      this.inFlight.delete(m.id);
-      const ch = this.channels.get(origin.channel);
-      if (ch) ch.handlers?.message({ ...m, id: origin.id });
-      return; // a reply for a channel that has gone: nobody waits for it
+      const origin = this.take(m.id);
+      if (origin) origin.ch.handlers?.message({ ...m, id: origin.id });
+      return;
     }
     for (const ch of this.channels.values()) ch.handlers?.message(m);
+  }
+
+  /** The channel and client id a hub id was sent for; undefined when not ours, answered, or its channel has gone. */
+  private take(hubId: string): { ch: MonitorChannel; id: string } | undefined {
+    const origin = this.inFlight.get(hubId);
+    if (!origin) return undefined;
+    this.inFlight.delete(hubId);
+    const ch = this.channels.get(origin.channel);
+    return ch ? { ch, id: origin.id } : undefined;
   }
 }
 
@@ -140,9 +160,8 @@ export class MonitorChannel implements QmpTransport {
     this.capabilities = {
       pipelining: true,
       oob: options.oob === true,
-      fdPassing: false,
+      fdPassing: true,
       maxMessageBytes: options.maxMessageBytes ?? 10 * 1024 * 1024,
-      ownsIds: false,
       preNegotiated: true,
     };
     this.description = `monitor:${options.guest}`;
@@ -156,9 +175,9 @@ export class MonitorChannel implements QmpTransport {
     handlers.message(greeting);
   }
 
-  send(msg: QmpMessage): void {
+  send(msg: QmpMessage, options?: SendOptions): void {
     if (this.state !== 'open') throw new QmpClosedError(`${this.description} is closed`);
-    this.hub.send(this, msg);
+    this.hub.send(this, msg, options);
   }
 
   async close(reason?: Error): Promise<void> {

@@ -1,13 +1,13 @@
+import { abortable, withDeadline } from '../common/abort.js';
 import { InvalidArgumentError } from '../common/errors.js';
-import { QmpClosedError } from '../qmp/errors.js';
+import { FdPassingError, MessageTooLargeError, QmpClosedError } from '../qmp/errors.js';
+import { unixFdPassing } from '../../native/socket.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
+import { GreetingWaiter, negotiate } from '../qmp/handshake.js';
 import { StreamTransport } from '../qmp/stream-transport.js';
-import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
-import { MonitorUnavailableError } from './errors.js';
-import { permissionDenied } from './monitor-dir.js';
-
-/** QMP error class of synthetic replies for commands cut off by a dropped monitor connection. */
-export const DISCONNECTED_ERROR_CLASS = 'LibqemuDisconnected';
+import type { QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
+import { MonitorDisconnectedError, MonitorUnavailableError } from './errors.js';
+import { permissionDenied } from './stale-socket.js';
 
 export type MonitorConnectionChange =
   | { type: 'disconnected'; at: Date; reason: string }
@@ -32,9 +32,9 @@ const NEGOTIATE_ID = 'libqemu-monitor-negotiate';
 /**
  * A guest's second QMP monitor that outlives QEMU restarts. It negotiates capabilities itself
  * (preNegotiated), so the QmpClient above it stays open while QEMU goes away and comes back:
- * commands cut off by the drop fail at once with a `LibqemuDisconnected` error reply, commands sent
- * during the gap fail the same way, and `reconnect()` (driven by libvirt's lifecycle events) dials
- * the socket again. Event subscribers keep their subscriptions across the gap.
+ * commands cut off by the drop fail at once with MonitorDisconnectedError, commands sent during the
+ * gap fail the same way, and `reconnect()` (driven by libvirt's lifecycle events) dials the socket
+ * again. Event subscribers keep their subscriptions across the gap.
  */
 export class MonitorTransport implements QmpTransport {
   readonly capabilities: TransportCapabilities;
@@ -55,9 +55,8 @@ export class MonitorTransport implements QmpTransport {
     this.capabilities = {
       pipelining: true,
       oob: options.oob === true,
-      fdPassing: false,
+      fdPassing: true,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-      ownsIds: false,
       preNegotiated: true,
     };
     this.description = `monitor:${options.guest}`;
@@ -81,19 +80,24 @@ export class MonitorTransport implements QmpTransport {
     handlers.message(greeting);
   }
 
-  send(msg: QmpMessage): void {
+  send(msg: QmpMessage, options?: SendOptions): void {
     if (this.state === 'closed' || this.state === 'idle') throw new QmpClosedError(`${this.description} is closed`);
     const id = typeof msg.id === 'string' ? msg.id : undefined;
     const command = String(msg.execute ?? msg['exec-oob'] ?? '?');
     if (this.state === 'disconnected' || !this.inner) {
-      if (id !== undefined) queueMicrotask(() => this.failReply(id, command, 'the guest\'s QEMU is not running (monitor disconnected)'));
+      if (id !== undefined) queueMicrotask(() => this.fail(id, command, undefined));
       return;
     }
     if (id !== undefined) this.outstanding.set(id, command);
     try {
-      this.inner.send(msg);
-    } catch {
-      // the socket closed under us; onInnerClosed fails the outstanding ids
+      this.inner.send(msg, options);
+    } catch (err) {
+      // A refusal before sending (size cap, fds) is the caller's typed error; the connection is untouched.
+      if (err instanceof MessageTooLargeError || err instanceof FdPassingError) {
+        if (id !== undefined) this.outstanding.delete(id);
+        throw err;
+      }
+      // otherwise the socket closed under us; onInnerClosed fails the outstanding ids
     }
   }
 
@@ -127,46 +131,37 @@ export class MonitorTransport implements QmpTransport {
 
   /** Connects, reads the greeting and negotiates; resolves to the greeting message. */
   private async dial(signal?: AbortSignal): Promise<QmpMessage> {
+    const guest = this.options.guest;
     const path = await this.options.resolvePath();
     this.currentPath = path;
-    const inner = new StreamTransport({ path }, { maxMessageBytes: this.capabilities.maxMessageBytes });
+    const inner = new StreamTransport({ path }, { maxMessageBytes: this.capabilities.maxMessageBytes, fdPassing: unixFdPassing });
     const negotiateId = `${NEGOTIATE_ID}-${++this.negotiations}`;
-    let stage: 'greeting' | 'negotiating' | 'ready' = 'greeting';
-    let greeting: QmpMessage | undefined;
-    let settle: { resolve(m: QmpMessage): void; reject(e: unknown): void } | undefined;
-    const handshake = new Promise<QmpMessage>((resolve, reject) => (settle = { resolve, reject }));
-    handshake.catch(() => {});
+    const greeting = new GreetingWaiter();
+    let greetingMessage: QmpMessage | undefined;
+    let ready = false;
+    /** The reply to our qmp_capabilities, or the handshake's end (QEMU closed, timeout, abort). */
+    let negotiated: { resolve(m: QmpMessage): void; reject(e: unknown): void } | undefined;
+    const failHandshake = (err: unknown) => (greeting.reject(err), negotiated?.reject(err));
     try {
       await inner.open(
         {
           message: (m) => {
-            if (stage === 'ready') {
+            if (ready) {
               if (this.inner === inner) this.deliver(m);
-              return;
+            } else if ('QMP' in m && greetingMessage === undefined) {
+              greetingMessage = m;
+              greeting.offer(m);
+            } else if (m.id === negotiateId) {
+              negotiated?.resolve(m);
+            } else if (typeof m.event === 'string') {
+              // events before negotiation completes: QEMU sends none, but a proxy might; pass them on
+              this.handlers?.message(m);
             }
-            if (stage === 'greeting' && 'QMP' in m) {
-              greeting = m;
-              stage = 'negotiating';
-              const offered = Array.isArray((m.QMP as { capabilities?: unknown })?.capabilities) && ((m.QMP as { capabilities: unknown[] }).capabilities.includes('oob'));
-              const msg: QmpMessage = { execute: 'qmp_capabilities', id: negotiateId };
-              if (this.capabilities.oob && offered) msg.arguments = { enable: ['oob'] };
-              inner.send(msg);
-              return;
-            }
-            if (m.id === negotiateId) {
-              if ('error' in m) settle?.reject(new MonitorUnavailableError(this.options.guest, path, `qmp_capabilities failed: ${JSON.stringify(m.error)}`, 'is this socket a QMP monitor (mode=control)?'));
-              else {
-                stage = 'ready';
-                settle?.resolve(greeting!);
-              }
-              return;
-            }
-            // events before negotiation completes: QEMU sends none, but a proxy might; pass them on
-            if (typeof m.event === 'string' && this.handlers) this.handlers.message(m);
           },
+          failed: (id, e) => this.handlers?.failed(id, e),
           protocolError: (e) => this.handlers?.protocolError(e),
           closed: (r) => {
-            if (stage !== 'ready') settle?.reject(new MonitorUnavailableError(this.options.guest, path, `QEMU closed the monitor during the handshake${r ? `: ${r.message}` : ''}`, 'the guest may be shutting down; retry once it runs', r));
+            if (!ready) failHandshake(new MonitorUnavailableError({ guest, socketPath: path, message: `QEMU closed the monitor during the handshake${r ? `: ${r.message}` : ''}`, hint: 'the guest may be shutting down; retry once it runs', cause: r }));
             this.onInnerClosed(inner, r);
           },
         },
@@ -176,35 +171,36 @@ export class MonitorTransport implements QmpTransport {
       throw this.explainConnectError(path, err);
     }
     const timeoutMs = this.options.handshakeTimeoutMs ?? 5000;
-    let timer: NodeJS.Timeout | undefined;
-    const onAbort = () => settle?.reject(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const busy = () =>
+      new MonitorUnavailableError({
+        guest,
+        socketPath: path,
+        message: `no QMP greeting within ${timeoutMs} ms: another client probably holds this monitor (a second monitor serves one client at a time)`,
+        hint: "close the other client (in this process, share guest.qmp()), add another monitor, or use guest.qmp({ via: 'passthrough' })",
+        reason: 'busy',
+      });
+    this.inner = inner;
     try {
-      if (timeoutMs > 0) {
-        timer = setTimeout(
-          () =>
-            settle?.reject(
-              new MonitorUnavailableError(
-                this.options.guest,
-                path,
-                `no QMP greeting within ${timeoutMs} ms: another client probably holds this monitor (a second monitor serves one client at a time)`,
-                "close the other client (in this process, share guest.qmp()), add another monitor, or use guest.qmp({ via: 'passthrough' })",
-                undefined,
-                'busy',
-              ),
-            ),
-          timeoutMs,
-        );
-      }
-      this.inner = inner;
-      return await handshake;
+      await withDeadline({ timeoutMs, signal, onTimeout: busy }, async (aborted) => {
+        const g = await abortable(greeting.promise, aborted);
+        await negotiate(g, {
+          oob: this.capabilities.oob,
+          run: async (args) => {
+            const reply = new Promise<QmpMessage>((resolve, reject) => (negotiated = { resolve, reject }));
+            const msg: QmpMessage = { execute: 'qmp_capabilities', id: negotiateId };
+            if (args) msg.arguments = args;
+            inner.send(msg);
+            const m = await abortable(reply, aborted);
+            if ('error' in m) throw new MonitorUnavailableError({ guest, socketPath: path, message: `qmp_capabilities failed: ${JSON.stringify(m.error)}`, hint: 'is this socket a QMP monitor (mode=control)?' });
+          },
+        });
+      });
+      ready = true;
+      return greetingMessage!;
     } catch (err) {
       if (this.inner === inner) this.inner = undefined;
       await inner.close();
       throw err;
-    } finally {
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -213,10 +209,12 @@ export class MonitorTransport implements QmpTransport {
     const g = this.options.guest;
     if (code === 'EACCES' || code === 'EPERM') return permissionDenied(g, path, err);
     if (code === 'ENOENT') {
-      return new MonitorUnavailableError(g, path, 'the socket does not exist', "the guest's QEMU is not running, or it was started from an XML without this monitor; start it, or use guest.qmp({ via: 'passthrough' })", err, 'missing');
+      const hint = "the guest's QEMU is not running, or it was started from an XML without this monitor; start it, or use guest.qmp({ via: 'passthrough' })";
+      return new MonitorUnavailableError({ guest: g, socketPath: path, message: 'the socket does not exist', hint, reason: 'missing', cause: err });
     }
     if (code === 'ECONNREFUSED') {
-      return new MonitorUnavailableError(g, path, 'nothing listens on the socket (a stale file left by a QEMU that was killed)', 'start the guest again (the stale file is removed), or use passthrough', err, 'stale');
+      const message = 'nothing listens on the socket (a stale file left by a QEMU that was killed)';
+      return new MonitorUnavailableError({ guest: g, socketPath: path, message, hint: 'start the guest again (the stale file is removed), or use passthrough', reason: 'stale', cause: err });
     }
     return err instanceof Error ? err : new Error(String(err));
   }
@@ -226,9 +224,10 @@ export class MonitorTransport implements QmpTransport {
     this.handlers?.message(m);
   }
 
-  private failReply(id: string, command: string, why: string): void {
+  /** A command will get no reply from this QEMU: its caller gets MonitorDisconnectedError. */
+  private fail(id: string, command: string, cause: Error | undefined): void {
     if (this.state === 'closed') return;
-    this.handlers?.message({ id, error: { class: DISCONNECTED_ERROR_CLASS, desc: `${command}: ${why}` } });
+    this.handlers?.failed(id, new MonitorDisconnectedError({ guest: this.options.guest, command, cause }));
   }
 
   private onInnerClosed(inner: StreamTransport, reason: Error | undefined): void {
@@ -239,7 +238,7 @@ export class MonitorTransport implements QmpTransport {
     this.disconnectedAt = Date.now();
     const cut = [...this.outstanding];
     this.outstanding.clear();
-    for (const [id, command] of cut) this.failReply(id, command, 'the monitor connection dropped before the reply (QEMU stopped or was killed)');
+    for (const [id, command] of cut) this.fail(id, command, reason);
     this.options.onConnectionChange?.({ type: 'disconnected', at: new Date(), reason: reason?.message ?? 'QEMU closed the monitor' });
   }
 }

@@ -6,7 +6,7 @@ import type { EventStream, QemuMonitorEvent } from '../libvirt/events.js';
 import { QmpClosedError } from '../qmp/errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
 import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
-import { NOT_RUNNING_ERROR_CLASS } from './guest-client.js';
+import { GuestNotRunningError } from './errors.js';
 
 export interface PassthroughTransportOptions {
   /**
@@ -36,7 +36,8 @@ export function libvirtEventFilter(names: readonly string[] | undefined): { even
  * or remote, including ones defined by other tools, with no extra socket. libvirt owns the ids (the
  * client's id is stripped and put back on the reply) and runs one command at a time; capabilities are
  * already negotiated by libvirt, so the greeting is synthesised from `query-version`. Events come from
- * virConnectDomainQemuMonitorEventRegister.
+ * virConnectDomainQemuMonitorEventRegister. A command libvirt fails is failed with the real error:
+ * GuestNotRunningError when the domain has no QEMU, else the LibvirtError itself (code kept).
  */
 export class PassthroughTransport implements QmpTransport {
   readonly capabilities: TransportCapabilities = {
@@ -44,7 +45,6 @@ export class PassthroughTransport implements QmpTransport {
     oob: false,
     fdPassing: false,
     maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, // libvirt's QEMU_MONITOR_MAX_RESPONSE
-    ownsIds: true,
     preNegotiated: true,
   };
   readonly description: string;
@@ -118,30 +118,31 @@ export class PassthroughTransport implements QmpTransport {
     this.busy = true;
     try {
       while (this.state === 'open' && this.queue.length > 0) {
-        const msg = this.queue.shift()!;
-        const reply = await this.run(msg);
-        if (this.state === 'open' && reply) this.handlers?.message(reply);
+        const { id, ...command } = this.queue.shift()!;
+        const outcome = await this.run(command);
+        if (this.state !== 'open' || typeof id !== 'string') continue;
+        // libvirt's own id (libvirt-N) is replaced by the client's.
+        if (outcome instanceof Error) this.handlers?.failed(id, outcome);
+        else this.handlers?.message({ ...outcome, id });
       }
     } finally {
       this.busy = false;
     }
   }
 
-  private async run(msg: QmpMessage): Promise<QmpMessage | undefined> {
-    const { id, ...command } = msg;
+  /** One command through libvirt: QEMU's reply (return or error), or the error that kept it from QEMU. */
+  private async run(command: QmpMessage): Promise<QmpMessage | Error> {
     if ('exec-oob' in command) {
-      return { id, error: { class: 'GenericError', desc: 'out-of-band execution is not available through libvirt passthrough' } };
+      return new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" });
     }
     try {
       const reply = await this.domain.qemuMonitorCommand(command);
-      // libvirt's own id (libvirt-N) is replaced by the client's.
-      return reply.error ? { id, error: reply.error } : { id, return: reply.return };
+      return reply.error ? { error: reply.error } : { return: reply.return };
     } catch (err) {
-      if (err instanceof LibvirtError) {
-        const notRunning = err.codeName === 'VIR_ERR_OPERATION_INVALID' || err.codeName === 'VIR_ERR_NO_DOMAIN';
-        return { id, error: { class: notRunning ? NOT_RUNNING_ERROR_CLASS : 'LibvirtError', desc: `${err.codeName}: ${err.message}` } };
+      if (err instanceof LibvirtError && (err.codeName === 'VIR_ERR_OPERATION_INVALID' || err.codeName === 'VIR_ERR_NO_DOMAIN')) {
+        return new GuestNotRunningError({ guest: this.domain.name, state: 'not running', cause: err });
       }
-      return { id, error: { class: 'GenericError', desc: err instanceof Error ? err.message : String(err) } };
+      return err instanceof Error ? err : new Error(String(err));
     }
   }
 

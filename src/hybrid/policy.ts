@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../common/errors.js';
+import type { CommandValidator } from '../qmp/validator.js';
 import { PolicyError } from './errors.js';
 
 /**
@@ -7,7 +8,7 @@ import { PolicyError } from './errors.js';
  * state libvirt does not track is possible. So:
  * - `read-only`: `query-*` and a short reviewed list — always pass;
  * - `runstate`: stop/cont/system_reset/… — pass, because libvirt follows them through QEMU's own
- *   events on its monitor (measured: QMP `stop` → libvirt `paused`; host-feasibility §4);
+ *   events on its monitor (measured: a QMP `stop` makes libvirt report `paused`);
  * - `libvirt-owned`: devices, block graph, block jobs, migration, fds, `quit`, … — refused with a
  *   PolicyError naming the libvirt API to use instead, unless the caller opts in;
  * - `untracked`: everything else (the QEMU features libvirt lacks) — pass.
@@ -191,6 +192,28 @@ export class OwnershipPolicy {
     const c = classifyCommand(command, args);
     if (c.kind !== 'libvirt-owned') return c;
     if (this.allowAll || options.allowUnsafe === true || this.allowed.has(command)) return c;
-    throw new PolicyError(c.command, c.reason!, c.instead!, command);
+    throw new PolicyError({ command: c.command, reason: c.reason!, instead: c.instead!, allowName: command });
   }
+
+  /**
+   * This policy as a client's validator: refuses before anything is sent. `onPassed` hears of every
+   * command that passes and is not read-only (the facade looks for libvirt's taint marks then).
+   */
+  validator(onPassed?: (c: CommandClassification) => void): CommandValidator<PolicyCallOptions> {
+    return {
+      validate: ({ command, args, options }) => {
+        const c = this.check(command, args, { allowUnsafe: options.allowUnsafe === true });
+        if (c.kind !== 'read-only') onPassed?.(c);
+      },
+    };
+  }
+}
+
+/** The per-call options a client with the ownership policy accepts (next to timeoutMs, signal, oob). */
+export interface PolicyCallOptions {
+  /**
+   * Send this one command even though it changes state libvirt tracks: the policy's per-call opt-in
+   * (the client-wide one is `allow`).
+   */
+  allowUnsafe?: boolean;
 }

@@ -47,3 +47,41 @@ export class TaintTracker {
     return taints;
   }
 }
+
+/**
+ * A guest's taint reporting: libvirt marks the guest when QEMU starts (custom-argv) and on the first
+ * passthrough command (custom-monitor), so one look per route and QEMU run is enough; each mark is
+ * reported once, as a notice on the guest's event streams and to the hypervisor's `onTaint`.
+ */
+export class GuestTaint {
+  private readonly tracker = new TaintTracker();
+  private readonly checked = new Set<string>();
+
+  constructor(
+    private readonly options: {
+      guest: string;
+      /** virDomainGetMessages of the guest. */
+      messages: () => Promise<string[]>;
+      /** Receives the marks not reported before (never throws back into the caller). */
+      report: (report: TaintReport) => void;
+    },
+  ) {}
+
+  /** Looks once per route and QEMU run (the first client on a route is when a new mark can appear). */
+  async checkRoute(route: string): Promise<void> {
+    if (this.checked.has(route)) return;
+    this.checked.add(route);
+    await this.check();
+  }
+
+  /** QEMU started again: every route is looked at once more. */
+  newRun(): void {
+    this.checked.clear();
+  }
+
+  /** Reads the marks now and reports the new ones; a failed read reports nothing. */
+  async check(): Promise<void> {
+    const fresh = this.tracker.fresh(await this.options.messages().catch(() => [] as string[]));
+    if (fresh.length > 0) this.options.report({ guest: this.options.guest, taints: fresh });
+  }
+}

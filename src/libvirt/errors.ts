@@ -1,5 +1,5 @@
 import { LibqemuError } from '../common/errors.js';
-import { ERROR_CODE_NAMES, ERROR_DOMAIN_NAMES } from './constants.js';
+import { virErrorDomain, virErrorDomainNames, virErrorNumber, virErrorNumberNames } from '../generated/libvirt/enums.js';
 
 /** libvirt's error as it crosses from a worker thread: plain data, read on the thread that made the call. */
 export interface LibvirtErrorData {
@@ -12,36 +12,36 @@ export interface LibvirtErrorData {
 }
 
 const HINTS: Record<number, string> = {
-  1: 'if the message says the connection or socket is closed, the daemon went away: open a new Connection',
-  3: 'this driver does not implement the call (test:///default has no QEMU monitor, events or agent): use a qemu:// URI',
-  5: 'check the URI and that the daemon is running and its socket is reachable',
-  6: 'the connection was closed: open a new Connection',
-  7: 'the domain handle is no longer valid: look the domain up again',
-  8: 'check the arguments against the libvirt documentation of this call',
-  9: 'see the message; the daemon or QEMU log (domain log under the daemon\'s cache dir) has details',
-  27: 'the XML is not a valid libvirt domain definition: check it with virt-xml-validate or the message\'s line',
-  28: 'a domain with this name or UUID already exists: pick another name or undefine the old one',
-  29: 'the connection is read-only or not allowed to do this: open it without readOnly',
-  35: 'the XML has an invalid detail: the message names the element or attribute',
-  38: 'an OS-level error (socket, file, process): check the daemon is running and the path in the message exists',
-  39: 'the RPC to the daemon failed: the connection may have dropped, open a new Connection',
-  42: 'no such domain: check the name or UUID with conn.listDomains(); a transient domain disappears when it stops',
-  45: 'authentication failed: check the socket permissions and the daemon\'s auth settings',
-  55: 'the domain is not in a state that allows this (e.g. already running, not paused): check dom.state() first',
-  67: 'the domain configuration asks for something this host or QEMU cannot do: see the message',
-  68: 'the call did not finish in time: raise callTimeoutMs, or check whether QEMU is hung (its monitor stopped answering)',
-  74: 'an argument value is not supported by this driver or QEMU: see the message',
-  78: 'the operation was aborted (e.g. a migration job was cancelled)',
-  84: 'this operation is not supported for this domain or driver',
-  86: 'the QEMU guest agent is not responding: is it installed and running in the guest, and is the channel configured?',
-  97: 'the QEMU guest agent is out of sync: retry after the agent restarted',
+  [virErrorNumber.VIR_ERR_INTERNAL_ERROR]: 'if the message says the connection or socket is closed, the daemon went away: open a new Connection',
+  [virErrorNumber.VIR_ERR_NO_SUPPORT]: 'this driver does not implement the call (test:///default has no QEMU monitor, events or agent): use a qemu:// URI',
+  [virErrorNumber.VIR_ERR_NO_CONNECT]: 'check the URI and that the daemon is running and its socket is reachable',
+  [virErrorNumber.VIR_ERR_INVALID_CONN]: 'the connection was closed: open a new Connection',
+  [virErrorNumber.VIR_ERR_INVALID_DOMAIN]: 'the domain handle is no longer valid: look the domain up again',
+  [virErrorNumber.VIR_ERR_INVALID_ARG]: 'check the arguments against the libvirt documentation of this call',
+  [virErrorNumber.VIR_ERR_OPERATION_FAILED]: 'see the message; the daemon or QEMU log (domain log under the daemon\'s cache dir) has details',
+  [virErrorNumber.VIR_ERR_XML_ERROR]: 'the XML is not a valid libvirt domain definition: check it with virt-xml-validate or the message\'s line',
+  [virErrorNumber.VIR_ERR_DOM_EXIST]: 'a domain with this name or UUID already exists: pick another name or undefine the old one',
+  [virErrorNumber.VIR_ERR_OPERATION_DENIED]: 'the connection is read-only or not allowed to do this: open it without readOnly',
+  [virErrorNumber.VIR_ERR_XML_DETAIL]: 'the XML has an invalid detail: the message names the element or attribute',
+  [virErrorNumber.VIR_ERR_SYSTEM_ERROR]: 'an OS-level error (socket, file, process): check the daemon is running and the path in the message exists',
+  [virErrorNumber.VIR_ERR_RPC]: 'the RPC to the daemon failed: the connection may have dropped, open a new Connection',
+  [virErrorNumber.VIR_ERR_NO_DOMAIN]: 'no such domain: check the name or UUID with conn.listDomains(); a transient domain disappears when it stops',
+  [virErrorNumber.VIR_ERR_AUTH_FAILED]: 'authentication failed: check the socket permissions and the daemon\'s auth settings',
+  [virErrorNumber.VIR_ERR_OPERATION_INVALID]: 'the domain is not in a state that allows this (e.g. already running, not paused): check dom.state() first',
+  [virErrorNumber.VIR_ERR_CONFIG_UNSUPPORTED]: 'the domain configuration asks for something this host or QEMU cannot do: see the message',
+  [virErrorNumber.VIR_ERR_OPERATION_TIMEOUT]: 'the call did not finish in time: raise callTimeoutMs, or check whether QEMU is hung (its monitor stopped answering)',
+  [virErrorNumber.VIR_ERR_ARGUMENT_UNSUPPORTED]: 'an argument value is not supported by this driver or QEMU: see the message',
+  [virErrorNumber.VIR_ERR_OPERATION_ABORTED]: 'the operation was aborted (e.g. a migration job was cancelled)',
+  [virErrorNumber.VIR_ERR_OPERATION_UNSUPPORTED]: 'this operation is not supported for this domain or driver',
+  [virErrorNumber.VIR_ERR_AGENT_UNRESPONSIVE]: 'the QEMU guest agent is not responding: is it installed and running in the guest, and is the channel configured?',
+  [virErrorNumber.VIR_ERR_AGENT_UNSYNCED]: 'the QEMU guest agent is out of sync: retry after the agent restarted',
 };
 
 /** A failed libvirt call: libvirt's own error number, error domain and message, plus what to do about it. */
 export class LibvirtError extends LibqemuError {
   /** libvirt's virErrorNumber, e.g. 42. */
   readonly code: number;
-  /** The symbolic name of `code`, e.g. 'VIR_ERR_NO_DOMAIN'. */
+  /** The symbolic name of `code`, e.g. 'virErrorNumber.VIR_ERR_NO_DOMAIN'. */
   readonly codeName: string;
   /** libvirt's virErrorDomain (where the error came from), e.g. 10. */
   readonly domain: number;
@@ -54,10 +54,29 @@ export class LibvirtError extends LibqemuError {
     const hint = options?.hint ?? HINTS[data.code] ?? 'see the message; the libvirt daemon log may have details';
     super(data.operation ? `${data.operation}: ${data.message}` : data.message, { hint, cause: options?.cause });
     this.code = data.code;
-    this.codeName = ERROR_CODE_NAMES[data.code] ?? `VIR_ERR_UNKNOWN_${data.code}`;
+    this.codeName = virErrorNumberNames[data.code] ?? `VIR_ERR_UNKNOWN_${data.code}`;
     this.domain = data.domain;
-    this.domainName = ERROR_DOMAIN_NAMES[data.domain] ?? `VIR_FROM_UNKNOWN_${data.domain}`;
+    this.domainName = virErrorDomainNames[data.domain] ?? `VIR_FROM_UNKNOWN_${data.domain}`;
     this.operation = data.operation;
+  }
+
+  /** The connection is closed (or was lost: `lost` is why) and `operation` cannot run. */
+  static closed(operation?: string, lost?: LibvirtError, message = 'the connection is closed'): LibvirtError {
+    const data = { code: virErrorNumber.VIR_ERR_INVALID_CONN, domain: virErrorDomain.VIR_FROM_NONE, message: lost ? `the connection was lost: ${lost.message}` : message, ...(operation ? { operation } : {}) };
+    return new LibvirtError(data, { hint: 'open a new Connection', ...(lost ? { cause: lost } : {}) });
+  }
+
+  /** libvirt's close callback said the daemon connection is gone (`reason`: eof, keepalive, error, client). */
+  static disconnected(reason: string): LibvirtError {
+    return new LibvirtError(
+      { code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_RPC, message: `connection closed (${reason})`, operation: 'virConnectCloseFunc' },
+      { hint: 'the daemon went away or stopped answering: open a new Connection' },
+    );
+  }
+
+  /** A call missed its deadline and the connection was shut down to release it. */
+  static timedOut(operation: string): LibvirtError {
+    return new LibvirtError({ code: virErrorNumber.VIR_ERR_OPERATION_TIMEOUT, domain: virErrorDomain.VIR_FROM_NONE, message: 'a call missed its deadline; the connection was shut down', operation });
   }
 
   /** True for the errors libvirt reports when the connection to the daemon is gone. */
@@ -67,8 +86,8 @@ export class LibvirtError extends LibqemuError {
 }
 
 export function isConnectionLostError(code: number, message: string): boolean {
-  if (code === 6) return true;
-  if (code !== 1 && code !== 38 && code !== 39) return false;
+  if (code === virErrorNumber.VIR_ERR_INVALID_CONN) return true;
+  if (code !== virErrorNumber.VIR_ERR_INTERNAL_ERROR && code !== virErrorNumber.VIR_ERR_SYSTEM_ERROR && code !== virErrorNumber.VIR_ERR_RPC) return false;
   return /client socket is closed|keepalive timeout|Cannot recv data|Cannot write data|End of file while reading|connection closed|Broken pipe|Connection reset/i.test(
     message,
   );
@@ -78,8 +97,8 @@ export function isConnectionLostError(code: number, message: string): boolean {
 export class LibvirtTimeoutError extends LibvirtError {
   constructor(operation: string, timeoutMs: number) {
     super(
-      { code: 68, domain: 0, message: `did not return within ${timeoutMs} ms; the connection was shut down to release the call`, operation },
-      { hint: HINTS[68] },
+      { code: virErrorNumber.VIR_ERR_OPERATION_TIMEOUT, domain: virErrorDomain.VIR_FROM_NONE, message: `did not return within ${timeoutMs} ms; the connection was shut down to release the call`, operation },
+      { hint: HINTS[virErrorNumber.VIR_ERR_OPERATION_TIMEOUT] },
     );
   }
 }

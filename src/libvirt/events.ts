@@ -1,14 +1,17 @@
 import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
-import { LIFECYCLE_DETAIL_NAMES, LIFECYCLE_EVENT_NAMES } from './constants.js';
-import type { Domain } from './domain.js';
+import type { DOMAIN_EVENT_IDS } from '../generated/libvirt/event-ids.js';
+import type { DomainCore as Domain } from './domain-core.js';
+import type { LibvirtObject } from './object.js';
+import { agentLifecycleWords, lifecycleDetailName, lifecycleEventName, type LifecycleEventName } from './names.js';
+
+export type { LifecycleEventName } from './names.js';
 
 export interface DomainIdentity {
   name: string;
   uuid: string;
 }
 
-export type LifecycleEventName = (typeof LIFECYCLE_EVENT_NAMES)[number];
 
 export type DomainEvent =
   | { kind: 'lifecycle'; domain: DomainIdentity; event: LifecycleEventName; detail: string }
@@ -16,9 +19,31 @@ export type DomainEvent =
   /** An outgoing migration started RAM pass `iteration` (1, 2, …); on the source. */
   | { kind: 'migration-iteration'; domain: DomainIdentity; iteration: number }
   /** A job ended; `stats` are its VIR_DOMAIN_JOB_* statistics (operation, time_elapsed, downtime, memory_*…). */
-  | { kind: 'job-completed'; domain: DomainIdentity; stats: Record<string, number | bigint | boolean | string> };
+  | { kind: 'job-completed'; domain: DomainIdentity; stats: Record<string, number | bigint | boolean | string> }
+  /** The guest agent connected to or disconnected from its channel (VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE). */
+  | { kind: 'agent-lifecycle'; domain: DomainIdentity; state: 'connected' | 'disconnected'; reason: 'unknown' | 'domain-started' | 'channel' };
 
+/** Every virDomainEventID, by libqemu's name for it (VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON → 'io-error-reason'). */
+export type DomainEventName = keyof typeof DOMAIN_EVENT_IDS;
+
+/**
+ * The events libqemu decodes into their own shapes above; every other virDomainEventID arrives as a
+ * GenericDomainEvent carrying its callback's arguments by their libvirt names.
+ */
 export type DomainEventKind = DomainEvent['kind'];
+
+/** An event of any virDomainEventID other than the four above, e.g. { kind: 'device-removed', domain, devAlias }. */
+export interface GenericDomainEvent {
+  kind: Exclude<DomainEventName, DomainEventKind>;
+  domain: DomainIdentity;
+  [field: string]: unknown;
+}
+
+/** A network, storage pool, node device or secret event: its kind, the object, and the callback's arguments. */
+export interface ObjectEvent {
+  kind: string;
+  [field: string]: unknown;
+}
 
 export interface QemuMonitorEvent {
   domain: DomainIdentity;
@@ -38,8 +63,15 @@ export interface SubscriptionOptions {
 export interface DomainEventOptions extends SubscriptionOptions {
   /** Only this domain's events (filtered by libvirt). */
   domain?: Domain;
-  /** Which kinds (default both). */
-  kinds?: DomainEventKind[];
+  /** Which kinds (default lifecycle and reboot); any virDomainEventID name. */
+  kinds?: DomainEventName[];
+}
+
+export interface ObjectEventOptions<O extends LibvirtObject = LibvirtObject> extends SubscriptionOptions {
+  /** Only this object's events (filtered by libvirt). */
+  object?: O;
+  /** Which kinds (default all of this family). */
+  kinds?: string[];
 }
 
 export interface QemuMonitorEventOptions extends SubscriptionOptions {
@@ -116,8 +148,12 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
 }
 
 export function lifecycleEvent(domain: DomainIdentity, event: number, detail: number): DomainEvent {
-  const name = LIFECYCLE_EVENT_NAMES[event] ?? (`unknown-${event}` as LifecycleEventName);
-  return { kind: 'lifecycle', domain, event: name, detail: LIFECYCLE_DETAIL_NAMES[name]?.[detail] ?? `unknown-${detail}` };
+  const name = lifecycleEventName(event);
+  return { kind: 'lifecycle', domain, event: name, detail: lifecycleDetailName(name, detail) };
+}
+
+export function agentLifecycleEvent(domain: DomainIdentity, state: number, reason: number): DomainEvent {
+  return { kind: 'agent-lifecycle', domain, ...agentLifecycleWords(state, reason) } as DomainEvent;
 }
 
 export function qemuMonitorEvent(domain: DomainIdentity, event: string, seconds: number, micros: number, details: string | null): QemuMonitorEvent {

@@ -10,6 +10,7 @@
  * The exit gate lets the main thread wait until this thread is out of koffi before Node tears it down
  * (otherwise: SIGABRT in napi_throw).
  */
+import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { NativeFailure, ops, type OpName } from './ops.js';
 import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, type ExecReply, type ExecRequest } from './protocol.js';
@@ -31,7 +32,7 @@ function handle(req: ExecRequest): void {
       reply =
         err instanceof NativeFailure
           ? { id: req.id, ok: false, error: err.data }
-          : { id: req.id, ok: false, error: { code: 1, domain: 0, message: String((err as Error)?.message ?? err), operation: req.op } };
+          : { id: req.id, ok: false, error: { code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: String((err as Error)?.message ?? err), operation: req.op } };
     }
     port.postMessage(reply);
   } finally {

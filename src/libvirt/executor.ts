@@ -185,7 +185,7 @@ export class Executor {
 
   /** Stops the thread (after close()); pending calls are rejected. */
   async terminate(): Promise<void> {
-    this.kill(new LibvirtError({ code: 6, domain: 0, message: 'the connection is closed' }));
+    this.kill(LibvirtError.closed());
     runtime.executorControls.delete(this.ctl);
     Atomics.store(this.ctl, CTL_STOP, 1);
     Atomics.notify(this.ctl, CTL_SEQ);

@@ -1,11 +1,32 @@
 export { Connection, type OpenOptions, type LibvirtVersion, type ConnectionEvents } from './connection.js';
 export { Domain, type DomainState, type DomainStateName, type DomainInfo, type QemuMonitorReply } from './domain.js';
+// The other generated object classes (one per libvirt object type); the constants and the manifests
+// (LIBVIRT_BINDINGS / LIBVIRT_SKIPPED) have entry points of their own: libqemu/libvirt/constants, libqemu/libvirt/manifests.
+export {
+  DomainCheckpoint,
+  DomainSnapshot,
+  Interface,
+  Network,
+  NetworkPort,
+  NodeDevice,
+  NWFilter,
+  NWFilterBinding,
+  Secret,
+  StoragePool,
+  StorageVol,
+  Stream,
+} from '../generated/libvirt/classes.js';
+export { LibvirtObject, type LibvirtContext, type TypedParamsInput, type TypedParamsObject, type DomainStatsRecord } from './object.js';
 export { LibvirtError, LibvirtTimeoutError, type LibvirtErrorData } from './errors.js';
 export {
   EventStream,
   type DomainEvent,
   type DomainEventKind,
   type DomainEventOptions,
+  type DomainEventName,
+  type GenericDomainEvent,
+  type ObjectEvent,
+  type ObjectEventOptions,
   type DomainIdentity,
   type LifecycleEventName,
   type QemuMonitorEvent,

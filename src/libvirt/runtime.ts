@@ -3,6 +3,7 @@
  * event implementation registered, before the first connection is opened), the shared exit gate, and the
  * single 'exit' hook that drains native calls before Node tears the workers down.
  */
+import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { loadNative, type CallbackPtr, type GMainLoopPtr, type Native } from '../../native/libvirt.js';
 import { LibvirtError } from './errors.js';
@@ -65,7 +66,7 @@ class Runtime {
 
   private async startEventWorker(): Promise<void> {
     const native = this.nativeLib;
-    if (native.api.virInitialize() < 0) throw new LibvirtError({ code: 1, domain: 0, message: 'virInitialize failed', operation: 'virInitialize' });
+    if (native.api.virInitialize() < 0) throw new LibvirtError({ code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: 'virInitialize failed', operation: 'virInitialize' });
     const { port1, port2 } = new MessageChannel();
     const worker = spawnWorker(new URL(`./event-worker${extname()}`, import.meta.url), {
       workerData: { port: port2 },

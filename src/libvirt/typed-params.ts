@@ -114,7 +114,7 @@ export function encodeTypedParams(native: Native, params: TypedParam[]): Encoded
 }
 
 /** Copies a libvirt virTypedParameter array out as entries (does not free it). */
-export function decodeTypedParams(native: Native, params: TypedParamsPtr | null, count: number): TypedParam[] {
+export function decodeTypedParams(native: Native, params: TypedParamsPtr | Buffer | null, count: number): TypedParam[] {
   if (!params || count <= 0) return [];
   return native.decodeTypedParams(params, count).map((raw): TypedParam => {
     const type = TYPE_NAMES[raw.type];

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
-import { DomainXml } from '../hybrid/domain-xml.js';
-import { defaultMonitorDir, ensureMonitorDir, isLocalUri, qemuUserFor } from '../hybrid/monitor-dir.js';
+import { DomainXml } from '../domain/domain-xml.js';
+import { defaultMonitorDir, ensureMonitorDir, qemuUserFor } from '../domain/monitor-dir.js';
+import { isLocalUri } from '../domain/uri.js';
 
 /**
  * Where a guest goes: a libvirt URI, or a hypervisor the caller already has (the facade passes its URI
@@ -47,8 +48,8 @@ export interface DestinationXmlPlan {
 
 /**
  * The destination XML: the source's migratable XML with the second QMP monitor moved to a path of the
- * destination's own. The same path on both sides breaks the monitor for good (research §2.3): the
- * destination re-binds it, then whichever QEMU exits last unlinks it.
+ * destination's own. The same path on both sides breaks the monitor for good: the destination re-binds
+ * it, then whichever QEMU exits last unlinks it.
  */
 export async function planDestinationXml(
   migratableXml: string,

@@ -5,7 +5,7 @@
  * watchdog, abort, and an error that says what failed.
  */
 import { InvalidArgumentError } from '../common/errors.js';
-import { isLocalUri } from '../hybrid/monitor-dir.js';
+import { isLocalUri } from '../domain/uri.js';
 import { normalizeTarget, planDestinationXml, type MigrationTarget } from './destination.js';
 import { classifyMigrationFailure, MigrationError, type LibvirtErrorLike } from './errors.js';
 import { buildMigrationCall, normalizeOptions, type MigrateOptions, type NormalizedOptions, type QemuParameterValue } from './options.js';
@@ -207,7 +207,7 @@ class MigrationRun {
       }
       if (o.signal?.aborted || this.userAborted) throw new MigrationError(`migration of ${source.name} was aborted before it started`, 'aborted', { guestOnSource: true });
       if (o.maxDowntimeMs !== undefined) {
-        // Parameters set before the migration survive libvirt's start (all but max-bandwidth): research §2.2.
+        // libvirt keeps parameters set before the migration (it overwrites only max-bandwidth), so set it now.
         await this.input.control.setMaxDowntime(o.maxDowntimeMs);
         this.downtimeLimitMs = o.maxDowntimeMs;
       }

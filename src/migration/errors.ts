@@ -1,5 +1,5 @@
 import { LibqemuError } from '../common/errors.js';
-import { VirErr } from './constants.js';
+import { virErrorNumber } from '../generated/libvirt/enums.js';
 
 /**
  * Why a migration failed, as far as the caller can act on it. Whatever the reason, libvirt keeps the
@@ -73,7 +73,7 @@ const unsupportedPatterns = [/not supported/i, /unsupported/i, /is not a valid (
 
 /**
  * Turns a libvirt (or QMP) failure of a migration into a MigrationError with a reason, from the error
- * codes and the messages measured in research/migration-feasibility.md.
+ * codes and messages libvirt 9.0 gives (some codes are reused, so a few need the message text).
  */
 export function classifyMigrationFailure(err: LibvirtErrorLike, context: { destination: string }): MigrationError {
   const msg = err.message;
@@ -92,20 +92,20 @@ export function classifyMigrationFailure(err: LibvirtErrorLike, context: { desti
 
 function reasonFor(err: LibvirtErrorLike): MigrationFailureReason {
   const msg = err.message;
-  if (err.code === VirErr.OPERATION_ABORTED || /canceled by client|cancelled by client/i.test(msg)) return 'aborted';
+  if (err.code === virErrorNumber.VIR_ERR_OPERATION_ABORTED || /canceled by client|cancelled by client/i.test(msg)) return 'aborted';
   if (/migrate guest to the same host/i.test(msg)) return 'same-host';
   // Port checks come first: "Address already in use" also contains generic failure words.
   if (portBusyPatterns.some((p) => p.test(msg))) return 'port-busy';
   if (
-    err.code === VirErr.NO_SUPPORT ||
-    err.code === VirErr.ARGUMENT_UNSUPPORTED ||
-    err.code === VirErr.OPERATION_UNSUPPORTED ||
-    err.code === VirErr.CONFIG_UNSUPPORTED ||
+    err.code === virErrorNumber.VIR_ERR_NO_SUPPORT ||
+    err.code === virErrorNumber.VIR_ERR_ARGUMENT_UNSUPPORTED ||
+    err.code === virErrorNumber.VIR_ERR_OPERATION_UNSUPPORTED ||
+    err.code === virErrorNumber.VIR_ERR_CONFIG_UNSUPPORTED ||
     unsupportedPatterns.some((p) => p.test(msg))
   ) {
     return 'unsupported';
   }
-  if (err.code === VirErr.NO_CONNECT || err.code === VirErr.AUTH_FAILED || unreachablePatterns.some((p) => p.test(msg))) {
+  if (err.code === virErrorNumber.VIR_ERR_NO_CONNECT || err.code === virErrorNumber.VIR_ERR_AUTH_FAILED || unreachablePatterns.some((p) => p.test(msg))) {
     return 'destination-unreachable';
   }
   return 'failed';

@@ -6,5 +6,4 @@ export type { MigrationPhase, MigrationProgress, ProgressCause, ProgressSubscrib
 export type { WatchdogOptions, WatchdogAction, WatchdogState } from './watchdog.js';
 export type { MigrationTarget } from './destination.js';
 export type { MigrationControl, MigrationQmp, MigrationSource, LibvirtMigrationEvent } from './ports.js';
-export { migrateGuest, type GuestMigrationResult } from './guest-migration.js';
 export { libvirtMigrationControl, libvirtMigrationSource, type DomainEventSource, type MigrationEventKind } from './libvirt-ports.js';

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../common/errors.js';
-import { MigrateFlag, MigrateParam } from './constants.js';
+import { stringMacros, virDomainMigrateFlags } from '../generated/libvirt/enums.js';
 import { validateWatchdog, type NormalizedWatchdog, type WatchdogOptions } from './watchdog.js';
 
 /** A QEMU migration parameter value (migrate-set-parameters member). */
@@ -26,7 +26,8 @@ export interface MigrateOptions {
   undefineSource?: boolean;
   /**
    * Where the guest's second QMP monitor listens on the destination. Default: the same file name in
-   * the destination's monitor directory. It must differ from the source's path (research §2.3).
+   * the destination's monitor directory. It must differ from the source's path (both QEMUs bind it
+   * on one host, and the one that exits last unlinks it).
    */
   destinationQmpSocket?: string;
   /** QEMU's downtime-limit in ms, set once the migration job exists. */
@@ -174,22 +175,22 @@ export function buildMigrationCall(
   o: NormalizedOptions,
   ctx: { destinationIsLocal: boolean; persistent: boolean; destinationXml?: string; persistentXml?: string },
 ): MigrationCall {
-  let flags: number = MigrateFlag.PEER2PEER;
-  if (o.live) flags |= MigrateFlag.LIVE;
-  if (o.tunnelled) flags |= MigrateFlag.TUNNELLED;
-  if (ctx.persistent) flags |= MigrateFlag.PERSIST_DEST;
-  if (ctx.persistent && (o.undefineSource ?? true)) flags |= MigrateFlag.UNDEFINE_SOURCE;
+  let flags: number = virDomainMigrateFlags.VIR_MIGRATE_PEER2PEER;
+  if (o.live) flags |= virDomainMigrateFlags.VIR_MIGRATE_LIVE;
+  if (o.tunnelled) flags |= virDomainMigrateFlags.VIR_MIGRATE_TUNNELLED;
+  if (ctx.persistent) flags |= virDomainMigrateFlags.VIR_MIGRATE_PERSIST_DEST;
+  if (ctx.persistent && (o.undefineSource ?? true)) flags |= virDomainMigrateFlags.VIR_MIGRATE_UNDEFINE_SOURCE;
   const params: MigrationParam[] = [];
   const s = (field: string, value: string | undefined) => value !== undefined && params.push({ field, type: 'string', value });
   if (!o.tunnelled) {
-    s(MigrateParam.URI, o.migrationUri ?? (ctx.destinationIsLocal ? 'tcp://127.0.0.1' : undefined));
-    // Without it the destination listens on every address (*:PORT), research §1.
+    s(stringMacros.VIR_MIGRATE_PARAM_URI, o.migrationUri ?? (ctx.destinationIsLocal ? 'tcp://127.0.0.1' : undefined));
+    // Without it the destination QEMU listens on every address (*:PORT), not only loopback.
     const uri = o.migrationUri ?? (ctx.destinationIsLocal ? 'tcp://127.0.0.1' : undefined);
     const listen = o.listenAddress ?? (ctx.destinationIsLocal && uri?.startsWith('tcp://') ? '127.0.0.1' : undefined);
-    s(MigrateParam.LISTEN_ADDRESS, listen);
+    s(stringMacros.VIR_MIGRATE_PARAM_LISTEN_ADDRESS, listen);
   }
-  s(MigrateParam.DEST_XML, ctx.destinationXml);
-  if (ctx.persistent) s(MigrateParam.PERSIST_XML, ctx.persistentXml);
-  if (o.bandwidthMiBs !== undefined) params.push({ field: MigrateParam.BANDWIDTH, type: 'ullong', value: o.bandwidthMiBs });
+  s(stringMacros.VIR_MIGRATE_PARAM_DEST_XML, ctx.destinationXml);
+  if (ctx.persistent) s(stringMacros.VIR_MIGRATE_PARAM_PERSIST_XML, ctx.persistentXml);
+  if (o.bandwidthMiBs !== undefined) params.push({ field: stringMacros.VIR_MIGRATE_PARAM_BANDWIDTH, type: 'ullong', value: o.bandwidthMiBs });
   return { params, flags };
 }

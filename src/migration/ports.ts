@@ -30,7 +30,7 @@ export type LibvirtMigrationEvent =
 
 /**
  * Calls made *while* the migration call is in flight, on a second connection to the source daemon:
- * libvirt 9.0 allows only one RPC in flight per connection safely (koffi-real-libvirtd.md, finding 3).
+ * with several RPCs in flight on one connection, libvirt 9.0 hangs or crashes when keepalive fires.
  */
 export interface MigrationControl {
   /** virDomainGetJobStats of the running job (the `type` field is 0 when there is none). */

@@ -10,9 +10,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { QmpGreeting, Runstate } from '../qmp/client.js';
 import type { ExecuteOptions, QmpEvent } from '../qmp/command-map.js';
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
+import { QEMU_JSON_LIMITS } from '../qmp/json-streamer.js';
 import type { QmpMessage } from '../qmp/transport.js';
 import { ClientConnection, type ClientRequest } from './client-connection.js';
+import { FdReader } from './fd-reader.js';
 import { ProxyError, toQmpError } from './errors.js';
 import { prepareListenPath } from './listen-path.js';
 
@@ -47,8 +48,14 @@ export interface QmpProxyOptions {
    * recommendation). It also bounds how long one client's pipeline can make the others wait.
    */
   maxPendingPerClient?: number;
-  /** Largest message accepted from a client (default 10 MiB). */
+  /** Bytes of JSON tokens in one message from a client (default 64 MiB, QEMU's own limit, answered as QEMU does). */
   maxMessageBytes?: number;
+  /**
+   * Receive file descriptors that clients send with their commands (SCM_RIGHTS) and pass them on to
+   * the backend (which must be able to: a unix-socket QmpClient connected with `unixFdPassing`).
+   * Client sockets are then read with recvmsg on a poll loop instead of by Node. Default false.
+   */
+  fdPassing?: boolean;
   /** Per-command timeout on the backend (default: the backend client's own). */
   commandTimeoutMs?: number;
   logger?: ProxyLogger;
@@ -96,6 +103,7 @@ export class QmpProxy implements AsyncDisposable {
   }
 
   private readonly server: Server;
+  private readonly fdReader: FdReader | undefined;
   private readonly connections = new Set<ClientConnection>();
   private nextClientId = 1;
   private readonly counters = { accepted: 0, dropped: 0, commands: 0, events: 0 };
@@ -114,7 +122,9 @@ export class QmpProxy implements AsyncDisposable {
     readonly greeting: QmpGreeting,
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
-    this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    this.fdReader = options.fdPassing ? new FdReader() : undefined;
+    // With fd passing Node must never read a client socket itself (its reads drop the fds).
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: this.fdReader !== undefined }, (socket) => this.accept(socket));
   }
 
   get clientCount(): number {
@@ -129,6 +139,7 @@ export class QmpProxy implements AsyncDisposable {
   close(reason = 'closed'): Promise<void> {
     this.stopping ??= (async () => {
       for (const off of this.offs.splice(0)) off();
+      this.fdReader?.stop();
       await new Promise<void>((resolve) => {
         this.server.close(() => resolve());
         for (const c of [...this.connections]) c.close(`proxy ${reason}`);
@@ -180,7 +191,8 @@ export class QmpProxy implements AsyncDisposable {
         oobOffered: this.backend.oobEnabled,
         maxOutputBytes: this.options.maxClientOutputBytes ?? DEFAULT_MAX_OUTPUT,
         maxPending: this.options.maxPendingPerClient ?? DEFAULT_MAX_PENDING,
-        maxMessageBytes: this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        maxMessageBytes: this.options.maxMessageBytes ?? QEMU_JSON_LIMITS.maxTokenBytes,
+        ...(this.fdReader ? { fdReader: this.fdReader } : {}),
       },
       {
         execute: (_c, request, signal) => this.relay(request, signal),
@@ -202,6 +214,7 @@ export class QmpProxy implements AsyncDisposable {
     const options: ExecuteOptions = { signal };
     if (this.options.commandTimeoutMs !== undefined) options.timeoutMs = this.options.commandTimeoutMs;
     if (request.oob) options.oob = true;
+    if (request.fds.length > 0) options.fds = [...request.fds];
     return this.backend.execute(request.command, request.args, options);
   }
 
@@ -210,7 +223,7 @@ export class QmpProxy implements AsyncDisposable {
     const msg: QmpMessage = { event: ev.event };
     if (ev.data !== undefined) msg.data = ev.data;
     msg.timestamp = ev.timestamp;
-    for (const c of [...this.connections]) if (c.isNegotiated) c.send(msg);
+    for (const c of [...this.connections]) c.sendEvent(msg);
   }
 
   private log(level: 'debug' | 'info' | 'warn', message: string, details?: Record<string, unknown>): void {

@@ -24,7 +24,21 @@ export interface ExecuteOptions {
   timeoutMs?: number;
   /** Send with `exec-oob` (needs oob negotiated and a command with allow-oob). */
   oob?: boolean;
+  /**
+   * File descriptors to pass with the command (QEMU's `getfd`, `add-fd`), sent with its bytes by
+   * SCM_RIGHTS. Needs a transport whose capabilities say `fdPassing`; the caller keeps its own copies.
+   */
+  fds?: number[];
 }
+
+/**
+ * The command names a client accepts in execute(): the map's names when it has any (so a typo does not
+ * compile and editors complete the names), any string for an untyped client.
+ */
+export type CommandName<C> = string extends keyof C ? string : [keyof C] extends [never] ? string : keyof C & string;
+
+/** The event names a client accepts in waitForEvent()/events({ names }): the same rule as CommandName. */
+export type EventName<E> = string extends keyof E ? string : [keyof E] extends [never] ? string : keyof E & string;
 
 /** Arguments of command K: typed when the map knows it, loose otherwise. */
 export type CommandArgs<C, K extends string> = K extends keyof C
@@ -43,16 +57,17 @@ export type CommandReturn<C, K extends string> = K extends keyof C
 /**
  * The parameters after the command name: `args` is required when the map's args type has required
  * members, optional when all are optional or the command takes none, and loose for unknown commands.
+ * `O` is what the client adds to the per-call options (e.g. the facade's `allowUnsafe`).
  */
-export type ExecuteRest<C, K extends string> = K extends keyof C
+export type ExecuteRest<C, K extends string, O extends {} = {}> = K extends keyof C
   ? C[K] extends { args: infer A }
     ? [A] extends [undefined]
-      ? [args?: undefined | Record<string, never>, options?: ExecuteOptions]
+      ? [args?: undefined | Record<string, never>, options?: ExecuteOptions & O]
       : {} extends A
-        ? [args?: A, options?: ExecuteOptions]
-        : [args: A, options?: ExecuteOptions]
+        ? [args?: A, options?: ExecuteOptions & O]
+        : [args: A, options?: ExecuteOptions & O]
     : never
-  : [args?: Record<string, unknown>, options?: ExecuteOptions];
+  : [args?: Record<string, unknown>, options?: ExecuteOptions & O];
 
 /** The event object delivered for name N: typed when the map knows it. */
 export type EventOf<E, N extends string> = N extends keyof E ? QmpEvent<N, E[N]> : QmpEvent<N, QmpEventData>;

@@ -67,23 +67,42 @@ export class QmpProtocolError extends LibqemuError {
 }
 
 /**
- * A single message exceeded the per-message cap; it was skipped and the stream stayed in sync. When it
- * was a reply, `id` is its command id (read from the end of the line, where QEMU puts it), and the
- * command's caller gets this error instead of waiting for its timeout.
+ * A single message exceeded the per-message cap. Inbound: it was skipped and the stream stayed in
+ * sync; when it was a reply, `id` is its command id (read from the end of the line, where QEMU puts
+ * it), and the command's caller gets this error instead of waiting for its timeout. Outbound: the
+ * command was refused before a byte of it was sent, so the connection is untouched.
  */
 export class MessageTooLargeError extends LibqemuError {
+  /** Which way the message was going. */
+  readonly direction: 'inbound' | 'outbound';
+
   constructor(
     readonly limitBytes: number,
-    /** Bytes received for the message before it was skipped (at least limitBytes + 1). */
+    /** Bytes of the message (inbound: received before it was skipped, at least limitBytes + 1). */
     readonly receivedBytes: number,
     /** The id of the reply that was skipped; undefined for an event or when it could not be read. */
     readonly id?: string,
+    options?: { direction?: 'inbound' | 'outbound'; command?: string; hint?: string },
   ) {
-    super(`a QMP ${id === undefined ? 'message' : `reply (id ${JSON.stringify(id)})`} of ${receivedBytes} bytes exceeded the ${limitBytes}-byte limit and was skipped`, {
-      hint: 'raise maxMessageBytes when connecting if such large replies are expected',
-    });
+    const outbound = options?.direction === 'outbound';
+    super(
+      outbound
+        ? `${options?.command ?? 'a command'} was not sent: its message of ${receivedBytes} bytes exceeds the ${limitBytes}-byte outbound limit`
+        : `a QMP ${id === undefined ? 'message' : `reply (id ${JSON.stringify(id)})`} of ${receivedBytes} bytes exceeded the ${limitBytes}-byte limit and was skipped`,
+      {
+        hint:
+          options?.hint ??
+          (outbound
+            ? 'raise maxOutboundBytes when connecting if QEMU should get such large commands (it reads its monitor slowly: a large command holds the socket while it is read)'
+            : 'raise maxMessageBytes when connecting if such large replies are expected'),
+      },
+    );
+    this.direction = outbound ? 'outbound' : 'inbound';
   }
 }
 
 /** A call was made in a runstate that does not allow it (e.g. execute before open). */
 export class QmpStateError extends LibqemuError {}
+
+/** File descriptors were given with a command on a route that cannot carry them, or could not be sent. */
+export class FdPassingError extends LibqemuError {}

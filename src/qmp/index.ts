@@ -4,18 +4,11 @@ export * from './errors.js';
 export { MessageFramer, encodeMessage, DEFAULT_MAX_MESSAGE_BYTES, type FramerSink } from './framing.js';
 export { StreamTransport, type StreamTarget, type StreamTransportOptions } from './stream-transport.js';
 export { redact, isSecretKey, REDACTED } from './redact.js';
-export {
-  QmpClient,
-  type Runstate,
-  type QmpGreeting,
-  type CommandValidator,
-  type QmpLogger,
-  type TrafficDirection,
-  type QmpClientOptions,
-  type QmpOpenOptions,
-  type QmpTarget,
-  type QmpConnectOptions,
-  type EventsOptions,
-  type WaitForEventOptions,
-  type EventMatch,
-} from './client.js';
+export { QmpClient, type Runstate } from './client.js';
+export type { QmpGreeting } from './handshake.js';
+export type { QmpLogger } from './logger.js';
+export type { QmpClientOptions, QmpOpenOptions, QmpTarget, QmpConnectOptions, TrafficDirection } from './options.js';
+export type { CommandValidator, CommandCall } from './validator.js';
+export type { EventsOptions, WaitForEventOptions, EventMatch } from './event-hub.js';
+export { JsonStreamer, QEMU_JSON_LIMITS, type JsonStreamLimits, type JsonStreamItem } from './json-streamer.js';
+export { QmpServerSession, type QmpServerSessionOptions, type QmpServerSessionHooks, type QmpServerRequest, type QmpServerReply } from './server-session.js';

@@ -1,9 +1,9 @@
 import { createConnection, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { InvalidArgumentError } from '../common/errors.js';
-import { QmpClosedError } from './errors.js';
+import { FdPassingError, MessageTooLargeError, QmpClosedError } from './errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, encodeMessage, MessageFramer } from './framing.js';
-import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from './transport.js';
+import type { FdPassing, QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from './transport.js';
 
 /** Where a stream transport connects: a unix socket, TCP, an inherited fd, or any Duplex you already have. */
 export type StreamTarget = { path: string } | { host: string; port: number } | { fd: number } | { stream: Duplex };
@@ -11,6 +11,22 @@ export type StreamTarget = { path: string } | { host: string; port: number } | {
 export interface StreamTransportOptions {
   /** Per-message cap for incoming messages (default 10 MiB, like libvirt and qemu.qmp). */
   maxMessageBytes?: number;
+  /**
+   * Per-message cap for outgoing commands (default 10 MiB, libvirt's monitor limit): a larger one is
+   * refused with MessageTooLargeError before anything is written, so it never holds the socket.
+   */
+  maxOutboundBytes?: number;
+  /**
+   * The system calls to pass file descriptors with commands on a unix socket (`unixFdPassing` from
+   * libqemu's native code); without it, or on TCP, `capabilities.fdPassing` is false.
+   */
+  fdPassing?: FdPassing;
+}
+
+/** A write waiting behind a message that carries fds: those must leave alone, on an empty socket queue. */
+interface QueuedWrite {
+  data: Buffer;
+  fds: readonly number[] | undefined;
 }
 
 /**
@@ -27,6 +43,11 @@ export class StreamTransport implements QmpTransport {
   /** A message was already written in this tick (the next ones are corked until the tick ends). */
   private sentThisTick = false;
   private closeReason: Error | undefined;
+  /** The largest command this transport sends. */
+  readonly maxOutboundBytes: number;
+  private readonly fdPassing: FdPassing | undefined;
+  /** Writes held while a message with fds waits for the socket's queue to empty. */
+  private held: QueuedWrite[] | undefined;
 
   constructor(
     private readonly target: StreamTarget,
@@ -34,16 +55,20 @@ export class StreamTransport implements QmpTransport {
   ) {
     validateTarget(target);
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.maxOutboundBytes = options.maxOutboundBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (!Number.isInteger(this.maxOutboundBytes) || this.maxOutboundBytes < 2) {
+      throw new InvalidArgumentError(`maxOutboundBytes must be an integer ≥ 2, got ${String(this.maxOutboundBytes)}`);
+    }
     this.capabilities = {
       pipelining: true,
       oob: true,
-      // Node's net module cannot send SCM_RIGHTS.
-      fdPassing: false,
+      // SCM_RIGHTS needs a unix socket and the native sendmsg plugged in.
+      fdPassing: options.fdPassing !== undefined && 'path' in target,
       maxMessageBytes,
-      ownsIds: false,
       preNegotiated: false,
     };
     this.description = describeTarget(target);
+    this.fdPassing = options.fdPassing;
   }
 
   async open(handlers: TransportHandlers, signal?: AbortSignal): Promise<void> {
@@ -72,10 +97,28 @@ export class StreamTransport implements QmpTransport {
     if (this.done) throw new QmpClosedError(`${this.description} closed while opening`, { cause: this.closeReason });
   }
 
-  send(msg: QmpMessage): void {
+  send(msg: QmpMessage, options?: SendOptions): void {
     const stream = this.stream;
     if (this.done || !stream) throw new QmpClosedError(`${this.description} is closed`);
     const line = encodeMessage(msg);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: measure exactly only when it could matter.
+    if (line.length * 3 > this.maxOutboundBytes) {
+      const bytes = Buffer.byteLength(line);
+      if (bytes > this.maxOutboundBytes) {
+        throw new MessageTooLargeError(this.maxOutboundBytes, bytes, undefined, {
+          direction: 'outbound',
+          command: String(msg.execute ?? msg['exec-oob'] ?? 'a message'),
+        });
+      }
+    }
+    const fds = options?.fds;
+    if ((fds && fds.length > 0) || this.held) {
+      if (fds && fds.length > 0 && !this.capabilities.fdPassing) {
+        throw new FdPassingError(`${this.description} cannot pass file descriptors`, { hint: 'connect to a unix socket with { fdPassing: unixFdPassing }' });
+      }
+      this.hold({ data: Buffer.from(line), fds: fds && fds.length > 0 ? [...fds] : undefined });
+      return;
+    }
     // The first message of a tick leaves at once (a lone command must not wait a tick); the ones that
     // follow in the same tick (a burst of calls, or the queued commands a chunk of replies released)
     // are corked and leave together in one write when the tick ends.
@@ -89,6 +132,52 @@ export class StreamTransport implements QmpTransport {
       process.nextTick(this.endTick);
     }
     stream.write(line);
+  }
+
+  /**
+   * QEMU takes the fds that arrive in the same read as a command's bytes, so a message with fds goes
+   * out in one sendmsg on an empty socket queue, and what is sent after it waits its turn.
+   */
+  private hold(write: QueuedWrite): void {
+    (this.held ??= []).push(write);
+    if (this.held.length === 1) this.flushHeld();
+  }
+
+  private readonly flushHeld = (): void => {
+    const stream = this.stream as Socket | undefined;
+    while (this.held && this.held.length > 0 && stream && !this.done) {
+      const next = this.held[0]!;
+      if (!next.fds) {
+        this.held.shift();
+        stream.write(next.data);
+        continue;
+      }
+      if (this.corked) this.endTick();
+      if (stream.writableLength > 0) {
+        stream.once('drain', this.flushHeld);
+        return;
+      }
+      const fd = socketFd(stream);
+      if (fd === undefined) return this.failHeld(new FdPassingError(`${this.description}: the socket has no file descriptor to send on`));
+      const r = this.fdPassing!.sendWithFds(fd, next.data, next.fds);
+      if ('errno' in r) {
+        // EAGAIN (11) / EINTR (4): the kernel buffer is full for now; try again shortly.
+        if (r.errno === 11 || r.errno === 4) {
+          setTimeout(this.flushHeld, 1);
+          return;
+        }
+        return this.failHeld(new FdPassingError(`${this.description}: sendmsg with file descriptors failed (errno ${r.errno})`));
+      }
+      this.held.shift();
+      if (r.sent < next.data.length) stream.write(next.data.subarray(r.sent));
+    }
+    if (this.held?.length === 0) this.held = undefined;
+  };
+
+  /** A message with fds could not go out: the stream can no longer be trusted to be in sync. */
+  private failHeld(err: Error): void {
+    this.held = undefined;
+    this.finish(err);
   }
 
   private readonly endTick = (): void => {
@@ -128,6 +217,12 @@ export class StreamTransport implements QmpTransport {
     if (this.stream && !this.stream.destroyed) this.stream.destroy();
     h?.closed(reason);
   }
+}
+
+/** The OS descriptor under a connected net.Socket (Node keeps it on its internal handle). */
+function socketFd(socket: Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
 function waitForConnect(socket: Socket, description: string, signal?: AbortSignal): Promise<void> {

@@ -16,11 +16,6 @@ export interface TransportCapabilities {
   /** The largest message accepted from the peer, in bytes. */
   readonly maxMessageBytes: number;
   /**
-   * The transport, not the client, owns command ids (libvirt's passthrough rewrites them to
-   * `libvirt-N`); the transport maps replies back to the client's ids itself.
-   */
-  readonly ownsIds: boolean;
-  /**
    * Capabilities are already negotiated by someone else (libvirt's own monitor): the transport
    * synthesises the greeting and the client must not send `qmp_capabilities`.
    */
@@ -30,10 +25,31 @@ export interface TransportCapabilities {
 export interface TransportHandlers {
   /** One complete message from the peer (greeting, reply, or event). */
   message(msg: QmpMessage): void;
+  /**
+   * The command sent with this id will get no reply from the peer (the connection under it dropped,
+   * the route refused it): the client rejects that command with `error` as it is. A transport reports
+   * its failures this way, as real error objects, never as made-up QMP error replies.
+   */
+  failed(id: string, error: Error): void;
   /** The peer sent something that is not a valid message; the stream is still in sync. */
   protocolError(err: Error): void;
   /** The transport is gone for good; called exactly once. */
   closed(reason: Error | undefined): void;
+}
+
+/** Per-message options of QmpTransport.send. */
+export interface SendOptions {
+  /** File descriptors to pass with this message (SCM_RIGHTS); needs `capabilities.fdPassing`. */
+  fds?: readonly number[];
+}
+
+/**
+ * The system calls fd passing needs, plugged into a transport from outside the qmp layer (which does
+ * not load native code): libqemu's own is `unixFdPassing` (native/socket.ts).
+ */
+export interface FdPassing {
+  /** One non-blocking sendmsg(2) of `data` with `fds` attached: bytes sent, or the errno. */
+  sendWithFds(socketFd: number, data: Uint8Array, fds: readonly number[]): { sent: number } | { errno: number };
 }
 
 export interface QmpTransport {
@@ -42,8 +58,8 @@ export interface QmpTransport {
   readonly description: string;
   /** Starts delivering to the handlers. Resolves once the transport is usable. */
   open(handlers: TransportHandlers, signal?: AbortSignal): Promise<void>;
-  /** Sends one message. Throws if the transport is closed. */
-  send(msg: QmpMessage): void;
+  /** Sends one message (with fds when the transport can pass them). Throws if the transport is closed. */
+  send(msg: QmpMessage, options?: SendOptions): void;
   /** Closes; pending deliveries stop; handlers.closed fires once. Idempotent. */
   close(reason?: Error): Promise<void>;
 }

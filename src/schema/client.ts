@@ -1,12 +1,15 @@
 /**
  * SchemaClient: a QmpClient that knows the schema of the QEMU it is actually connected to (fetched on
- * first need, shared across connections to the same build) and checks every command against it
- * before it is sent. QemuClient is the SchemaClient typed with the module generated from QEMU 7.2;
- * subclass SchemaClient with your own generated maps for another QEMU.
+ * first need, shared across connections to the same build) and plugs two validators into it: every
+ * command is checked against that schema before it is sent, and (on request) every reply after.
+ * QemuClient is the SchemaClient typed with the module generated from QEMU 7.2; subclass SchemaClient
+ * with your own generated maps for another QEMU. Neither overrides execute().
  */
-import { QmpClient, type QmpClientOptions, type QmpConnectOptions, type QmpTarget, type CommandValidator } from '../qmp/client.js';
-import type { CommandMap, CommandReturn, EventMap, ExecuteRest } from '../qmp/command-map.js';
+import { QmpClient } from '../qmp/client.js';
+import type { CommandMap, EventMap } from '../qmp/command-map.js';
+import type { QmpClientOptions, QmpConnectOptions, QmpTarget } from '../qmp/options.js';
 import type { QmpTransport } from '../qmp/transport.js';
+import type { CommandValidator } from '../qmp/validator.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { QmpCommandError } from '../qmp/errors.js';
 import { SchemaError } from './errors.js';
@@ -22,7 +25,7 @@ export interface SchemaWarning extends FeatureUse {
   readonly message: string;
 }
 
-export interface QemuClientOptions extends QmpClientOptions {
+export interface QemuClientOptions<O extends {} = {}> extends QmpClientOptions<O> {
   /**
    * Check every command against the connected QEMU's schema before sending it (default true).
    * The first command then waits for the schema (one `query-qmp-schema`, unless cached).
@@ -47,7 +50,7 @@ export interface QemuConnectOptions extends QemuClientOptions, QmpConnectOptions
 const BOOTSTRAP = new Set(['query-qmp-schema', 'query-version', 'qmp_capabilities']);
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- {} = "no typed commands"
-export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> extends QmpClient<C, E> {
+export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}, O extends {} = {}> extends QmpClient<C, E, O> {
   static override connect<This extends new (transport: QmpTransport, options?: QmpClientOptions) => object>(
     this: This,
     target: QmpTarget,
@@ -56,14 +59,14 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
     return (QmpClient.connect as (this: unknown, t: QmpTarget, o: QemuConnectOptions) => Promise<InstanceType<This>>).call(this, target, options);
   }
 
-  private readonly schemaOptions: QemuClientOptions;
+  private readonly schemaOptions: QemuClientOptions<O>;
   private model: SchemaModel | undefined;
   private loading: Promise<SchemaModel> | undefined;
   /** Set when the peer has no query-qmp-schema: validation is skipped, schema() rejects with it. */
   private unavailable: SchemaError | undefined;
   private readonly warned = new Set<string>();
 
-  constructor(transport: QmpTransport, options: QemuClientOptions = {}) {
+  constructor(transport: QmpTransport, options: QemuClientOptions<O> = {}) {
     super(transport, options);
     if (options.validate !== undefined && typeof options.validate !== 'boolean') {
       throw new InvalidArgumentError(`validate must be true or false, got ${String(options.validate)}`);
@@ -72,7 +75,9 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
       throw new InvalidArgumentError('schemaCache must be a SchemaCache or false');
     }
     this.schemaOptions = options;
-    if (options.validate !== false && options.validator === undefined) this.setValidator(this.schemaValidator());
+    // After the validators given in options (e.g. the facade's policy): a refused command needs no schema.
+    if (options.validate !== false) this.use(this.schemaValidator());
+    if (options.onReplyDrift) this.use(this.driftReporter(options.onReplyDrift));
   }
 
   /**
@@ -117,27 +122,9 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
     return (await this.schema()).supportsEvent(name, member);
   }
 
-  override execute<K extends string>(command: K, ...rest: ExecuteRest<C, K>): Promise<CommandReturn<C, K>> {
-    const result = super.execute(command, ...rest);
-    const report = this.schemaOptions.onReplyDrift;
-    // The schema loader's own commands must not wait for the schema they are loading.
-    if (!report || BOOTSTRAP.has(command)) return result;
-    return result.then(async (value) => {
-      const drift = checkReply(await this.schema(), command, value);
-      if (drift.length) {
-        try {
-          report(command, drift);
-        } catch {
-          // a reporting hook must not fail the call
-        }
-      }
-      return value;
-    });
-  }
-
   private async loadSchema(): Promise<SchemaModel> {
-    // Through this.execute, so that a subclass's checks (e.g. the hybrid's ownership policy) apply.
-    const self = this as unknown as CommandRunner;
+    // Through the client's own validators (the schema validator lets these bootstrap commands pass).
+    const self: CommandRunner = { execute: (command) => this.executeUnchecked(command) };
     const cache = this.schemaOptions.schemaCache === undefined ? defaultSchemaCache : this.schemaOptions.schemaCache;
     if (cache === false) return fetchSchema(self);
     // A synthesised greeting (libvirt passthrough) may not carry the real version: ask QEMU then.
@@ -149,7 +136,7 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
   private schemaValidator(): CommandValidator {
     const check = (model: SchemaModel, command: string, args: unknown) => this.reportUses(validateCommand(model, command, args));
     return {
-      validate: (command, args) => {
+      validate: ({ command, args }) => {
         if (this.model) return check(this.model, command, args);
         if (BOOTSTRAP.has(command) || this.unavailable) return;
         return this.schema().then(
@@ -159,6 +146,23 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
             if (err !== this.unavailable) throw err;
           },
         );
+      },
+    };
+  }
+
+  /** Compares replies with the schema; differences are reported, replies never failed or altered. */
+  private driftReporter(report: NonNullable<QemuClientOptions['onReplyDrift']>): CommandValidator {
+    return {
+      checkReply: async ({ command }, value) => {
+        // The schema loader's own commands must not wait for the schema they are loading.
+        if (BOOTSTRAP.has(command)) return;
+        const drift = checkReply(await this.schema(), command, value);
+        if (drift.length === 0) return;
+        try {
+          report(command, drift);
+        } catch {
+          // a reporting hook must not fail the call
+        }
       },
     };
   }
@@ -186,12 +190,12 @@ export class SchemaClient<C extends CommandMap = {}, E extends EventMap = {}> ex
 }
 
 /** The client for QEMU 7.2's generated types (and, at run time, whatever QEMU it is connected to). */
-export class QemuClient extends SchemaClient<QemuCommands, QemuEvents> {
-  private wrappers: CommandWrappers<QemuCommands, QemuCommandNames> | undefined;
+export class QemuClient<O extends {} = {}> extends SchemaClient<QemuCommands, QemuEvents, O> {
+  private wrappers: CommandWrappers<QemuCommands, QemuCommandNames, O> | undefined;
 
   /** camelCase wrappers: `client.commands.setLink({ name: 'net0', up: false })`. */
-  get commands(): CommandWrappers<QemuCommands, QemuCommandNames> {
-    return (this.wrappers ??= commandWrappers<QemuCommands, QemuCommandNames>(this, qemuCommandNames));
+  get commands(): CommandWrappers<QemuCommands, QemuCommandNames, O> {
+    return (this.wrappers ??= commandWrappers<QemuCommands, QemuCommandNames, O>(this, qemuCommandNames));
   }
 }
 

@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
 import { QmpClient } from '../qmp/client.js';
-import { renderModule } from './codegen.js';
+import { renderModule, type RenderOptions } from './codegen.js';
 import { fetchSchema, fetchSchemaFromBinary, loadSchemaFile, serializeSchema, type CommandRunner } from './fetch.js';
 import type { QemuVersionInfo, SchemaModel } from './model.js';
 
@@ -31,6 +31,8 @@ export interface GenerateTypesOptions {
   saveSchema?: string;
   /** Give up reading the schema after this long (default 30 s). */
   timeoutMs?: number;
+  /** Extra rendering options (QMP reference links, the regenerate hint in the header). */
+  render?: Pick<RenderOptions, 'qapiModules' | 'regenerate'>;
 }
 
 export interface GeneratedTypes {
@@ -67,7 +69,7 @@ export async function generateTypes(options: GenerateTypesOptions): Promise<Gene
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('generateTypes: options are required');
   const model = await readSchema(options.source, options.timeoutMs);
   const qemuVersion = model.versionString ?? 'unknown';
-  const code = renderModule(model, { qemuVersion, ...(model.version?.package ? { qemuPackage: model.version.package } : {}) });
+  const code = renderModule(model, { ...options.render, qemuVersion, ...(model.version?.package ? { qemuPackage: model.version.package } : {}) });
   if (options.output) {
     await mkdir(dirname(options.output), { recursive: true });
     await writeFile(options.output, code);

@@ -1,6 +1,6 @@
 /**
- * A scripted QMP server for tests: a real unix socket in a private temp dir, real framing, and hooks to
- * misbehave on demand (events at hostile moments, replies out of order or never, split writes,
+ * A scripted QMP server for tests: a real unix socket in a private temp dir, the same server-side QMP
+ * session as the proxy (QEMU's parsing, negotiation and error replies), and hooks to misbehave on demand (events at hostile moments, replies out of order or never, split writes,
  * oversized or garbage lines). Use it to test your own QMP code the way go-libvirt's libvirttest does.
  *
  *   const server = await FakeQmpServer.start({
@@ -10,11 +10,12 @@
  *   …
  *   await server.close();
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MessageFramer } from '../qmp/framing.js';
+import { FdReader } from '../proxy/fd-reader.js';
+import { QmpServerSession, type QmpServerReply, type QmpServerRequest } from '../qmp/server-session.js';
 import type { QmpMessage } from '../qmp/transport.js';
 
 /** What a command handler returns: a reply body (`{ return }` or `{ error }`), or undefined to not reply (yet). */
@@ -30,6 +31,8 @@ export interface FakeCall {
   readonly command: string;
   readonly id: unknown;
   readonly oob: boolean;
+  /** File descriptors that came with the command (servers started with `fdPassing`); closed after the reply. */
+  readonly fds: readonly number[];
   readonly message: QmpMessage;
   readonly connection: FakeQmpConnection;
   reply(body: NonNullable<FakeReply>): void;
@@ -42,23 +45,28 @@ export interface FakeQmpServerOptions {
   capabilities?: string[];
   /** false: never greet (a server that hangs). Default true. */
   greet?: boolean;
+  /** Receive fds that clients send with commands (SCM_RIGHTS), as `call.fds`. Default false. */
+  fdPassing?: boolean;
   /** Called on every new connection before the greeting is sent (e.g. to send an early event). */
   onConnection?: (conn: FakeQmpConnection) => void | Promise<void>;
-  /** Per-command handlers; these override the built-ins (qmp_capabilities, query-status, query-version). */
+  /**
+   * Per-command handlers; these override the built-ins (query-status, query-version). A
+   * `qmp_capabilities` handler runs once the session has accepted the negotiation's arguments.
+   */
   commands?: Record<string, FakeCommandHandler>;
 }
 
 /** The server side of one client connection. */
 export class FakeQmpConnection {
-  /** Commands received, in order. */
+  /** Commands received, in order (negotiation included). */
   readonly received: QmpMessage[] = [];
   /** Commands received and not yet answered. */
   outstanding = 0;
   /** The most commands that were outstanding at once: what the client pipelined. */
   maxOutstanding = 0;
-  negotiated = false;
-  oobEnabled = false;
   private closedFlag = false;
+  /** @internal */
+  session!: QmpServerSession;
 
   constructor(
     readonly socket: Socket,
@@ -69,6 +77,16 @@ export class FakeQmpConnection {
 
   get closed(): boolean {
     return this.closedFlag;
+  }
+
+  /** qmp_capabilities succeeded on this connection. */
+  get negotiated(): boolean {
+    return this.session.isNegotiated;
+  }
+
+  /** The client enabled `oob`. */
+  get oobEnabled(): boolean {
+    return this.session.oobEnabled;
   }
 
   /** Sends one message as a CRLF-terminated line, like QEMU. */
@@ -107,40 +125,35 @@ export class FakeQmpConnection {
     this.socket.destroy();
   }
 
-  /** @internal */
-  async handle(msg: QmpMessage): Promise<void> {
-    this.received.push(msg);
-    this.server.notifyCommand(msg, this);
-    const oob = typeof msg['exec-oob'] === 'string';
-    const command = (oob ? msg['exec-oob'] : msg.execute) as unknown;
-    const id = msg.id;
+  /** @internal Runs a command's handler; resolves with the reply the session sends (undefined: none). */
+  handle(request: QmpServerRequest): Promise<QmpServerReply | undefined> {
+    const { command, id } = request;
     this.outstanding++;
     this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding);
-    let replied = false;
-    const call: FakeCall = {
-      command: String(command),
-      id,
-      oob,
-      message: msg,
-      connection: this,
-      reply: (body) => {
-        if (replied) throw new Error(`FakeQmpServer: ${String(command)} answered twice`);
-        replied = true;
-        this.outstanding--;
-        const out: QmpMessage = { ...body };
-        if (id !== undefined) out.id = id;
-        this.send(out);
-      },
-    };
-    if (typeof command !== 'string') {
-      call.reply({ error: { class: 'GenericError', desc: "QMP input lacks member 'execute'" } });
-      return;
-    }
-    const handler = this.server.handlerFor(command);
-    const body = handler
-      ? await handler(msg.arguments as Record<string, unknown> | undefined, call)
-      : { error: { class: 'CommandNotFound', desc: `The command ${command} has not been found` } };
-    if (body !== undefined && !replied) call.reply(body);
+    return new Promise((resolve, reject) => {
+      let replied = false;
+      const call: FakeCall = {
+        command,
+        id,
+        oob: request.oob,
+        fds: request.fds,
+        message: request.message,
+        connection: this,
+        reply: (body) => {
+          if (replied) throw new Error(`FakeQmpServer: ${command} answered twice`);
+          replied = true;
+          this.outstanding--;
+          resolve(body);
+        },
+      };
+      const handler = this.server.handlerFor(command);
+      if (!handler) return call.reply({ error: { class: 'CommandNotFound', desc: `The command ${command} has not been found` } });
+      Promise.resolve()
+        .then(() => handler(request.args, call))
+        .then((body) => {
+          if (body !== undefined && !replied) call.reply(body);
+        }, reject);
+    });
   }
 }
 
@@ -149,6 +162,7 @@ export class FakeQmpServer {
   readonly capabilities: string[];
   readonly connections: FakeQmpConnection[] = [];
   private readonly handlers = new Map<string, FakeCommandHandler>();
+  private readonly fdReader: FdReader | undefined;
   private readonly connectionWaiters: ((c: FakeQmpConnection) => void)[] = [];
   private readonly commandWaiters: { command: string; resolve: (c: QmpMessage) => void }[] = [];
 
@@ -160,12 +174,7 @@ export class FakeQmpServer {
   ) {
     this.version = options.version ?? { major: 7, minor: 2, micro: 0 };
     this.capabilities = options.capabilities ?? [];
-    this.handlers.set('qmp_capabilities', (args, call) => {
-      call.connection.negotiated = true;
-      const enable = (args?.enable as unknown[] | undefined) ?? [];
-      call.connection.oobEnabled = enable.includes('oob');
-      return { return: {} };
-    });
+    this.fdReader = options.fdPassing ? new FdReader() : undefined;
     this.handlers.set('query-status', () => ({ return: { status: 'running', singlestep: false, running: true } }));
     this.handlers.set('query-version', () => ({ return: { qemu: this.version, package: 'fake' } }));
     for (const [name, h] of Object.entries(options.commands ?? {})) this.handlers.set(name, h);
@@ -176,7 +185,8 @@ export class FakeQmpServer {
     const dir = mkdtempSync(join(tmpdir(), 'libqemu-fake-qmp-'));
     chmodSync(dir, 0o700);
     const path = join(dir, 'qmp.sock');
-    const server = createServer();
+    // With fd passing the sockets are read with recvmsg, never by Node (its reads drop the fds).
+    const server = createServer({ pauseOnConnect: options.fdPassing === true });
     const fake = new FakeQmpServer(server, dir, path, options);
     server.on('connection', (socket) => void fake.accept(socket));
     await new Promise<void>((resolve, reject) => {
@@ -209,6 +219,7 @@ export class FakeQmpServer {
 
   /** Stops listening, drops every connection and removes the temp dir. */
   async close(): Promise<void> {
+    this.fdReader?.stop();
     for (const c of this.connections) c.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     rmSync(this.dir, { recursive: true, force: true });
@@ -235,14 +246,50 @@ export class FakeQmpServer {
     const conn = new FakeQmpConnection(socket, this);
     this.connections.push(conn);
     socket.on('error', () => {});
-    const framer = new MessageFramer({
-      message: (m) => void conn.handle(m).catch(() => conn.destroy()),
-      // QEMU answers unparsable input with an id-less error.
-      protocolError: () => conn.send({ error: { class: 'GenericError', desc: 'JSON parse error' } }),
-    });
-    socket.on('data', (chunk: Buffer) => framer.push(chunk));
+    conn.session = new QmpServerSession(
+      socket,
+      // The owner greets (after onConnection); replies leave as handlers give them, so scripts can reorder them.
+      { greeting: undefined, oobOffered: this.capabilities.includes('oob'), ordered: false, maxPending: Number.MAX_SAFE_INTEGER, readsSocket: !this.fdReader },
+      {
+        observe: (request) => {
+          conn.received.push(request.message);
+          this.notifyCommand(request.message, conn);
+        },
+        capabilities: (request) => (this.handlers.has('qmp_capabilities') ? conn.handle(request) : { return: {} }),
+        execute: async (request) => {
+          try {
+            return await conn.handle(request);
+          } finally {
+            for (const fd of request.fds) closeQuietly(fd);
+          }
+        },
+        closed: () => {
+          if (socketFd !== undefined) this.fdReader?.remove(socketFd);
+        },
+      },
+    );
+    const socketFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (this.fdReader && typeof socketFd === 'number') {
+      const session = conn.session;
+      this.fdReader.add(socketFd, {
+        data: (chunk, fds) => session.receive(chunk, fds),
+        end: () => session.endInput(),
+        error: (err) => session.close(`socket error: ${err.message}`),
+        get wantsInput() {
+          return session.wantsInput;
+        },
+      });
+    }
     await this.options.onConnection?.(conn);
     if (this.options.greet !== false) conn.sendGreeting();
     for (const w of this.connectionWaiters.splice(0)) w(conn);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed by the script
   }
 }

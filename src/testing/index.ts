@@ -7,3 +7,4 @@ export {
   type FakeReply,
 } from './fake-qmp-server.js';
 export * from './private-libvirtd.js';
+export * from './linux-guest.js';

@@ -89,7 +89,7 @@ describe('exit codes', () => {
   it('maps each failure kind to its own code', () => {
     expect(exitCodeFor(new QmpCommandError('GenericError', 'x', 'stop', 1))).toBe(ExitCode.qmpError);
     expect(exitCodeFor(new QmpCommandError(POLICY_ERROR_CLASS, 'x', 'device_del', 1))).toBe(ExitCode.policy);
-    expect(exitCodeFor(new PolicyError('quit', 'r', 'virDomainDestroy'))).toBe(ExitCode.policy);
+    expect(exitCodeFor(new PolicyError({ command: 'quit', reason: 'r', instead: 'virDomainDestroy' }))).toBe(ExitCode.policy);
     expect(exitCodeFor(new SchemaError('a.b', 'bad'))).toBe(ExitCode.schema);
     expect(exitCodeFor(new LibvirtError({ code: 42, domain: 10, message: 'no domain' }))).toBe(ExitCode.libvirt);
     expect(exitCodeFor(new QmpTimeoutError('x', 1))).toBe(ExitCode.connection);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { cliHint, cliMessage, JAVASCRIPT_IN_HINT, permissionHint, toShell } from '../../src/cli/hints.js';
 import { formatError } from '../../src/cli/output.js';
 import { GuestNotFoundError, GuestNotRunningError, MonitorDisconnectedError, MonitorUnavailableError, PolicyError } from '../../src/hybrid/errors.js';
-import { permissionDenied } from '../../src/hybrid/monitor-dir.js';
+import { permissionDenied } from '../../src/hybrid/stale-socket.js';
 import { OwnershipPolicy } from '../../src/hybrid/policy.js';
 import { qemuCommandNames } from '../../src/generated/index.js';
 import { LibvirtError, LibvirtTimeoutError } from '../../src/libvirt/errors.js';
@@ -55,11 +55,11 @@ describe('CLI hints', () => {
 
   it('guest, monitor and libvirt errors name libqemu verbs and flags', () => {
     const cases: [unknown, RegExp][] = [
-      [new GuestNotFoundError('web9', 'qemu:///system'), /^list the guests with: libqemu -c qemu:\/\/\/system guests/],
-      [new GuestNotRunningError('web1', 'shutoff'), /^start it first: libqemu -c qemu:\/\/\/system start web1$/],
-      [new MonitorDisconnectedError('web1', 'query-status'), /libqemu -c qemu:\/\/\/system guests/],
+      [new GuestNotFoundError({ nameOrUuid: 'web9', uri: 'qemu:///system' }), /^list the guests with: libqemu -c qemu:\/\/\/system guests/],
+      [new GuestNotRunningError({ guest: 'web1', state: 'shutoff' }), /^start it first: libqemu -c qemu:\/\/\/system start web1$/],
+      [new MonitorDisconnectedError({ guest: 'web1', command: 'query-status' }), /libqemu -c qemu:\/\/\/system guests/],
       [permissionDenied('web1', '/run/libqemu/x.qmp'), /run as root or as QEMU's user, or use --via passthrough$/],
-      [new MonitorUnavailableError('web1', undefined, 'the guest has no second QMP monitor in its domain XML', "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })", undefined, 'no-monitor'), /--via passthrough$/],
+      [new MonitorUnavailableError({ guest: 'web1', message: 'the guest has no second QMP monitor in its domain XML', hint: "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })", reason: 'no-monitor' }), /--via passthrough$/],
       [new LibvirtTimeoutError('virDomainGetState', 60_000), /raise --timeout SECONDS/],
       [new LibvirtError({ code: 38, domain: 7, message: "Failed to connect socket to '/var/run/libvirt/libvirt-sock': Permission denied", operation: 'virConnectOpen' }), /usermod -aG libvirt/],
     ];

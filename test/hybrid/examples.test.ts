@@ -45,6 +45,19 @@ describe('examples run as written against a private libvirtd', () => {
     expect(existsSync(stateDir(out))).toBe(false);
   }, 150_000);
 
+  it('demo.ts --linux: the guest agent next to QMP and libvirt on the Linux test guest, then an ACPI power-off', async () => {
+    const out = await run('demo.ts', '--linux');
+    expect(out).toMatch(/guest agent connected \(channel\)/);
+    expect(out).toMatch(/agent ready \d+ ms after start/);
+    expect(out).toMatch(/query-status → \{"status":"running"/);
+    expect(out).toMatch(/guest-get-osinfo → libqemu test guest/);
+    expect(out).toMatch(/exec → exit 3, stdout "libqemu-guest: up [\d.]+ s\\n"/);
+    expect(out).toMatch(/stopped \(shutdown\)/);
+    expect(out).toMatch(/state → \{"state":"shutoff","reason":"shutdown"\}/);
+    expect(out).toMatch(/done\s*$/);
+    expect(existsSync(stateDir(out))).toBe(false);
+  }, 150_000);
+
   it('gradual-adoption.ts: an existing guest gets announce-self through passthrough', async () => {
     const out = await run('gradual-adoption.ts');
     expect(out).toMatch(/announce-self → ok[\s\S]*taint marks: custom-monitor/);

@@ -20,7 +20,9 @@ import {
   type GuestEventStream,
   type TaintReport,
 } from '../../src/hybrid/index.js';
+import { LibvirtError } from '../../src/libvirt/errors.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
+import { nextMatching, waitFor } from '../harness/wait.js';
 
 const execFileP = promisify(execFile);
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -44,27 +46,9 @@ function name(tag: string): string {
   return `h${process.pid % 1000}-${tag}-${++seq}`;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** The next event matching `pred` (others are skipped), bounded. */
-async function nextEvent(stream: GuestEventStream, pred: (e: GuestEvent) => boolean, timeoutMs = 10_000): Promise<GuestEvent> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error('timed out waiting for a guest event');
-    const r = await Promise.race([stream.next(), new Promise<null>((res) => setTimeout(() => res(null), left))]);
-    if (r === null) throw new Error('timed out waiting for a guest event');
-    if (r.done) throw new Error('guest event stream ended');
-    if (pred(r.value)) return r.value;
-  }
+function nextEvent(stream: GuestEventStream, pred: (e: GuestEvent) => boolean): Promise<GuestEvent> {
+  return nextMatching(stream, pred, { what: 'a matching guest event' });
 }
 
 /** QEMU's pid for a libvirt guest (libvirt names it with -name guest=NAME,…). */
@@ -94,42 +78,70 @@ async function remove(g: Guest): Promise<void> {
 }
 
 describe('routes', () => {
-  it('monitor, passthrough and auto reach the same QEMU; auto picks the monitor when there is one, else passthrough', async () => {
-    const withMon = await startedGuest('mon');
-    const without = await startedGuest('nomon', false);
-    try {
-      const path = await withMon.monitorSocket();
-      expect(path).toBe(join(lv.qmpDir, `${withMon.uuid}.qmp`));
-      expect(await withMon.qmpRoutes()).toEqual(['monitor', 'passthrough']);
-      expect(await without.qmpRoutes()).toEqual(['passthrough']);
+  let withMon: Guest;
+  let without: Guest;
+  beforeAll(async () => {
+    withMon = await startedGuest('mon');
+    without = await startedGuest('nomon', false);
+  });
+  afterAll(async () => {
+    if (withMon) await remove(withMon);
+    if (without) await remove(without);
+  });
 
-      const auto = await withMon.qmp();
-      const mon = await withMon.qmp({ via: 'monitor' });
-      const pt = await withMon.qmp({ via: 'passthrough' });
+  it("qmpSocket: true puts the monitor in the hypervisor's directory, named after the UUID", async () => {
+    expect(await withMon.monitorSocket()).toBe(join(lv.qmpDir, `${withMon.uuid}.qmp`));
+  });
+
+  it('qmpRoutes(): monitor and passthrough with a second monitor, passthrough alone without', async () => {
+    expect(await withMon.qmpRoutes()).toEqual(['monitor', 'passthrough']);
+    expect(await without.qmpRoutes()).toEqual(['passthrough']);
+  });
+
+  it('monitor, passthrough and auto reach the same QEMU; auto picks the monitor when there is one', async () => {
+    const auto = await withMon.qmp();
+    const mon = await withMon.qmp({ via: 'monitor' });
+    const pt = await withMon.qmp({ via: 'passthrough' });
+    try {
       expect([auto.route, mon.route, pt.route]).toEqual(['monitor', 'monitor', 'passthrough']);
-      expect(pt.transport.capabilities).toMatchObject({ ownsIds: true, preNegotiated: true, pipelining: false, oob: false });
       for (const c of [auto, mon, pt]) expect(await c.execute('query-status')).toMatchObject({ status: 'running', running: true });
       // the same QEMU: both routes see the same process and name
       expect(await mon.execute('query-name')).toEqual(await pt.execute('query-name'));
       expect(pt.greeting.version.qemu.major).toBe(7);
-      // two clients on the one monitor (a second monitor serves one connection: the facade shares it)
-      const [a, b] = await Promise.all([auto.execute('query-version'), mon.execute('query-version')]);
-      expect(a).toEqual(b);
-      await Promise.all([auto.close(), mon.close(), pt.close()]);
-
-      const autoNo = await without.qmp();
-      expect(autoNo.route).toBe('passthrough');
-      await expect(without.qmp({ via: 'monitor' })).rejects.toThrow(/no second QMP monitor/);
-      await autoNo.close();
-
-      const listed = await hv.guests();
-      expect(listed.find((s) => s.name === withMon.name)).toMatchObject({ state: 'running', routes: ['monitor', 'passthrough'], monitorSocket: path });
-      expect(listed.find((s) => s.name === without.name)).toMatchObject({ state: 'running', routes: ['passthrough'], monitorSocket: undefined });
-      expect(await hv.guest(withMon.uuid)).toBe(withMon); // one Guest (and one monitor connection) per guest
     } finally {
-      await remove(withMon);
-      await remove(without);
+      await Promise.all([auto.close(), mon.close(), pt.close()]);
     }
+  });
+
+  it("the passthrough transport says what libvirt's monitor allows", async () => {
+    const pt = await withMon.qmp({ via: 'passthrough' });
+    expect(pt.transport.capabilities).toMatchObject({ ownsIds: true, preNegotiated: true, pipelining: false, oob: false });
+    await pt.close();
+  });
+
+  it('two clients share the one monitor connection (a second monitor serves one connection at a time)', async () => {
+    const [a, b] = [await withMon.qmp({ via: 'monitor' }), await withMon.qmp({ via: 'monitor' })];
+    const [ra, rb] = await Promise.all([a.execute('query-version'), b.execute('query-version')]);
+    expect(ra).toEqual(rb);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it("without a second monitor auto uses passthrough, and via 'monitor' says there is none", async () => {
+    const autoNo = await without.qmp();
+    expect(autoNo.route).toBe('passthrough');
+    await autoNo.close();
+    await expect(without.qmp({ via: 'monitor' })).rejects.toThrow(/no second QMP monitor/);
+  });
+
+  it('hv.guests() lists each guest with its state, routes and monitor socket', async () => {
+    const listed = await hv.guests();
+    expect(listed.find((s) => s.name === withMon.name)).toMatchObject({ state: 'running', routes: ['monitor', 'passthrough'], monitorSocket: await withMon.monitorSocket() });
+    expect(listed.find((s) => s.name === without.name)).toMatchObject({ state: 'running', routes: ['passthrough'], monitorSocket: undefined });
+  });
+
+  it('hv.guest() hands out one Guest (and so one monitor connection) per guest, by name or UUID', async () => {
+    expect(await hv.guest(withMon.uuid)).toBe(withMon);
+    expect(await hv.guest(withMon.name)).toBe(withMon);
   });
 
   it('createGuest: a transient guest with a second monitor; once destroyed it is gone', async () => {
@@ -161,7 +173,7 @@ describe('routes', () => {
       // STOP is here, a RESET that leaked through the filter would be here too.
       await g.suspend();
       await g.resume();
-      await until('both STOP/RESUME pairs through passthrough', async () => seen.filter((e) => e === 'STOP').length === 2 && seen.filter((e) => e === 'RESUME').length === 2);
+      await waitFor('both STOP/RESUME pairs through passthrough', async () => seen.filter((e) => e === 'STOP').length === 2 && seen.filter((e) => e === 'RESUME').length === 2);
       expect(seen).toEqual(['STOP', 'RESUME', 'STOP', 'RESUME']);
       await stream.return();
       await pt.close();
@@ -172,32 +184,50 @@ describe('routes', () => {
 });
 
 describe('state consistency between libvirt and QMP', () => {
-  it('QMP stop → libvirt paused; libvirt suspend → QMP STOP; both sides in one event stream', async () => {
-    const g = await startedGuest('state');
+  let g: Guest;
+  beforeAll(async () => {
+    g = await startedGuest('state');
+  });
+  afterAll(async () => {
+    if (g) await remove(g);
+  });
+
+  it('QMP stop → libvirt reports paused, and its suspended event reaches the merged stream', async () => {
+    const events = g.events();
+    const qmp = await g.qmp({ via: 'monitor' });
     try {
-      const events = g.events();
       await events.ready;
-      expect(events.qmpRoute).toBe('monitor');
-      const qmp = await g.qmp({ via: 'monitor' });
       await qmp.execute('stop');
-      await until('libvirt to report paused', async () => (await g.state()).state === 'paused');
+      await waitFor('libvirt to report paused', async () => (await g.state()).state === 'paused');
       expect(await nextEvent(events, (e) => e.source === 'libvirt' && e.kind === 'lifecycle')).toMatchObject({ event: 'suspended' });
       await g.resume();
       expect((await qmp.execute('query-status')).status).toBe('running');
+    } finally {
+      await events.return();
+      await qmp.close();
+    }
+  });
 
+  it("libvirt suspend → QEMU's STOP event, on the client and in the merged stream (monitor route)", async () => {
+    const events = g.events();
+    const qmp = await g.qmp({ via: 'monitor' });
+    try {
+      await events.ready;
+      expect(events.qmpRoute).toBe('monitor');
       const stop = qmp.waitForEvent('STOP', { timeoutMs: 10_000 });
       await g.suspend();
       expect((await stop).event).toBe('STOP');
       expect((await qmp.execute('query-status')).status).toBe('paused');
       expect(await nextEvent(events, (e) => e.source === 'qmp' && e.kind === 'qmp' && e.event === 'STOP')).toMatchObject({ route: 'monitor' });
       await g.resume();
+    } finally {
       await events.return();
       await qmp.close();
-    } finally {
-      await remove(g);
     }
   });
+});
 
+describe('closing', () => {
   it('guest.close() ends its event streams and QMP clients; hv.guest() then hands out a fresh Guest', async () => {
     const g = await startedGuest('close');
     try {
@@ -229,16 +259,16 @@ describe('state consistency between libvirt and QMP', () => {
     const before = conn.activeEventRegistrations;
     try {
       const mon = await g.qmp({ via: 'monitor' }); // the reconnect watcher: lifecycle
-      const [a, b] = [g.events({ qmp: false }), g.events({ qmp: false })]; // lifecycle (shared) + reboot
+      const [a, b] = [g.events({ qmp: false }), g.events({ qmp: false })]; // lifecycle (shared) + reboot + agent-lifecycle
       const [p1, p2] = [await g.qmp({ via: 'passthrough', events: ['STOP'] }), await g.qmp({ via: 'passthrough', events: ['STOP'] })]; // STOP
       await Promise.all([a.ready, b.ready]);
-      expect(conn.activeEventRegistrations - before).toBe(3);
+      expect(conn.activeEventRegistrations - before).toBe(4);
       const stops = [p1, p2].map((c) => new Promise<string>((res) => c.on('event', (e) => res(e.event))));
       await mon.execute('stop');
       expect(await Promise.all(stops)).toEqual(['STOP', 'STOP']); // each consumer gets every event
       for (const s of [a, b]) expect(await nextEvent(s, (e) => e.kind === 'lifecycle')).toMatchObject({ event: 'suspended' });
       await g.close();
-      await until('every registration to be released', async () => conn.activeEventRegistrations === before);
+      await waitFor('every registration to be released', async () => conn.activeEventRegistrations === before);
     } finally {
       await remove(g);
     }
@@ -267,23 +297,43 @@ describe('restarts and crashes', () => {
     }
   });
 
+  it("passthrough on a guest that stopped: the call rejects with GuestNotRunningError whose cause is libvirt's own error, code kept", async () => {
+    const g = await startedGuest('ptstop', false);
+    try {
+      const qmp = await g.qmp({ via: 'passthrough' });
+      await g.destroy();
+      const err = await qmp.execute('query-status').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GuestNotRunningError);
+      expect((err as GuestNotRunningError).guest).toBe(g.name);
+      const cause = (err as Error).cause;
+      expect(cause).toBeInstanceOf(LibvirtError);
+      expect((cause as LibvirtError).codeName).toMatch(/^VIR_ERR_(OPERATION_INVALID|NO_DOMAIN)$/);
+      await qmp.close();
+    } finally {
+      await remove(g);
+    }
+  });
+
   it('QEMU SIGKILLed: pending calls reject, the stale socket is removed on the next start', async () => {
     const g = await startedGuest('kill');
     try {
-      const qmp = await g.qmp({ via: 'monitor' });
+      let sent = 0;
+      const qmp = await g.qmp({ via: 'monitor', client: { onTraffic: (dir) => dir === 'out' && sent++ } });
       const path = (await g.monitorSocket())!;
       const pid = qemuPid(g.name);
       process.kill(pid, 'SIGSTOP'); // the command below stays pending
+      const before = sent;
       const pending = qmp.execute('query-status').catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 50));
+      // on its way to the stopped QEMU: the command itself, or the schema query its validation needs first
+      await waitFor('a command to be on its way', () => sent > before);
       process.kill(pid, 'SIGKILL');
       expect(await pending).toBeInstanceOf(MonitorDisconnectedError);
-      await until('libvirt to notice the dead QEMU', async () => (await g.state()).state === 'shutoff');
+      await waitFor('libvirt to notice the dead QEMU', async () => (await g.state()).state === 'shutoff');
       expect(existsSync(path)).toBe(true); // SIGKILL leaves the socket file behind
       await expect(g.qmp()).rejects.toBeInstanceOf(GuestNotRunningError);
       expect(existsSync(path)).toBe(false); // …and the facade removed it
       await g.start();
-      await until('the monitor to come back', async () => (await qmp.execute('query-status').catch(() => undefined)) as { running: boolean } | undefined);
+      await waitFor('the monitor to come back', async () => (await qmp.execute('query-status').catch(() => undefined)) as { running: boolean } | undefined);
       await qmp.close();
     } finally {
       await remove(g);
@@ -292,34 +342,57 @@ describe('restarts and crashes', () => {
 });
 
 describe('ownership policy', () => {
-  it('refuses libvirt-owned commands on both routes, honours opt-in, reports taint once', async () => {
-    const g = await startedGuest('policy');
+  let g: Guest;
+  beforeAll(async () => {
+    g = await startedGuest('policy');
+  });
+  afterAll(async () => {
+    if (g) await remove(g);
+  });
+
+  it.each(['monitor', 'passthrough'] as const)('refuses libvirt-owned commands on the %s route, naming libvirt’s way', async (via) => {
+    const c = await g.qmp({ via });
     try {
-      for (const via of ['monitor', 'passthrough'] as const) {
-        const c = await g.qmp({ via });
-        const err = await c.execute('device_add', { driver: 'e1000', id: 'nic9' }).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(PolicyError);
-        expect((err as PolicyError).instead).toContain('virDomainAttachDeviceFlags');
-        await expect(c.commands.quit()).rejects.toBeInstanceOf(PolicyError);
-        await expect(c.execute('migrate', { uri: 'tcp:127.0.0.1:1' })).rejects.toThrow(/virDomainMigrate3/);
-        // per call: QEMU answers now (no such driver, so nothing changes)
-        await expect(c.execute('device_add', { driver: 'no-such-driver', id: 'x' }, { allowUnsafe: true })).rejects.toMatchObject({ errorClass: 'GenericError' });
-        await c.close();
-      }
-      const optedIn = await g.qmp({ via: 'passthrough', allow: ['device_add'] });
-      await expect(optedIn.execute('device_add', { driver: 'no-such-driver', id: 'x' })).rejects.toMatchObject({ errorClass: 'GenericError' });
-      await optedIn.close();
-      // custom-argv (the <qemu:commandline>) and custom-monitor (passthrough), each once
-      const mine = taintReports.filter((r) => r.guest === g.name).flatMap((r) => r.taints.map((t) => t.flag));
-      expect(mine.sort()).toEqual(['custom-argv', 'custom-monitor']);
-      expect((await g.taint()).map((t) => t.flag).sort()).toEqual(['custom-argv', 'custom-monitor']);
+      const err = await c.execute('device_add', { driver: 'e1000', id: 'nic9' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PolicyError);
+      expect((err as PolicyError).instead).toContain('virDomainAttachDeviceFlags');
+      await expect(c.commands.quit()).rejects.toBeInstanceOf(PolicyError);
+      await expect(c.execute('migrate', { uri: 'tcp:127.0.0.1:1' })).rejects.toThrow(/virDomainMigrate3/);
     } finally {
-      await remove(g);
+      await c.close();
     }
+  });
+
+  it.each(['monitor', 'passthrough'] as const)('lets one call through with allowUnsafe on the %s route', async (via) => {
+    const c = await g.qmp({ via });
+    // QEMU answers now (no such driver, so nothing changes)
+    await expect(c.execute('device_add', { driver: 'no-such-driver', id: 'x' }, { allowUnsafe: true })).rejects.toMatchObject({ errorClass: 'GenericError' });
+    await c.close();
+  });
+
+  it("lets a client's allow list through", async () => {
+    const optedIn = await g.qmp({ via: 'passthrough', allow: ['device_add'] });
+    await expect(optedIn.execute('device_add', { driver: 'no-such-driver', id: 'x' })).rejects.toMatchObject({ errorClass: 'GenericError' });
+    await optedIn.close();
+  });
+
+  it('reports each taint mark once: custom-argv (the <qemu:commandline>) and custom-monitor (passthrough)', async () => {
+    for (let i = 0; i < 2; i++) await (await g.qmp({ via: 'passthrough' })).close();
+    const mine = taintReports.filter((r) => r.guest === g.name).flatMap((r) => r.taints.map((t) => t.flag));
+    expect(mine.sort()).toEqual(['custom-argv', 'custom-monitor']);
+    expect((await g.taint()).map((t) => t.flag).sort()).toEqual(['custom-argv', 'custom-monitor']);
   });
 });
 
 describe('names, paths and errors', () => {
+  let off: Guest;
+  beforeAll(async () => {
+    off = await hv.defineGuest(tinyGuestXml({ name: name('off') }), { qmpSocket: true });
+  });
+  afterAll(async () => {
+    if (off) await remove(off);
+  });
+
   it('domain names and socket paths with quotes, ampersands and spaces', async () => {
     const odd = `q'"& x ${++seq}`;
     const dir = join(lv.qmpDir, `d "q" & 'x' y`);
@@ -342,41 +415,43 @@ describe('names, paths and errors', () => {
     }
   });
 
-  it('guest not found, guest not running, socket permission denied: each a clear typed error', async () => {
+  it('a guest that does not exist: GuestNotFoundError with a hint', async () => {
     const missing = await hv.guest('no-such-guest').catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(GuestNotFoundError);
     expect((missing as GuestNotFoundError).hint).toMatch(/hv.guests\(\)/);
+  });
 
-    const g = await hv.defineGuest(tinyGuestXml({ name: name('off') }), { qmpSocket: true });
+  it.each(['auto', 'monitor', 'passthrough'] as const)("a defined guest that is not running: GuestNotRunningError via '%s'", async (via) => {
+    const err = await off.qmp({ via }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuestNotRunningError);
+    expect((err as GuestNotRunningError).message).toMatch(/not running \(state: shutoff\)/);
+  });
+
+  it('bad arguments are InvalidArgumentErrors that name the option', async () => {
+    await expect(off.qmp({ via: 'sideways' as 'monitor' })).rejects.toThrow(/via must be/);
+    expect(() => off.events({ via: 'sideways' as 'monitor' })).toThrow(/via must be/);
+    expect(() => off.events({ qmp: 'STOP' as unknown as string[] })).toThrow(/list of event names/);
+    expect(() => off.events({ bufferSize: 0 })).toThrow(/positive integer/);
+    await expect(hv.guest('')).rejects.toThrow(/guest name or UUID/);
+    await expect(hv.defineGuest('<domain><name>x</domain>')).rejects.toThrow(/not well-formed/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("a monitor socket this user may not open: MonitorUnavailableError 'permission'", async () => {
+    const g = await startedGuest('perm');
     try {
-      for (const via of ['auto', 'monitor', 'passthrough'] as const) {
-        const err = await g.qmp({ via }).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(GuestNotRunningError);
-        expect((err as GuestNotRunningError).message).toMatch(/not running \(state: shutoff\)/);
-      }
-      await expect(g.qmp({ via: 'sideways' as 'monitor' })).rejects.toThrow(/via must be/);
-      expect(() => g.events({ via: 'sideways' as 'monitor' })).toThrow(/via must be/);
-      expect(() => g.events({ qmp: 'STOP' as unknown as string[] })).toThrow(/list of event names/);
-      expect(() => g.events({ bufferSize: 0 })).toThrow(/positive integer/);
-      await expect(hv.guest('')).rejects.toThrow(/guest name or UUID/);
-      await expect(hv.defineGuest('<domain><name>x</domain>')).rejects.toThrow(/not well-formed/);
-
-      if (process.getuid?.() === 0) {
-        await g.start();
-        const path = (await g.monitorSocket())!;
-        // root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH is like any other user here: the 0700 monitor
-        // directory belongs to QEMU's uid (and unlike a switch of uid, it can still read this checkout)
-        const fixture = join(repoRoot, 'test/hybrid/fixtures/open-monitor-as.ts');
-        const { stdout } = await execFileP('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--', process.execPath, '--import', 'tsx', fixture, path], {
-          cwd: repoRoot,
-          timeout: 30_000,
-        });
-        const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as { name: string; message: string; hint: string; reason: string };
-        expect(outcome.name).toBe('MonitorUnavailableError');
-        expect(outcome.message).toMatch(/permission denied/);
-        expect(outcome.reason).toBe('permission');
-        expect(outcome.hint).toMatch(/passthrough/);
-      }
+      const path = (await g.monitorSocket())!;
+      // root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH is like any other user here: the 0700 monitor
+      // directory belongs to QEMU's uid (and unlike a switch of uid, it can still read this checkout)
+      const fixture = join(repoRoot, 'test/hybrid/fixtures/open-monitor-as.ts');
+      const { stdout } = await execFileP('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--', process.execPath, '--import', 'tsx', fixture, path], {
+        cwd: repoRoot,
+        timeout: 30_000,
+      });
+      const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as { name: string; message: string; hint: string; reason: string };
+      expect(outcome.name).toBe('MonitorUnavailableError');
+      expect(outcome.message).toMatch(/permission denied/);
+      expect(outcome.reason).toBe('permission');
+      expect(outcome.hint).toMatch(/passthrough/);
     } finally {
       await remove(g);
     }
@@ -401,7 +476,7 @@ describe("libqemu's own monitor directory", () => {
       expect(readdirSync(dir)).toEqual([`${running.uuid}.qmp`]); // not empty: the running guest's socket
 
       await (await hv.guest(running.uuid)).destroy();
-      await until('QEMU to remove its socket', async () => readdirSync(dir).length === 0);
+      await waitFor('QEMU to remove its socket', async () => readdirSync(dir).length === 0);
       await closeAgain();
       expect(existsSync(dir)).toBe(true); // empty, but a defined guest expects its socket there on its next start
 

@@ -6,7 +6,8 @@ import { QmpClient } from '../../src/qmp/client.js';
 import type { QmpTransport } from '../../src/qmp/transport.js';
 import { GuestQmpClient } from '../../src/hybrid/guest-client.js';
 import { MonitorDisconnectedError, MonitorUnavailableError, PolicyError } from '../../src/hybrid/errors.js';
-import { ensureMonitorDir, removeStaleSocket } from '../../src/hybrid/monitor-dir.js';
+import { ensureMonitorDir } from '../../src/domain/monitor-dir.js';
+import { removeStaleSocket } from '../../src/hybrid/stale-socket.js';
 import { MonitorTransport, type MonitorConnectionChange } from '../../src/hybrid/monitor-transport.js';
 import { OwnershipPolicy } from '../../src/hybrid/policy.js';
 import { MonitorHub } from '../../src/hybrid/monitor-hub.js';
@@ -39,7 +40,7 @@ describe('MonitorTransport + GuestQmpClient against a real QEMU', () => {
     const c = new GuestQmpClient(t, { guest: 'g', route: 'monitor', policy: new OwnershipPolicy(), validate: false, onTraffic: (d, m) => d === 'out' && sent.push(String(m.execute)) });
     cleanups.push(() => c.close());
     await c.open();
-    expect(t.capabilities).toMatchObject({ preNegotiated: true, ownsIds: false, pipelining: true });
+    expect(t.capabilities).toMatchObject({ preNegotiated: true, pipelining: true });
     expect(c.greeting.version.qemu.major).toBe(7);
     expect(await c.execute('query-status')).toMatchObject({ status: expect.any(String) });
     expect(sent).toEqual(['query-status']);

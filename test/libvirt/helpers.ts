@@ -1,58 +1,11 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runScript, type ChildResult } from '../harness/child.js';
 
-export interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  lines: Record<string, unknown>[];
-  stderr: string;
-  /** ms from the child's last `mark` line to its exit as seen here. */
-  exitAfterMarkMs: number | undefined;
-}
+export type { ChildResult };
 
 const childScript = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url));
 
 /** Runs test/libvirt/fixtures/child.ts in its own Node process (through tsx); `onLine` sees each JSON line. */
 export function runChild(args: string[], onLine?: (line: Record<string, unknown>) => void, timeoutMs = 90_000): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', childScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: Record<string, unknown>[] = [];
-    let stderr = '';
-    let buf = '';
-    let markAt: number | undefined;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child ${args[0]} did not exit within ${timeoutMs} ms; output: ${JSON.stringify(lines)} ${stderr}`));
-    }, timeoutMs);
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const obj = JSON.parse(line) as Record<string, unknown>;
-          if ('mark' in obj) markAt = Date.now();
-          lines.push(obj);
-          onLine?.(obj);
-        } catch {
-          stderr += line + '\n';
-        }
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, lines, stderr, exitAfterMarkMs: markAt === undefined ? undefined : Date.now() - markAt });
-    });
-  });
-}
-
-/** Polls `fn` until it returns true (or throws after `timeoutMs`). */
-export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return runScript(childScript, args, onLine, timeoutMs);
 }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { Connection } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../../src/testing/private-libvirtd.js';
-import { waitFor } from './helpers.js';
+import { waitFor } from '../harness/wait.js';
 
 /** Every process whose command line, environment or cwd names `base` (checked independently of the harness). */
 function processesNaming(base: string): string[] {
@@ -55,7 +55,7 @@ describe('stopping a private libvirtd while libvirt probes QEMU', () => {
     const conn = await Connection.open(daemon.uri);
     try {
       const defined = conn.defineXML(tinyGuestXml({ name: 'probe' })).catch((e: unknown) => e);
-      await waitFor(() => processesNaming(daemon.base).some(isQemuProbe), 10_000, 'the capabilities probe');
+      await waitFor('the capabilities probe', () => processesNaming(daemon.base).some(isQemuProbe));
       await daemon.stop();
       expect(processesNaming(daemon.base)).toEqual([]);
       expect(existsSync(daemon.base)).toBe(false);
@@ -103,7 +103,7 @@ describe('stopping a private libvirtd while libvirt probes QEMU', () => {
     const r = await runProbeChild('wait', (child) => child.kill('SIGKILL'));
     expect(r.probe).toBeTypeOf('number');
     // The watchdog polls its parent every 0.5 s, then sweeps three times 0.2 s apart.
-    await waitFor(() => processesNaming(r.base).length === 0 && !existsSync(r.base), 10_000, 'the watchdog to clean up');
+    await waitFor('the watchdog to clean up', () => processesNaming(r.base).length === 0 && !existsSync(r.base));
   });
 });
 

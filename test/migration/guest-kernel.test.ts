@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDirtyKernel, dirtyCmdline, SWEEP_COUNTER_ADDRESS } from './guest/build.js';
 import { startBareQemu, type BareQemu } from './helpers/bare-qemu.js';
-import { waitFor } from '../libvirt/helpers.js';
+import { waitFor } from '../harness/wait.js';
 
 const MiB = 1024 * 1024;
 const REGION = 4 * MiB;
@@ -31,11 +31,11 @@ describe('dirty.S, the memory-dirtying guest kernel', () => {
     // TCG on a loaded host boots and sweeps at its own pace: poll, do not sleep. The region's RAM is zero
     // until the kernel runs, and the kernel zeroes the counter before its first sweep, so once the first
     // page has been written the counter is a true count (low RAM may hold boot-time bytes before that).
-    await waitFor(async () => (await q.readPhys32(REGION)) > 0, 20_000, 'the first sweep to start');
+    await waitFor('the first sweep to start', async () => (await q.readPhys32(REGION)) > 0, { timeoutMs: 20_000 });
     const before = await q.readPhys32(SWEEP_COUNTER_ADDRESS);
     const firstPage = await q.readPhys32(REGION);
     // Two more completed sweeps: at least one of them passed page 0 after it was read.
-    await waitFor(async () => (await q.readPhys32(SWEEP_COUNTER_ADDRESS)) >= before + 2, 20_000, 'two more sweeps');
+    await waitFor('two more sweeps', async () => (await q.readPhys32(SWEEP_COUNTER_ADDRESS)) >= before + 2, { timeoutMs: 20_000 });
     expect(await q.readPhys32(REGION)).toBeGreaterThan(firstPage);
     // mib=8 from the command line: the last page of the region is written, the page after it never.
     expect(await q.readPhys32(REGION + 8 * MiB - 4096)).toBeGreaterThan(0);

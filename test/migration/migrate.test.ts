@@ -285,7 +285,8 @@ describe('guest migration between two private libvirtds', { timeout: 180_000 }, 
       expect(phases.has('setup')).toBe(true); // QEMU's MIGRATION events came through guest.qmp()
       expect(r.guest).toBeDefined();
       const moved = r.guest as Guest;
-      expect(moved.hypervisor).toBe(hvB);
+      expect(moved.uri).toBe(hvB.uri);
+      expect(await hvB.guest(moved.name)).toBe(moved); // the destination Hypervisor's own Guest
       expect((await moved.state()).state).toBe('running');
       expect(await moved.monitorSocket()).toBe(r.destinationQmpSocket);
       expect(r.destinationQmpSocket!.startsWith(`${pair.b.daemon.qmpDir}/`)).toBe(true);
@@ -321,10 +322,10 @@ describe('guest migration between two private libvirtds', { timeout: 180_000 }, 
       if (r.destinationQmpSocket) madeDirs.push(dirname(r.destinationQmpSocket));
       expect(r.persistent).toBe(true);
       expect(r.guest).toBeUndefined(); // a URI destination: no Hypervisor to hand the guest to
-      const there = await hvB.guest('fa2');
-      expect(await there.domain.isPersistent()).toBe(true);
-      // the definition (not only the live XML) has the destination's path: research §1, --persistent-xml
-      const inactive = await there.domain.xml({ inactive: true });
+      const there = await hvB.connection.lookupDomain('fa2');
+      expect(await there.isPersistent()).toBe(true);
+      // the definition (not only the live XML) has the destination's path (--persistent-xml)
+      const inactive = await there.xml({ inactive: true });
       expect(inactive).toContain(r.destinationQmpSocket!);
       expect(inactive).not.toContain(pair.a.daemon.qmpDir);
       await expect(hvA.guest('fa2')).rejects.toThrow(/fa2/);

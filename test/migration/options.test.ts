@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
-import { DomainXml } from '../../src/hybrid/domain-xml.js';
-import { MigrateFlag } from '../../src/migration/constants.js';
+import { DomainXml } from '../../src/domain/domain-xml.js';
+import { VIR_MIGRATE_LIVE, VIR_MIGRATE_PEER2PEER, VIR_MIGRATE_PERSIST_DEST, VIR_MIGRATE_TUNNELLED, VIR_MIGRATE_UNDEFINE_SOURCE } from '../../src/generated/libvirt/constants.js';
 import { normalizeTarget, planDestinationXml } from '../../src/migration/destination.js';
 import { buildMigrationCall, normalizeOptions, type MigrateOptions } from '../../src/migration/options.js';
 
@@ -13,7 +13,7 @@ const local = { destinationIsLocal: true, persistent: false };
 describe('migrate options → virDomainMigrateToURI3 parameters and flags', () => {
   it('defaults: live p2p over tcp://127.0.0.1 listening on 127.0.0.1 only, for a destination on this host', () => {
     const call = buildMigrationCall(normalizeOptions(), local);
-    expect(call.flags).toBe(MigrateFlag.LIVE | MigrateFlag.PEER2PEER);
+    expect(call.flags).toBe(VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER);
     expect(call.params).toEqual([
       { field: 'migrate_uri', type: 'string', value: 'tcp://127.0.0.1' },
       { field: 'listen_address', type: 'string', value: '127.0.0.1' },
@@ -26,7 +26,7 @@ describe('migrate options → virDomainMigrateToURI3 parameters and flags', () =
 
   it('tunnelled: no URI, no listen address, the TUNNELLED flag', () => {
     const call = buildMigrationCall(normalizeOptions({ tunnelled: true, bandwidthMiBs: 10 }), local);
-    expect(call.flags).toBe(MigrateFlag.LIVE | MigrateFlag.PEER2PEER | MigrateFlag.TUNNELLED);
+    expect(call.flags).toBe(VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_TUNNELLED);
     expect(call.params).toEqual([{ field: 'bandwidth', type: 'ullong', value: 10 }]);
   });
 
@@ -38,10 +38,10 @@ describe('migrate options → virDomainMigrateToURI3 parameters and flags', () =
   it('persistent guests: PERSIST_DEST, UNDEFINE_SOURCE by default, and the persistent XML', () => {
     const o = normalizeOptions({ live: false });
     const call = buildMigrationCall(o, { destinationIsLocal: true, persistent: true, destinationXml: '<domain/>', persistentXml: '<domain/>' });
-    expect(call.flags).toBe(MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | MigrateFlag.UNDEFINE_SOURCE);
+    expect(call.flags).toBe(VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE);
     expect(call.params.map((p) => p.field)).toEqual(['migrate_uri', 'listen_address', 'destination_xml', 'persistent_xml']);
     const keep = buildMigrationCall(normalizeOptions({ undefineSource: false }), { destinationIsLocal: true, persistent: true });
-    expect(keep.flags & MigrateFlag.UNDEFINE_SOURCE).toBe(0);
+    expect(keep.flags & VIR_MIGRATE_UNDEFINE_SOURCE).toBe(0);
   });
 
   it.each<[MigrateOptions, RegExp]>([

@@ -11,6 +11,7 @@ import { GuestQmpClient } from '../../src/hybrid/guest-client.js';
 import { POLICY_ERROR_CLASS, ProxyError, QmpProxy } from '../../src/proxy/index.js';
 import { QmpClient, QmpCommandError, StreamTransport } from '../../src/qmp/index.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
+import { waitFor } from '../harness/wait.js';
 import { RawQmp } from './raw-client.js';
 
 const run = promisify(execFile);
@@ -40,14 +41,6 @@ afterAll(async () => {
   await qemu?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /**
  * Connects a plain socket to `path` and resolves with the number of bytes that arrived before the
@@ -89,9 +82,9 @@ async function stallableClient(path: string): Promise<{ socket: Socket; text(): 
   });
   socket.on('error', () => undefined);
   open.push({ close: () => socket.destroy() });
-  await until(() => text.includes('"QMP"'), 5000);
+  await waitFor('the greeting', () => text.includes('"QMP"'), { timeoutMs: 5000 });
   socket.write('{"execute":"qmp_capabilities","id":"neg"}\n');
-  await until(() => /"id":\s*"neg"/.test(text), 5000);
+  await waitFor('the qmp_capabilities reply', () => /"id":\s*"neg"/.test(text), { timeoutMs: 5000 });
   return { socket, text: () => text };
 }
 
@@ -227,7 +220,7 @@ describe('QmpProxy on a bare QEMU', () => {
       const b = await RawQmp.connect(p.path);
       open.push(b);
       expect(lines.filter((l) => /^proxy client \d+ connected$/.test(l))).toEqual(['proxy client 1 connected', 'proxy client 2 connected']);
-      await until(() => backend.pendingCount === 0, 5000); // nothing left over from earlier tests
+      await waitFor('no command pending on the backend', () => backend.pendingCount === 0, { timeoutMs: 5000 }); // nothing left over from earlier tests
       a.socket.pause();
       process.kill(qemu.pid, 'SIGSTOP'); // QEMU cannot answer now: both commands stay in flight
       try {
@@ -235,10 +228,10 @@ describe('QmpProxy on a bare QEMU', () => {
         a.socket.write('garbage\n{"execute":"query-status","id":"gone"}\n');
         b.send({ execute: 'query-version', id: 'stays' });
         // both relayed and written to QEMU, neither answered
-        await until(() => p.stats.commands === 2 && backend.pendingCount === 2, 5000);
+        await waitFor('both commands in flight', () => p.stats.commands === 2 && backend.pendingCount === 2, { timeoutMs: 5000 });
         expect(a.text()).not.toContain('"gone"');
         a.socket.destroy();
-        await until(() => p.clientCount === 1, 5000); // the proxy saw a leave while its command was in flight
+        await waitFor('the proxy to see the client leave', () => p.clientCount === 1, { timeoutMs: 5000 }); // the proxy saw a leave while its command was in flight
         expect(lines.filter((l) => /^proxy client \d+ left/.test(l))).toEqual([expect.stringMatching(/^proxy client 1 left: socket error: .*ECONNRESET/)]);
         // a's command was already sent: its id stays reserved in the backend until QEMU's reply
         expect(backend.pendingCount).toBe(2);
@@ -248,7 +241,7 @@ describe('QmpProxy on a bare QEMU', () => {
       expect(await b.next((m) => m.id === 'stays')).toMatchObject({ return: { qemu: { major: 7 } } });
       expect(await b.call('query-status', 'after')).toMatchObject({ return: { status: 'running' } });
       // the late reply to a's command arrived and was dropped: not delivered to b, logged for client 1 only
-      await until(() => backend.pendingCount === 0, 5000);
+      await waitFor('no command pending on the backend', () => backend.pendingCount === 0, { timeoutMs: 5000 });
       expect(b.messages.some((m) => m.id === 'gone')).toBe(false);
       expect(lines.filter((l) => /^dropped a reply for proxy client \d+/.test(l))).toEqual(['dropped a reply for proxy client 1: it is gone']);
     } finally {
@@ -269,9 +262,9 @@ describe('QmpProxy on a bare QEMU', () => {
       const deadline = Date.now() + 20_000;
       while (small.stats.dropped === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(small.stats.dropped).toBe(1);
-      expect(logs.some((l) => /dropping proxy client \d+: it is not reading/.test(l))).toBe(true);
+      expect(logs.some((l) => /proxy client \d+: dropping QMP client: it is not reading/.test(l))).toBe(true);
       // the dropped client's commands still queued in the backend were withdrawn, not run
-      await until(() => backend.pendingCount === 0);
+      await waitFor('no command pending on the backend', () => backend.pendingCount === 0, { timeoutMs: 20_000 });
       expect(await reader.call('query-status', 'ok')).toMatchObject({ return: { status: 'running' } });
       expect(small.clientCount).toBe(1);
     } finally {
@@ -355,7 +348,7 @@ describe('QmpProxy on a bare QEMU', () => {
       open.push(c);
       await q.kill();
       expect(await p.done).toMatch(/backend/);
-      await until(() => c.closed, 5000);
+      await waitFor('the client to be closed', () => c.closed, { timeoutMs: 5000 });
       expect(() => statSync(p.path)).toThrow();
     } finally {
       await p.close();

@@ -333,32 +333,36 @@ describe('QmpClient against the fake QMP server', () => {
     await expect(client.executeAndWait('missing', undefined, { name: 'X' })).rejects.toMatchObject({ errorClass: 'CommandNotFound' });
   });
 
-  it('validator runs before sending; a throw rejects and nothing is sent; setValidator swaps it', async () => {
+  it('validators run before sending, in order, with the per-call options; a throw rejects and nothing is sent; use() adds and removes', async () => {
     const server = await serve({ commands: { echo } });
     const connected = server.nextConnection();
     const seen: string[] = [];
     const client = track(
       await QmpClient.connect(server.target, {
-        validator: {
-          validate(command, args, c) {
-            expect(c).toBe(client);
-            seen.push(command);
-            if (args?.bad) throw new InvalidArgumentError(`bad args for ${command}`);
+        validators: [
+          {
+            validate({ command, args, options }) {
+              seen.push(`${command} timeoutMs=${String(options.timeoutMs)}`);
+              if (args?.bad) throw new InvalidArgumentError(`bad args for ${command}`);
+            },
           },
-        },
+        ],
       }),
     );
     const conn = await connected;
     const before = conn.received.length;
-    await expect(client.execute('echo', { bad: true })).rejects.toThrow('bad args for echo');
+    await expect(client.execute('echo', { bad: true }, { timeoutMs: 500 })).rejects.toThrow('bad args for echo');
     expect(conn.received.length).toBe(before);
     expect(await client.execute('echo', { ok: 1 })).toEqual({ ok: 1 });
-    client.setValidator({ validate: async (command) => Promise.reject(new Error(`async no to ${command}`)) });
+    const remove = client.use({ validate: async ({ command }) => Promise.reject(new Error(`async no to ${command}`)) });
     await expect(client.execute('echo')).rejects.toThrow('async no to echo');
-    client.setValidator(undefined);
-    expect(await client.execute('echo', { bad: true })).toEqual({ bad: true });
-    expect(seen).toEqual(['echo', 'echo']);
-    expect(() => client.setValidator({} as never)).toThrow(InvalidArgumentError);
+    remove();
+    const replies: unknown[] = [];
+    client.use({ checkReply: (_call, value) => void replies.push(value) });
+    expect(await client.execute('echo', { n: 3 })).toEqual({ n: 3 });
+    expect(replies).toEqual([{ n: 3 }]);
+    expect(seen).toEqual(['echo timeoutMs=500', 'echo timeoutMs=undefined', 'echo timeoutMs=undefined', 'echo timeoutMs=undefined']);
+    expect(() => client.use({} as never)).toThrow(InvalidArgumentError);
   });
 
   it('redacts secrets at any depth in traffic logs, while the server gets the real values', async () => {

@@ -161,7 +161,7 @@ describe('stream transports (real QEMU)', () => {
 });
 
 /**
- * Shaped like libvirt's passthrough: it owns ids (rewrites them to libvirt-N and maps replies back),
+ * Shaped like libvirt's passthrough: it rewrites ids to libvirt-N and maps replies back,
  * is pre-negotiated (synthesises the greeting; qmp_capabilities must never reach it), and cannot
  * pipeline (libvirt's job lock runs one command at a time).
  */
@@ -171,7 +171,6 @@ class PassthroughLikeTransport implements QmpTransport {
     oob: false,
     fdPassing: false,
     maxMessageBytes: 10 * 1024 * 1024,
-    ownsIds: true,
     preNegotiated: true,
   };
   readonly description = 'passthrough:test';
@@ -209,7 +208,7 @@ class PassthroughLikeTransport implements QmpTransport {
 }
 
 describe('transport capability flags', () => {
-  it('preNegotiated: uses the synthesised greeting and never sends qmp_capabilities; ownsIds: replies map back to client ids; no pipelining: one at a time', async () => {
+  it('preNegotiated: uses the synthesised greeting and never sends qmp_capabilities; replies map back to client ids; no pipelining: one at a time', async () => {
     const transport = new PassthroughLikeTransport();
     const client = await QmpClient.connect({ transport });
     cleanups.push(() => client.close());
@@ -223,6 +222,29 @@ describe('transport capability flags', () => {
     expect(transport.maxInFlight).toBe(1);
     // The client still assigned its own ids; the transport only mapped them.
     expect(client.pendingCount).toBe(0);
+  });
+
+  it('failed(id, error): the caller of that command gets the very error object, and the others their replies', async () => {
+    const transport = new PassthroughLikeTransport();
+    const client = await QmpClient.connect({ transport }, { timeoutMs: 0 });
+    cleanups.push(() => client.close());
+    class RouteError extends Error {
+      readonly code = 42;
+    }
+    const routeError = new RouteError('the route refused this one');
+    const send = transport.send.bind(transport);
+    transport.send = (msg) => {
+      if ((msg.arguments as { fail?: boolean } | undefined)?.fail) queueMicrotask(() => transport['handlers']?.failed(String(msg.id), routeError));
+      else send(msg);
+    };
+    const failing = client.execute('echo', { fail: true }).catch((e: unknown) => e);
+    const fine = client.execute('echo', { n: 1 });
+    expect(await failing).toBe(routeError);
+    expect(((await fine) as { echoed: { n: number } }).echoed.n).toBe(1);
+    expect(client.pendingCount).toBe(0);
+    // A failure for an id nobody waits for is ignored.
+    transport['handlers']?.failed('no-such-id', new Error('late'));
+    expect(((await client.execute('echo', { n: 2 })) as { echoed: { n: number } }).echoed.n).toBe(2);
   });
 
   it('a transport that closes rejects pending calls with its reason', async () => {

@@ -72,8 +72,18 @@ describe('execute()', () => {
     void client.execute('blockdev-add', { driver: 'raw', 'node-name': 'r0', file: 42 });
   });
 
-  test('commands newer than the generated module stay callable, untyped', () => {
-    expectTypeOf(client.execute('x-command-from-the-future', { anything: 1 })).resolves.toBeUnknown();
+  test('commands newer than the generated module stay callable through the escape hatch, untyped', () => {
+    expectTypeOf(client.executeUnchecked('x-command-from-the-future', { anything: 1 })).resolves.toBeUnknown();
+    expectTypeOf(client.untyped.execute('x-command-from-the-future')).resolves.toBeUnknown();
+  });
+
+  test('a typo in a command name does not compile', () => {
+    // @ts-expect-error typo of query-status
+    void client.execute('query-statsu');
+    // @ts-expect-error unknown names need executeUnchecked
+    void client.execute('x-command-from-the-future', { anything: 1 });
+    // @ts-expect-error typo of set_link (QEMU spells it with an underscore)
+    void client.execute('set-link', { name: 'net0', up: true });
   });
 });
 
@@ -99,6 +109,14 @@ describe('events', () => {
     expectTypeOf(shutdown.data.reason).toExtend<string>();
     // @ts-expect-error not a member of SHUTDOWN's data
     void shutdown.data.cause;
+  });
+
+  test('a typo in an event name does not compile; the untyped view reaches newer events', () => {
+    // @ts-expect-error typo of SHUTDOWN
+    void client.waitForEvent('SHUTDWON');
+    // @ts-expect-error typo in a names filter
+    void client.events({ names: ['STOP', 'RESUMED'] });
+    expectTypeOf(client.untyped.waitForEvent('EVENT_FROM_THE_FUTURE')).resolves.toHaveProperty('data');
   });
 });
 

@@ -93,7 +93,7 @@ function qmpTime(ts: QmpEvent['timestamp']): Date {
 async function socketEvents(session: Session, names: string[], signal: AbortSignal): Promise<AsyncIterable<Printed>> {
   const client = await session.qmp({ validate: false });
   const queue: AsyncIterable<QmpEvent<string, unknown>> = names.length
-    ? client.events({ names, signal, overflow: 'drop-oldest' })
+    ? client.untyped.events({ names, signal, overflow: 'drop-oldest' })
     : client.events({ signal, overflow: 'drop-oldest' });
   return (async function* () {
     for await (const ev of queue) {
@@ -148,6 +148,8 @@ function printGuestEvent(ev: GuestEvent): Printed {
       return { notice: false, source: 'libvirt', name: ev.event, time: ev.at, json, detail: ev.detail };
     case 'reboot':
       return { notice: false, source: 'libvirt', name: 'reboot', time: ev.at, json, detail: '' };
+    case 'agent-lifecycle':
+      return { notice: false, source: 'libvirt', name: 'agent-lifecycle', time: ev.at, json, detail: `${ev.state} (${ev.reason})` };
     case 'qmp-disconnected':
       return { notice: true, source: 'libqemu', name: 'qmp-disconnected', time: ev.at, json, detail: ev.reason };
     case 'qmp-reconnected':

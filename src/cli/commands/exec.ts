@@ -62,7 +62,7 @@ Examples:
           // Type key=value pairs by the schema of the QEMU we are talking to (fetched once, cached).
           const info = opts.validate ? (await client.schema()).command(command) : undefined;
           const args = parseCommandArgs(words, info);
-          const result = await client.execute(command, args);
+          const result = await client.executeUnchecked(command, args);
           session.out.result(result);
         }),
       );

@@ -11,6 +11,7 @@ import { action, type CliCommandModule } from '../command.js';
 interface ProxyOptions {
   listen: string;
   maxClients?: string;
+  fdPassing?: boolean;
   verbose?: boolean;
 }
 
@@ -21,6 +22,7 @@ export const proxyCommand: CliCommandModule = {
       .description('serve QMP on a private unix socket to many clients at once, in front of a guest or a QMP socket')
       .requiredOption('-l, --listen <path>', 'unix socket to create (0600; its directory is created 0700 if missing)')
       .option('--max-clients <n>', 'clients at once (default 64)')
+      .option('--fd-passing', 'forward file descriptors that clients send with commands (SCM_RIGHTS), e.g. for add-fd/getfd; needs --socket')
       .option('-v, --verbose', 'log every client connect and disconnect')
       .addHelpText(
         'after',
@@ -40,11 +42,12 @@ Examples:
           const maxClients = opts.maxClients === undefined ? undefined : Number(opts.maxClients);
           // No schema checks in the proxy: clients get QEMU's own answers; no per-command timeout either,
           // a proxied command lasts as long as its client is willing to wait.
-          const backend = await session.qmp({ validate: false, timeoutMs: 0 });
+          const backend = await session.qmp({ validate: false, timeoutMs: 0, ...(opts.fdPassing ? { fdPassing: true } : {}) });
           const log = (level: string) => (message: string) => session.out.io.stderr.write(`libqemu proxy: ${level === 'warn' ? 'warning: ' : ''}${message}\n`);
           const proxy = await QmpProxy.start(backend, {
             listen: opts.listen,
             ...(maxClients === undefined ? {} : { maxClients }),
+            ...(opts.fdPassing ? { fdPassing: true } : {}),
             logger: { info: log('info'), warn: log('warn'), ...(opts.verbose ? { debug: log('debug') } : {}) },
           });
           const route = 'route' in backend ? ` via ${String((backend as { route: unknown }).route)}` : '';

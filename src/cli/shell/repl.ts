@@ -243,10 +243,10 @@ async function runQmpLine(client: QemuClient, model: SchemaModel | undefined, li
     }
     const m = msg as { execute?: unknown; arguments?: unknown };
     if (typeof m.execute !== 'string') throw new UsageError('a raw QMP command needs "execute"', { hint: '{"execute": "query-status"}' });
-    return client.execute(m.execute, m.arguments as Record<string, unknown> | undefined);
+    return client.executeUnchecked(m.execute, m.arguments as Record<string, unknown> | undefined);
   }
   const [command, ...words] = splitWords(line);
-  return client.execute(command!, parseCommandArgs(words, model?.command(command!)));
+  return client.executeUnchecked(command!, parseCommandArgs(words, model?.command(command!)));
 }
 
 /** Dot-commands; returns the new mode when it changes. */

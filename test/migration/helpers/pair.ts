@@ -1,5 +1,5 @@
 /**
- * Two private libvirtds side by side for migration tests (research/migration-feasibility.md §5), and a
+ * Two private libvirtds side by side for migration tests (two "hosts" on one machine), and a
  * tiny guest on one of them running the memory-dirtying kernel, with its second QMP monitor.
  */
 import { randomUUID } from 'node:crypto';
@@ -26,7 +26,8 @@ export interface Pair {
 
 export async function startPair(): Promise<Pair> {
   const hostUuidA = randomUUID();
-  // Each daemon its own host UUID (the default) and its own migration port range (research §5).
+  // Each daemon its own host UUID (libvirt refuses a migration to the host it runs on) and its own
+  // migration port range (so pairs of different test files never race for a port).
   const [da, db] = await Promise.all([
     startPrivateLibvirtd({ prefix: 'mga', hostUuid: hostUuidA, migrationPorts: { min: 49200, max: 49229 } }),
     startPrivateLibvirtd({ prefix: 'mgb', migrationPorts: { min: 49230, max: 49259 } }),

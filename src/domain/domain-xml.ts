@@ -41,11 +41,11 @@ export class DomainXml {
         },
       }).parseFromString(xml, 'text/xml');
     } catch (err) {
-      throw new DomainXmlError(`domain XML is not well-formed: ${(err as Error).message}`, 'fix the XML (xmllint --noout file.xml shows where)', err);
+      throw new DomainXmlError(`domain XML is not well-formed: ${(err as Error).message}`, { hint: 'fix the XML (xmllint --noout file.xml shows where)', cause: err });
     }
     const root = doc.documentElement;
     if (!root || root.localName !== 'domain' || (root.namespaceURI ?? null) !== null) {
-      throw new DomainXmlError(`domain XML must have <domain> as its root element, found <${root?.tagName ?? 'nothing'}>`, 'pass a libvirt domain definition');
+      throw new DomainXmlError(`domain XML must have <domain> as its root element, found <${root?.tagName ?? 'nothing'}>`, { hint: 'pass a libvirt domain definition' });
     }
     return new DomainXml(doc);
   }
@@ -104,7 +104,7 @@ export class DomainXml {
   addMonitorSocket(path: string, options: { form?: 'qmp' | 'chardev'; chardevId?: string } = {}): MonitorSocketSpec {
     validateSocketPath(path);
     if (this.monitorSockets().some((m) => m.path === path)) {
-      throw new DomainXmlError(`the domain already has a QMP monitor on ${path}`, 'use it as it is, or pick another path');
+      throw new DomainXmlError(`the domain already has a QMP monitor on ${path}`, { hint: 'use it as it is, or pick another path' });
     }
     const form = options.form ?? 'qmp';
     const cmdline = this.ensureCommandline();

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync, type Stats } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
-import { probeSocket } from '../common/unix-socket.js';
-import { MonitorDirError, MonitorUnavailableError } from './errors.js';
+import { MonitorDirError } from './errors.js';
 
 /**
  * Where second-monitor sockets live, and who may use them. QEMU creates the socket (as QEMU's uid),
@@ -15,22 +14,6 @@ import { MonitorDirError, MonitorUnavailableError } from './errors.js';
 export interface QemuUser {
   uid: number;
   gid: number;
-}
-
-/** Is the libvirt URI served on this host (so a monitor socket path in its XML is reachable here)? */
-export function isLocalUri(uri: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return false;
-  }
-  const host = url.hostname;
-  if (host === '' || host === 'localhost' || host === '127.0.0.1' || host === '[::1]' || host === '::1') {
-    // a transport like +ssh or +tcp to localhost still reaches this host's files
-    return true;
-  }
-  return host === hostname();
 }
 
 function passwdEntry(name: string): QemuUser | undefined {
@@ -124,36 +107,40 @@ export async function ensureMonitorDir(dir: string, owner: QemuUser, options: { 
   try {
     st = await fs.lstat(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new MonitorDirError(dir, `cannot inspect: ${(err as Error).message}`, 'check the path and its permissions', err);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new MonitorDirError({ dir, problem: `cannot inspect: ${(err as Error).message}`, hint: 'check the path and its permissions', cause: err });
   }
   if (!st) {
     if (!options.fix) {
-      throw new MonitorDirError(dir, 'does not exist', `create it: mkdir -m 0700 ${dir} && chown ${owner.uid}:${owner.gid} ${dir} (QEMU's user)`);
+      throw new MonitorDirError({ dir, problem: 'does not exist', hint: `create it: mkdir -m 0700 ${dir} && chown ${owner.uid}:${owner.gid} ${dir} (QEMU's user)` });
     }
     await fs.mkdir(dirname(dir), { recursive: true });
     try {
       await fs.mkdir(dir, { mode: 0o700 });
       createdDirs.add(resolve(dir));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new MonitorDirError(dir, `cannot create: ${(err as Error).message}`, 'choose a writable location with the monitorDir option', err);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new MonitorDirError({ dir, problem: `cannot create: ${(err as Error).message}`, hint: 'choose a writable location with the monitorDir option', cause: err });
     }
     st = await fs.lstat(dir);
   }
   if (st.isSymbolicLink() || !st.isDirectory()) {
-    throw new MonitorDirError(dir, 'is not a directory (or is a symlink)', 'point monitorDir at a real directory that only QEMU\'s user can enter');
+    throw new MonitorDirError({ dir, problem: 'is not a directory (or is a symlink)', hint: "point monitorDir at a real directory that only QEMU's user can enter" });
   }
   const wrongOwner = st.uid !== owner.uid;
   const wrongMode = (st.mode & 0o777) !== 0o700;
   if (wrongOwner || wrongMode) {
     if (!options.fix) {
-      throw new MonitorDirError(
+      throw new MonitorDirError({
         dir,
-        `must be mode 0700 and owned by QEMU's uid ${owner.uid}, is ${(st.mode & 0o777).toString(8).padStart(4, '0')} owned by uid ${st.uid}`,
-        `chmod 0700 ${dir} && chown ${owner.uid}:${owner.gid} ${dir}, or let libqemu use its own directory (omit the path)`,
-      );
+        problem: `must be mode 0700 and owned by QEMU's uid ${owner.uid}, is ${(st.mode & 0o777).toString(8).padStart(4, '0')} owned by uid ${st.uid}`,
+        hint: `chmod 0700 ${dir} && chown ${owner.uid}:${owner.gid} ${dir}, or let libqemu use its own directory (omit the path)`,
+      });
     }
     if (wrongOwner && !asRoot && selfUid !== owner.uid) {
-      throw new MonitorDirError(dir, `is owned by uid ${st.uid} but QEMU runs as uid ${owner.uid}, and only root can change that`, 'run as root or as QEMU\'s user, or pass monitorDir pointing at a directory QEMU\'s user owns');
+      throw new MonitorDirError({
+        dir,
+        problem: `is owned by uid ${st.uid} but QEMU runs as uid ${owner.uid}, and only root can change that`,
+        hint: "run as root or as QEMU's user, or pass monitorDir pointing at a directory QEMU's user owns",
+      });
     }
     if (wrongOwner) await fs.chown(dir, owner.uid, owner.gid);
     if (wrongMode) await fs.chmod(dir, 0o700);
@@ -168,46 +155,8 @@ async function checkTraversable(dir: string, owner: QemuUser): Promise<void> {
     const st = await fs.stat(p);
     const bit = st.uid === owner.uid ? 0o100 : st.gid === owner.gid ? 0o010 : 0o001;
     if ((st.mode & bit) === 0) {
-      throw new MonitorDirError(dir, `QEMU's uid ${owner.uid} cannot enter ${p}, so it cannot create its socket`, `use a monitorDir whose parents QEMU's user can traverse (e.g. under /tmp or /run)`);
+      throw new MonitorDirError({ dir, problem: `QEMU's uid ${owner.uid} cannot enter ${p}, so it cannot create its socket`, hint: "use a monitorDir whose parents QEMU's user can traverse (e.g. under /tmp or /run)" });
     }
     if (p === '/') break;
   }
-}
-
-export type StaleCheck = 'absent' | 'removed' | 'live' | 'not-a-socket';
-
-/**
- * A QEMU killed with SIGKILL leaves its socket file behind (connect gives ECONNREFUSED). Removes such
- * a file; leaves a live socket (and anything that is not a socket) alone.
- */
-export async function removeStaleSocket(path: string, guest = '?'): Promise<StaleCheck> {
-  let st: Stats;
-  try {
-    st = await fs.lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
-    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw permissionDenied(guest, path, err);
-    throw err;
-  }
-  if (!st.isSocket()) return 'not-a-socket';
-  const outcome = await probeSocket(path, 1000);
-  if (outcome === 'refused') {
-    await fs.unlink(path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
-    return 'removed';
-  }
-  if (outcome === 'denied') throw permissionDenied(guest, path);
-  return 'live';
-}
-
-export function permissionDenied(guest: string, path: string, cause?: unknown): MonitorUnavailableError {
-  return new MonitorUnavailableError(
-    guest,
-    path,
-    'permission denied',
-    "run as root or as QEMU's user (the socket and its 0700 directory belong to QEMU's uid), or use guest.qmp({ via: 'passthrough' })",
-    cause,
-    'permission',
-  );
 }

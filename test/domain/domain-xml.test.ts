@@ -1,8 +1,8 @@
 import { DOMParser } from '@xmldom/xmldom';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
-import { DomainXml, QEMU_XML_NS, findMonitorsInArgs, splitQemuOpts } from '../../src/hybrid/domain-xml.js';
-import { DomainXmlError } from '../../src/hybrid/errors.js';
+import { DomainXml, QEMU_XML_NS, findMonitorsInArgs, splitQemuOpts } from '../../src/domain/domain-xml.js';
+import { DomainXmlError } from '../../src/domain/errors.js';
 
 const plain = `<domain type='qemu'>
   <name>t1</name>

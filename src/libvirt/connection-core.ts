@@ -1,0 +1,471 @@
+/**
+ * The hand-written half of Connection: opening, closing, object lifetime, event streams and the friendly
+ * methods libqemu had before the generated layer (listDomains, lookupDomain, …). The generated Connection
+ * (src/generated/libvirt/classes.ts) extends it with one method per libvirt function.
+ */
+import { EventEmitter } from 'node:events';
+import { InvalidArgumentError } from '../common/errors.js';
+import type { ConnectPtr } from '../../native/libvirt.js';
+import { virConnectCloseReasonNames, virConnectDomainQemuMonitorEventRegisterFlags, virConnectListAllDomainsFlags, virDomainCreateFlags } from '../generated/libvirt/enums.js';
+import { prepareArgs } from './call-args.js';
+import { DomainCore } from './domain-core.js';
+import { LibvirtError, isConnectionLostError } from './errors.js';
+import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
+import { EventRegistry, type RegistrationSpec } from './event-registry.js';
+import {
+  type DomainEvent,
+  type DomainEventKind,
+  type DomainEventOptions,
+  type EventStream,
+  type GenericDomainEvent,
+  type ObjectEvent,
+  type ObjectEventOptions,
+  type QemuMonitorEvent,
+  type QemuMonitorEventOptions,
+  type SubscriptionOptions,
+} from './events.js';
+import { Executor, type CallOptions } from './executor.js';
+import { LibvirtObject, type LibvirtContext } from './object.js';
+import type { EventFamily } from './protocol.js';
+import type { ExecOps, OpName } from './ops.js';
+import { runtime, type EventListener } from './runtime.js';
+import type { ObjectRef } from './spec.js';
+
+export interface OpenOptions {
+  /** Open read-only (virConnectOpenReadOnly). */
+  readOnly?: boolean;
+  /**
+   * Deadline for each call once it has started (default 60 000 ms; 0 = none). A call that misses it fails
+   * with LibvirtTimeoutError and the connection is shut down, because the native call cannot be cancelled.
+   */
+  callTimeoutMs?: number;
+}
+
+export interface LibvirtVersion {
+  major: number;
+  minor: number;
+  micro: number;
+}
+
+/** Domain event kinds with their own event shapes (decoded by hand-written callbacks in the event worker). */
+const HAND_DECODED = new Set<string>(['lifecycle', 'reboot', 'migration-iteration', 'job-completed']);
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+let connectionSeq = 0;
+/** Idle executor threads kept for the next open (starting a thread costs 30-300 ms). */
+const spareExecutors: Executor[] = [];
+const MAX_SPARE_EXECUTORS = 2;
+
+/** Object constructors by class name (the generated classes). */
+export type ObjectClasses = Readonly<Record<string, new (context: LibvirtContext, ref: ObjectRef) => LibvirtObject>>;
+
+export interface ConnectionEvents {
+  /** The connection dropped (daemon gone, keepalive timeout, or a call missed its deadline). */
+  disconnected: [reason: LibvirtError | undefined];
+}
+
+/** What open() builds (the generated Connection class). */
+type ConnectionClass<C> = new (init: ConnectionInit) => C;
+
+/** @internal */
+export interface ConnectionInit {
+  executor: Executor;
+  pointer: ConnectPtr;
+  uri: string;
+  readOnly: boolean;
+  fd: number | null;
+  callTimeoutMs: number;
+  connId: number;
+}
+
+/**
+ * A connection to a libvirt daemon or driver. Every call runs in this connection's own worker thread,
+ * one at a time (libvirt 9.0 mishandles several RPCs in flight on one connection when keepalive fires);
+ * callbacks live in the shared event-loop worker. `D` is the Domain class its methods return.
+ */
+export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends EventEmitter<ConnectionEvents> implements LibvirtContext {
+  private closedState: 'open' | 'closing' | 'closed' = 'open';
+  private lost: LibvirtError | undefined;
+  /** Native handles of the objects this connection handed out, by finalization token. */
+  private readonly handles = new Map<object, { cls: string; ptr: bigint }>();
+  private readonly finalizer = new FinalizationRegistry<object>((token) => this.releaseHandle(token));
+  private readonly events: EventRegistry;
+  private readonly unlisten: () => void;
+  private closePromise: Promise<void> | undefined;
+  private readonly executor: Executor;
+  /** The native handle, for code that binds further libvirt calls (see src/libvirt/ops.ts). */
+  readonly pointer: ConnectPtr;
+  /** The URI libvirt resolved (virConnectGetURI). */
+  readonly uri: string;
+  readonly readOnly: boolean;
+  private readonly fd: number | null;
+  private readonly callTimeoutMs: number;
+  private readonly connId: number;
+  /** The classes objects are built from (set by the generated Connection). */
+  protected abstract readonly classes: ObjectClasses;
+
+  /** @internal use Connection.open(). */
+  constructor(init: ConnectionInit) {
+    super();
+    this.executor = init.executor;
+    this.pointer = init.pointer;
+    this.uri = init.uri;
+    this.readOnly = init.readOnly;
+    this.fd = init.fd;
+    this.callTimeoutMs = init.callTimeoutMs;
+    this.connId = init.connId;
+    this.events = new EventRegistry(this.executor, this.pointer, () => this.isOpen);
+    this.unlisten = runtime.addListener((m) => this.onEvent(m));
+    this.executor.onStuck = (op) => this.markLost(LibvirtError.timedOut(op), true);
+  }
+
+  /** This connection (what an object's getConnect() returns). */
+  get connection(): this {
+    return this;
+  }
+
+  /** @internal a connection is its own call context (the generated methods call through `context`). */
+  get context(): this {
+    return this;
+  }
+
+  /**
+   * Opens a connection: `uri` defaults to LIBVIRT_DEFAULT_URI, else libvirt's own default.
+   * e.g. `qemu+unix:///session?socket=/tmp/x/run/libvirt/libvirt-sock` or `test:///default`.
+   */
+  static async open<C extends ConnectionCore>(this: ConnectionClass<C>, uri?: string, options: OpenOptions = {}): Promise<C> {
+    if (uri !== undefined && (typeof uri !== 'string' || uri.trim() === '')) {
+      throw new InvalidArgumentError(`Connection.open: uri must be a non-empty string, got ${JSON.stringify(uri)}`, {
+        hint: "e.g. 'qemu:///system', 'qemu+unix:///session?socket=…', 'test:///default'; omit it to use LIBVIRT_DEFAULT_URI",
+      });
+    }
+    const callTimeoutMs = options.callTimeoutMs ?? 60_000;
+    if (!Number.isFinite(callTimeoutMs) || callTimeoutMs < 0) {
+      throw new InvalidArgumentError(`Connection.open: callTimeoutMs must be ≥ 0, got ${String(callTimeoutMs)}`, { hint: 'use milliseconds; 0 disables the deadline' });
+    }
+    // The event implementation must be registered before the first virConnectOpen in the process.
+    // (Starting the executor thread meanwhile is fine: it opens nothing until asked.)
+    const [, executor] = await Promise.all([runtime.start(), spareExecutors.pop() ?? Executor.create()]);
+    const readOnly = options.readOnly ?? false;
+    let opened: Awaited<ReturnType<ExecOps['open']>>;
+    try {
+      opened = await runtime.withOpenLock(() => executor.call('open', [uri ?? process.env.LIBVIRT_DEFAULT_URI ?? null, readOnly], { timeoutMs: callTimeoutMs }));
+    } catch (err) {
+      recycle(executor);
+      throw err;
+    }
+    const connId = ++connectionSeq;
+    const conn = new this({ executor, pointer: opened.conn, uri: opened.uri, readOnly, fd: opened.fd, callTimeoutMs, connId });
+    if (opened.fd !== null) runtime.connectionFds.add(opened.fd);
+    // Close callback (remote drivers only; others decline): tells us when the daemon goes away.
+    await executor.call('registerCloseCallback', [opened.conn, runtime.closeCallback, connId], { timeoutMs: callTimeoutMs }).catch(() => undefined);
+    return conn;
+  }
+
+  /** True until close() or a disconnect. */
+  get isOpen(): boolean {
+    return this.closedState === 'open' && this.lost === undefined;
+  }
+
+  /** Number of native domain handles this connection holds (released on GC of their Domain, or on close). */
+  get openDomainHandles(): number {
+    let n = 0;
+    for (const h of this.handles.values()) if (h.cls === 'Domain') n++;
+    return n;
+  }
+
+  /** Number of native object handles of every class this connection holds. */
+  get openHandles(): number {
+    return this.handles.size;
+  }
+
+  /** Number of open event streams (domainEvents / qemuMonitorEvents / …). */
+  get activeSubscriptions(): number {
+    return this.events.subscriptionCount;
+  }
+
+  /** Number of callbacks registered in libvirt for them (streams with equal filters share one). */
+  get activeEventRegistrations(): number {
+    return this.events.registrationCount;
+  }
+
+  /** @internal Runs one generated binding (see LibvirtContext.call). */
+  call(c: string, tags: string, args: unknown[], options: CallOptions = {}): Promise<unknown> {
+    let prepared: unknown[];
+    try {
+      prepared = prepareArgs(c, tags, args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.exec('invoke', [c, prepared], options);
+  }
+
+  /** @internal Runs one op from src/libvirt/ops.ts on this connection's worker. */
+  exec<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, options: CallOptions = {}): Promise<ReturnType<ExecOps[K]>> {
+    if (this.closedState !== 'open') return Promise.reject(LibvirtError.closed(op));
+    if (this.lost) return Promise.reject(LibvirtError.closed(op, this.lost));
+    const timeoutMs = options.timeoutMs ?? this.callTimeoutMs;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      return Promise.reject(new InvalidArgumentError(`timeoutMs must be ≥ 0, got ${String(options.timeoutMs)}`, { hint: 'use milliseconds; 0 disables the deadline' }));
+    }
+    return this.executor.call(op, args, { timeoutMs }).catch((err: unknown) => {
+      if (err instanceof LibvirtError && isConnectionLostError(err.code, err.message)) this.markLost(err, false);
+      throw err;
+    });
+  }
+
+  async isAlive(): Promise<boolean> {
+    if (!this.isOpen) return false;
+    try {
+      return (await this.call('virConnectIsAlive', '', [this.pointer])) as boolean;
+    } catch {
+      return false;
+    }
+  }
+
+  hostname(options?: CallOptions): Promise<string> {
+    return this.call('virConnectGetHostname', '', [this.pointer], options) as Promise<string>;
+  }
+
+  /** The libvirt library version on the daemon's side. */
+  async libVersion(options?: CallOptions): Promise<LibvirtVersion> {
+    return version((await this.call('virConnectGetLibVersion', '', [this.pointer], options)) as number);
+  }
+
+  /** The hypervisor's version (for QEMU: QEMU's version). */
+  async hypervisorVersion(options?: CallOptions): Promise<LibvirtVersion> {
+    return version((await this.call('virConnectGetVersion', '', [this.pointer], options)) as number);
+  }
+
+  /** Domains on this connection; by default both running and defined-but-stopped ones. */
+  async listDomains(options: { active?: boolean; inactive?: boolean } & CallOptions = {}): Promise<D[]> {
+    const active = options.active ?? true;
+    const inactive = options.inactive ?? true;
+    if (!active && !inactive) return [];
+    const flags = active && inactive ? 0 : active ? virConnectListAllDomainsFlags.VIR_CONNECT_LIST_DOMAINS_ACTIVE : virConnectListAllDomainsFlags.VIR_CONNECT_LIST_DOMAINS_INACTIVE;
+    const refs = (await this.exec('invoke', ['virConnectListAllDomains', [this.pointer, flags]], options)) as ObjectRef[];
+    return refs.map((r) => this.adoptDomain(r));
+  }
+
+  /** Looks a domain up by name, or by UUID when given one. Fails with VIR_ERR_NO_DOMAIN when there is none. */
+  async lookupDomain(nameOrUuid: string, options?: CallOptions): Promise<D> {
+    if (typeof nameOrUuid !== 'string' || nameOrUuid === '') {
+      throw new InvalidArgumentError(`lookupDomain expects a domain name or UUID, got ${JSON.stringify(nameOrUuid)}`, { hint: 'pass the name shown by listDomains()' });
+    }
+    const c = UUID_RE.test(nameOrUuid) ? 'virDomainLookupByUUIDString' : 'virDomainLookupByName';
+    return this.adoptDomain((await this.exec('invoke', [c, [this.pointer, nameOrUuid]], options)) as ObjectRef);
+  }
+
+  async lookupDomainById(id: number, options?: CallOptions): Promise<D> {
+    if (!Number.isInteger(id) || id < 0) {
+      throw new InvalidArgumentError(`lookupDomainById expects a non-negative integer, got ${String(id)}`, { hint: 'running domains have ids; see dom.id()' });
+    }
+    return this.adoptDomain((await this.exec('invoke', ['virDomainLookupByID', [this.pointer, id]], options)) as ObjectRef);
+  }
+
+  /** Defines (or redefines) a persistent domain from XML; it is not started. */
+  async defineXML(xml: string, options?: CallOptions): Promise<D> {
+    checkXml('defineXML', xml);
+    return this.adoptDomain((await this.exec('invoke', ['virDomainDefineXML', [this.pointer, xml]], options)) as ObjectRef);
+  }
+
+  /** Creates and starts a transient domain from XML (gone once it stops). */
+  async createXML(xml: string, options: { paused?: boolean } & CallOptions = {}): Promise<D> {
+    checkXml('createXML', xml);
+    return this.adoptDomain((await this.exec('invoke', ['virDomainCreateXML', [this.pointer, xml, options.paused ? virDomainCreateFlags.VIR_DOMAIN_START_PAUSED : 0]], options)) as ObjectRef);
+  }
+
+  /** Lifecycle and reboot events, filtered by libvirt (domain) and by kind; deregistered when the iteration stops. */
+  domainEvents(options?: DomainEventOptions & { kinds?: DomainEventKind[] }): EventStream<DomainEvent>;
+  domainEvents(options: DomainEventOptions): EventStream<DomainEvent | GenericDomainEvent>;
+  domainEvents(options: DomainEventOptions = {}): EventStream<DomainEvent> | EventStream<DomainEvent | GenericDomainEvent> {
+    const kinds = options.kinds ?? ['lifecycle', 'reboot'];
+    for (const k of kinds) {
+      if (!Object.hasOwn(DOMAIN_EVENT_IDS, k)) {
+        throw new InvalidArgumentError(`domainEvents: unknown kind ${JSON.stringify(k)}`, { hint: `kinds are libvirt's domain event ids: ${Object.keys(DOMAIN_EVENT_IDS).join(', ')}` });
+      }
+    }
+    this.checkDomain(options.domain);
+    const dom = options.domain?.pointer ?? null;
+    const target = options.domain?.uuid ?? '*';
+    return this.subscribe<DomainEvent | GenericDomainEvent>(
+      options,
+      'libvirt domain events',
+      [...new Set(kinds)].map((kind): RegistrationSpec =>
+        HAND_DECODED.has(kind)
+          ? { key: `domain:${kind}:${target}`, kind: 'domain', command: (sub) => ({ cmd: 'register', conn: this.pointer, kind: kind as Exclude<DomainEventKind, 'agent-lifecycle'>, dom, sub }) }
+          : {
+              key: `domain:${kind}:${target}`,
+              kind: 'object',
+              family: 'domain',
+              command: (sub) => ({ cmd: 'registerObject', conn: this.pointer, family: 'domain', obj: dom, eventId: DOMAIN_EVENT_IDS[kind], sub }),
+            },
+      ),
+    );
+  }
+
+  /** Network events (virConnectNetworkEventRegisterAny): every virNetworkEventID, for one network or all. */
+  networkEvents(options: ObjectEventOptions = {}): EventStream<ObjectEvent> {
+    return this.objectEvents('network', NETWORK_EVENT_IDS, options);
+  }
+
+  /** Storage pool events (virConnectStoragePoolEventRegisterAny): lifecycle and refresh. */
+  storagePoolEvents(options: ObjectEventOptions = {}): EventStream<ObjectEvent> {
+    return this.objectEvents('storagePool', STORAGE_POOL_EVENT_IDS, options);
+  }
+
+  /** Node device events (virConnectNodeDeviceEventRegisterAny): lifecycle and update. */
+  nodeDeviceEvents(options: ObjectEventOptions = {}): EventStream<ObjectEvent> {
+    return this.objectEvents('nodeDevice', NODE_DEVICE_EVENT_IDS, options);
+  }
+
+  /** Secret events (virConnectSecretEventRegisterAny): lifecycle and value-changed. */
+  secretEvents(options: ObjectEventOptions = {}): EventStream<ObjectEvent> {
+    return this.objectEvents('secret', SECRET_EVENT_IDS, options);
+  }
+
+  private objectEvents(family: EventFamily, ids: Readonly<Record<string, number>>, options: ObjectEventOptions): EventStream<ObjectEvent> {
+    const kinds = options.kinds ?? Object.keys(ids);
+    for (const k of kinds) {
+      if (!Object.hasOwn(ids, k)) throw new InvalidArgumentError(`${family}Events: unknown kind ${JSON.stringify(k)}`, { hint: `kinds are ${Object.keys(ids).join(', ')}` });
+    }
+    if (options.object !== undefined && (!(options.object instanceof LibvirtObject) || options.object.context !== this)) {
+      throw new InvalidArgumentError(`${family}Events: the object filter must be an object from this same connection`, { hint: 'look it up on this connection first' });
+    }
+    const obj = options.object?.pointer ?? null;
+    const target = options.object?.uuid ?? options.object?.name ?? (obj === null ? '*' : String(obj));
+    return this.subscribe<ObjectEvent>(
+      options,
+      `libvirt ${family} events`,
+      [...new Set(kinds)].map((kind) => ({
+        key: `${family}:${kind}:${target}`,
+        kind: 'object',
+        family,
+        command: (sub) => ({ cmd: 'registerObject', conn: this.pointer, family, obj, eventId: ids[kind]!, sub }),
+      })),
+    );
+  }
+
+  /** QEMU monitor events (virConnectDomainQemuMonitorEventRegister), filtered by libvirt by domain and event name/regex. */
+  qemuMonitorEvents(options: QemuMonitorEventOptions = {}): EventStream<QemuMonitorEvent> {
+    if (options.event !== undefined && (typeof options.event !== 'string' || options.event === '')) {
+      throw new InvalidArgumentError('qemuMonitorEvents: event must be a non-empty string', { hint: "e.g. 'STOP', or '^(STOP|RESUME)$' with regex: true" });
+    }
+    this.checkDomain(options.domain);
+    const flags =
+      (options.regex ? virConnectDomainQemuMonitorEventRegisterFlags.VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_REGEX : 0) | (options.nocase ? virConnectDomainQemuMonitorEventRegisterFlags.VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE : 0);
+    const dom = options.domain?.pointer ?? null;
+    const event = options.event ?? null;
+    const key = `qemu:${options.domain?.uuid ?? '*'}:${flags}:${event === null ? '*' : JSON.stringify(event)}`;
+    return this.subscribe<QemuMonitorEvent>(options, 'QEMU monitor events', [
+      { key, kind: 'qemu', command: (sub) => ({ cmd: 'registerQemu', conn: this.pointer, dom, event, flags, sub }) },
+    ]);
+  }
+
+  /** Deregisters events, releases every domain handle and closes the connection. Idempotent. */
+  close(): Promise<void> {
+    this.closePromise ??= this.doClose();
+    return this.closePromise;
+  }
+
+  private async doClose(): Promise<void> {
+    const wasLost = this.lost !== undefined;
+    this.closedState = 'closing';
+    // After every queued (de)registration: they all run before the close.
+    await this.events.close(!wasLost);
+    const ptrs = [...this.handles.values()];
+    for (const token of this.handles.keys()) this.finalizer.unregister(token);
+    this.handles.clear();
+    try {
+      await this.executor.call('close', [this.pointer, ptrs, runtime.closeCallback], { timeoutMs: this.callTimeoutMs });
+    } catch (err) {
+      // A lost connection still closes (libvirt reports the old error); anything else is worth surfacing.
+      if (!wasLost && !(err instanceof LibvirtError && err.isConnectionLost)) throw err;
+    } finally {
+      this.closedState = 'closed';
+      this.unlisten();
+      if (this.fd !== null) runtime.connectionFds.delete(this.fd);
+      recycle(this.executor);
+    }
+  }
+
+  private checkDomain(domain: DomainCore | undefined): void {
+    if (domain !== undefined && (!(domain instanceof DomainCore) || domain.context !== this)) {
+      throw new InvalidArgumentError('the domain filter must be a Domain from this same connection', { hint: 'look the domain up on this connection first' });
+    }
+  }
+
+  /** @internal Opens a stream served by the registrations `specs` describe. */
+  protected subscribe<T>(options: SubscriptionOptions, what: string, specs: RegistrationSpec[]): EventStream<T> {
+    return this.events.subscribe<T>(options, what, specs, () => LibvirtError.closed());
+  }
+
+  private onEvent(m: Parameters<EventListener>[0]): void {
+    if (m.k === 'closed') {
+      if (m.connId === this.connId && this.closedState === 'open') {
+        const reason = virConnectCloseReasonNames[m.reason]?.replace('VIR_CONNECT_CLOSE_REASON_', '').toLowerCase() ?? `reason ${m.reason}`;
+        this.markLost(LibvirtError.disconnected(reason), false);
+      }
+      return;
+    }
+    this.events.deliver(m);
+  }
+
+  private markLost(reason: LibvirtError, shutdownSocket: boolean): void {
+    if (shutdownSocket && this.fd !== null) runtime.shutdownSocket(this.fd);
+    if (this.lost || this.closedState !== 'open') return;
+    this.lost = reason;
+    this.events.endAll(reason);
+    this.emit('disconnected', reason);
+  }
+
+  /** @internal Wraps a reference from the worker in an object, released when unreferenced or on close(). */
+  adopt(cls: string, ref: ObjectRef): LibvirtObject {
+    const Ctor = this.classes[cls];
+    if (!Ctor) throw new Error(`no class ${cls}`);
+    if (this.closedState !== 'open') {
+      // Closed while the call was in flight: do not leak the handle.
+      void this.executor.call('release', [cls, ref.ptr]).catch(() => undefined);
+      throw LibvirtError.closed(undefined, undefined, 'the connection was closed during the call');
+    }
+    const obj = new Ctor(this, ref);
+    const token = {};
+    this.handles.set(token, { cls, ptr: ref.ptr });
+    this.finalizer.register(obj, token, token);
+    return obj;
+  }
+
+  private adoptDomain(ref: ObjectRef): D {
+    return this.adopt('Domain', ref) as D;
+  }
+
+  private releaseHandle(token: object): void {
+    const h = this.handles.get(token);
+    if (h === undefined) return;
+    this.handles.delete(token);
+    if (this.closedState !== 'closed') void this.executor.call('release', [h.cls, h.ptr]).catch(() => undefined);
+  }
+}
+
+/** libvirt's version numbers: major * 1,000,000 + minor * 1,000 + micro. */
+function version(v: number): LibvirtVersion {
+  return { major: Math.floor(v / 1_000_000), minor: Math.floor(v / 1000) % 1000, micro: v % 1000 };
+}
+
+function checkXml(what: string, xml: unknown): void {
+  if (typeof xml !== 'string' || !xml.trimStart().startsWith('<')) {
+    throw new InvalidArgumentError(`${what} expects domain XML, got ${typeof xml === 'string' ? JSON.stringify(xml.slice(0, 60)) : typeof xml}`, {
+      hint: 'pass a <domain type=…>…</domain> document (see tinyGuestXml() in libqemu/testing for a minimal one)',
+    });
+  }
+}
+
+function recycle(executor: Executor): void {
+  if (!executor.isDead && !executor.busy && spareExecutors.length < MAX_SPARE_EXECUTORS) {
+    executor.onStuck = undefined;
+    spareExecutors.push(executor);
+  } else {
+    void executor.terminate();
+  }
+}

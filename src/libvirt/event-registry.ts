@@ -1,0 +1,217 @@
+/**
+ * One connection's libvirt event callbacks: which registrations exist in libvirt, which streams each
+ * serves, and the order in which registration RPCs run. Streams with equal filters share one libvirt
+ * registration (libvirt refuses a second registration of one callback for the same event and object:
+ * "event callback already tracked"); the last stream to leave deregisters it.
+ */
+import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
+import type { LibvirtError } from './errors.js';
+import { EventStream, agentLifecycleEvent, lifecycleEvent, qemuMonitorEvent, type DomainIdentity, type SubscriptionOptions } from './events.js';
+import type { EventFamily } from './protocol.js';
+import { runtime, type EventCommandInput, type EventListener } from './runtime.js';
+
+export type EventPayload = Exclude<Parameters<EventListener>[0], { k: 'closed' }>;
+
+/** What the registry needs from its connection: RPCs that run while no other call is in flight on it. */
+export interface ExclusiveRunner {
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** One consumer's stream; it is served by one or more shared registrations. */
+interface Subscription {
+  deliver: (m: EventPayload) => void;
+  end: (err?: unknown) => void;
+  registrations: Registration[];
+}
+
+interface Registration {
+  readonly key: string;
+  /** The opaque libvirt passes back with each event. */
+  readonly id: number;
+  readonly kind: 'domain' | 'qemu' | 'object';
+  /** For 'object' registrations: whose virConnect<Family>EventDeregisterAny undoes it. */
+  readonly family: EventFamily | undefined;
+  callbackId: number | undefined;
+  registered: Promise<void>;
+  readonly subscribers: Set<Subscription>;
+}
+
+export interface RegistrationSpec {
+  /** Equal keys mean equal filters (kind/event, object, name and flags). */
+  key: string;
+  kind: Registration['kind'];
+  family?: EventFamily;
+  command: (id: number) => EventCommandInput;
+}
+
+let registrationSeq = 0;
+
+const reverse = (ids: Readonly<Record<string, number>>): Record<number, string> => Object.fromEntries(Object.entries(ids).map(([k, v]) => [v, k]));
+/** Event id → libqemu's kind name, per family. */
+const EVENT_NAMES: Record<EventFamily, Record<number, string>> = {
+  domain: reverse(DOMAIN_EVENT_IDS),
+  network: reverse(NETWORK_EVENT_IDS),
+  storagePool: reverse(STORAGE_POOL_EVENT_IDS),
+  nodeDevice: reverse(NODE_DEVICE_EVENT_IDS),
+  secret: reverse(SECRET_EVENT_IDS),
+};
+
+/** Turns a message from the event worker into the value a stream yields. */
+export function toEvent(m: EventPayload): unknown {
+  const domain = 'name' in m ? { name: m.name, uuid: m.uuid } : undefined;
+  switch (m.k) {
+    case 'lifecycle':
+      return lifecycleEvent(domain!, m.event, m.detail);
+    case 'reboot':
+      return { kind: 'reboot', domain };
+    case 'migration-iteration':
+      return { kind: 'migration-iteration', domain, iteration: m.iteration };
+    case 'job-completed':
+      return { kind: 'job-completed', domain, stats: m.stats };
+    case 'qemu':
+      return qemuMonitorEvent(domain!, m.event, m.seconds, m.micros, m.details);
+    case 'generic': {
+      const kind = EVENT_NAMES[m.family][m.eventId] ?? `unknown-${m.eventId}`;
+      // the agent's lifecycle gets words for its numbers, like the lifecycle event
+      if (m.family === 'domain' && kind === 'agent-lifecycle') {
+        return agentLifecycleEvent(m.event.domain as DomainIdentity, Number(m.event.state), Number(m.event.reason));
+      }
+      return { kind, ...m.event };
+    }
+  }
+}
+
+export class EventRegistry {
+  private readonly subscriptions = new Set<Subscription>();
+  private readonly registrations = new Map<string, Registration>();
+  private readonly byId = new Map<number, Registration>();
+  /** Registration RPCs run one after another, so a deregistration always lands before a later registration. */
+  private ops: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly runner: ExclusiveRunner,
+    /** The connection's native pointer (deregistrations name it). */
+    private readonly conn: bigint,
+    /** False once the connection is closing or lost: no new registrations, no deregistration RPCs. */
+    private readonly isOpen: () => boolean,
+  ) {}
+
+  get subscriptionCount(): number {
+    return this.subscriptions.size;
+  }
+
+  get registrationCount(): number {
+    return this.registrations.size;
+  }
+
+  /** Opens a stream served by the registrations `specs` describe. */
+  subscribe<T>(options: SubscriptionOptions, what: string, specs: RegistrationSpec[], closedError: () => LibvirtError): EventStream<T> {
+    const sub: Subscription = { registrations: [], deliver: () => {}, end: () => {} };
+    const stream = new EventStream<T>(options, what, () => this.unsubscribe(sub), (delta) => runtime.holdProcess(delta));
+    sub.deliver = (m) => stream.queue.push(toEvent(m) as T);
+    sub.end = (err) => stream.queue.end(err);
+    if (!this.isOpen()) {
+      const err = closedError();
+      stream.settleReady(err);
+      stream.queue.end(err);
+      return stream;
+    }
+    this.subscriptions.add(sub);
+    sub.registrations = specs.map((spec) => this.join(spec, sub));
+    Promise.all(sub.registrations.map((r) => r.registered)).then(
+      () => stream.settleReady(),
+      (err: unknown) => {
+        stream.settleReady(err);
+        stream.queue.end(err); // → unsubscribe
+      },
+    );
+    return stream;
+  }
+
+  /** Delivers one event from the event worker to the streams of its registration. */
+  deliver(m: EventPayload): void {
+    const reg = this.byId.get(m.sub);
+    if (reg) for (const s of reg.subscribers) s.deliver(m);
+  }
+
+  /** Ends every stream with `reason` (the connection is gone: nothing to deregister). */
+  endAll(reason: unknown): void {
+    const subs = [...this.subscriptions];
+    this.subscriptions.clear();
+    this.registrations.clear();
+    this.byId.clear();
+    for (const s of subs) s.end(reason);
+  }
+
+  /** Deregisters everything (after every queued registration), then ends the streams. */
+  async close(deregister: boolean): Promise<void> {
+    const subs = [...this.subscriptions];
+    const regs = [...this.registrations.values()];
+    this.subscriptions.clear();
+    this.registrations.clear();
+    await this.op(async () => {
+      if (deregister) for (const r of regs) await this.deregister(r);
+    }).catch(() => undefined);
+    this.byId.clear();
+    for (const s of subs) s.end();
+  }
+
+  private join(spec: RegistrationSpec, sub: Subscription): Registration {
+    let reg = this.registrations.get(spec.key);
+    if (!reg) {
+      const created: Registration = {
+        key: spec.key,
+        id: ++registrationSeq,
+        kind: spec.kind,
+        family: spec.family,
+        callbackId: undefined,
+        registered: Promise.resolve(),
+        subscribers: new Set(),
+      };
+      this.registrations.set(spec.key, created);
+      this.byId.set(created.id, created);
+      // op() holds calls made after this one until libvirt has registered the callback.
+      created.registered = this.op(async () => {
+        created.callbackId = await runtime.eventCommand(spec.command(created.id));
+      });
+      created.registered.catch(() => this.forget(created));
+      reg = created;
+    }
+    reg.subscribers.add(sub);
+    return reg;
+  }
+
+  private unsubscribe(sub: Subscription): void {
+    if (!this.subscriptions.delete(sub)) return;
+    for (const reg of sub.registrations) {
+      reg.subscribers.delete(sub);
+      if (reg.subscribers.size > 0 || this.registrations.get(reg.key) !== reg) continue;
+      this.forget(reg);
+      // Queued after its registration; a new registration for the same filter queues after this.
+      if (this.isOpen()) void this.op(() => this.deregister(reg)).catch(() => undefined);
+    }
+  }
+
+  private forget(reg: Registration): void {
+    if (this.registrations.get(reg.key) === reg) this.registrations.delete(reg.key);
+    this.byId.delete(reg.id);
+  }
+
+  /** Runs registration RPCs in order, each exclusive on the connection (entered now, so later calls wait). */
+  private op(fn: () => Promise<void>): Promise<void> {
+    const previous = this.ops;
+    const op = this.runner.exclusive(async () => {
+      await previous;
+      await fn();
+    });
+    this.ops = op.catch(() => undefined);
+    return op;
+  }
+
+  private async deregister(reg: Registration): Promise<void> {
+    const callbackId = reg.callbackId;
+    if (callbackId === undefined) return;
+    reg.callbackId = undefined;
+    await runtime.eventCommand({ cmd: 'deregister', conn: this.conn, kind: reg.kind, ...(reg.family ? { family: reg.family } : {}), callbackId }).catch(() => undefined);
+  }
+}

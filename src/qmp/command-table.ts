@@ -1,0 +1,217 @@
+import { errorMessage } from '../common/abort.js';
+import type { ExecuteOptions } from './command-map.js';
+import { DeadlineTimer, monotonicNow } from './deadline-timer.js';
+import { FdPassingError, MessageTooLargeError, QmpClosedError, QmpCommandError, QmpProtocolError, QmpTimeoutError } from './errors.js';
+import type { QmpLogger } from './logger.js';
+import type { QmpMessage, SendOptions } from './transport.js';
+
+/** A command from submit() until it settles. A class, not closures: one allocation per command. */
+class Pending {
+  sent = false;
+  resolve!: (value: unknown) => void;
+  reject!: (err: unknown) => void;
+  /** Only set when the caller passed a signal. */
+  onAbort: (() => void) | undefined;
+  /** File descriptors that go with the command (SCM_RIGHTS). */
+  fds: readonly number[] | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly command: string,
+    readonly message: QmpMessage,
+    readonly oob: boolean,
+    readonly timeoutMs: number,
+    /** monotonicNow() + timeoutMs; Infinity for no timeout. */
+    readonly deadline: number,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  cleanup(): void {
+    if (this.onAbort) this.signal!.removeEventListener('abort', this.onAbort);
+  }
+}
+
+export interface CommandTableOptions {
+  /** In-band commands on the wire at once; the rest wait in order. */
+  maxInFlight: number;
+  /** Per-command timeout when the call gives none (0 = none). */
+  defaultTimeoutMs: number;
+  /** Puts one message on the wire (with fds when given); throws when it cannot. */
+  send(message: QmpMessage, options?: SendOptions): void;
+  logger?: QmpLogger | undefined;
+}
+
+/**
+ * The commands of one connection between submit and their reply: ids, the in-flight cap with its
+ * queue, deadlines (one timer for all) and abort signals. A caller that gives up (timeout, abort)
+ * stops waiting, but a sent command's id stays reserved, and its in-flight slot taken, until QEMU's
+ * late reply arrives: the peer is still working on it.
+ */
+export class CommandTable {
+  private nextId = 1;
+  private readonly pending = new Map<string, Pending>();
+  /** Ids whose caller gave up after they were sent: their late replies are dropped quietly; value = was oob. */
+  private readonly reserved = new Map<string, boolean>();
+  private readonly queue: Pending[] = [];
+  private inFlight = 0;
+  private closed = false;
+  private readonly deadlines = new DeadlineTimer((now) => this.expireDeadlines(now));
+
+  constructor(private readonly options: CommandTableOptions) {}
+
+  /** Commands sent and not yet answered (including those whose callers gave up), plus queued ones. */
+  get size(): number {
+    return this.pending.size + this.reserved.size;
+  }
+
+  /** Creates the pending entry and sends it now, or queues it behind the in-flight cap. */
+  submit(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions): Promise<unknown> {
+    // Short decimal strings: QEMU 7.2 answers measurably later the longer the id is (see bench/qmp.bench.ts).
+    const id = String(this.nextId++);
+    const oob = options.oob === true;
+    const message: QmpMessage = oob ? { 'exec-oob': command } : { execute: command };
+    if (args !== undefined) message.arguments = args;
+    message.id = id;
+    const timeoutMs = options.timeoutMs ?? this.options.defaultTimeoutMs;
+    const signal = options.signal;
+    const p = new Pending(id, command, message, oob, timeoutMs, timeoutMs > 0 ? monotonicNow() + timeoutMs : Infinity, signal);
+    if (options.fds?.length) p.fds = [...options.fds];
+    const promise = new Promise<unknown>((resolve, reject) => {
+      p.resolve = resolve;
+      p.reject = reject;
+    });
+    if (p.deadline !== Infinity) this.deadlines.ensure(p.deadline);
+    if (signal) {
+      p.onAbort = () => this.giveUp(p, signal.reason ?? new Error('aborted'));
+      signal.addEventListener('abort', p.onAbort, { once: true });
+    }
+    this.pending.set(id, p);
+    if (oob || this.inFlight < this.options.maxInFlight) this.transmit(p);
+    else this.queue.push(p);
+    return promise;
+  }
+
+  /**
+   * Settles the command a reply answers. A reply nobody waits for is logged and dropped; the one
+   * case that means something is returned: an error without an id (QEMU could not parse a message).
+   */
+  reply(msg: QmpMessage): QmpProtocolError | undefined {
+    const id = typeof msg.id === 'string' ? msg.id : undefined;
+    const p = this.claim(id);
+    if (p === 'abandoned') return undefined;
+    if (!p) {
+      if (msg.id === undefined && 'error' in msg) {
+        const e = msg.error as { class?: unknown; desc?: unknown } | undefined;
+        const hint = 'QEMU could not parse something it received on this monitor';
+        return new QmpProtocolError(`QEMU reported an error without an id: ${String(e?.class)}: ${String(e?.desc)}`, { hint });
+      }
+      this.options.logger?.warn?.('dropped a reply with an unknown id', { id: msg.id });
+      return undefined;
+    }
+    if ('error' in msg) {
+      const e = (msg.error ?? {}) as { class?: unknown; desc?: unknown };
+      p.reject(new QmpCommandError(String(e.class ?? 'GenericError'), String(e.desc ?? ''), p.command, p.id));
+    } else {
+      p.resolve(msg.return);
+    }
+    return undefined;
+  }
+
+  /** The command with this id gets no reply (the transport said so, or its reply was skipped): rejects it with `error`. */
+  fail(id: string, error: Error): void {
+    const p = this.claim(id);
+    if (p !== undefined && p !== 'abandoned') p.reject(error);
+  }
+
+  /** The connection is gone: every command rejects with `error`, and nothing is sent any more. */
+  close(error: Error): void {
+    this.closed = true;
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    this.deadlines.stop();
+    this.queue.length = 0;
+    this.reserved.clear();
+    this.inFlight = 0;
+    for (const p of all) {
+      p.cleanup();
+      p.reject(error);
+    }
+  }
+
+  /** The deadline timer fired: times out every overdue command; returns the earliest deadline left. */
+  private expireDeadlines(now: number): number {
+    let next = Infinity;
+    for (const p of this.pending.values()) {
+      if (p.deadline <= now) this.giveUp(p, new QmpTimeoutError(`command ${p.command}`, p.timeoutMs));
+      else if (p.deadline < next) next = p.deadline;
+    }
+    return next;
+  }
+
+  /** Call after removing a pending command. */
+  private settled(): void {
+    if (this.pending.size === 0) this.deadlines.idle();
+  }
+
+  private transmit(p: Pending): void {
+    p.sent = true;
+    if (!p.oob) this.inFlight++;
+    try {
+      if (p.fds) this.options.send(p.message, { fds: p.fds });
+      else this.options.send(p.message);
+    } catch (err) {
+      this.pending.delete(p.id);
+      this.settled();
+      if (!p.oob) this.inFlight--;
+      p.cleanup();
+      // A refusal before sending (an outbound size cap, fds the transport cannot carry) is the caller's
+      // typed error, not a closed connection.
+      const refused = err instanceof QmpClosedError || err instanceof MessageTooLargeError || err instanceof FdPassingError;
+      p.reject(refused ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
+    }
+  }
+
+  /** Timeout or abort: the caller stops waiting; a sent command's id stays reserved until its reply. */
+  private giveUp(p: Pending, reason: unknown): void {
+    if (this.pending.get(p.id) !== p) return;
+    this.pending.delete(p.id);
+    this.settled();
+    p.cleanup();
+    if (p.sent) {
+      this.reserved.set(p.id, p.oob);
+    } else {
+      const i = this.queue.indexOf(p);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
+    p.reject(reason);
+  }
+
+  private releaseSlot(): void {
+    this.inFlight--;
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0 && !this.closed) {
+      this.transmit(this.queue.shift()!);
+    }
+  }
+
+  /**
+   * Takes the pending command a reply with this id answers (its slot is freed; the caller settles it).
+   * 'abandoned': the late answer of a command whose caller gave up (its reserved id and slot are freed).
+   */
+  private claim(id: string | undefined): Pending | 'abandoned' | undefined {
+    if (id === undefined) return undefined;
+    const p = this.pending.get(id);
+    if (p) {
+      this.pending.delete(id);
+      this.settled();
+      p.cleanup();
+      if (!p.oob) this.releaseSlot();
+      return p;
+    }
+    if (!this.reserved.has(id)) return undefined;
+    const wasOob = this.reserved.get(id)!;
+    this.reserved.delete(id);
+    this.options.logger?.debug?.('dropped the late reply of a command whose caller gave up', { id });
+    if (!wasOob) this.releaseSlot();
+    return 'abandoned';
+  }
+}

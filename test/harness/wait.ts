@@ -1,0 +1,40 @@
+/**
+ * The one wait helper of the tests: polls `check` until it gives a value other than undefined/false
+ * and returns that value, or fails after `timeoutMs` naming `what`. A check that itself hangs (e.g. an
+ * iterator's next()) is cut off at the deadline too.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  options: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const intervalMs = options.intervalMs ?? 20;
+  const deadline = Date.now() + timeoutMs;
+  const timedOut = () => new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw timedOut();
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<typeof expiredMark>((resolve) => (timer = setTimeout(() => resolve(expiredMark), left)));
+    const value = await Promise.race([Promise.resolve(check()), expired]).finally(() => clearTimeout(timer));
+    if (value === expiredMark) throw timedOut();
+    if (value !== undefined && value !== false) return value as T;
+    await new Promise((r) => setTimeout(r, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
+  }
+}
+
+const expiredMark = Symbol('expired');
+
+/** The next item of `stream` that `matches` (others are skipped); fails at the deadline or if the stream ends first. */
+export function nextMatching<T>(stream: AsyncIterator<T>, matches: (item: T) => boolean, options: { timeoutMs?: number; what?: string } = {}): Promise<T> {
+  return waitFor(
+    options.what ?? 'a matching item',
+    async () => {
+      const r = await stream.next();
+      if (r.done) throw new Error(`the stream ended before ${options.what ?? 'a matching item'} came`);
+      return matches(r.value) ? { item: r.value } : undefined;
+    },
+    { intervalMs: 0, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) },
+  ).then((found) => found.item);
+}

@@ -1,0 +1,46 @@
+/**
+ * A program that uses guest.events() exits by itself once it stops reading, and stays alive while it
+ * awaits an event (child processes against a real private libvirtd; passthrough route).
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Connection } from '../../src/libvirt/index.js';
+import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
+import { runScript } from '../harness/child.js';
+
+const script = fileURLToPath(new URL('./fixtures/events-child.ts', import.meta.url));
+const GUEST = 'evexit1';
+let lv: PrivateLibvirtd;
+let conn: Connection;
+
+beforeAll(async () => {
+  lv = await startPrivateLibvirtd({ prefix: 'evx' });
+  conn = await Connection.open(lv.uri);
+  await conn.createXML(tinyGuestXml({ name: GUEST }));
+});
+
+afterAll(async () => {
+  await conn?.close();
+  await lv?.stop();
+});
+
+describe('guest.events() and process exit', () => {
+  it('a script that read one event and stopped reading exits by itself', async () => {
+    // runScript fails the test if the child is still alive after 60 s
+    const r = await runScript(script, ['read-one-then-stop', lv.uri, GUEST], undefined, 60_000);
+    expect(r.stderr).toBe('');
+    expect(r.lines.find((l) => 'got' in l)).toMatchObject({ got: expect.stringMatching(/^(lifecycle|qmp)$/), route: 'passthrough' });
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+  });
+
+  it('a script awaiting next() stays alive until the event comes', async () => {
+    const dom = await conn.lookupDomain(GUEST);
+    const r = await runScript(script, ['await-next', lv.uri, GUEST], (line) => {
+      // well after the child is idle: without the hold it would have exited by then, printing nothing more
+      if (line.ready) setTimeout(() => void dom.suspend().then(() => dom.resume()), 1500);
+    });
+    expect(r.stderr).toBe('');
+    expect(r.lines.find((l) => 'event' in l)).toMatchObject({ event: 'suspended' });
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+  });
+});
