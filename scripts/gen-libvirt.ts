@@ -512,8 +512,14 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
   return { fn, cls, method, spec, params, result, wrap, emit: true };
 }
 
+/** libvirt's prose names parameters as `@flags`; in a doc comment that would start a block tag. */
+function codeRefs(text: string): string {
+  return text.replace(/(^|[^\w`])@(\w+)/g, '$1`$2`');
+}
+
 function jsdoc(text: string, indent: string, extra: string[] = []): string {
-  const clean = text
+  extra = extra.map((l) => l.replace(/^(@\w+ )(.*)$/, (_, tag: string, rest: string) => tag + codeRefs(rest)));
+  const clean = codeRefs(text)
     .replace(/\*\//g, '*\\/')
     .replace(/\r/g, '')
     .split('\n')

@@ -4382,12 +4382,12 @@ export const VIR_NETWORK_UPDATE_COMMAND_NONE = 0;
  */
 export const VIR_NETWORK_XML_INACTIVE = 1;
 /**
- * Add @pageCounts to the pages pool. This can be used only to size up the pool.
+ * Add `pageCounts` to the pages pool. This can be used only to size up the pool.
  * @see virNodeAllocPagesFlags (libvirt-host.h, since 1.2.9)
  */
 export const VIR_NODE_ALLOC_PAGES_ADD = 0;
 /**
- * Don't add @pageCounts, instead set passed number of pages. This can be used to free allocated pages.
+ * Don't add `pageCounts`, instead set passed number of pages. This can be used to free allocated pages.
  * @see virNodeAllocPagesFlags (libvirt-host.h, since 1.2.9)
  */
 export const VIR_NODE_ALLOC_PAGES_SET = 1;
