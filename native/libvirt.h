@@ -51,7 +51,6 @@ int virDomainGetInfo(virDomainPtr dom, _Out_ virDomainInfo *info);
 char *! virDomainGetXMLDesc(virDomainPtr dom, unsigned int flags);
 int virDomainCreateWithFlags(virDomainPtr dom, unsigned int flags);
 int virDomainShutdown(virDomainPtr dom);
-int virDomainShutdownFlags(virDomainPtr dom, unsigned int flags);
 int virDomainDestroy(virDomainPtr dom);
 int virDomainSuspend(virDomainPtr dom);
 int virDomainResume(virDomainPtr dom);
@@ -86,7 +85,6 @@ callback int virConnectDomainEventCallback(virConnectPtr conn, virDomainPtr dom,
 callback void virConnectDomainEventGenericCallback(virConnectPtr conn, virDomainPtr dom, void *opaque);
 callback void virConnectDomainEventMigrationIterationCallback(virConnectPtr conn, virDomainPtr dom, int iteration, void *opaque);
 callback void virConnectDomainEventJobCompletedCallback(virConnectPtr conn, virDomainPtr dom, void *params, int nparams, void *opaque);
-callback void virConnectDomainEventAgentLifecycleCallback(virConnectPtr conn, virDomainPtr dom, int state, int reason, void *opaque);
 callback void virConnectCloseFunc(virConnectPtr conn, int reason, void *opaque);
 callback void virConnectDomainQemuMonitorEventCallback(virConnectPtr conn, virDomainPtr dom, const char *event, long long seconds, unsigned int micros, const char *details, void *opaque);
 

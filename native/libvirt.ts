@@ -82,7 +82,6 @@ export interface LibvirtApi {
   virDomainGetXMLDesc(dom: DomainPtr, flags: number): string | null;
   virDomainCreateWithFlags(dom: DomainPtr, flags: number): number;
   virDomainShutdown(dom: DomainPtr): number;
-  virDomainShutdownFlags(dom: DomainPtr, flags: number): number;
   virDomainDestroy(dom: DomainPtr): number;
   virDomainSuspend(dom: DomainPtr): number;
   virDomainResume(dom: DomainPtr): number;
@@ -132,7 +131,6 @@ export type CallbackTypeName =
   | 'virConnectCloseFunc'
   | 'virConnectDomainEventMigrationIterationCallback'
   | 'virConnectDomainEventJobCompletedCallback'
-  | 'virConnectDomainEventAgentLifecycleCallback'
   | 'virConnectDomainQemuMonitorEventCallback';
 
 export interface Native {

@@ -512,14 +512,13 @@ function bind(api: Api, fn: ApiFunction, structsUsed: Map<string, string[]>): Bo
   return { fn, cls, method, spec, params, result, wrap, emit: true };
 }
 
-/** libvirt's prose names parameters as `@flags`; in a doc comment that would start a block tag. */
-function codeRefs(text: string): string {
-  return text.replace(/(^|[^\w`])@(\w+)/g, '$1`$2`');
+/** libvirt's docs name parameters as `@name`; in JSDoc that would start a tag, so they become code spans. */
+function libvirtText(text: string): string {
+  return text.replace(/@(\w+)/g, '`$1`');
 }
 
 function jsdoc(text: string, indent: string, extra: string[] = []): string {
-  extra = extra.map((l) => l.replace(/^(@\w+ )(.*)$/, (_, tag: string, rest: string) => tag + codeRefs(rest)));
-  const clean = codeRefs(text)
+  const clean = libvirtText(text)
     .replace(/\*\//g, '*\\/')
     .replace(/\r/g, '')
     .split('\n')
@@ -686,8 +685,8 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
       const params = b.params.map((p) => `${p.name}: ${p.ts}${p.optional !== undefined ? ` = ${p.optional}` : ''}`);
       const tags = b.params.map((p) => `${p.tag}:${p.name}`).join(',');
       const docExtra = [
-        ...b.params.map((p) => `@param ${p.name} ${p.doc}`),
-        ...(b.fn.returns.info ? [`@returns ${b.fn.returns.info.replace(/\s+/g, ' ')}`] : []),
+        ...b.params.map((p) => `@param ${p.name} ${libvirtText(p.doc)}`),
+        ...(b.fn.returns.info ? [`@returns ${libvirtText(b.fn.returns.info.replace(/\s+/g, ' '))}`] : []),
         `@see ${b.fn.name} (libvirt ${b.fn.version})`,
       ];
       classes += jsdoc(b.fn.info, '  ', ['', ...docExtra]);

@@ -13,11 +13,9 @@ export {
   type MonitorUnavailableOptions,
   MonitorDisconnectedError,
 } from './errors.js';
-export { PassthroughTransport, libvirtEventFilter, type PassthroughTransportOptions } from './passthrough-transport.js';
-export { MonitorTransport, type MonitorTransportOptions, type MonitorConnectionChange } from './monitor-transport.js';
-export { MonitorHub, MonitorChannel } from './monitor-hub.js';
-export { removeStaleSocket } from './stale-socket.js';
+export { PassthroughTransport, type PassthroughTransportOptions } from './passthrough-transport.js';
+export type { MonitorConnectionChange } from './monitor-transport.js';
 export type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-migration.js';
 export { parseTaints, type Taint, type TaintReport } from './taint.js';
-export { LibvirtAgentTransport, LibvirtGuestAgent, agentErrorFromLibvirt, type AgentLifecycleEvent, type AgentLifecycleStream, type LibvirtAgentTransportOptions } from './guest-agent.js';
+export { LibvirtAgentTransport, LibvirtGuestAgent, type AgentLifecycleEvent, type AgentLifecycleStream, type LibvirtAgentTransportOptions } from './guest-agent.js';
 export { GuestShutdownTimeoutError, type GuestShutdownOptions, type GuestRebootOptions, type PowerMode } from './guest-power.js';

@@ -11,7 +11,7 @@ import { prepareArgs } from './call-args.js';
 import { DomainCore } from './domain-core.js';
 import { LibvirtError, isConnectionLostError } from './errors.js';
 import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
-import { EventRegistry, type RegistrationSpec } from './event-registry.js';
+import { EventRegistry, type EventPayload, type RegistrationSpec } from './event-registry.js';
 import {
   type DomainEvent,
   type DomainEventKind,
@@ -355,12 +355,23 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     this.checkDomain(options.domain);
     const flags =
       (options.regex ? virConnectDomainQemuMonitorEventRegisterFlags.VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_REGEX : 0) | (options.nocase ? virConnectDomainQemuMonitorEventRegisterFlags.VIR_CONNECT_DOMAIN_QEMU_MONITOR_EVENT_REGISTER_NOCASE : 0);
-    const dom = options.domain?.pointer ?? null;
     const event = options.event ?? null;
-    const key = `qemu:${options.domain?.uuid ?? '*'}:${flags}:${event === null ? '*' : JSON.stringify(event)}`;
-    return this.subscribe<QemuMonitorEvent>(options, 'QEMU monitor events', [
-      { key, kind: 'qemu', command: (sub) => ({ cmd: 'registerQemu', conn: this.pointer, dom, event, flags, sub }) },
-    ]);
+    // libvirt 9.0's remote driver forwards only the first registration per connection that names a domain
+    // but no event: the second guest's events never arrive. So an unfiltered per-domain stream shares the
+    // one connection-wide registration (domain NULL, which delivers every guest's events), and the
+    // domain filter is applied here. Registrations with an event name are filtered by libvirt itself.
+    const wide = options.domain !== undefined && event === null;
+    const dom = wide ? null : (options.domain?.pointer ?? null);
+    const key = `qemu:${wide ? '*' : (options.domain?.uuid ?? '*')}:${flags}:${event === null ? '*' : JSON.stringify(event)}`;
+    const uuid = options.domain?.uuid;
+    const accept = wide ? (m: EventPayload) => 'uuid' in m && m.uuid === uuid : undefined;
+    return this.events.subscribe<QemuMonitorEvent>(
+      options,
+      'QEMU monitor events',
+      [{ key, kind: 'qemu', command: (sub) => ({ cmd: 'registerQemu', conn: this.pointer, dom, event, flags, sub }) }],
+      () => LibvirtError.closed(),
+      accept,
+    );
   }
 
   /** Deregisters events, releases every domain handle and closes the connection. Idempotent. */

@@ -19,6 +19,8 @@ export interface ExclusiveRunner {
 
 /** One consumer's stream; it is served by one or more shared registrations. */
 interface Subscription {
+  /** Only events this accepts reach the stream (a registration wider than the stream's filter). */
+  accept: ((m: EventPayload) => boolean) | undefined;
   deliver: (m: EventPayload) => void;
   end: (err?: unknown) => void;
   registrations: Registration[];
@@ -105,8 +107,8 @@ export class EventRegistry {
   }
 
   /** Opens a stream served by the registrations `specs` describe. */
-  subscribe<T>(options: SubscriptionOptions, what: string, specs: RegistrationSpec[], closedError: () => LibvirtError): EventStream<T> {
-    const sub: Subscription = { registrations: [], deliver: () => {}, end: () => {} };
+  subscribe<T>(options: SubscriptionOptions, what: string, specs: RegistrationSpec[], closedError: () => LibvirtError, accept?: (m: EventPayload) => boolean): EventStream<T> {
+    const sub: Subscription = { registrations: [], accept, deliver: () => {}, end: () => {} };
     const stream = new EventStream<T>(options, what, () => this.unsubscribe(sub), (delta) => runtime.holdProcess(delta));
     sub.deliver = (m) => stream.queue.push(toEvent(m) as T);
     sub.end = (err) => stream.queue.end(err);
@@ -131,7 +133,7 @@ export class EventRegistry {
   /** Delivers one event from the event worker to the streams of its registration. */
   deliver(m: EventPayload): void {
     const reg = this.byId.get(m.sub);
-    if (reg) for (const s of reg.subscribers) s.deliver(m);
+    if (reg) for (const s of reg.subscribers) if (!s.accept || s.accept(m)) s.deliver(m);
   }
 
   /** Ends every stream with `reason` (the connection is gone: nothing to deregister). */

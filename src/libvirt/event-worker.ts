@@ -57,16 +57,12 @@ const migrationIterationCb = native.register((_c: ConnectPtr, dom: DomainPtr, it
 const jobCompletedCb = native.register((_c: ConnectPtr, dom: DomainPtr, params: TypedParamsPtr | null, nparams: number, opaque: bigint) => {
   post({ k: 'job-completed', sub: Number(opaque), ...domainIdentity(dom), stats: typedParamsToObject(decodeTypedParams(native, params, nparams)) });
 }, 'virConnectDomainEventJobCompletedCallback');
-const agentLifecycleCb = native.register((_c: ConnectPtr, dom: DomainPtr, state: number, reason: number, opaque: bigint) => {
-  post({ k: 'agent-lifecycle', sub: Number(opaque), ...domainIdentity(dom), state, reason });
-}, 'virConnectDomainEventAgentLifecycleCallback');
 /** virDomainEventID and callback per domain event kind. */
 const domainEventKinds = {
   lifecycle: [0, lifecycleCb],
   reboot: [1, rebootCb],
   'migration-iteration': [20, migrationIterationCb],
   'job-completed': [21, jobCompletedCb],
-  'agent-lifecycle': [18, agentLifecycleCb],
 } as const;
 // Registered and unregistered by each connection's executor (ops.ts), not here: libvirt calls it holding
 // the connection's close-callback lock, and koffi relays the call to this thread, so this thread must

@@ -17,6 +17,12 @@ export {
   Stream,
 } from '../generated/libvirt/classes.js';
 export { LibvirtObject, type LibvirtContext, type TypedParamsInput, type TypedParamsObject, type DomainStatsRecord } from './object.js';
+// The hand-written cores the generated classes extend, and what their signatures mention.
+export { ConnectionCore, type ObjectClasses } from './connection-core.js';
+export { DomainCore } from './domain-core.js';
+export { StreamCore, type StreamIoOptions } from './stream-core.js';
+export type { ObjectRef } from './spec.js';
+export { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
 export { LibvirtError, LibvirtTimeoutError, type LibvirtErrorData } from './errors.js';
 export {
   EventStream,
@@ -34,13 +40,4 @@ export {
   type SubscriptionOptions,
 } from './events.js';
 export type { CallOptions } from './executor.js';
-export type { ConnectPtr, DomainPtr, Pointer } from '../../native/libvirt.js';
-export {
-  encodeTypedParams,
-  decodeTypedParams,
-  validateTypedParams,
-  typedParamsToObject,
-  type TypedParam,
-  type TypedParamValue,
-  type EncodedTypedParams,
-} from './typed-params.js';
+export type { TypedParam, TypedParamValue } from './typed-params.js';

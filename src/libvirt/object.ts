@@ -15,7 +15,7 @@ export interface LibvirtContext {
    * JS-visible arguments after the object itself, for validation on this thread (src/libvirt/call-args.ts).
    */
   call(c: string, tags: string, args: unknown[], options?: CallOptions): Promise<unknown>;
-  /** Runs one hand-written op from src/libvirt/ops.ts on the connection's worker thread. */
+  /** @internal Runs one hand-written op from src/libvirt/ops.ts on the connection's worker thread. */
   exec<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, options?: CallOptions): Promise<ReturnType<ExecOps[K]>>;
   /** Wraps a reference the worker handed over in an object of `cls`, released when unreferenced or on close(). */
   adopt(cls: string, ref: ObjectRef): LibvirtObject;

@@ -18,7 +18,7 @@ export const CTL_SEQ = 0;
 export const CTL_STOP = 1;
 
 export type EventCommand =
-  | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot' | 'migration-iteration' | 'job-completed' | 'agent-lifecycle'; dom: bigint | null; sub: number }
+  | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot' | 'migration-iteration' | 'job-completed'; dom: bigint | null; sub: number }
   | { cmd: 'registerQemu'; reqId: number; conn: bigint; dom: bigint | null; event: string | null; flags: number; sub: number }
   | { cmd: 'registerObject'; reqId: number; conn: bigint; family: EventFamily; obj: bigint | null; eventId: number; sub: number }
   | { cmd: 'deregister'; reqId: number; conn: bigint; kind: 'domain' | 'qemu' | 'object'; family?: EventFamily; callbackId: number };
@@ -34,7 +34,6 @@ export type EventMessage =
   | { k: 'reboot'; sub: number; name: string; uuid: string }
   | { k: 'migration-iteration'; sub: number; name: string; uuid: string; iteration: number }
   | { k: 'job-completed'; sub: number; name: string; uuid: string; stats: Record<string, number | bigint | boolean | string> }
-  | { k: 'agent-lifecycle'; sub: number; name: string; uuid: string; state: number; reason: number }
   | { k: 'qemu'; sub: number; name: string; uuid: string; event: string; seconds: number; micros: number; details: string | null }
   | { k: 'generic'; sub: number; family: EventFamily; eventId: number; event: Record<string, unknown> }
   | { k: 'closed'; connId: number; reason: number };

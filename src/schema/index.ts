@@ -28,7 +28,6 @@ export {
   type SavedSchema,
   type BinaryOptions,
 } from './fetch.js';
-export { renderModule, pascalCase, camelCase, type RenderOptions } from './codegen.js';
 export { generateTypes, readSchema, type GenerateTypesOptions, type GeneratedTypes, type SchemaSource } from './generate.js';
 export { commandWrappers, type CommandWrappers, type CommandNameTable } from './wrappers.js';
 export { QemuClient, SchemaClient, type QemuClientOptions, type QemuConnectOptions, type SchemaWarning } from './client.js';

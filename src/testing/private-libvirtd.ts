@@ -1,8 +1,9 @@
 /**
  * A private, unprivileged libvirtd for tests, demos and benchmarks: session mode, every file it writes
  * inside one temporary directory, run as uid 65534 when we are root, under `tini -s` (QEMU is
- * double-forked: without a reaping subreaper every destroy waits for PID 1, ~1.7 s here). See
- * shared research host-feasibility.md §1A/§8/§9. Stopped by sweeping every process that names its directory
+ * double-forked: without a reaping subreaper every destroy waits for PID 1, ~1.7 s here). Session mode
+ * because a system-mode daemon needs root-owned paths and polkit; uid 65534 because QEMU refuses nothing
+ * there and the daemon then cannot touch the host's files. Stopped by sweeping every process that names its directory
  * (src/testing/process-sweep.ts), then removed; a watchdog process does the same if this process dies
  * without cleaning up (SIGKILL).
  */
@@ -10,7 +11,8 @@ import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import { LibqemuError, InvalidArgumentError } from '../common/errors.js';
 import { probeSocket } from '../common/unix-socket.js';
 import { sweep, sweepSync, type SweepOptions } from './process-sweep.js';
@@ -24,10 +26,24 @@ export interface PrivateLibvirtd {
   readonly qmpDir: string;
   /** The uid QEMU runs as (65534 when we are root, else our own). */
   readonly uid: number;
-  /** The libvirtd process id. */
+  /** The libvirtd process id (a new one after restart()). */
   readonly pid: number;
+  /**
+   * With `tcp`: `qemu+tcp://127.0.0.1:PORT/session`, the same daemon reached over libvirt's remote
+   * protocol on loopback (no authentication: the port is bound to 127.0.0.1 only).
+   */
+  readonly tcpUri: string | undefined;
   /** The domain log QEMU writes (stdio_handler = "file"): <base>/cache/libvirt/qemu/log/<name>.log */
   domainLogPath(name: string): string;
+  /**
+   * Restarts libvirtd itself, as an upgrade or `systemctl restart libvirtd` would: the daemon is stopped
+   * (SIGTERM, SIGKILL after `timeoutMs`), the guests' QEMU processes keep running, and a new daemon on the
+   * same directory, URI(s) and port takes them over. Resolves once the new daemon answers. Connections
+   * open on the old daemon see it close; that is what this is for (testing recovery).
+   */
+  restart(options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
+  /** Kills libvirtd (SIGKILL) without restarting it; the guests keep running. For testing a daemon that is gone. */
+  kill(): Promise<void>;
   /**
    * Ends every process that belongs to `base` (libvirtd, its reaper, the domains' QEMU, a QEMU
    * capabilities probe still running: SIGTERM, then SIGKILL) and removes `base` with every definition.
@@ -51,6 +67,12 @@ export interface StartPrivateLibvirtdOptions {
   hostUuid?: string;
   /** qemu.conf migration_port_min/max, so daemons side by side listen on disjoint ports (default: libvirt's 49152-49215). */
   migrationPorts?: { min: number; max: number };
+  /**
+   * Also listen on TCP, on 127.0.0.1 only, without authentication (`listen_tcp`, `auth_tcp = "none"`,
+   * `--listen`): `tcpUri` then reaches the same daemon over libvirt's remote protocol. `port` defaults to a
+   * free port picked at start.
+   */
+  tcp?: boolean | { port?: number };
 }
 
 const MAX_UNIX_PATH = 107;
@@ -66,6 +88,9 @@ function capsCacheDir(): string {
 interface Daemon {
   base: string;
   uid: number;
+  gid: number;
+  args: string[];
+  socket: string;
   tini: ChildProcess;
   watchdog: ChildProcess | undefined;
   stopped: boolean;
@@ -167,6 +192,13 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     throw new InvalidArgumentError(`startPrivateLibvirtd: prefix must be 1-16 of [A-Za-z0-9_.-], got ${JSON.stringify(prefix)}`, { hint: 'keep it short: unix socket paths are limited to 107 bytes' });
   }
   const timeoutMs = options.timeoutMs ?? 15_000;
+  const tcpOption = options.tcp;
+  if (tcpOption !== undefined && typeof tcpOption !== 'boolean') {
+    const port = typeof tcpOption === 'object' && tcpOption !== null ? tcpOption.port : undefined;
+    if (typeof tcpOption !== 'object' || tcpOption === null || (port !== undefined && !(Number.isInteger(port) && port >= 1024 && port <= 65535))) {
+      throw new InvalidArgumentError(`startPrivateLibvirtd: tcp must be true or { port } with 1024 ≤ port ≤ 65535, got ${JSON.stringify(tcpOption)}`);
+    }
+  }
   if (options.hostUuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(options.hostUuid)) {
     throw new InvalidArgumentError(`startPrivateLibvirtd: hostUuid must be a UUID, got ${JSON.stringify(options.hostUuid)}`);
   }
@@ -207,6 +239,61 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     throw err;
   }
 
+  const tcpPort = options.tcp ? (typeof options.tcp === 'object' && options.tcp.port !== undefined ? options.tcp.port : await freeTcpPort()) : undefined;
+  if (tcpPort !== undefined) {
+    // 127.0.0.1 only and no TLS: `auth_tcp = "none"` is safe only because nothing off this machine can connect.
+    const conf = join(base, 'config/libvirt/libvirtd.conf');
+    writeFileSync(conf, readFileSync(conf, 'utf8') + `listen_tcp = 1\nlisten_tls = 0\nlisten_addr = "127.0.0.1"\ntcp_port = "${tcpPort}"\nauth_tcp = "none"\n`);
+    if (isRoot) chownSync(conf, uid, gid);
+  }
+  const args = tcpPort !== undefined ? ['--listen'] : [];
+  const daemon: Daemon = { base, uid, gid, args, socket, tini: spawnLibvirtd(base, uid, gid, args), watchdog: undefined, stopped: false };
+  live.add(daemon);
+  installHooks();
+  if (daemon.tini.pid) {
+    daemon.watchdog = spawn('/bin/sh', ['-c', WATCHDOG, 'watchdog', String(process.pid), base], { stdio: 'ignore', detached: true });
+    daemon.watchdog.unref();
+  }
+
+  try {
+    await waitForDaemon(daemon, tcpPort, timeoutMs, options.signal);
+  } catch (err) {
+    killNow(daemon);
+    throw err;
+  }
+  const uri = `qemu+unix:///session?socket=${socket}`;
+
+  return {
+    base,
+    uri,
+    tcpUri: tcpPort !== undefined ? `qemu+tcp://127.0.0.1:${tcpPort}/session` : undefined,
+    qmpDir,
+    uid,
+    get pid() {
+      return libvirtdPid(base) ?? daemon.tini.pid ?? 0;
+    },
+    domainLogPath: (name) => join(base, 'cache/libvirt/qemu/log', `${name}.log`),
+    restart: async (opts = {}) => {
+      if (daemon.stopped) throw new PrivateLibvirtdError(`the private libvirtd in ${base} was stopped`, { hint: 'start a new one with startPrivateLibvirtd()' });
+      await endLibvirtd(daemon, opts.timeoutMs ?? timeoutMs);
+      daemon.tini = spawnLibvirtd(base, uid, gid, args);
+      try {
+        await waitForDaemon(daemon, tcpPort, opts.timeoutMs ?? timeoutMs, opts.signal);
+      } catch (err) {
+        killNow(daemon);
+        throw err;
+      }
+    },
+    kill: async () => {
+      if (daemon.stopped) return;
+      await endLibvirtd(daemon, 0);
+    },
+    stop: () => (daemon.stopping ??= stopDaemon(daemon)),
+  };
+}
+
+/** libvirtd under `tini -s` (a subreaper, so the domains' double-forked QEMU is reaped), as `uid` when we are root. */
+function spawnLibvirtd(base: string, uid: number, gid: number, args: string[]): ChildProcess {
   const env = {
     PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
     LC_ALL: 'C',
@@ -216,37 +303,69 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     XDG_RUNTIME_DIR: join(base, 'run'),
     XDG_DATA_HOME: join(base, 'data'),
   };
-  const cmd = isRoot
-    ? ['-s', '--', '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '/usr/sbin/libvirtd']
-    : ['-s', '--', '/usr/sbin/libvirtd'];
+  const cmd =
+    process.getuid?.() === 0
+      ? ['-s', '--', '/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '/usr/sbin/libvirtd', ...args]
+      : ['-s', '--', '/usr/sbin/libvirtd', ...args];
   const tini = spawn('/usr/bin/tini', cmd, { env, cwd: base, stdio: ['ignore', 'ignore', 'ignore'], detached: true });
   tini.unref();
-  const daemon: Daemon = { base, uid, tini, watchdog: undefined, stopped: false };
-  live.add(daemon);
-  installHooks();
-  if (tini.pid) {
-    daemon.watchdog = spawn('/bin/sh', ['-c', WATCHDOG, 'watchdog', String(process.pid), base], { stdio: 'ignore', detached: true });
-    daemon.watchdog.unref();
-  }
+  return tini;
+}
 
-  try {
-    await waitForSocket(socket, timeoutMs, tini, options.signal);
-  } catch (err) {
-    killNow(daemon);
-    throw err;
+/**
+ * Ends libvirtd only (SIGTERM, then SIGKILL after `graceMs`; 0 = SIGKILL at once): the domains' QEMU
+ * processes are not its children any more (QEMU daemonizes) and keep running, as on a real host.
+ */
+async function endLibvirtd(d: Daemon, graceMs: number): Promise<void> {
+  const pid = libvirtdPid(d.base);
+  const tini = d.tini;
+  const gone = (): boolean => (pid === undefined || !existsSync(`/proc/${pid}`)) && (tini.exitCode !== null || tini.signalCode !== null || tini.pid === undefined || !existsSync(`/proc/${tini.pid}`));
+  if (pid !== undefined) safeKill(pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+  const deadline = Date.now() + graceMs;
+  while (!gone()) {
+    if (Date.now() >= deadline) {
+      if (pid !== undefined) safeKill(pid, 'SIGKILL');
+      if (tini.pid !== undefined) safeKill(tini.pid, 'SIGKILL');
+      if (Date.now() >= deadline + 5_000) throw new PrivateLibvirtdError(`libvirtd (pid ${pid ?? '?'}) of ${d.base} did not exit`, { hint: 'it may be stuck in the kernel (D state)' });
+    }
+    await new Promise((r) => setTimeout(r, 20));
   }
-  const pid = libvirtdPid(base) ?? tini.pid ?? 0;
-  const uri = `qemu+unix:///session?socket=${socket}`;
+  // A fresh daemon must not find the old one's pid file and socket and think another daemon runs.
+  rmSync(join(d.base, 'run', 'libvirt', 'libvirtd.pid'), { force: true });
+}
 
-  return {
-    base,
-    uri,
-    qmpDir,
-    uid,
-    pid,
-    domainLogPath: (name) => join(base, 'cache/libvirt/qemu/log', `${name}.log`),
-    stop: () => (daemon.stopping ??= stopDaemon(daemon)),
-  };
+async function waitForDaemon(d: Daemon, tcpPort: number | undefined, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+  await waitForSocket(d.socket, timeoutMs, d.tini, signal, true);
+  if (tcpPort !== undefined) await waitForTcp(tcpPort, timeoutMs, signal);
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (the kernel's pick for port 0). */
+function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForTcp(port: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    signal?.throwIfAborted();
+    const open = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new PrivateLibvirtdError(`libvirtd did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`, { hint: 'is the port taken? pass tcp: { port } with a free one, or omit it' });
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 function chownTree(dir: string, uid: number, gid: number): void {
@@ -258,14 +377,15 @@ function chownTree(dir: string, uid: number, gid: number): void {
   }
 }
 
-async function waitForSocket(path: string, timeoutMs: number, tini: ChildProcess, signal: AbortSignal | undefined): Promise<void> {
+async function waitForSocket(path: string, timeoutMs: number, tini: ChildProcess, signal: AbortSignal | undefined, fresh = false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     signal?.throwIfAborted();
     if (tini.exitCode !== null || tini.signalCode !== null) {
       throw new PrivateLibvirtdError(`libvirtd exited during startup (${tini.exitCode ?? tini.signalCode})`, { hint: 'see <base>/logs/libvirtd.log; is another daemon using the same directory?' });
     }
-    if (existsSync(path) && (await probeSocket(path, 1000)) === 'open') return;
+    // After a restart the old daemon's socket file may still be there: only a fresh pid file counts then.
+    if (existsSync(path) && (!fresh || existsSync(join(dirname(path), 'libvirtd.pid'))) && (await probeSocket(path, 1000)) === 'open') return;
     if (Date.now() > deadline) throw new PrivateLibvirtdError(`libvirtd did not answer on ${path} within ${timeoutMs} ms`, { hint: 'the machine may be overloaded: raise timeoutMs' });
     await new Promise((r) => setTimeout(r, 20));
   }

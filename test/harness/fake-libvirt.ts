@@ -38,6 +38,7 @@ export class FakeDomain implements GuestDomain {
   /** Runs on destroy() before the state turns 'shutoff'. */
   onDestroy: (() => Promise<void>) | undefined;
   private readonly subscriptions = new Set<{ kinds: DomainEventKind[]; queue: BoundedQueue<DomainEvent> }>();
+  private readonly qemuSubscriptions = new Set<{ matches: (name: string) => boolean; queue: BoundedQueue<QemuMonitorEvent> }>();
 
   constructor(options: { name?: string; monitorPath?: string; running?: boolean } = {}) {
     const n = ++seq;
@@ -47,9 +48,9 @@ export class FakeDomain implements GuestDomain {
     if (options.running) this.stateName = 'running';
   }
 
-  /** Open libvirt event subscriptions (to check that nothing leaks). */
+  /** Open libvirt event subscriptions, domain and QEMU events (to check that nothing leaks). */
   get openSubscriptions(): number {
-    return this.subscriptions.size;
+    return this.subscriptions.size + this.qemuSubscriptions.size;
   }
 
   async state(): Promise<DomainState> {
@@ -122,6 +123,23 @@ export class FakeDomain implements GuestDomain {
     for (const s of this.subscriptions) if (s.kinds.includes('lifecycle')) s.queue.push({ kind: 'lifecycle', domain, event, detail } as DomainEvent);
   }
 
+  /** Delivers a QEMU event as libvirt relays it, to the subscriptions whose filter matches. */
+  emitQmp(event: string, data?: Record<string, unknown>): void {
+    const now = Date.now();
+    const ev: QemuMonitorEvent = { domain: { name: this.name, uuid: this.uuid }, event, data, timestamp: { seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000 } };
+    for (const s of this.qemuSubscriptions) if (s.matches(event)) s.queue.push(ev);
+  }
+
+  /** @internal for the fake context: libvirt's name filter, an exact name or (regex) an ERE. */
+  subscribeQemu(options: { event?: string; regex?: boolean; bufferSize: number }): GuestEventSource<QemuMonitorEvent> {
+    const { event, regex } = options;
+    const matches = event === undefined ? () => true : regex ? (n: string) => new RegExp(event).test(n) : (n: string) => n === event;
+    const sub = { matches, queue: undefined as unknown as BoundedQueue<QemuMonitorEvent> };
+    sub.queue = new BoundedQueue<QemuMonitorEvent>({ capacity: options.bufferSize, onClose: () => this.qemuSubscriptions.delete(sub) });
+    this.qemuSubscriptions.add(sub);
+    return Object.assign(sub.queue, { ready: Promise.resolve() });
+  }
+
   /** @internal for the fake context */
   subscribe(kinds: DomainEventKind[], bufferSize: number): GuestEventSource<DomainEvent> {
     const sub = { kinds, queue: undefined as unknown as BoundedQueue<DomainEvent> };
@@ -169,7 +187,7 @@ export function fakeGuest(domain: FakeDomain, options: FakeGuestOptions = {}): F
     prepareMonitorDir: async () => undefined,
     reportTaint: (r) => void taintReports.push(r),
     domainEvents: (o) => domain.subscribe(o.kinds, o.bufferSize),
-    qemuMonitorEvents: (o) => Object.assign(new BoundedQueue<QemuMonitorEvent>({ capacity: o.bufferSize }), { ready: Promise.resolve() }),
+    qemuMonitorEvents: (o) => domain.subscribeQemu(o),
     passthroughTransport: (): QmpTransport => {
       fake.passthroughOpened++;
       const path = options.passthroughPath?.();

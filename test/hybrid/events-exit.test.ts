@@ -35,10 +35,13 @@ describe('guest.events() and process exit', () => {
 
   it('a script awaiting next() stays alive until the event comes', async () => {
     const dom = await conn.lookupDomain(GUEST);
+    let toggled: Promise<void> | undefined;
     const r = await runScript(script, ['await-next', lv.uri, GUEST], (line) => {
       // well after the child is idle: without the hold it would have exited by then, printing nothing more
-      if (line.ready) setTimeout(() => void dom.suspend().then(() => dom.resume()), 1500);
+      if (line.ready) toggled = new Promise((resolve) => setTimeout(resolve, 1500)).then(() => dom.suspend()).then(() => dom.resume());
     });
+    // the resume may still be on its way when the child has exited: finish it before the connection closes
+    await toggled;
     expect(r.stderr).toBe('');
     expect(r.lines.find((l) => 'event' in l)).toMatchObject({ event: 'suspended' });
     expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });

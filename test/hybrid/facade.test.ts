@@ -115,7 +115,7 @@ describe('routes', () => {
 
   it("the passthrough transport says what libvirt's monitor allows", async () => {
     const pt = await withMon.qmp({ via: 'passthrough' });
-    expect(pt.transport.capabilities).toMatchObject({ ownsIds: true, preNegotiated: true, pipelining: false, oob: false });
+    expect(pt.transport.capabilities).toMatchObject({ preNegotiated: true, pipelining: false, oob: false, fdPassing: false });
     await pt.close();
   });
 

@@ -1,5 +1,5 @@
 import { expectTypeOf, test } from 'vitest';
-import type { ConnectPtr, DomainPtr } from '../../src/libvirt/index.js';
+import type { ConnectPtr, DomainPtr } from '../../native/libvirt.js';
 
 test('a domain pointer is not a connection pointer', () => {
   expectTypeOf<DomainPtr>().not.toEqualTypeOf<ConnectPtr>();

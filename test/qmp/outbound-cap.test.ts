@@ -52,7 +52,8 @@ describe('outbound message caps', () => {
     expect(() => new StreamTransport({ path: '/x' }, { maxOutboundBytes: 0 })).toThrow(InvalidArgumentError);
   });
 
-  it('through the proxy: a command over the backend cap gets an error reply with its id; the client and others carry on', async () => {
+  // QEMU reads its monitor one byte per main-loop turn: the 256 KiB command below takes it seconds, more under load.
+  it('through the proxy: a command over the backend cap gets an error reply with its id; the client and others carry on', { timeout: 600_000 }, async () => {
     const proxy = await QmpProxy.start(client, { listen: join(dir, 'p', 'p.sock') });
     try {
       const { client: a } = await WireClient.connect(proxy.path);
@@ -68,7 +69,7 @@ describe('outbound message caps', () => {
       expect(reply).toMatchObject({ kind: 'error', id: '"big"', class: 'GenericError', desc: expect.stringMatching(/outbound limit/) });
       // a 256 KiB argument goes through (QEMU reads it slowly; the proxy adds no wait of its own)
       await a.write([`{"execute":"qom-list-types","arguments":{"implements":"${'z'.repeat(256 * 1024)}"},"id":"fits"}`]);
-      expect(await a.repliesUntil('fits')).toEqual([{ kind: 'return', id: '"fits"', return: [] }]);
+      expect(await a.repliesUntil('fits', 540_000)).toEqual([{ kind: 'return', id: '"fits"', return: [] }]);
       a.close();
       b.close();
     } finally {

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SchemaError, SchemaModel, generateTypes, renderModule, type RawSchemaInfo } from '../../src/schema/index.js';
+import { SchemaError, SchemaModel, generateTypes, type RawSchemaInfo } from '../../src/schema/index.js';
+import { renderModule } from '../../src/schema/codegen.js';
 import { startQemu } from '../harness/qemu.js';
 import { PINNED_SCHEMA, generateQapiTypes } from '../../scripts/gen-types.js';
 
