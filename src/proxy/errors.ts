@@ -17,11 +17,12 @@ export interface QmpErrorBody {
 }
 
 /** What a proxy client is told when its command failed on the way: QEMU's own error, or ours in QMP's shape. */
-export function toQmpError(err: unknown, refusalHint?: (err: PolicyError) => string): QmpErrorBody {
+export function toQmpError(err: unknown, refusalHint?: (err: PolicyError) => string, refusalMessage?: (err: PolicyError) => string): QmpErrorBody {
   if (err instanceof QmpCommandError) return { class: err.errorClass, desc: err.desc };
   if (err instanceof PolicyError) {
     const hint = refusalHint ? refusalHint(err) : err.hint;
-    return { class: POLICY_ERROR_CLASS, desc: `${err.message}; ${hint ?? ''}`.replace(/; $/, '') };
+    const message = refusalMessage ? refusalMessage(err) : err.message;
+    return { class: POLICY_ERROR_CLASS, desc: `${message}; ${hint ?? ''}`.replace(/; $/, '') };
   }
   // Anything else (the guest's monitor went away, the guest is not running, a libvirt error on the
   // passthrough route) is GenericError, as QEMU reports failures it has no class for; desc says what.

@@ -65,6 +65,8 @@ export interface QmpProxyOptions {
    * `libqemu proxy` command names its `--allow` flag). Default: the library's hint.
    */
   refusalHint?: (err: PolicyError) => string;
+  /** The refusal's message in the same words (the `libqemu proxy` command names its verbs, not library calls). Default: the error's message. */
+  refusalMessage?: (err: PolicyError) => string;
 }
 
 export interface ProxyStats {
@@ -208,7 +210,7 @@ export class QmpProxy implements AsyncDisposable {
           this.log('debug', `proxy client ${c.id} left: ${reason}`, { client: c.id });
         },
         log: (level, message, details) => this.log(level, message, details),
-        toQmpError: (err) => toQmpError(err, this.options.refusalHint),
+        toQmpError: (err) => toQmpError(err, this.options.refusalHint, this.options.refusalMessage),
       },
     );
     if (!conn.isClosed) this.connections.add(conn);
