@@ -130,23 +130,23 @@ export class Guest {
   // ---- libvirt's own calls for what the ownership policy refuses over QMP: guest-devices.ts, guest-snapshots.ts, guest-console.ts
 
   /** Adds a device (virDomainAttachDeviceFlags). Default: live when running, plus config when persistent. */
-  attachDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return attachDevice(this.room(), xml, options); }
+  async attachDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return attachDevice(this.room(), xml, options); }
   /** Removes a device (virDomainDetachDeviceFlags; the guest may take a moment to let go). Same defaults. */
-  detachDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return detachDevice(this.room(), xml, options); }
+  async detachDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return detachDevice(this.room(), xml, options); }
   /** Changes a device, e.g. a CD-ROM's medium (virDomainUpdateDeviceFlags). Same defaults. */
-  updateDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return updateDevice(this.room(), xml, options); }
+  async updateDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return updateDevice(this.room(), xml, options); }
   /** Sets the current memory in KiB (virDomainSetMemoryFlags; live needs a balloon). Same defaults. */
-  setMemory(kib: number, options?: GuestChangeOptions): Promise<void> { return setMemory(this.room(), kib, options); }
+  async setMemory(kib: number, options?: GuestChangeOptions): Promise<void> { return setMemory(this.room(), kib, options); }
   /** Sets the number of virtual CPUs (virDomainSetVcpusFlags). Same defaults. */
-  setVcpus(count: number, options?: GuestChangeOptions): Promise<void> { return setVcpus(this.room(), count, options); }
+  async setVcpus(count: number, options?: GuestChangeOptions): Promise<void> { return setVcpus(this.room(), count, options); }
   /** libvirt's statistics of this guest (virDomainListGetStats: `virsh domstats`), as a plain object. */
-  stats(): Promise<GuestStats> { return guestStats(this.context); }
+  async stats(): Promise<GuestStats> { this.assertOpen(); return guestStats(this.context); }
   /** The guest's snapshots: create(xml), list(), revert(name), delete(name). */
   get snapshots(): GuestSnapshots { return (this.snapshotRoom ??= new GuestSnapshots(this.domain)); }
   /** The serial console as a Node Duplex (virDomainOpenConsole); destroy() it to let go. */
-  console(options?: GuestConsoleOptions): Promise<Duplex> { return openGuestConsole(this.room(), options); }
+  async console(options?: GuestConsoleOptions): Promise<Duplex> { return openGuestConsole(this.room(), options); }
   /** A screenshot as a Readable of image data (virDomainScreenshot: PNG or PPM, see its `mimeType`). */
-  screenshot(options?: { screen?: number }): Promise<GuestScreenshot> { return takeScreenshot(this.room(), options); }
+  async screenshot(options?: { screen?: number }): Promise<GuestScreenshot> { return takeScreenshot(this.room(), options); }
 
   // ---- QMP ----------------------------------------------------------------------------------
 

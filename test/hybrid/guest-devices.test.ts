@@ -48,6 +48,15 @@ describe('guest device and resource changes', () => {
     expect(d.changes).toEqual([]);
   });
 
+  it('a closed guest rejects (never throws synchronously) with a hint', async () => {
+    const { guest } = fakeGuest(new FakeDomain({ running: true }));
+    await guest.close();
+    const p = guest.attachDevice(DISK);
+    await expect(p).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(guest.stats()).rejects.toThrow(/closed/);
+    await expect(guest.console()).rejects.toThrow(/closed/);
+  });
+
   it('stats() hands back the context\'s record as a plain object', async () => {
     const { guest } = fakeGuest(new FakeDomain({ running: true }));
     expect(await guest.stats()).toEqual({ 'state.state': 1, 'state.reason': 1 });
