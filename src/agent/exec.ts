@@ -59,7 +59,7 @@ export async function runExec(agent: AgentCommander, path: string, args: string[
   const deadline = performance.now() + timeoutMs;
   const capture = options.captureOutput ?? true;
   const left = () => Math.max(1, Math.round(deadline - performance.now()));
-  const call = (name: string, a: Record<string, unknown>) => agent.command(name, a, { timeoutMs: Math.min(left(), 10_000), ...(signal ? { signal } : {}) });
+  const call = (name: string, a: Record<string, unknown>) => agent.command(name, a, { timeoutMs: left(), ...(signal ? { signal } : {}) });
 
   const started = await call('guest-exec', {
     path,

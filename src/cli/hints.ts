@@ -88,9 +88,26 @@ const REWRITES: [RegExp, (g: string) => string][] = [
   [/check the arguments against query-qmp-schema/g, () => 'check the arguments: libqemu schema COMMAND'],
 ];
 
+/** The CLI verbs for the libqemu calls a policy refusal names (src/hybrid/policy-calls.ts); the others have none. */
+const CLI_VERBS: Record<string, (g: string) => string> = {
+  'guest.attachDevice()': (g) => `libqemu attach-device ${g} FILE`,
+  'guest.detachDevice()': (g) => `libqemu detach-device ${g} FILE`,
+  'guest.snapshots.create()': (g) => `libqemu snapshot-create ${g}`,
+  'guest.snapshots.revert()': (g) => `libqemu snapshot-revert ${g} NAME`,
+  'guest.snapshots.delete()': (g) => `libqemu snapshot-delete ${g} NAME`,
+  'hv.defineGuest()': () => 'libqemu define FILE',
+  'guest.destroy()': (g) => `libqemu destroy ${g}`,
+  'guest.shutdown()': (g) => `libqemu shutdown ${g}`,
+  'guest.start()': (g) => `libqemu start ${g}`,
+  'guest.migrate()': (g) => `libqemu migrate ${g}`,
+};
+
 /** A library hint in the CLI's words. */
 export function toShell(text: string, guest = 'GUEST'): string {
-  let out = text;
+  let out = text.replace(/; in libqemu: (.*)$/m, (_, list: string) => {
+    const verbs = [...new Set(list.split(', ').flatMap((c) => CLI_VERBS[c]?.(guest) ?? []))];
+    return verbs.length > 0 ? `; with libqemu: ${verbs.join(', ')}` : '';
+  });
   for (const [re, to] of REWRITES) out = out.replace(re, (...m: string[]) => to(guest).replace(/\$(\d)/g, (_, i: string) => m[Number(i)] ?? ''));
   return out;
 }

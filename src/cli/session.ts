@@ -40,12 +40,12 @@ export interface SessionQmpOptions {
   validate?: boolean;
   /** Per-command timeout in ms (default: --timeout). */
   timeoutMs?: number;
-  /** Pass file descriptors with commands (a --socket connection only). */
-  fdPassing?: boolean;
   /** The guest, when given as an argument rather than with --domain. */
   guest?: string;
   /** Sees every QMP message sent and received (secrets redacted), for -v and -l. */
   onTraffic?: QmpConnectOptions['onTraffic'];
+  /** Pass file descriptors with commands (a --socket connection only). */
+  fdPassing?: boolean;
 }
 
 export class Session {

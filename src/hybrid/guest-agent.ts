@@ -13,6 +13,8 @@ import { LibvirtError } from '../libvirt/errors.js';
 
 /** libvirt's `timeout` argument of virDomainQemuAgentCommand that means "send, do not wait for a reply". */
 const AGENT_COMMAND_NOWAIT = 0;
+/** virDomainShutdownFlagValues / virDomainRebootFlagValues: through the guest agent. */
+const VIR_DOMAIN_GUEST_AGENT = 2;
 /** Added to the executor's deadline beyond the agent timeout libvirt enforces itself: a backstop only. */
 const EXECUTOR_GRACE_MS = 15_000;
 
@@ -79,6 +81,18 @@ export class LibvirtAgentTransport implements AgentTransport {
     if (this.closed) throw new AgentUnavailableError({ command, reason: 'not-connected', detail: 'this agent client was closed', hint: 'get a new one with guest.agent()' });
     options.signal?.throwIfAborted();
     const { connection, domain } = await this.open();
+    // guest-shutdown never replies: libvirt's own agent shutdown/reboot waits for QEMU's SHUTDOWN/RESET
+    // instead, where a no-wait passthrough could give up on its guest-sync before sending anything.
+    const mode = request.arguments?.mode ?? 'powerdown';
+    if (command === 'guest-shutdown' && (mode === 'powerdown' || mode === 'reboot')) {
+      const call = mode === 'reboot' ? domain.reboot({ flags: VIR_DOMAIN_GUEST_AGENT }) : domain.shutdown({ flags: VIR_DOMAIN_GUEST_AGENT });
+      return call.then(
+        () => undefined,
+        (err: unknown) => {
+          throw agentErrorFromLibvirt(err, command, options.timeoutMs);
+        },
+      );
+    }
     const seconds = options.noReply ? AGENT_COMMAND_NOWAIT : Math.max(1, Math.ceil(options.timeoutMs / 1000));
     const call = domain.qemuAgentCommand({ ...request }, seconds, { timeoutMs: options.timeoutMs + EXECUTOR_GRACE_MS }).then(
       (reply) => {

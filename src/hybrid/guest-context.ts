@@ -4,7 +4,9 @@
  * the real ones; unit tests hand in small fakes.
  */
 import type { OverflowPolicy } from '../common/bounded-queue.js';
+import type { Stream } from '../generated/libvirt/classes.js';
 import type { Domain } from '../libvirt/domain.js';
+import type { TypedParamsObject } from '../libvirt/object.js';
 import type { ConnectionGap, DomainEvent, DomainEventKind, QemuMonitorEvent } from '../libvirt/events.js';
 import type { MigrationJob } from '../migration/engine.js';
 import type { MigrateOptions } from '../migration/options.js';
@@ -14,7 +16,12 @@ import type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-m
 import type { TaintReport } from './taint.js';
 
 /** What a Guest calls on its libvirt domain (a libvirt `Domain` is one). */
-export type GuestDomain = Pick<Domain, 'name' | 'uuid' | 'state' | 'info' | 'xml' | 'start' | 'shutdown' | 'destroy' | 'suspend' | 'resume' | 'reboot' | 'reset' | 'undefine' | 'messages'>;
+export type GuestDomain = Pick<
+  Domain,
+  | 'name' | 'uuid' | 'state' | 'info' | 'xml' | 'start' | 'shutdown' | 'destroy' | 'suspend' | 'resume' | 'reboot' | 'reset' | 'undefine' | 'messages'
+  | 'isPersistent' | 'attachDeviceFlags' | 'detachDeviceFlags' | 'updateDeviceFlags' | 'setMemoryFlags' | 'setVcpusFlags'
+  | 'snapshotCreateXML' | 'listAllSnapshots' | 'snapshotLookupByName' | 'openConsole' | 'screenshot'
+>;
 
 /** A libvirt event subscription as a Guest uses it (a libvirt EventStream is one). */
 export interface GuestEventSource<T> extends AsyncIterableIterator<T> {
@@ -44,6 +51,10 @@ export interface GuestContext<G = unknown> {
   qemuMonitorEvents(options: { event?: string; regex?: boolean; bufferSize: number }): GuestEventSource<QemuMonitorEvent | ConnectionGap>;
   /** A transport over libvirt's passthrough (virDomainQemuMonitorCommand) to this guest's QEMU. */
   passthroughTransport(options: { events?: readonly string[] }): QmpTransport;
+  /** libvirt's statistics of this guest (virDomainListGetStats, every group). */
+  domainStats(): Promise<TypedParamsObject>;
+  /** A new non-blocking libvirt stream (for the console and screenshots). */
+  openStream(): Promise<Stream>;
   /** Starts migrating this guest (see Guest.migrate). */
   migrate(input: {
     destination: GuestMigrationDestination<G> | string;

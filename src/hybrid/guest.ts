@@ -14,6 +14,11 @@ import { OwnershipPolicy } from './policy.js';
 import { GuestTaint, parseTaints, type Taint } from './taint.js';
 import type { GuestAgentOptions } from '../agent/index.js';
 import { closeGuestAgent, guestAgent, type LibvirtGuestAgent } from './guest-agent.js';
+import type { Duplex } from 'node:stream';
+import { attachDevice, detachDevice, setMemory, setVcpus, updateDevice, type DeviceTarget, type GuestChangeOptions } from './guest-devices.js';
+import { GuestSnapshots } from './guest-snapshots.js';
+import { guestStats, type GuestStats } from './guest-stats.js';
+import { openGuestConsole, takeScreenshot, type ConsoleTarget, type GuestConsoleOptions, type GuestScreenshot } from './guest-console.js';
 import { rebootGuest, shutdownGuest, type GuestRebootOptions, type GuestShutdownOptions } from './guest-power.js';
 
 export type { GuestQmpOptions } from './guest-routes.js';
@@ -32,6 +37,7 @@ export class Guest {
   private readonly taints: GuestTaint;
   private readonly passthroughClients = new Set<GuestQmpClient>();
   private closed = false;
+  private snapshotRoom: GuestSnapshots | undefined;
 
   /** @internal use hv.guest() / hv.defineGuest() / hv.createGuest(). */
   constructor(
@@ -65,13 +71,8 @@ export class Guest {
     });
   }
 
-  get name(): string {
-    return this.domain.name;
-  }
-
-  get uuid(): string {
-    return this.domain.uuid;
-  }
+  get name(): string { return this.domain.name; }
+  get uuid(): string { return this.domain.uuid; }
 
   /** The libvirt URI of the hypervisor this guest was found on. */
   get uri(): string {
@@ -85,17 +86,9 @@ export class Guest {
 
   // ---- lifecycle: libvirt's -----------------------------------------------------------------
 
-  state(): Promise<DomainState> {
-    return this.domain.state();
-  }
-
-  info(): Promise<DomainInfo> {
-    return this.domain.info();
-  }
-
-  xml(options: { inactive?: boolean; secure?: boolean; migratable?: boolean } = {}): Promise<string> {
-    return this.domain.xml(options);
-  }
+  state(): Promise<DomainState> { return this.domain.state(); }
+  info(): Promise<DomainInfo> { return this.domain.info(); }
+  xml(options: { inactive?: boolean; secure?: boolean; migratable?: boolean } = {}): Promise<string> { return this.domain.xml(options); }
 
   /** Starts a defined guest. A stale monitor socket left by a killed QEMU is removed first. */
   async start(options: { paused?: boolean } = {}): Promise<void> {
@@ -110,18 +103,9 @@ export class Guest {
     return shutdownGuest({ name: this.name, domain: this.domain }, options);
   }
 
-  destroy(): Promise<void> {
-    return this.domain.destroy();
-  }
-
-  suspend(): Promise<void> {
-    return this.domain.suspend();
-  }
-
-  resume(): Promise<void> {
-    return this.domain.resume();
-  }
-
+  destroy(): Promise<void> { return this.domain.destroy(); }
+  suspend(): Promise<void> { return this.domain.suspend(); }
+  resume(): Promise<void> { return this.domain.resume(); }
   /** Asks the guest to reboot (`mode`: ACPI or guest agent). */
   reboot(options?: GuestRebootOptions): Promise<void> {
     return rebootGuest({ name: this.name, domain: this.domain }, options);
@@ -133,19 +117,36 @@ export class Guest {
     return guestAgent(this, { uri: this.context.uri, uuid: this.uuid, name: this.name }, options);
   }
 
-  reset(): Promise<void> {
-    return this.domain.reset();
-  }
+  reset(): Promise<void> { return this.domain.reset(); }
 
   /** Removes the persistent definition (a running guest keeps running, transient). */
-  undefine(): Promise<void> {
-    return this.domain.undefine();
-  }
+  undefine(): Promise<void> { return this.domain.undefine(); }
 
   /** True while QEMU runs (running, paused, …). */
   async isRunning(): Promise<boolean> {
     return isRunningState((await this.domain.state()).state);
   }
+
+  // ---- libvirt's own calls for what the ownership policy refuses over QMP: guest-devices.ts, guest-snapshots.ts, guest-console.ts
+
+  /** Adds a device (virDomainAttachDeviceFlags). Default: live when running, plus config when persistent. */
+  async attachDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return attachDevice(this.room(), xml, options); }
+  /** Removes a device (virDomainDetachDeviceFlags; the guest may take a moment to let go). Same defaults. */
+  async detachDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return detachDevice(this.room(), xml, options); }
+  /** Changes a device, e.g. a CD-ROM's medium (virDomainUpdateDeviceFlags). Same defaults. */
+  async updateDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return updateDevice(this.room(), xml, options); }
+  /** Sets the current memory in KiB (virDomainSetMemoryFlags; live needs a balloon). Same defaults. */
+  async setMemory(kib: number, options?: GuestChangeOptions): Promise<void> { return setMemory(this.room(), kib, options); }
+  /** Sets the number of virtual CPUs (virDomainSetVcpusFlags). Same defaults. */
+  async setVcpus(count: number, options?: GuestChangeOptions): Promise<void> { return setVcpus(this.room(), count, options); }
+  /** libvirt's statistics of this guest (virDomainListGetStats: `virsh domstats`), as a plain object. */
+  async stats(): Promise<GuestStats> { this.assertOpen(); return guestStats(this.context); }
+  /** The guest's snapshots: create(xml), list(), revert(name), delete(name). */
+  get snapshots(): GuestSnapshots { return (this.snapshotRoom ??= new GuestSnapshots(this.domain)); }
+  /** The serial console as a Node Duplex (virDomainOpenConsole); destroy() it to let go. */
+  async console(options?: GuestConsoleOptions): Promise<Duplex> { return openGuestConsole(this.room(), options); }
+  /** A screenshot as a Readable of image data (virDomainScreenshot: PNG or PPM, see its `mimeType`). */
+  async screenshot(options?: { screen?: number }): Promise<GuestScreenshot> { return takeScreenshot(this.room(), options); }
 
   // ---- QMP ----------------------------------------------------------------------------------
 
@@ -244,6 +245,12 @@ export class Guest {
   }
 
   // ---- internals ----------------------------------------------------------------------------
+
+  /** What the facade rooms (devices, console) need of this guest. */
+  private room(): DeviceTarget & ConsoleTarget {
+    this.assertOpen();
+    return { name: this.name, domain: this.domain, openStream: () => this.context.openStream() };
+  }
 
   private assertOpen(): void {
     if (this.closed || !this.context.isOpen) {

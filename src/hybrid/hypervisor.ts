@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidArgumentError } from '../common/errors.js';
+import { virStreamFlags } from '../generated/libvirt/enums.js';
 import { Connection, type ConnectionEvents, type OpenOptions } from '../libvirt/connection.js';
 import type { Domain, DomainStateName } from '../libvirt/domain.js';
 import type { EventStream } from '../libvirt/events.js';
@@ -271,6 +272,12 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
       domainEvents: (options) => quiet(this.connection.domainEvents({ ...options, domain })),
       qemuMonitorEvents: (options) => quiet(this.connection.qemuMonitorEvents({ ...options, domain })),
       passthroughTransport: (options) => new PassthroughTransport(this.connection, domain, options),
+      domainStats: async () => {
+        const [record] = await this.connection.domainListGetStats([domain]);
+        if (!record) throw new GuestNotFoundError({ nameOrUuid: domain.name, uri: this.uri });
+        return record.stats;
+      },
+      openStream: () => this.connection.streamNew(virStreamFlags.VIR_STREAM_NONBLOCK),
       migrate: ({ destination, options, qmp }) => migrateGuest<Guest>({ domain, sourceUri: this.uri, destination, options, qmp }),
     };
   }

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../common/errors.js';
 import type { CommandValidator } from '../qmp/validator.js';
 import { PolicyError } from './errors.js';
+import { withLibqemuCalls } from './policy-calls.js';
 
 /**
  * The ownership policy. libvirt's contract (libvirt-qemu.c): a command that only queries is safe; one
@@ -120,6 +121,11 @@ const OWNED_PREFIXES: Array<[string, Rule]> = [
   ['x-block-', BLOCK_GRAPH],
 ];
 
+/** @internal every libvirt-owned row (exact names and prefixes), for the test that checks what each names. */
+export function libvirtOwnedRows(): Array<{ command: string; prefix: boolean } & Rule> {
+  return [...[...LIBVIRT_OWNED].map(([command, r]) => ({ command, prefix: false, ...r })), ...OWNED_PREFIXES.map(([command, r]) => ({ command, prefix: true, ...r }))];
+}
+
 const NOTES = new Map<string, string>([
   ['set_link', "libvirt's live XML keeps showing the previous <link state>; libvirt's own way is virDomainUpdateDeviceFlags"],
   ['migrate-set-parameters', 'libvirt overwrites max-bandwidth when it starts a migration; set it after the MIGRATION "setup" event'],
@@ -158,7 +164,7 @@ export function classifyCommand(command: string, args?: Record<string, unknown>)
     return { command, kind: 'runstate', note: 'libvirt follows this through QEMU events (stop → paused, cont → running)' };
   }
   const rule = LIBVIRT_OWNED.get(command) ?? OWNED_PREFIXES.find(([prefix]) => command.startsWith(prefix))?.[1];
-  if (rule) return { command, kind: 'libvirt-owned', reason: rule.reason, instead: rule.instead };
+  if (rule) return { command, kind: 'libvirt-owned', reason: rule.reason, instead: withLibqemuCalls(rule.instead) };
   const note = NOTES.get(command);
   return note ? { command, kind: 'untracked', note } : { command, kind: 'untracked' };
 }

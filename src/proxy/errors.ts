@@ -17,14 +17,15 @@ export interface QmpErrorBody {
 }
 
 /** What a proxy client is told when its command failed on the way: QEMU's own error, or ours in QMP's shape. */
-export function toQmpError(err: unknown): QmpErrorBody {
+export function toQmpError(err: unknown, refusalHint?: (err: PolicyError) => string, refusalMessage?: (err: PolicyError) => string): QmpErrorBody {
   if (err instanceof QmpCommandError) return { class: err.errorClass, desc: err.desc };
   if (err instanceof PolicyError) {
-    return { class: POLICY_ERROR_CLASS, desc: `${err.message}; ${err.hint ?? ''}`.replace(/; $/, '') };
+    const hint = refusalHint ? refusalHint(err) : err.hint;
+    const message = refusalMessage ? refusalMessage(err) : err.message;
+    return { class: POLICY_ERROR_CLASS, desc: `${message}; ${hint ?? ''}`.replace(/; $/, '') };
   }
-  // The facade wraps a few synthetic QMP errors (monitor gone, guest not running): keep their class.
-  const cause = err instanceof Error ? err.cause : undefined;
-  if (err instanceof LibqemuError && cause instanceof QmpCommandError) return { class: cause.errorClass, desc: err.message };
+  // Anything else (the guest's monitor went away, the guest is not running, a libvirt error on the
+  // passthrough route) is GenericError, as QEMU reports failures it has no class for; desc says what.
   if (err instanceof QmpTimeoutError) return { class: 'GenericError', desc: `libqemu proxy: ${err.message}` };
   return { class: 'GenericError', desc: `libqemu proxy: ${err instanceof Error ? err.message : String(err)}` };
 }

@@ -14,6 +14,7 @@ import { QEMU_JSON_LIMITS } from '../qmp/json-streamer.js';
 import type { QmpMessage } from '../qmp/transport.js';
 import { ClientConnection, type ClientRequest } from './client-connection.js';
 import { FdReader } from './fd-reader.js';
+import type { PolicyError } from '../hybrid/errors.js';
 import { ProxyError, toQmpError } from './errors.js';
 import { prepareListenPath } from './listen-path.js';
 
@@ -59,6 +60,13 @@ export interface QmpProxyOptions {
   /** Per-command timeout on the backend (default: the backend client's own). */
   commandTimeoutMs?: number;
   logger?: ProxyLogger;
+  /**
+   * How a refused command's reply says to opt in, in the words of whoever started the proxy (the
+   * `libqemu proxy` command names its `--allow` flag). Default: the library's hint.
+   */
+  refusalHint?: (err: PolicyError) => string;
+  /** The refusal's message in the same words (the `libqemu proxy` command names its verbs, not library calls). Default: the error's message. */
+  refusalMessage?: (err: PolicyError) => string;
 }
 
 export interface ProxyStats {
@@ -202,7 +210,7 @@ export class QmpProxy implements AsyncDisposable {
           this.log('debug', `proxy client ${c.id} left: ${reason}`, { client: c.id });
         },
         log: (level, message, details) => this.log(level, message, details),
-        toQmpError,
+        toQmpError: (err) => toQmpError(err, this.options.refusalHint, this.options.refusalMessage),
       },
     );
     if (!conn.isClosed) this.connections.add(conn);

@@ -15,6 +15,8 @@ import {
   type AgentTrafficEntry,
 } from '../../src/agent/index.js';
 import { Hypervisor, type Guest, type GuestEventStream } from '../../src/hybrid/index.js';
+import { Connection } from '../../src/libvirt/index.js';
+import { VIR_DOMAIN_GUEST_INFO_FILESYSTEM, VIR_DOMAIN_GUEST_INFO_HOSTNAME, VIR_DOMAIN_GUEST_INFO_OS, VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT } from '../../src/generated/libvirt/constants.js';
 import { LINUX_GUEST_READY_LINE, startPrivateLibvirtd, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { bootLinuxGuest, isAgent, nextEvent, type BootedGuest } from './helpers.js';
 
@@ -226,7 +228,26 @@ describe("libvirt's own agent-backed calls on the test guest", () => {
     await virsh('set-user-password', guest.name, 'root', 'via-libvirt');
     expect((await guest.agent().readFile('/etc/shadow')).toString()).toMatch(/^root:\$6\$/m);
   });
+  it('the same through the generated libvirt calls: interfaceAddresses(agent), getGuestInfo, getFSInfo, fSFreeze/fSThaw, setUserPassword', async () => {
+    const conn = await Connection.open(lv.uri);
+    try {
+      const dom = await conn.lookupDomain(guest.name);
+      const ifaces = await dom.interfaceAddresses(VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT);
+      expect(JSON.stringify(ifaces)).toContain('10.0.2.15');
+      const info = await dom.getGuestInfo(VIR_DOMAIN_GUEST_INFO_OS | VIR_DOMAIN_GUEST_INFO_HOSTNAME | VIR_DOMAIN_GUEST_INFO_FILESYSTEM);
+      expect(info).toMatchObject({ 'os.id': 'libqemu-test-guest', hostname: 'libqemu-guest' });
+      expect(Object.entries(info).some(([k, v]) => /^fs\.\d+\.mountpoint$/.test(k) && v === '/mnt/scratch')).toBe(true);
+      expect(JSON.stringify(await dom.getFSInfo())).toContain('/mnt/scratch');
+      expect(await dom.fSFreeze([])).toBe(1);
+      expect(await dom.fSThaw([])).toBe(1);
+      await dom.setUserPassword('root', 'via-generated');
+      expect((await guest.agent().readFile('/etc/shadow')).toString()).toMatch(/^root:\$6\$/m);
+    } finally {
+      await conn.close();
+    }
+  });
 });
+
 
 describe('agent lifecycle', () => {
   it('a reboot through the agent: disconnected, then connected again, and the agent answers', async () => {

@@ -192,6 +192,10 @@ describe('libqemu proxy --domain', SLOW, () => {
           await a.next((m) => m.event === 'RESUME', 60_000);
           const refused = await a.call('device_del', 'd', { id: 'net0' });
           expect(refused).toMatchObject({ id: 'd', error: { class: POLICY_ERROR_CLASS, desc: expect.stringMatching(/virDomainDetachDeviceFlags/) } });
+          // a socat or qmp-shell user is told the proxy's own flag, not a JavaScript call
+          const desc = (refused as { error: { desc: string } }).error.desc;
+          expect(desc).toMatch(/restart the proxy with --allow device_del$/);
+          expect(desc).not.toMatch(JAVASCRIPT_IN_HINT);
           const quit = await b.execute('quit').catch((e: unknown) => e);
           expect(quit).toBeInstanceOf(QmpCommandError);
           expect((quit as QmpCommandError).desc).toMatch(/virDomainDestroy/);

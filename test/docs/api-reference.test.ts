@@ -19,7 +19,7 @@ describe('API reference', { timeout: 300_000 }, () => {
     const typedoc = join(ROOT, 'node_modules', 'typedoc', 'bin', 'typedoc');
     const r = await run(process.execPath, [typedoc, '--treatWarningsAsErrors', '--out', out], { cwd: ROOT, maxBuffer: 16 * 2 ** 20 });
     expect(r.stdout + r.stderr).not.toMatch(/warning|error/i);
-    for (const layer of ['qmp', 'libvirt', 'schema', 'generated', 'hybrid', 'migration', 'proxy', 'testing', 'common_errors']) {
+    for (const layer of ['qmp', 'libvirt', 'domain', 'schema', 'generated', 'hybrid', 'migration', 'agent', 'proxy', 'testing', 'common_errors']) {
       expect(existsSync(join(out, 'modules', `${layer}.html`)), layer).toBe(true);
     }
     // the reference documents the public classes, not their private members

@@ -18,6 +18,7 @@ import { tinyGuestXml } from '../../src/testing/index.js';
 
 const VIR_ERR_OPERATION_INVALID = 55;
 const VIR_ERR_NO_DOMAIN = 42;
+const VIR_ERR_NO_SUPPORT = 3;
 
 let seq = 0;
 
@@ -117,6 +118,39 @@ export class FakeDomain implements GuestDomain {
     return [...this.messageList];
   }
 
+  /** virDomainIsPersistent (a fake domain is defined unless told otherwise). */
+  persistent = true;
+  /** The flags of each device/memory/vCPU change, in call order, e.g. ['attachDeviceFlags', 3]. */
+  readonly changes: Array<[string, number]> = [];
+
+  async isPersistent(): Promise<boolean> {
+    this.count('isPersistent');
+    return this.persistent;
+  }
+
+  attachDeviceFlags = (_xml: string, flags = 0) => this.change('attachDeviceFlags', flags);
+  detachDeviceFlags = (_xml: string, flags = 0) => this.change('detachDeviceFlags', flags);
+  updateDeviceFlags = (_xml: string, flags = 0) => this.change('updateDeviceFlags', flags);
+  setMemoryFlags = (_kib: number, flags = 0) => this.change('setMemoryFlags', flags);
+  setVcpusFlags = (_n: number, flags = 0) => this.change('setVcpusFlags', flags);
+  // snapshots, console and screenshots need real libvirt objects: tested against the private libvirtd
+  snapshotCreateXML = (): Promise<never> => this.unsupported('snapshotCreateXML');
+  listAllSnapshots = (): Promise<never> => this.unsupported('listAllSnapshots');
+  snapshotLookupByName = (): Promise<never> => this.unsupported('snapshotLookupByName');
+  openConsole = (): Promise<never> => this.unsupported('openConsole');
+  screenshot = (): Promise<never> => this.unsupported('screenshot');
+
+  private async change(method: string, flags: number): Promise<number> {
+    this.count(method);
+    this.changes.push([method, flags]);
+    return 0;
+  }
+
+  private async unsupported(method: string): Promise<never> {
+    this.count(method);
+    throw this.error(VIR_ERR_NO_SUPPORT, `the fake domain has no ${method}`);
+  }
+
   /** Delivers a lifecycle event to the open subscriptions. */
   emit(event: LifecycleEventName, detail: string): void {
     const domain = { name: this.name, uuid: this.uuid };
@@ -193,6 +227,10 @@ export function fakeGuest(domain: FakeDomain, options: FakeGuestOptions = {}): F
       const path = options.passthroughPath?.();
       if (path) return new StreamTransport({ path });
       return notRunningTransport();
+    },
+    domainStats: async () => ({ 'state.state': 1, 'state.reason': 1 }),
+    openStream: async () => {
+      throw new Error('the fake context has no libvirt streams');
     },
     migrate: () => {
       throw new Error('the fake context does not migrate');

@@ -8,6 +8,10 @@ import { execCommand } from './exec.js';
 import { genCommand } from './gen.js';
 import { guestsCommand } from './guests.js';
 import { lifecycleCommands } from './lifecycle.js';
+import { consoleCommand } from './console.js';
+import { virshDeviceCommands } from './virsh-devices.js';
+import { virshDomainCommands } from './virsh-domains.js';
+import { virshSnapshotCommands } from './virsh-snapshots.js';
 import { migrateCommand } from './migrate.js';
 import { proxyCommand } from './proxy.js';
 import { schemaCommand } from './schema.js';
@@ -21,6 +25,10 @@ export const commandModules: readonly CliCommandModule[] = [
   schemaCommand,
   genCommand,
   lifecycleCommands,
+  virshDomainCommands,
+  virshDeviceCommands,
+  virshSnapshotCommands,
+  consoleCommand,
   migrateCommand,
   proxyCommand,
 ];

@@ -1,0 +1,152 @@
+/**
+ * The virsh verbs of `libqemu` as spawned processes against a real private libvirtd and one tiny TCG
+ * guest (qcow2 disk on virtio-scsi, serial console on a pty): list, define, dumpxml, attach/detach-device,
+ * domstats, snapshots, console, reset, undefine.
+ */
+import { execFileSync } from 'node:child_process';
+import { chownSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
+import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
+import { CliProcess, runCli } from './run-cli.js';
+
+let lv: PrivateLibvirtd;
+let hv: Hypervisor;
+const NAME = 'cv1';
+const SLOW = { timeout: 300_000 };
+const cli = (...args: string[]) => runCli(['-c', lv.uri, ...args], { timeoutMs: 150_000 });
+
+function qcow2(name: string): string {
+  const path = join(lv.base, name);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path, '16M']);
+  chownSync(path, lv.uid, lv.uid); // QEMU runs as the daemon's unprivileged uid
+  return path;
+}
+
+const scsiDisk = (path: string, target: string): string =>
+  `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${path}'/><target dev='${target}' bus='scsi'/></disk>`;
+
+function file(name: string, text: string): string {
+  const path = join(lv.base, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function blockFiles(guest: Guest): Promise<string[]> {
+  const qmp = await guest.qmp();
+  try {
+    return ((await qmp.execute('query-block')) as { inserted?: { file?: string } }[]).map((d) => d.inserted?.file ?? '').filter(Boolean);
+  } finally {
+    await qmp.close();
+  }
+}
+
+beforeAll(async () => {
+  lv = await startPrivateLibvirtd({ prefix: 'lqvsh' });
+  hv = await Hypervisor.connect(lv.uri, { onTaint: () => undefined });
+}, 120_000);
+afterAll(async () => {
+  await hv?.close();
+  await lv?.stop();
+});
+
+describe('virsh verbs of libqemu', SLOW, () => {
+  it('define, list (--all), start, dumpxml', async () => {
+    const devices = [
+      "    <controller type='scsi' index='0' model='virtio-scsi'/>",
+      `    ${scsiDisk(qcow2('root.qcow2'), 'sda')}`,
+      "    <serial type='pty'><target port='0'/></serial>",
+      "    <console type='pty'><target type='serial' port='0'/></console>",
+    ].join('\n');
+    const xmlFile = file('cv1.xml', tinyGuestXml({ name: NAME }).replace('  </devices>', `${devices}\n  </devices>`));
+    expect(await cli('define', xmlFile)).toMatchObject({ code: 0, stdout: `Domain '${NAME}' defined from ${xmlFile}\n` });
+
+    expect((await cli('list')).stdout).toBe(' Id   Name   State\n');
+    expect((await cli('list', '--all')).stdout).toMatch(/^ Id\s+Name\s+State\n -\s+cv1\s+shut off\n$/);
+    expect((await cli('start', NAME)).code).toBe(0);
+    const running = await cli('--json', 'list');
+    expect(JSON.parse(running.stdout)).toEqual({ id: expect.any(Number), name: NAME, uuid: expect.stringMatching(/^[0-9a-f-]{36}$/), state: 'running' });
+    expect((await cli('list', '--name')).stdout).toBe(`${NAME}\n`);
+
+    const dump = await cli('dumpxml', NAME);
+    expect(dump.code).toBe(0);
+    expect(dump.stdout).toMatch(/^<domain type='qemu' id='\d+'>/); // live XML: has the id
+    const inactive = await cli('--json', 'dumpxml', NAME, '--inactive');
+    const { xml } = JSON.parse(inactive.stdout) as { xml: string };
+    expect(xml).toContain(`<name>${NAME}</name>`);
+    expect(xml).toMatch(/^<domain type='qemu'>/); // the definition: no live id
+  });
+
+  it('attach-device / detach-device --live plug a qcow2 disk QEMU sees', async () => {
+    const guest = await hv.guest(NAME);
+    const path = qcow2('hot.qcow2');
+    const disk = file('disk.xml', scsiDisk(path, 'sdb'));
+    expect(await cli('attach-device', NAME, disk, '--live')).toMatchObject({ code: 0, stdout: 'Device attached successfully\n' });
+    expect(await blockFiles(guest)).toContain(path);
+    expect(await guest.xml({ inactive: true })).not.toContain(path); // --live only
+    expect(await cli('--json', 'detach-device', NAME, disk)).toMatchObject({ code: 0 }); // default --current: the running guest
+    expect(await blockFiles(guest)).not.toContain(path);
+    // bad input: exit 1 with a readable message
+    const missing = await cli('attach-device', NAME, join(lv.base, 'nope.xml'));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/cannot read .*nope\.xml/);
+    expect((await cli('attach-device', NAME, disk, '--current', '--live')).code).toBe(1);
+  });
+
+  it('domstats prints libvirt\'s statistics (readable and --json)', async () => {
+    const text = await cli('domstats', NAME);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^Domain: 'cv1'\n {2}state\.state=1\n/);
+    expect(text.stdout).toMatch(/\n {2}block\.0\.name=sda\n/);
+    const json = await cli('--json', 'domstats');
+    const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { guest: string; stats: Record<string, unknown> });
+    expect(rows).toEqual([{ guest: NAME, stats: expect.objectContaining({ 'state.state': 1, 'vcpu.current': 1 }) }]);
+  });
+
+  it('snapshot-create (from a file and with defaults), snapshot-list, snapshot-revert, snapshot-delete', async () => {
+    const snapXml = file('snap.xml', '<domainsnapshot><name>cs1</name></domainsnapshot>');
+    expect(await cli('snapshot-create', NAME, snapXml)).toMatchObject({ code: 0, stdout: `Domain snapshot cs1 created from '${snapXml}'\n` });
+    const auto = await cli('--json', 'snapshot-create', NAME);
+    const autoName = (JSON.parse(auto.stdout) as { snapshot: string }).snapshot;
+    expect(autoName).toMatch(/^\d+$/); // libvirt names it after the time
+    const table = await cli('snapshot-list', NAME);
+    const [header, ...lines] = table.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^ Name\s+Creation Time\s+State$/);
+    expect(lines.sort()).toEqual([
+      expect.stringMatching(new RegExp(`^ ${autoName} \\(current\\)\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\+0000\\s+running$`)),
+      expect.stringMatching(/^ cs1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000\s+running$/),
+    ]);
+    await hv.guest(NAME).then((g) => g.suspend());
+    expect(await cli('snapshot-revert', NAME, 'cs1')).toMatchObject({ code: 0, stdout: 'Domain reverted to snapshot cs1\n' });
+    expect((await hv.guest(NAME).then((g) => g.state())).state).toBe('running');
+    expect((await cli('snapshot-delete', NAME, '--snapshotname', autoName)).code).toBe(0);
+    expect((await cli('snapshot-delete', NAME, 'cs1')).code).toBe(0);
+    expect((await cli('snapshot-list', NAME, '--name')).stdout).toBe('');
+    const which = await cli('snapshot-revert', NAME);
+    expect(which.code).toBe(1);
+    expect(which.stderr).toMatch(/which snapshot/);
+  });
+
+  it('console attaches to the serial console and leaves on Ctrl-]; the guest keeps running', async () => {
+    const p = new CliProcess(['-c', lv.uri, 'console', NAME]);
+    try {
+      await p.waitFor(/Escape character is \^\]/, 'stderr', 60_000);
+      p.child.stdin!.write('\n');
+      p.child.stdin!.write(Buffer.from([0x1d]));
+      expect(await p.exited).toBe(0);
+    } finally {
+      await p.stop('SIGKILL');
+    }
+    expect((await hv.guest(NAME).then((g) => g.state())).state).toBe('running');
+  });
+
+  it('reset, then undefine leaves the running guest transient', async () => {
+    expect(await cli('reset', NAME)).toMatchObject({ code: 0, stdout: `Domain '${NAME}' was reset\n` });
+    expect(await cli('undefine', NAME)).toMatchObject({ code: 0, stdout: `Domain '${NAME}' has been undefined\n` });
+    const guest = await hv.guest(NAME);
+    expect(await guest.isRunning()).toBe(true);
+    await guest.destroy();
+    expect((await cli('list', '--all')).stdout).toBe(' Id   Name   State\n');
+  });
+});
