@@ -126,7 +126,10 @@ export class EventRegistry {
       return stream;
     }
     this.subscriptions.add(sub);
-    sub.registrations = specs.map((spec) => this.join(spec, sub));
+    // Two passes: every command is prepared before the first registration enters its exclusive section (see resume).
+    const joined = specs.map((spec) => this.join(spec, sub));
+    for (const j of joined) j.start?.();
+    sub.registrations = joined.map((j) => j.reg);
     Promise.all(sub.registrations.map((r) => r.registered)).then(
       () => stream.settleReady(),
       (err: unknown) => {
@@ -167,10 +170,15 @@ export class EventRegistry {
   resume(gap: ConnectionGap): Promise<void> {
     for (const s of this.subscriptions) s.gap({ ...gap });
     const regs = [...this.registrations.values()];
-    const done = regs.map((reg) => {
-      // Prepared outside the exclusive section: it may look a handle up again, a call that section would hold back.
+    // Every command is prepared before the first exclusive section is entered: preparing may look a
+    // handle up again, a call an exclusive section would hold back (and so wait for itself).
+    const cmds = regs.map((reg) => {
       const cmd = this.prepare(reg.command(reg.id));
       cmd.catch(() => undefined);
+      return cmd;
+    });
+    const done = regs.map((reg, i) => {
+      const cmd = cmds[i]!;
       reg.registered = this.op(async () => {
         if (this.registrations.get(reg.key) !== reg) return; // its last stream left meanwhile
         reg.callbackId = await runtime.eventCommand(await cmd);
@@ -196,8 +204,10 @@ export class EventRegistry {
     for (const s of subs) s.end();
   }
 
-  private join(spec: RegistrationSpec, sub: Subscription): Registration {
+  /** Joins (or creates) the registration for `spec`; a new one is registered in libvirt by `start`. */
+  private join(spec: RegistrationSpec, sub: Subscription): { reg: Registration; start?: () => void } {
     let reg = this.registrations.get(spec.key);
+    let start: (() => void) | undefined;
     if (!reg) {
       const created: Registration = {
         key: spec.key,
@@ -212,16 +222,19 @@ export class EventRegistry {
       this.registrations.set(spec.key, created);
       this.byId.set(created.id, created);
       // op() holds calls made after this one until libvirt has registered the callback.
-      const cmd = this.prepare(spec.command(created.id)); // outside the exclusive section (see resume)
+      const cmd = this.prepare(spec.command(created.id)); // before any exclusive section (see resume)
       cmd.catch(() => undefined);
-      created.registered = this.op(async () => {
-        created.callbackId = await runtime.eventCommand(await cmd);
-      });
-      created.registered.catch(() => this.forget(created));
+      // op() holds calls made after this one until libvirt has registered the callback.
+      start = () => {
+        created.registered = this.op(async () => {
+          created.callbackId = await runtime.eventCommand(await cmd);
+        });
+        created.registered.catch(() => this.forget(created));
+      };
       reg = created;
     }
     reg.subscribers.add(sub);
-    return reg;
+    return { reg, ...(start ? { start } : {}) };
   }
 
   private unsubscribe(sub: Subscription): void {
