@@ -221,7 +221,6 @@ export class EventRegistry {
       };
       this.registrations.set(spec.key, created);
       this.byId.set(created.id, created);
-      // op() holds calls made after this one until libvirt has registered the callback.
       const cmd = this.prepare(spec.command(created.id)); // before any exclusive section (see resume)
       cmd.catch(() => undefined);
       // op() holds calls made after this one until libvirt has registered the callback.
