@@ -4,12 +4,11 @@
  *  2. guest-ping round trip: libqemu's typed agent.ping() vs python3-libvirt's
  *     libvirt_qemu.qemuAgentCommand in a loop on the same guest, rounds interleaved; target ≤ 1.10.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { Hypervisor } from '../src/hybrid/index.js';
 import { Connection } from '../src/libvirt/index.js';
 import { buildLinuxGuest, linuxTestGuest, startPrivateLibvirtd } from '../src/testing/index.js';
+import { startPythonBaseline, type PythonBaseline } from './python-baseline.js';
 import { printTable, summarize, timeEach } from './table.js';
 
 const CALLS = Number(process.env.AGENT_BENCH_CALLS ?? 600);
@@ -38,24 +37,8 @@ for line in sys.stdin:
     print(json.dumps(times), flush=True)
 `;
 
-async function startPython(uri: string, name: string, loop: boolean): Promise<{ round(n: number): Promise<number[]>; stop(): void }> {
-  const child = spawn('/usr/bin/python3', ['-c', PYTHON, uri, name, loop ? 'loop' : 'plain'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<number[]> => {
-    const r = await lines.next();
-    if (r.done) throw new Error(`python3-libvirt baseline failed: ${stderr || 'exited'}`);
-    return JSON.parse(r.value) as number[];
-  };
-  await next();
-  return {
-    async round(n) {
-      child.stdin.write(`${n}\n`);
-      return next();
-    },
-    stop: () => child.kill(),
-  };
+function startPython(uri: string, name: string, loop: boolean): Promise<PythonBaseline> {
+  return startPythonBaseline(PYTHON, uri, name, loop);
 }
 
 export default async function agentBench(): Promise<void> {

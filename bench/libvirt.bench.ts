@@ -5,17 +5,17 @@
  *  2. main-thread event-loop delay p99 while 1,000 passthrough calls run concurrently; target < 10 ms.
  *  3. RSS growth over 100,000 dom.xml() calls; target < 10 MB.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Connection, type Domain } from '../src/libvirt/index.js';
 import { spawnWorker } from '../src/libvirt/spawn-worker.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/private-libvirtd.js';
+import { startPythonBaseline, type PythonBaseline } from './python-baseline.js';
 import { printTable, summarize, timeEach } from './table.js';
 
 const CALLS = Number(process.env.LIBVIRT_BENCH_CALLS ?? 2000);
@@ -50,25 +50,9 @@ function pythonHasLibvirt(): boolean {
   return existsSync('/usr/bin/python3') && existsSync('/usr/lib/python3/dist-packages/libvirt_qemu.py');
 }
 
-/** A python3-libvirt process that runs `n` timed calls per round() and returns their times (ms). */
-async function startPython(uri: string, name: string, loop: boolean, script = PYTHON): Promise<{ round(n: number): Promise<number[]>; stop(): void }> {
-  const child = spawn('/usr/bin/python3', ['-c', script, uri, name, loop ? 'loop' : 'plain'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<number[]> => {
-    const r = await lines.next();
-    if (r.done) throw new Error(`python3-libvirt baseline failed: ${stderr || 'exited'}`);
-    return JSON.parse(r.value) as number[];
-  };
-  await next(); // connected and warmed up
-  return {
-    async round(n) {
-      child.stdin.write(`${n}\n`);
-      return next();
-    },
-    stop: () => child.kill(),
-  };
+/** A python3-libvirt baseline process running PYTHON (or `script`). */
+function startPython(uri: string, name: string, loop: boolean, script = PYTHON): Promise<PythonBaseline> {
+  return startPythonBaseline(script, uri, name, loop);
 }
 
 const query = '{"execute":"query-status"}';

@@ -647,7 +647,8 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     this.pointers.push(opened.conn);
     this.connId = ++connectionSeq;
     // Domain handles of the old connection keep it allocated until they are released; nothing else uses it.
-    void this.executor.call('close', [old, [], runtime.closeCallback], { timeoutMs: 1000 }).catch(() => undefined);
+    // No deadline: a missed one would shut down the socket of the new connection (the executor's stuck hook).
+    void this.executor.call('close', [old, [], runtime.closeCallback], { timeoutMs: 0 }).catch(() => undefined);
     void this.executor.call('registerCloseCallback', [opened.conn, runtime.closeCallback, this.connId], { timeoutMs: this.callTimeoutMs }).catch(() => undefined);
   }
 

@@ -11,17 +11,22 @@ export class ProxyError extends LibqemuError {}
  */
 export const POLICY_ERROR_CLASS = 'LibqemuPolicyRefused';
 
+/** A policy refusal in the words of whoever started the proxy: what was refused and how to opt in. */
+export interface RefusalText {
+  message: string;
+  hint: string | undefined;
+}
+
 export interface QmpErrorBody {
   class: string;
   desc: string;
 }
 
 /** What a proxy client is told when its command failed on the way: QEMU's own error, or ours in QMP's shape. */
-export function toQmpError(err: unknown, refusalHint?: (err: PolicyError) => string, refusalMessage?: (err: PolicyError) => string): QmpErrorBody {
+export function toQmpError(err: unknown, describeRefusal?: (err: PolicyError) => RefusalText): QmpErrorBody {
   if (err instanceof QmpCommandError) return { class: err.errorClass, desc: err.desc };
   if (err instanceof PolicyError) {
-    const hint = refusalHint ? refusalHint(err) : err.hint;
-    const message = refusalMessage ? refusalMessage(err) : err.message;
+    const { message, hint } = describeRefusal ? describeRefusal(err) : { message: err.message, hint: err.hint };
     return { class: POLICY_ERROR_CLASS, desc: `${message}; ${hint ?? ''}`.replace(/; $/, '') };
   }
   // Anything else (the guest's monitor went away, the guest is not running, a libvirt error on the

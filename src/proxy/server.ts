@@ -15,7 +15,7 @@ import type { QmpMessage } from '../qmp/transport.js';
 import { ClientConnection, type ClientRequest } from './client-connection.js';
 import { FdReader } from './fd-reader.js';
 import type { PolicyError } from '../hybrid/errors.js';
-import { ProxyError, toQmpError } from './errors.js';
+import { ProxyError, toQmpError, type RefusalText } from './errors.js';
 import { prepareListenPath } from './listen-path.js';
 
 /**
@@ -61,12 +61,10 @@ export interface QmpProxyOptions {
   commandTimeoutMs?: number;
   logger?: ProxyLogger;
   /**
-   * How a refused command's reply says to opt in, in the words of whoever started the proxy (the
-   * `libqemu proxy` command names its `--allow` flag). Default: the library's hint.
+   * A refused command's reply in the words of whoever started the proxy: `libqemu proxy` names its own
+   * verbs and `--allow` flag, not library calls. Default: the PolicyError's message and hint.
    */
-  refusalHint?: (err: PolicyError) => string;
-  /** The refusal's message in the same words (the `libqemu proxy` command names its verbs, not library calls). Default: the error's message. */
-  refusalMessage?: (err: PolicyError) => string;
+  describeRefusal?: (err: PolicyError) => RefusalText;
 }
 
 export interface ProxyStats {
@@ -210,7 +208,7 @@ export class QmpProxy implements AsyncDisposable {
           this.log('debug', `proxy client ${c.id} left: ${reason}`, { client: c.id });
         },
         log: (level, message, details) => this.log(level, message, details),
-        toQmpError: (err) => toQmpError(err, this.options.refusalHint, this.options.refusalMessage),
+        toQmpError: (err) => toQmpError(err, this.options.describeRefusal),
       },
     );
     if (!conn.isClosed) this.connections.add(conn);

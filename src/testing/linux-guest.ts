@@ -10,6 +10,7 @@ import { chownSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, r
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, LibqemuError } from '../common/errors.js';
+import { closingLines, xmlEscape } from './guest-xml.js';
 
 /** The built kernel + initramfs. */
 export interface LinuxGuestImage {
@@ -112,9 +113,6 @@ export interface LinuxGuestXmlOptions {
 
 const MAX_UNIX_PATH = 107;
 
-function xmlEscape(s: string): string {
-  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
-}
 
 function checkPath(what: string, p: unknown): asserts p is string {
   if (typeof p !== 'string' || !p.startsWith('/') || p.includes('\0')) throw new InvalidArgumentError(`linuxGuestXml: ${what} must be an absolute path, got ${JSON.stringify(p)}`);
@@ -164,13 +162,7 @@ export function linuxGuestXml(options: LinuxGuestXmlOptions): string {
     ...(nic ? ["    <interface type='user'><model type='virtio'/><rom enabled='no'/></interface>"] : []),
     `    <serial type='file'><source path='${xmlEscape(consoleLog)}'/><target port='0'/></serial>`,
     "    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>",
-    "    <video><model type='none'/></video>",
-    "    <memballoon model='none'/>",
-    '  </devices>',
-    ...(qmpSocket
-      ? ['  <qemu:commandline>', "    <qemu:arg value='-qmp'/>", `    <qemu:arg value='unix:${xmlEscape(qmpSocket)},server=on,wait=off'/>`, '  </qemu:commandline>']
-      : []),
-    '</domain>',
+    ...closingLines(qmpSocket),
   ];
   return lines.join('\n') + '\n';
 }

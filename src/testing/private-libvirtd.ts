@@ -15,6 +15,7 @@ import { createServer, connect, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { LibqemuError, InvalidArgumentError } from '../common/errors.js';
 import { probeSocket } from '../common/unix-socket.js';
+import { closingLines, xmlEscape } from './guest-xml.js';
 import { sweep, sweepSync, type SweepOptions } from './process-sweep.js';
 
 export interface PrivateLibvirtd {
@@ -450,9 +451,6 @@ export interface TinyGuestOptions {
   nic?: { model?: string; id?: string };
 }
 
-function xmlEscape(s: string): string {
-  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
-}
 
 /** A minimal TCG guest: type='qemu', pc, 64 MiB, no disk, no video, no balloon (stays running in SeaBIOS at ~1 % CPU). */
 export function tinyGuestXml(options: TinyGuestOptions): string {
@@ -482,16 +480,11 @@ export function tinyGuestXml(options: TinyGuestOptions): string {
     '  <devices>',
     '    <emulator>/usr/bin/qemu-system-x86_64</emulator>',
     ...nicXml,
-    "    <video><model type='none'/></video>",
-    "    <memballoon model='none'/>",
-    '  </devices>',
-    ...(qmpSocket
-      ? ['  <qemu:commandline>', "    <qemu:arg value='-qmp'/>", `    <qemu:arg value='unix:${xmlEscape(qmpSocket)},server=on,wait=off'/>`, '  </qemu:commandline>']
-      : []),
-    '</domain>',
+    ...closingLines(qmpSocket),
   ];
   return lines.join('\n') + '\n';
 }
+
 
 function nicElement(nic: NonNullable<TinyGuestOptions['nic']>): string {
   if (typeof nic !== 'object' || nic === null) throw new InvalidArgumentError('tinyGuestXml: nic must be an object, e.g. {} or { model: \'e1000\', id: \'ua-nic0\' }');

@@ -51,8 +51,10 @@ Examples:
             ...(opts.fdPassing ? { fdPassing: true } : {}),
             logger: { info: log('info'), warn: log('warn'), ...(opts.verbose ? { debug: log('debug') } : {}) },
             // a socat or qmp-shell user can only restart the proxy: name its flag, not a JavaScript call
-            refusalMessage: (err) => cliMessage(err, { guest: session.options.domain ?? 'GUEST' }),
-            refusalHint: (err) => `to send it anyway, accepting that libvirt may lose track of this guest's state, restart the proxy with --allow ${err.allowName}`,
+            describeRefusal: (err) => ({
+              message: cliMessage(err, { guest: session.options.domain ?? 'GUEST' }),
+              hint: `to send it anyway, accepting that libvirt may lose track of this guest's state, restart the proxy with --allow ${err.allowName}`,
+            }),
           });
           const route = 'route' in backend ? ` via ${String((backend as { route: unknown }).route)}` : '';
           session.out.either(`serving ${session.describeTarget()}${route} on ${proxy.path}`, { listening: proxy.path, target: session.describeTarget(), route: route.replace(' via ', '') || null, qemu: proxy.greeting.version.qemu });
