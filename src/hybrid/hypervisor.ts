@@ -188,7 +188,8 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
     this.closing ??= (async () => {
       for (const g of this.guestCache.values()) await g.close().catch(() => undefined);
       this.guestCache.clear();
-      const removeDir = await this.ownMonitorDirUnused(); // asks libvirt, so before the connection goes
+      // asks libvirt, so before the connection goes; not while libvirtd is away (close() must not wait for it)
+      const removeDir = this.connection.isOpen && (await this.ownMonitorDirUnused());
       await this.connection.close();
       if (removeDir) await removeCreatedMonitorDir(this.monitorDir);
     })();
