@@ -679,7 +679,7 @@ export async function generateLibvirt(options: { write?: boolean } = {}): Promis
     const base = CORE[c.cls] ?? 'LibvirtObject';
     classes += `\n/** A libvirt ${c.ptr.replace(/Ptr$/, '')} (${c.prefix}* functions). Every method runs in its connection's worker thread. */\n`;
     classes += `export class ${c.cls} extends ${base} {\n`;
-    if (c.cls === 'Connection') classes += `  /** @internal */\n  protected readonly classes = LIBVIRT_CLASSES;\n`;
+    if (c.cls === 'Connection') classes += `  /** The classes this connection builds objects of. */\n  protected readonly classes = LIBVIRT_CLASSES;\n`;
     else classes += `  /** The connection this object belongs to. */\n  get connection(): Connection {\n    return this.context.connection as Connection;\n  }\n`;
     for (const b of mine) {
       const params = b.params.map((p) => `${p.name}: ${p.ts}${p.optional !== undefined ? ` = ${p.optional}` : ''}`);

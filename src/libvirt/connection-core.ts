@@ -98,7 +98,7 @@ interface Handle {
 /** What open() builds (the generated Connection class). */
 type ConnectionClass<C> = new (init: ConnectionInit) => C;
 
-/** @internal */
+/** What the generated Connection is constructed from (Connection.open builds it; not for users). */
 export interface ConnectionInit {
   executor: Executor;
   pointer: ConnectPtr;
@@ -252,7 +252,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     return this.events.registrationCount;
   }
 
-  /** @internal Runs one generated binding (see LibvirtContext.call). */
+  /** Runs one generated binding (see LibvirtContext.call); the generated methods call it, users call those. */
   call(c: string, tags: string, args: unknown[], options: CallOptions = {}): Promise<unknown> {
     let prepared: unknown[];
     try {
@@ -652,7 +652,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     void this.executor.call('registerCloseCallback', [opened.conn, runtime.closeCallback, this.connId], { timeoutMs: this.callTimeoutMs }).catch(() => undefined);
   }
 
-  /** @internal Wraps a reference from the worker in an object, released when unreferenced or on close(). */
+  /** Wraps a reference from the worker in an object, released when unreferenced or on close() (see LibvirtContext.adopt). */
   adopt(cls: string, ref: ObjectRef): LibvirtObject {
     const Ctor = this.classes[cls];
     if (!Ctor) throw new Error(`no class ${cls}`);

@@ -11,7 +11,7 @@ import type { LibvirtErrorData } from '../../libvirt/errors.js';
 
 /** A libvirt virConnect (virConnect* functions). Every method runs in its connection's worker thread. */
 export class Connection extends ConnectionCore<Domain> {
-  /** @internal */
+  /** The classes this connection builds objects of. */
   protected readonly classes = LIBVIRT_CLASSES;
   /**
    * Provide a pointer to the last error caught on that connection
