@@ -5,6 +5,7 @@
  *
  *   npx tsx examples/follow-events.ts [--uri URI --domain NAME] [--qmp STOP,RESUME] [--seconds 5]
  */
+import { uncheckedEventNames } from '../src/index.js';
 import { withGuest } from './support/sandbox.js';
 
 await withGuest(['qmp', 'seconds'], async ({ guest, flags }) => {
@@ -13,7 +14,7 @@ await withGuest(['qmp', 'seconds'], async ({ guest, flags }) => {
   const stop = new AbortController();
   const timer = setTimeout(() => stop.abort(), seconds * 1000); // keeps the process alive while we follow
 
-  const events = guest.events({ qmp: names ?? true, signal: stop.signal });
+  const events = guest.events({ qmp: names ? uncheckedEventNames(names) : true, signal: stop.signal });
   await events.ready;
   console.log(`following ${guest.name} for ${seconds} s (QMP events via ${events.qmpRoute}${names ? `, only ${names.join(', ')}` : ''})`);
 

@@ -4,7 +4,9 @@
  */
 import { BoundedQueue, type OverflowPolicy } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
+import type { QemuEvents } from '../generated/index.js';
 import type { ConnectionGap, DomainEventKind, LifecycleEventName } from '../libvirt/events.js';
+import type { EventName } from '../qmp/command-map.js';
 import { GuestNotRunningError, MonitorUnavailableError } from './errors.js';
 import type { GuestContext, GuestEventSource } from './guest-context.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
@@ -19,20 +21,43 @@ interface EventBase {
   at: Date;
 }
 
-/** One event of `guest.events()`: libvirt's, QEMU's (through QMP), or libqemu's own notices. */
-export type GuestEvent =
+/** A QMP event name QEMU's schema (the generated QemuEvents) knows. */
+export type QemuEventName = EventName<QemuEvents>;
+
+declare const uncheckedEventName: unique symbol;
+/** An event name the generated schema does not know (a newer QEMU's), made with uncheckedEventNames(). */
+export type UncheckedEventName = string & { readonly [uncheckedEventName]: true };
+
+/**
+ * The escape hatch for `guest.events({ qmp: [...] })` names the types do not know: the names are passed
+ * on unchanged, and their events arrive untyped (`event: string`, `data` a plain object).
+ */
+export function uncheckedEventNames(names: readonly string[]): readonly UncheckedEventName[] {
+  return names as readonly UncheckedEventName[];
+}
+
+/** A QMP event of `guest.events()`; with a known name N its `data` has the schema's type. */
+export type GuestQmpEvent<N extends string = string> = N extends string
+  ? EventBase & {
+      source: 'qmp';
+      kind: 'qmp';
+      route: QmpRoute;
+      event: N extends UncheckedEventName ? string : N;
+      data: N extends keyof QemuEvents ? QemuEvents[N] : Record<string, unknown> | undefined;
+      timestamp: { seconds: number; microseconds: number };
+    }
+  : never;
+
+/**
+ * One event of `guest.events()`: libvirt's, QEMU's (through QMP), or libqemu's own notices. `N` narrows
+ * the QMP events when the stream was opened with `qmp: [names]`.
+ */
+export type GuestEvent<N extends string = string> =
   | (EventBase & { source: 'libvirt'; kind: 'lifecycle'; event: LifecycleEventName; detail: string })
   | (EventBase & { source: 'libvirt'; kind: 'reboot' })
   /** The guest agent connected to or disconnected from its channel. */
   | (EventBase & { source: 'libvirt'; kind: 'agent-lifecycle'; state: 'connected' | 'disconnected'; reason: 'unknown' | 'domain-started' | 'channel' })
-  | (EventBase & {
-      source: 'qmp';
-      kind: 'qmp';
-      route: QmpRoute;
-      event: string;
-      data: Record<string, unknown> | undefined;
-      timestamp: { seconds: number; microseconds: number };
-    })
+  | GuestQmpEvent<N>
   /** The monitor connection dropped: QMP events until the matching 'qmp-reconnected' are lost. */
   | (EventBase & { source: 'libqemu'; kind: 'qmp-disconnected'; reason: string })
   | (EventBase & { source: 'libqemu'; kind: 'qmp-reconnected'; gapMs: number })
@@ -46,11 +71,11 @@ export type GuestEvent =
 
 export type LibqemuNotice = Extract<GuestEvent, { source: 'libqemu' }>;
 
-export interface GuestEventsOptions {
+export interface GuestEventsOptions<N extends string = string> {
   /** libvirt domain events: true (default: lifecycle, reboot and agent-lifecycle), false, or the kinds wanted. */
   libvirt?: boolean | DomainEventKind[];
   /** QMP events: true (default: all), false, or the names wanted (handed down to libvirt on passthrough). */
-  qmp?: boolean | readonly string[];
+  qmp?: boolean | readonly N[];
   /** Route for QMP events (default 'auto'). */
   via?: QmpVia;
   /** Queue capacity (default 1000). */
@@ -61,12 +86,12 @@ export interface GuestEventsOptions {
 }
 
 /** The stream `guest.events()` returns; `ready` resolves once every source is subscribed. */
-export interface GuestEventStream extends AsyncIterableIterator<GuestEvent> {
+export interface GuestEventStream<N extends string = string> extends AsyncIterableIterator<GuestEvent<N>> {
   readonly ready: Promise<void>;
   /** Which route delivers QMP events (known once ready). */
   readonly qmpRoute: QmpRoute | undefined;
   /** Stops the stream and unsubscribes everywhere. */
-  return(): Promise<IteratorResult<GuestEvent>>;
+  return(): Promise<IteratorResult<GuestEvent<N>>>;
 }
 
 export interface GuestEventSources {

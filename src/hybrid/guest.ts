@@ -5,7 +5,7 @@ import type { MigrateOptions } from '../migration/options.js';
 import { GuestNotFoundError, GuestNotRunningError, MonitorUnavailableError } from './errors.js';
 import type { GuestContext, GuestDomain } from './guest-context.js';
 import { GuestQmpClient, type QmpRoute } from './guest-client.js';
-import { GuestEvents, type GuestEventStream, type GuestEventsOptions } from './guest-events.js';
+import { GuestEvents, type GuestEventStream, type GuestEventsOptions, type QemuEventName, type UncheckedEventName } from './guest-events.js';
 import type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-migration.js';
 import { GuestMonitor } from './guest-monitor.js';
 import { checkVia, isNoDomainError, isNotRunningError, isRunningState, qmpRoutes, type GuestQmpOptions } from './guest-routes.js';
@@ -208,6 +208,9 @@ export class Guest {
    * libvirt domain events and QMP events in one stream, each tagged with its source, plus libqemu's
    * notices (monitor gaps, taint). On the passthrough route QMP name filters are handed to libvirt.
    */
+  events<const N extends QemuEventName>(options: GuestEventsOptions<N> & { qmp: readonly N[] }): GuestEventStream<N>;
+  /** Every QMP event (`qmp: true`), none, or names the types do not know (`uncheckedEventNames([...])`): untyped. */
+  events(options?: GuestEventsOptions<QemuEventName | UncheckedEventName>): GuestEventStream;
   events(options: GuestEventsOptions = {}): GuestEventStream {
     this.assertOpen();
     return this.eventStreams.open(options);

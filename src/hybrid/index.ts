@@ -1,7 +1,7 @@
 export { Hypervisor, type HypervisorOptions, type HypervisorEvents, type GuestSummary, type DefineGuestOptions, type OpenQmpTarget } from './hypervisor.js';
 export { Guest, type GuestQmpOptions, type GuestMigrationResult } from './guest.js';
 export type { QmpVia } from './guest-routes.js';
-export type { GuestEvent, GuestEventsOptions, GuestEventStream } from './guest-events.js';
+export { uncheckedEventNames, type GuestEvent, type GuestQmpEvent, type GuestEventsOptions, type GuestEventStream, type QemuEventName, type UncheckedEventName } from './guest-events.js';
 export { GuestQmpClient, type QmpRoute, type GuestQmpClientOptions } from './guest-client.js';
 export { OwnershipPolicy, classifyCommand, type CommandKind, type CommandClassification, type PolicyOptions, type PolicyCallOptions } from './policy.js';
 export {

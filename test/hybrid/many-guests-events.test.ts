@@ -45,7 +45,7 @@ const lifecycle = (evs: GuestEvent[]) => evs.filter((e) => e.kind === 'lifecycle
 
 describe.each([
   { label: 'passthrough, every QMP event', via: 'passthrough' as const, qmp: true as const },
-  { label: 'passthrough, filtered by name', via: 'passthrough' as const, qmp: ['STOP', 'RESUME'] },
+  { label: 'passthrough, filtered by name', via: 'passthrough' as const, qmp: ['STOP', 'RESUME'] as ('STOP' | 'RESUME')[] },
   { label: 'auto (monitor where there is one), every QMP event', via: 'auto' as const, qmp: true as const },
 ])('$label', ({ via, qmp }) => {
   it('sees STOP and RESUME once per guest, and libvirt suspended/resumed once per guest', async () => {

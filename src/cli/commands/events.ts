@@ -4,7 +4,7 @@
  * (STOP, BLOCK_JOB_COMPLETED), lower-case ones libvirt's (started, suspended).
  */
 import type { Command } from 'commander';
-import type { GuestEvent } from '../../hybrid/index.js';
+import { uncheckedEventNames, type GuestEvent } from '../../hybrid/index.js';
 import type { QmpEvent } from '../../qmp/command-map.js';
 import { redact } from '../../qmp/redact.js';
 import { UsageError } from '../exit-codes.js';
@@ -120,7 +120,7 @@ async function guestEvents(session: Session, names: string[], opts: EventsOption
   const wantLibvirt = opts.libvirt && (!filtered || libvirtNames.size > 0);
   if (!wantQmp && !wantLibvirt) throw new UsageError('nothing to follow: every source is switched off or filtered out', { hint: 'QMP event names are upper case (STOP), libvirt ones lower case (started)' });
   const stream = guest.events({
-    qmp: wantQmp ? (qmpNames.length ? qmpNames : true) : false,
+    qmp: wantQmp ? (qmpNames.length ? uncheckedEventNames(qmpNames) : true) : false,
     libvirt: wantLibvirt ? ['lifecycle', 'reboot'] : false,
     via: session.options.via,
     overflow: 'drop-oldest',
