@@ -9,7 +9,7 @@ import { Hypervisor } from '../src/hybrid/index.js';
 import { Connection } from '../src/libvirt/index.js';
 import { buildLinuxGuest, linuxTestGuest, startPrivateLibvirtd } from '../src/testing/index.js';
 import { startPythonBaseline, type PythonBaseline } from './python-baseline.js';
-import { printTable, summarize, timeEach } from './table.js';
+import { printTable, summarize, timeEach, perCallRow } from './table.js';
 
 const CALLS = Number(process.env.AGENT_BENCH_CALLS ?? 600);
 const BOOTS = Number(process.env.AGENT_BENCH_BOOTS ?? 3);
@@ -95,17 +95,17 @@ export default async function agentBench(): Promise<void> {
     const o = summarize(ours);
     const w = summarize(raw);
     const rows = [
-      { name: 'libqemu guest.agent().ping()', value: o.mean, unit: 'ms/call', extra: { p50: o.p50.toFixed(3), p99: o.p99.toFixed(3), n: ours.length } },
-      { name: 'libqemu dom.qemuAgentCommand (untyped)', value: w.mean, unit: 'ms/call', extra: { p50: w.p50.toFixed(3), p99: w.p99.toFixed(3), n: raw.length } },
+      perCallRow('libqemu guest.agent().ping()', o, ours.length),
+      perCallRow('libqemu dom.qemuAgentCommand (untyped)', w, raw.length),
     ];
     // Diagnostic: libqemu's main-thread ↔ executor hand-off alone (no libvirt call); python calls on its own thread.
     const h = summarize(handOff);
-    rows.push({ name: 'libqemu hand-off only (exec noop)', value: h.mean, unit: 'ms/call', extra: { p50: h.p50.toFixed(3), p99: h.p99.toFixed(3), n: handOff.length } });
+    rows.push(perCallRow('libqemu hand-off only (exec noop)', h, handOff.length));
     if (theirs.length > 0) {
       const p = summarize(theirs);
-      rows.push({ name: 'python3-libvirt qemuAgentCommand', value: p.mean, unit: 'ms/call', extra: { p50: p.p50.toFixed(3), p99: p.p99.toFixed(3), n: theirs.length } });
+      rows.push(perCallRow('python3-libvirt qemuAgentCommand', p, theirs.length));
       const pl = summarize(theirsLoop);
-      rows.push({ name: 'python3-libvirt, event loop thread running', value: pl.mean, unit: 'ms/call', extra: { p50: pl.p50.toFixed(3), p99: pl.p99.toFixed(3), n: theirsLoop.length } });
+      rows.push(perCallRow('python3-libvirt, event loop thread running', pl, theirsLoop.length));
       printTable('guest-ping round trip through libvirt (virDomainQemuAgentCommand), sequential', rows, 'python3-libvirt qemuAgentCommand', '≤ 1.10 vs python3-libvirt');
       const ratio = o.mean / p.mean;
       console.log(

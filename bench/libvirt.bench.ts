@@ -16,7 +16,7 @@ import { Connection, type Domain } from '../src/libvirt/index.js';
 import { spawnWorker } from '../src/libvirt/spawn-worker.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/private-libvirtd.js';
 import { startPythonBaseline, type PythonBaseline } from './python-baseline.js';
-import { printTable, summarize, timeEach } from './table.js';
+import { printTable, summarize, timeEach, perCallRow } from './table.js';
 
 const CALLS = Number(process.env.LIBVIRT_BENCH_CALLS ?? 2000);
 const XML_CALLS = Number(process.env.LIBVIRT_BENCH_XML_CALLS ?? 100_000);
@@ -116,14 +116,14 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
   // Diagnostics: the same native call in a worker with no per-call hand-off (koffi + libvirt alone), and the
   // main ↔ executor hand-off alone on an otherwise idle machine (no libvirt call).
   const w = summarize(raw);
-  rows.push({ name: 'koffi call in a worker, no hand-off', value: w.mean, unit: 'ms/call', extra: { p50: w.p50.toFixed(3), p99: w.p99.toFixed(3), n: raw.length } });
+  rows.push(perCallRow('koffi call in a worker, no hand-off', w, raw.length));
   const h = summarize(handOff);
-  rows.push({ name: 'libqemu hand-off only (exec noop)', value: h.mean, unit: 'ms/call', extra: { p50: h.p50.toFixed(3), p99: h.p99.toFixed(3), n: handOff.length } });
+  rows.push(perCallRow('libqemu hand-off only (exec noop)', h, handOff.length));
   if (theirs.length > 0) {
     const p = summarize(theirs);
-    rows.push({ name: 'python3-libvirt qemuMonitorCommand', value: p.mean, unit: 'ms/call', extra: { p50: p.p50.toFixed(3), p99: p.p99.toFixed(3), n: theirs.length } });
+    rows.push(perCallRow('python3-libvirt qemuMonitorCommand', p, theirs.length));
     const pl = summarize(theirsLoop);
-    rows.push({ name: 'python3-libvirt, event loop thread running', value: pl.mean, unit: 'ms/call', extra: { p50: pl.p50.toFixed(3), p99: pl.p99.toFixed(3), n: theirsLoop.length } });
+    rows.push(perCallRow('python3-libvirt, event loop thread running', pl, theirsLoop.length));
     const ratio = o.mean / p.mean;
     printTable('query-status through libvirt passthrough, sequential', rows, 'python3-libvirt qemuMonitorCommand', '≤ 1.10 vs python3-libvirt');
     console.log(
@@ -200,13 +200,13 @@ async function generatedCall(dom: Domain, uri: string): Promise<void> {
   const g = summarize(generated);
   const h = summarize(hand);
   const rows = [
-    { name: 'libqemu dom.getXMLDesc() (generated)', value: g.mean, unit: 'ms/call', extra: { p50: g.p50.toFixed(3), p99: g.p99.toFixed(3), n: generated.length } },
-    { name: 'libqemu dom.xml() (hand-written)', value: h.mean, unit: 'ms/call', extra: { p50: h.p50.toFixed(3), p99: h.p99.toFixed(3), n: hand.length } },
+    perCallRow('libqemu dom.getXMLDesc() (generated)', g, generated.length),
+    perCallRow('libqemu dom.xml() (hand-written)', h, hand.length),
   ];
   let line = `generated/hand-written (mean): ${(g.mean / h.mean).toFixed(3)} ${g.mean / h.mean <= 1.05 ? 'OK' : 'MISSED'} (p50 ${(g.p50 / h.p50).toFixed(3)})`;
   if (theirs.length) {
     const p = summarize(theirs);
-    rows.push({ name: 'python3-libvirt dom.XMLDesc()', value: p.mean, unit: 'ms/call', extra: { p50: p.p50.toFixed(3), p99: p.p99.toFixed(3), n: theirs.length } });
+    rows.push(perCallRow('python3-libvirt dom.XMLDesc()', p, theirs.length));
     line += `; generated/python3-libvirt (mean): ${(g.mean / p.mean).toFixed(3)} ${g.mean / p.mean <= 1.1 ? 'OK' : 'MISSED'} (p50 ${(g.p50 / p.p50).toFixed(3)})`;
   }
   printTable('virDomainGetXMLDesc through the private libvirtd, sequential', rows, 'libqemu dom.xml() (hand-written)', '≤ 1.05 vs xml(), ≤ 1.10 vs python3-libvirt');

@@ -28,6 +28,11 @@ export async function timeEach(n: number, op: () => Promise<unknown>, warmup = M
   return times;
 }
 
+/** A row of per-call times (ms): the mean compared, p50, p99 and the count beside it. */
+export function perCallRow(name: string, s: { mean: number; p50: number; p99: number }, n: number): Row {
+  return { name, value: s.mean, unit: 'ms/call', extra: { p50: s.p50.toFixed(3), p99: s.p99.toFixed(3), n } };
+}
+
 export interface Row {
   name: string;
   /** The figure compared (lower is better unless `higherIsBetter`). */

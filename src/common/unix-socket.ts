@@ -3,13 +3,14 @@ import { connect } from 'node:net';
 export type SocketProbe = 'open' | 'refused' | 'denied' | 'gone';
 
 /**
- * Connects once to a unix socket and hangs up: 'open' (something listens), 'refused' (a stale file
- * nobody listens on, e.g. left by a SIGKILLed QEMU), 'denied' (permissions), or 'gone' (no such file,
- * or another error). A listener that is slow to accept still counts as 'open' after `timeoutMs`.
+ * Connects once to a unix socket (a path) or a TCP port and hangs up: 'open' (something listens),
+ * 'refused' (nobody listens, e.g. a stale file left by a SIGKILLed QEMU), 'denied' (permissions), or
+ * 'gone' (no such file, or another error). A listener that is slow to accept still counts as 'open'
+ * after `timeoutMs`.
  */
-export function probeSocket(path: string, timeoutMs: number): Promise<SocketProbe> {
+export function probeSocket(target: string | { host: string; port: number }, timeoutMs: number): Promise<SocketProbe> {
   return new Promise((resolvePromise) => {
-    const sock = connect({ path });
+    const sock = typeof target === 'string' ? connect({ path: target }) : connect(target);
     const timer = setTimeout(() => finish('open'), timeoutMs);
     const finish = (r: SocketProbe) => {
       clearTimeout(timer);

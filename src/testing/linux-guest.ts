@@ -10,7 +10,7 @@ import { chownSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, r
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, LibqemuError } from '../common/errors.js';
-import { closingLines, xmlEscape } from './guest-xml.js';
+import { closingLines, openingLines, xmlEscape } from './guest-xml.js';
 
 /** The built kernel + initramfs. */
 export interface LinuxGuestImage {
@@ -139,13 +139,7 @@ export function linuxGuestXml(options: LinuxGuestXmlOptions): string {
     throw new InvalidArgumentError(`linuxGuestXml: qmpSocket must be an absolute path ≤ ${MAX_UNIX_PATH} bytes without commas`, { hint: 'put it in PrivateLibvirtd.qmpDir' });
   }
   const lines = [
-    `<domain type='qemu'${qmpSocket ? " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" : ''}>`,
-    `  <name>${xmlEscape(name)}</name>`,
-    ...(uuid ? [`  <uuid>${xmlEscape(uuid)}</uuid>`] : []),
-    `  <memory unit='MiB'>${memoryMiB}</memory>`,
-    '  <vcpu>1</vcpu>',
-    '  <os>',
-    "    <type arch='x86_64' machine='pc'>hvm</type>",
+    ...openingLines({ name, uuid, memoryMiB, qmpSocket }),
     `    <kernel>${xmlEscape(image.kernel)}</kernel>`,
     `    <initrd>${xmlEscape(image.initrd)}</initrd>`,
     `    <cmdline>${xmlEscape(image.cmdline)}</cmdline>`,

@@ -11,11 +11,11 @@ import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { LibqemuError, InvalidArgumentError } from '../common/errors.js';
 import { probeSocket } from '../common/unix-socket.js';
-import { closingLines, xmlEscape } from './guest-xml.js';
+import { closingLines, openingLines, xmlEscape } from './guest-xml.js';
 import { sweep, sweepSync, type SweepOptions } from './process-sweep.js';
 
 export interface PrivateLibvirtd {
@@ -335,9 +335,15 @@ async function endLibvirtd(d: Daemon, graceMs: number): Promise<void> {
   rmSync(join(d.base, 'run', 'libvirt', 'libvirtd.pid'), { force: true });
 }
 
+/** Waits until the daemon answers on its unix socket (a fresh one: the pid file is back) and, with TCP, on its port. */
 async function waitForDaemon(d: Daemon, tcpPort: number | undefined, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-  await waitForSocket(d.socket, timeoutMs, d.tini, signal, true);
-  if (tcpPort !== undefined) await waitForTcp(tcpPort, timeoutMs, signal);
+  const deadline = Date.now() + timeoutMs;
+  // After a restart the old daemon's socket file may still be there: only the new daemon's pid file says it is up.
+  const pidFile = join(dirname(d.socket), 'libvirtd.pid');
+  await waitForListener(d.socket, () => existsSync(d.socket) && existsSync(pidFile), { deadline, timeoutMs, tini: d.tini, signal }, 'the machine may be overloaded: raise timeoutMs');
+  if (tcpPort !== undefined) {
+    await waitForListener({ host: '127.0.0.1', port: tcpPort }, () => true, { deadline, timeoutMs, tini: d.tini, signal }, 'is the port taken? pass tcp: { port } with a free one, or omit it');
+  }
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (the kernel's pick for port 0). */
@@ -352,22 +358,6 @@ function freeTcpPort(): Promise<number> {
   });
 }
 
-async function waitForTcp(port: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    signal?.throwIfAborted();
-    const open = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new PrivateLibvirtdError(`libvirtd did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`, { hint: 'is the port taken? pass tcp: { port } with a free one, or omit it' });
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function chownTree(dir: string, uid: number, gid: number): void {
   chownSync(dir, uid, gid);
@@ -378,16 +368,21 @@ function chownTree(dir: string, uid: number, gid: number): void {
   }
 }
 
-async function waitForSocket(path: string, timeoutMs: number, tini: ChildProcess, signal: AbortSignal | undefined, fresh = false): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/** Polls until `target` accepts connections once `ready()` holds; fails at once if libvirtd (its reaper) exited. */
+async function waitForListener(
+  target: string | { host: string; port: number },
+  ready: () => boolean,
+  w: { deadline: number; timeoutMs: number; tini: ChildProcess; signal: AbortSignal | undefined },
+  hint: string,
+): Promise<void> {
+  const where = typeof target === 'string' ? target : `${target.host}:${target.port}`;
   for (;;) {
-    signal?.throwIfAborted();
-    if (tini.exitCode !== null || tini.signalCode !== null) {
-      throw new PrivateLibvirtdError(`libvirtd exited during startup (${tini.exitCode ?? tini.signalCode})`, { hint: 'see <base>/logs/libvirtd.log; is another daemon using the same directory?' });
+    w.signal?.throwIfAborted();
+    if (w.tini.exitCode !== null || w.tini.signalCode !== null) {
+      throw new PrivateLibvirtdError(`libvirtd exited during startup (${w.tini.exitCode ?? w.tini.signalCode})`, { hint: 'see <base>/logs/libvirtd.log; is another daemon using the same directory?' });
     }
-    // After a restart the old daemon's socket file may still be there: only a fresh pid file counts then.
-    if (existsSync(path) && (!fresh || existsSync(join(dirname(path), 'libvirtd.pid'))) && (await probeSocket(path, 1000)) === 'open') return;
-    if (Date.now() > deadline) throw new PrivateLibvirtdError(`libvirtd did not answer on ${path} within ${timeoutMs} ms`, { hint: 'the machine may be overloaded: raise timeoutMs' });
+    if (ready() && (await probeSocket(target, 1000)) === 'open') return;
+    if (Date.now() > w.deadline) throw new PrivateLibvirtdError(`libvirtd did not answer on ${where} within ${w.timeoutMs} ms`, { hint });
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -464,13 +459,7 @@ export function tinyGuestXml(options: TinyGuestOptions): string {
   }
   const nicXml = nic === undefined ? [] : [nicElement(nic)];
   const lines = [
-    `<domain type='qemu'${qmpSocket ? " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" : ''}>`,
-    `  <name>${xmlEscape(name)}</name>`,
-    ...(uuid ? [`  <uuid>${xmlEscape(uuid)}</uuid>`] : []),
-    `  <memory unit='MiB'>${memoryMiB}</memory>`,
-    '  <vcpu>1</vcpu>',
-    '  <os>',
-    "    <type arch='x86_64' machine='pc'>hvm</type>",
+    ...openingLines({ name, uuid, memoryMiB, qmpSocket }),
     ...(kernel ? [`    <kernel>${xmlEscape(kernel)}</kernel>`] : []),
     ...(kernel && cmdline !== undefined ? [`    <cmdline>${xmlEscape(cmdline)}</cmdline>`] : []),
     '  </os>',
