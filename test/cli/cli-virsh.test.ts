@@ -3,29 +3,19 @@
  * guest (qcow2 disk on virtio-scsi, serial console on a pty): list, define, dumpxml, attach/detach-device,
  * domstats, snapshots, console, reset, undefine.
  */
-import { execFileSync } from 'node:child_process';
-import { chownSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { CliProcess, runCli } from './run-cli.js';
+import { qcow2Image, scsiDisk, SCSI_CONTROLLER_XML } from '../harness/disks.js';
 
 let lv: PrivateLibvirtd;
 let hv: Hypervisor;
 const NAME = 'cv1';
 const SLOW = { timeout: 300_000 };
 const cli = (...args: string[]) => runCli(['-c', lv.uri, ...args], { timeoutMs: 150_000 });
-
-function qcow2(name: string): string {
-  const path = join(lv.base, name);
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path, '16M']);
-  chownSync(path, lv.uid, lv.uid); // QEMU runs as the daemon's unprivileged uid
-  return path;
-}
-
-const scsiDisk = (path: string, target: string): string =>
-  `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${path}'/><target dev='${target}' bus='scsi'/></disk>`;
 
 function file(name: string, text: string): string {
   const path = join(lv.base, name);
@@ -54,8 +44,8 @@ afterAll(async () => {
 describe('virsh verbs of libqemu', SLOW, () => {
   it('define, list (--all), start, dumpxml', async () => {
     const devices = [
-      "    <controller type='scsi' index='0' model='virtio-scsi'/>",
-      `    ${scsiDisk(qcow2('root.qcow2'), 'sda')}`,
+      `    ${SCSI_CONTROLLER_XML}`,
+      `    ${scsiDisk(qcow2Image(lv, 'root.qcow2'), 'sda')}`,
       "    <serial type='pty'><target port='0'/></serial>",
       "    <console type='pty'><target type='serial' port='0'/></console>",
     ].join('\n');
@@ -80,7 +70,7 @@ describe('virsh verbs of libqemu', SLOW, () => {
 
   it('attach-device / detach-device --live plug a qcow2 disk QEMU sees', async () => {
     const guest = await hv.guest(NAME);
-    const path = qcow2('hot.qcow2');
+    const path = qcow2Image(lv, 'hot.qcow2');
     const disk = file('disk.xml', scsiDisk(path, 'sdb'));
     expect(await cli('attach-device', NAME, disk, '--live')).toMatchObject({ code: 0, stdout: 'Device attached successfully\n' });
     expect(await blockFiles(guest)).toContain(path);

@@ -3,29 +3,17 @@
  * in QMP query-block, snapshots on a qcow2 disk, stats, memory through a balloon, and the serial console
  * of the Linux test guest as a Duplex.
  */
-import { execFileSync } from 'node:child_process';
-import { chownSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
 import { LibvirtError } from '../../src/libvirt/index.js';
 import { LINUX_GUEST_READY_LINE, linuxTestGuest } from '../../src/testing/linux-guest.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
+import { qcow2Image, scsiDisk, SCSI_CONTROLLER_XML } from '../harness/disks.js';
 
 let daemon: PrivateLibvirtd;
 let hv: Hypervisor;
 let guest: Guest;
-
-function qcow2(name: string): string {
-  const path = join(daemon.base, name);
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path, '16M']);
-  chownSync(path, daemon.uid, daemon.uid); // QEMU runs as the daemon's unprivileged uid
-  return path;
-}
-
-const scsiDisk = (path: string, target: string): string =>
-  `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${path}'/><target dev='${target}' bus='scsi'/></disk>`;
 
 async function queryBlockFiles(g: Guest): Promise<string[]> {
   const qmp = await g.qmp();
@@ -41,7 +29,7 @@ beforeAll(async () => {
   daemon = await startPrivateLibvirtd({ prefix: 'gfac' });
   hv = await Hypervisor.connect(daemon.uri);
   // a persistent guest: a virtio-scsi controller (its disks come and go without the guest's help), a qcow2 root disk, a balloon
-  const devices = ["    <controller type='scsi' index='0' model='virtio-scsi'/>", `    ${scsiDisk(qcow2('root.qcow2'), 'sda')}`].join('\n');
+  const devices = [`    ${SCSI_CONTROLLER_XML}`, `    ${scsiDisk(qcow2Image(daemon, 'root.qcow2'), 'sda')}`].join('\n');
   const xml = tinyGuestXml({ name: 'gf1', memoryMiB: 128 }).replace("<memballoon model='none'/>", "<memballoon model='virtio'/>").replace('  </devices>', `${devices}\n  </devices>`);
   guest = await hv.defineGuest(xml);
   await guest.start();
@@ -55,7 +43,7 @@ afterAll(async () => {
 
 describe('Guest facade on a real libvirtd', () => {
   it('attachDevice/detachDevice plug a qcow2 disk into the running guest (QMP query-block sees it) and its definition', async () => {
-    const path = qcow2('hot.qcow2');
+    const path = qcow2Image(daemon, 'hot.qcow2');
     const xml = scsiDisk(path, 'sdb');
     expect(await queryBlockFiles(guest)).not.toContain(path);
     await guest.attachDevice(xml); // default: live (running) + config (persistent)
@@ -70,7 +58,7 @@ describe('Guest facade on a real libvirtd', () => {
   });
 
   it('attachDevice with { config: true, live: false } changes only the definition', async () => {
-    const path = qcow2('cold.qcow2');
+    const path = qcow2Image(daemon, 'cold.qcow2');
     await guest.attachDevice(scsiDisk(path, 'sdc'), { live: false, config: true });
     expect(await guest.xml({ inactive: true })).toContain(path);
     expect(await queryBlockFiles(guest)).not.toContain(path);

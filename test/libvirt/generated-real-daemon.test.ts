@@ -2,36 +2,24 @@
  * Generated bindings against a real private libvirtd with tiny TCG guests: disk hot-plug seen by QEMU,
  * internal snapshots on a qcow2 disk, domain statistics, a storage pool and a network.
  */
-import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { chownSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIR_DOMAIN_AFFECT_LIVE, VIR_DOMAIN_STATS_BLOCK, VIR_DOMAIN_STATS_STATE, VIR_DOMAIN_STATS_VCPU, VIR_STREAM_NONBLOCK } from '../../src/generated/libvirt/constants.js';
 import { Connection, LibvirtError, type Domain } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
+import { qcow2Image, scsiDisk, SCSI_CONTROLLER_XML } from '../harness/disks.js';
 
 let daemon: PrivateLibvirtd;
 let conn: Connection;
 let guest: Domain;
 
-function qcow2(name: string, size = '16M'): string {
-  const path = join(daemon.base, name);
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path, size]);
-  // QEMU runs as the daemon's unprivileged uid
-  chownSync(path, daemon.uid, daemon.uid);
-  return path;
-}
-
 /** tinyGuestXml with a virtio-scsi controller (its disks come and go without the guest's help) and disks. */
 function guestXml(name: string, disks: string[]): string {
-  const extra = ["    <controller type='scsi' index='0' model='virtio-scsi'/>", ...disks].join('\n');
+  const extra = [`    ${SCSI_CONTROLLER_XML}`, ...disks].join('\n');
   return tinyGuestXml({ name }).replace('  </devices>', `${extra}\n  </devices>`);
-}
-
-function scsiDisk(path: string, target: string): string {
-  return `<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${path}'/><target dev='${target}' bus='scsi'/></disk>`;
 }
 
 async function queryBlockFiles(dom: Domain): Promise<string[]> {
@@ -43,7 +31,7 @@ async function queryBlockFiles(dom: Domain): Promise<string[]> {
 beforeAll(async () => {
   daemon = await startPrivateLibvirtd({ prefix: 'lvgn' });
   conn = await Connection.open(daemon.uri);
-  guest = await conn.createXML(guestXml('gn1', [scsiDisk(qcow2('root.qcow2'), 'sda')]));
+  guest = await conn.createXML(guestXml('gn1', [scsiDisk(qcow2Image(daemon, 'root.qcow2'), 'sda')]));
 });
 afterAll(async () => {
   await guest?.destroy().catch(() => undefined);
@@ -53,7 +41,7 @@ afterAll(async () => {
 
 describe('generated bindings on a real libvirtd', () => {
   it('attaches a qcow2 disk to a running guest, sees it in QMP query-block, and detaches it', async () => {
-    const path = qcow2('hot.qcow2');
+    const path = qcow2Image(daemon, 'hot.qcow2');
     const xml = scsiDisk(path, 'sdb');
     expect(await queryBlockFiles(guest)).not.toContain(path);
     await guest.attachDeviceFlags(xml, VIR_DOMAIN_AFFECT_LIVE);
