@@ -1,6 +1,7 @@
 /** Booting the Linux test guest under a private libvirtd through the facade, for the agent tests. */
 import type { Guest, GuestEvent, GuestEventStream, Hypervisor } from '../../src/hybrid/index.js';
 import { buildLinuxGuest, linuxTestGuest, type LinuxGuestImage, type LinuxTestGuest, type PrivateLibvirtd } from '../../src/testing/index.js';
+import { nextMatching } from '../harness/wait.js';
 
 let image: Promise<LinuxGuestImage> | undefined;
 
@@ -46,18 +47,8 @@ export async function bootLinuxGuest(hv: Hypervisor, lv: PrivateLibvirtd, name: 
 }
 
 /** The next event matching `pred` (others are skipped), bounded so a missing event fails instead of hanging. */
-export async function nextEvent(stream: GuestEventStream, pred: (e: GuestEvent) => boolean, timeoutMs = 30_000): Promise<GuestEvent> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error('timed out waiting for a guest event');
-    let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([stream.next(), new Promise<null>((res) => (timer = setTimeout(() => res(null), left)))]);
-    clearTimeout(timer);
-    if (r === null) throw new Error('timed out waiting for a guest event');
-    if (r.done) throw new Error('guest event stream ended');
-    if (pred(r.value)) return r.value;
-  }
+export function nextEvent(stream: GuestEventStream, pred: (e: GuestEvent) => boolean, timeoutMs = 30_000): Promise<GuestEvent> {
+  return nextMatching(stream, pred, { timeoutMs, what: 'a guest event' });
 }
 
 export const isAgent = (state: 'connected' | 'disconnected') => (e: GuestEvent) => e.kind === 'agent-lifecycle' && e.state === state;

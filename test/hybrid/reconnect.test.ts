@@ -5,24 +5,17 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Hypervisor, type GuestEvent } from '../../src/hybrid/index.js';
+import { Hypervisor } from '../../src/hybrid/index.js';
 import { Connection, LibvirtConnectionLostError, type ConnectionGap } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { runScript } from '../harness/child.js';
+import { nextMatching } from '../harness/wait.js';
 
 /** Rejects if `p` has not settled when a generous guard fires (a hang detector, not a timing assertion). */
 function settlesBefore<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)));
   return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
-
-async function nextWhere(it: AsyncIterator<GuestEvent>, pred: (e: GuestEvent) => boolean): Promise<GuestEvent> {
-  for (;;) {
-    const r = await it.next();
-    if (r.done) throw new Error('stream ended');
-    if (pred(r.value)) return r.value;
-  }
 }
 
 let lv: PrivateLibvirtd;
@@ -88,10 +81,10 @@ for (const transport of ['unix', 'tcp'] as const) {
       await guest.suspend();
       await guest.resume();
       const it = events[Symbol.asyncIterator]();
-      const notice = await nextWhere(it, (e) => e.source === 'libqemu');
+      const notice = await nextMatching(it, (e) => e.source === 'libqemu', { timeoutMs: 30_000 });
       expect(notice).toMatchObject({ kind: 'libvirt-gap', since: gap.since, until: gap.until });
-      expect(await nextWhere(it, (e) => e.kind === 'lifecycle')).toMatchObject({ event: 'suspended' });
-      expect(await nextWhere(it, (e) => e.kind === 'lifecycle')).toMatchObject({ event: 'resumed' });
+      expect(await nextMatching(it, (e) => e.kind === 'lifecycle', { timeoutMs: 30_000 })).toMatchObject({ event: 'suspended' });
+      expect(await nextMatching(it, (e) => e.kind === 'lifecycle', { timeoutMs: 30_000 })).toMatchObject({ event: 'resumed' });
       await events.return();
       // the Guest object from before the restart still drives the guest
       expect(await guest.state()).toMatchObject({ state: 'running' });

@@ -2,20 +2,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connection, LibvirtConnectionLostError, type ConnectionGap, type DomainEvent } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
+import { nextMatching } from '../harness/wait.js';
 
 /** Rejects if `p` has not settled when a generous guard fires (not a timing assertion: a hang detector). */
 function settlesBefore<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)));
   return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
-
-async function nextEvent<T>(it: AsyncIterator<T>, pred: (v: T) => boolean): Promise<T> {
-  for (;;) {
-    const r = await it.next();
-    if (r.done) throw new Error('stream ended');
-    if (pred(r.value)) return r.value;
-  }
 }
 
 for (const transport of ['unix', 'tcp'] as const) {
@@ -60,9 +53,9 @@ for (const transport of ['unix', 'tcp'] as const) {
       const it = stream[Symbol.asyncIterator]();
       const first = await it.next();
       expect(first.value).toEqual({ kind: 'gap', since: gap.since, until: gap.until });
-      const ev = (await nextEvent(it, () => true)) as DomainEvent;
+      const ev = (await nextMatching(it, () => true, { timeoutMs: 30_000 })) as DomainEvent;
       expect(ev).toMatchObject({ kind: 'lifecycle', event: 'suspended', domain: { uuid: dom.uuid } });
-      expect(await nextEvent(it, () => true)).toMatchObject({ kind: 'lifecycle', event: 'resumed' });
+      expect(await nextMatching(it, () => true, { timeoutMs: 30_000 })).toMatchObject({ kind: 'lifecycle', event: 'resumed' });
       await dom.destroy();
       await settlesBefore(conn.close(), 5_000, 'close() after a reconnection');
     });
