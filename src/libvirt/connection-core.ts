@@ -317,7 +317,11 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
       const v = out[i];
       if (typeof v !== 'bigint') continue;
       if (entryGen < this.generation && v === this.pointers[entryGen]) out[i] = this.current;
-      else out[i] = await this.currentHandle(v, timeoutMs);
+      else {
+        // usually already known: no microtask per argument on every call after a reconnection
+        const current = this.currentHandle(v, timeoutMs);
+        out[i] = typeof current === 'bigint' ? current : await current;
+      }
     }
     return out;
   }
