@@ -20,6 +20,8 @@ import { printTable, summarize, timeEach, perCallRow } from './table.js';
 
 const CALLS = Number(process.env.LIBVIRT_BENCH_CALLS ?? 2000);
 const XML_CALLS = Number(process.env.LIBVIRT_BENCH_XML_CALLS ?? 100_000);
+/** Which parts run (default all): import, xml, passthrough, delay, rss — e.g. LIBVIRT_BENCH_PARTS=xml,passthrough. */
+const PARTS = new Set((process.env.LIBVIRT_BENCH_PARTS ?? 'import,xml,passthrough,delay,rss').split(','));
 
 // One long-lived python3-libvirt process per variant, driven round by round over stdin: rounds of both
 // sides alternate every few hundred calls, so that drift on this shared machine hits both alike.
@@ -58,7 +60,7 @@ function startPython(uri: string, name: string, loop: boolean, script = PYTHON):
 const query = '{"execute":"query-status"}';
 
 /** bench/raw-libvirt-worker.ts: the same native call in a worker, `n` per hop (no per-call hand-off). */
-async function startRawWorker(uri: string, name: string): Promise<{ round(n: number): Promise<number[]>; stop(): Promise<void> }> {
+async function startRawWorker(uri: string, name: string): Promise<{ round(n: number, op?: 'qmp' | 'xml'): Promise<number[]>; stop(): Promise<void> }> {
   const worker = spawnWorker(new URL('./raw-libvirt-worker.ts', import.meta.url), { workerData: { uri, name } });
   let waiting: { resolve: (t: number[]) => void; reject: (e: unknown) => void } | undefined;
   worker.on('message', (t: number[]) => waiting?.resolve(t));
@@ -66,14 +68,14 @@ async function startRawWorker(uri: string, name: string): Promise<{ round(n: num
   const next = (): Promise<number[]> => new Promise((resolve, reject) => (waiting = { resolve, reject }));
   await next();
   return {
-    async round(n) {
+    async round(n, op = 'qmp') {
       const p = next();
-      worker.postMessage(n);
+      worker.postMessage({ op, n });
       return p;
     },
     async stop() {
       const p = next();
-      worker.postMessage(0);
+      worker.postMessage({ op: 'qmp', n: 0 });
       await p;
       await worker.terminate();
     },
@@ -92,11 +94,11 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
   const python = pythonHasLibvirt() ? await Promise.all([startPython(uri, dom.name, false), startPython(uri, dom.name, true)]) : [];
   const rawWorker = await startRawWorker(uri, dom.name);
   try {
-    await rawWorker.round(50);
+    await rawWorker.round(50, 'qmp');
     for (let r = 0; r < rounds; r++) {
       ours.push(...(await timeEach(CALLS / rounds, () => dom.qemuMonitorCommand(query), r === 0 ? 50 : 5)));
       handOff.push(...(await timeEach(CALLS / rounds, () => conn.exec('noop', []), 5)));
-      raw.push(...(await rawWorker.round(CALLS / rounds)));
+      raw.push(...(await rawWorker.round(CALLS / rounds, 'qmp')));
       if (python.length === 2) {
         theirs.push(...(await python[0]!.round(CALLS / rounds)));
         theirsLoop.push(...(await python[1]!.round(CALLS / rounds)));
@@ -165,9 +167,15 @@ async function eventLoopDelay(dom: Domain): Promise<void> {
   console.log(`p99 under load: ${ms(busy.percentile(99)).toFixed(2)} ms ${ms(busy.percentile(99)) < 10 ? 'OK' : 'MISSED'}`);
 }
 
-// python3-libvirt's dom.XMLDesc(), driven round by round like PYTHON above.
+// python3-libvirt's dom.XMLDesc(), driven round by round like PYTHON above (with 'loop': libvirt's event
+// loop in a thread, as libqemu always has).
 const PYTHON_XML = `
-import json, sys, time, libvirt
+import json, sys, time, threading, libvirt
+if sys.argv[3] == 'loop':
+    libvirt.virEventRegisterDefaultImpl()
+    def run():
+        while True: libvirt.virEventRunDefaultImpl()
+    threading.Thread(target=run, daemon=True).start()
 conn = libvirt.open(sys.argv[1])
 dom = conn.lookupByName(sys.argv[2])
 for _ in range(50): dom.XMLDesc(0)
@@ -181,33 +189,56 @@ for line in sys.stdin:
     print(json.dumps(times), flush=True)
 `;
 
-/** The generated binding against the hand-written method it replaced, and against python3-libvirt. */
-async function generatedCall(dom: Domain, uri: string): Promise<void> {
+/**
+ * The generated binding against the hand-written method it replaced, and against python3-libvirt; with
+ * the floor beside them: the same call in a worker with no per-call hand-off, python with libvirt's event
+ * loop running in a thread (a connection then costs its loop thread two wake-ups per call), and the
+ * hand-off alone (exec noop).
+ */
+async function generatedCall(conn: Connection, dom: Domain, uri: string): Promise<void> {
   const generated: number[] = [];
   const hand: number[] = [];
   const theirs: number[] = [];
+  const theirsLoop: number[] = [];
+  const raw: number[] = [];
+  const handOff: number[] = [];
   const rounds = 20;
-  const python = pythonHasLibvirt() ? await startPython(uri, dom.name, false, PYTHON_XML) : undefined;
+  const python = pythonHasLibvirt() ? await Promise.all([startPython(uri, dom.name, false, PYTHON_XML), startPython(uri, dom.name, true, PYTHON_XML)]) : [];
+  const rawWorker = await startRawWorker(uri, dom.name);
   try {
+    await rawWorker.round(50, 'xml');
     for (let r = 0; r < rounds; r++) {
       generated.push(...(await timeEach(CALLS / rounds, () => dom.getXMLDesc(), r === 0 ? 50 : 5)));
       hand.push(...(await timeEach(CALLS / rounds, () => dom.xml(), r === 0 ? 50 : 5)));
-      if (python) theirs.push(...(await python.round(CALLS / rounds)));
+      raw.push(...(await rawWorker.round(CALLS / rounds, 'xml')));
+      handOff.push(...(await timeEach(CALLS / rounds, () => conn.exec('noop', []), 5)));
+      if (python.length === 2) {
+        theirs.push(...(await python[0]!.round(CALLS / rounds)));
+        theirsLoop.push(...(await python[1]!.round(CALLS / rounds)));
+      }
     }
   } finally {
-    python?.stop();
+    for (const p of python) p.stop();
+    await rawWorker.stop();
   }
   const g = summarize(generated);
   const h = summarize(hand);
+  const w = summarize(raw);
   const rows = [
     perCallRow('libqemu dom.getXMLDesc() (generated)', g, generated.length),
     perCallRow('libqemu dom.xml() (hand-written)', h, hand.length),
+    perCallRow('koffi getXMLDesc in a worker, no hand-off', w, raw.length),
+    perCallRow('libqemu hand-off only (exec noop)', summarize(handOff), handOff.length),
   ];
   let line = `generated/hand-written (mean): ${(g.mean / h.mean).toFixed(3)} ${g.mean / h.mean <= 1.05 ? 'OK' : 'MISSED'} (p50 ${(g.p50 / h.p50).toFixed(3)})`;
   if (theirs.length) {
     const p = summarize(theirs);
+    const pl = summarize(theirsLoop);
     rows.push(perCallRow('python3-libvirt dom.XMLDesc()', p, theirs.length));
-    line += `; generated/python3-libvirt (mean): ${(g.mean / p.mean).toFixed(3)} ${g.mean / p.mean <= 1.1 ? 'OK' : 'MISSED'} (p50 ${(g.p50 / p.p50).toFixed(3)})`;
+    rows.push(perCallRow('python3-libvirt, event loop thread running', pl, theirsLoop.length));
+    line +=
+      `; generated/python3-libvirt (mean): ${(g.mean / p.mean).toFixed(3)} ${g.mean / p.mean <= 1.1 ? 'OK' : 'MISSED'} (p50 ${(g.p50 / p.p50).toFixed(3)})` +
+      `; vs python with an event loop (mean): ${(g.mean / pl.mean).toFixed(3)}; floor: koffi in a worker, no hand-off, ${(w.mean / p.mean).toFixed(3)}× python`;
   }
   printTable('virDomainGetXMLDesc through the private libvirtd, sequential', rows, 'libqemu dom.xml() (hand-written)', '≤ 1.05 vs xml(), ≤ 1.10 vs python3-libvirt');
   console.log(line);
@@ -304,11 +335,13 @@ export default async function (): Promise<void> {
   try {
     conn = await Connection.open(daemon.uri);
     const dom = await conn.createXML(tinyGuestXml({ name: 'bench1' }));
-    importTime();
-    await generatedCall(dom, daemon.uri);
-    await passthroughLatency(conn, dom, daemon.uri);
-    await eventLoopDelay(dom);
-    if (process.env.LIBVIRT_BENCH_XML_DRIVER === 'remote') {
+    if (PARTS.has('import')) importTime();
+    if (PARTS.has('xml')) await generatedCall(conn, dom, daemon.uri);
+    if (PARTS.has('passthrough')) await passthroughLatency(conn, dom, daemon.uri);
+    if (PARTS.has('delay')) await eventLoopDelay(dom);
+    if (!PARTS.has('rss')) {
+      // skipped
+    } else if (process.env.LIBVIRT_BENCH_XML_DRIVER === 'remote') {
       await rssGrowth(dom, 'remote driver, through the private libvirtd');
     } else {
       // 100k RPCs through the daemon take minutes here; test:///default runs in-process and exercises
