@@ -49,30 +49,31 @@ export class Encoder {
   private buf = Buffer.allocUnsafe(4096);
   private pos = 0;
 
-  /** The encoded bytes of the last message (a view of the scratch buffer: copy it before the next encode). */
-  get bytes(): Buffer {
-    return this.buf.subarray(0, this.pos);
+  /** The scratch buffer: after encode(), the message is its first `length` bytes (until the next encode). */
+  get buffer(): Buffer {
+    return this.buf;
   }
 
-  /** Encodes `header` (an int32, the call id), then `values` in order. */
-  encode(header: number, values: readonly unknown[]): Buffer {
+  /** Encodes `header` (an int32: the call id), then `first` and `second`; returns the length in bytes. */
+  encode(header: number, first: unknown, second: unknown): number {
     this.pos = 0;
     try {
       this.ensure(5);
       this.buf[this.pos++] = Format.Native;
       this.buf.writeInt32LE(header, this.pos);
       this.pos += 4;
-      for (const v of values) this.value(v, 0);
+      this.value(first, 0);
+      this.value(second, 0);
     } catch (err) {
       if (!(err instanceof Unsupported)) throw err;
-      const blob = serialize([header, ...values]);
+      const blob = serialize([header, first, second]);
       this.pos = 0;
       this.ensure(1 + blob.length);
       this.buf[this.pos++] = Format.V8;
       blob.copy(this.buf, this.pos);
       this.pos += blob.length;
     }
-    return this.bytes;
+    return this.pos;
   }
 
   private ensure(n: number): void {
@@ -166,27 +167,31 @@ export class Encoder {
   }
 }
 
-/** Decodes one record (its bytes stay valid only until the record is released). */
-export function decode(buf: Buffer, start: number, end: number): { header: number; values: unknown[] } {
+/**
+ * Decodes one record of `encode(header, first, second)` from `buf[start, end)`: returns the header and
+ * puts the two values in `out[0]` and `out[1]` (reused by the caller: no allocation per message).
+ */
+export function decode(buf: Buffer, start: number, end: number, out: unknown[]): number {
   if (buf[start] === Format.V8) {
-    const [header, ...values] = deserialize(buf.subarray(start + 1, end)) as [number, ...unknown[]];
-    return { header, values };
+    const [header, first, second] = deserialize(buf.subarray(start + 1, end)) as [number, unknown, unknown];
+    out[0] = first;
+    out[1] = second;
+    return header;
   }
-  const r = new Reader(buf, start + 1);
-  const header = buf.readInt32LE(r.pos);
-  r.pos += 4;
-  const values: unknown[] = [];
-  while (r.pos < end) values.push(r.value());
-  return { header, values };
+  const header = buf.readInt32LE(start + 1);
+  reader.reset(buf, start + 5);
+  out[0] = reader.value();
+  out[1] = reader.value();
+  return header;
 }
 
 class Reader {
-  private readonly buf: SliceableBuffer;
-  constructor(
-    buf: Buffer,
-    public pos: number,
-  ) {
+  private buf = Buffer.alloc(0) as SliceableBuffer;
+  private pos = 0;
+
+  reset(buf: Buffer, pos: number): void {
     this.buf = buf as SliceableBuffer;
+    this.pos = pos;
   }
 
   private u32(): number {
@@ -261,3 +266,6 @@ class Reader {
     }
   }
 }
+
+/** One per thread: decoding is synchronous and not re-entrant. */
+const reader = new Reader();

@@ -49,9 +49,9 @@ export class ByteRing {
     return this.capacity / 4;
   }
 
-  /** Producer: copies `payload` in as one record; false when there is no room for it now. */
-  tryWrite(payload: Uint8Array): boolean {
-    return this.put(payload.length, payload);
+  /** Producer: copies `source[0, length)` in as one record; false when there is no room for it now. */
+  tryWrite(source: Buffer, length: number): boolean {
+    return this.put(length, source);
   }
 
   /** Producer: a marker saying the next message is on the side port (posted before this is called). */
@@ -69,7 +69,7 @@ export class ByteRing {
     return used + skip + need <= this.capacity;
   }
 
-  private put(length: number, payload: Uint8Array | undefined): boolean {
+  private put(length: number, source: Buffer | undefined): boolean {
     const w = Atomics.load(this.ctl, this.writeSlot);
     const used = (w - Atomics.load(this.ctl, this.readSlot)) | 0;
     const need = 4 + ((Math.max(length, 0) + 3) & ~3);
@@ -81,7 +81,7 @@ export class ByteRing {
       pos = 0;
     }
     this.words[pos >> 2] = length;
-    if (payload) this.bytes.set(payload, pos + 4);
+    if (source) source.copy(this.bytes, pos + 4, 0, length);
     // Publishing the position is what makes the record visible (Atomics order the plain writes before it).
     Atomics.store(this.ctl, this.writeSlot, (w + skip + need) | 0);
     return true;

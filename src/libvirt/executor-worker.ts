@@ -48,40 +48,50 @@ function stopping(): boolean {
   return Atomics.load(ctl, CTL_STOP) !== 0 || Atomics.load(gate, GATE_CLOSING) !== 0;
 }
 
-/** Runs one call; undefined when the process is exiting (nothing new starts then, and no reply is due). */
-function run(id: number, op: string, args: unknown[]): ExecReply | undefined {
+/** Decoded request values, reused: [op, args]. */
+const request: unknown[] = [undefined, undefined];
+
+/**
+ * Runs one call and writes its reply. Nothing starts once the process is exiting (no reply is due then).
+ * The reply is written after the exit gate is left: it no longer touches koffi.
+ */
+function run(id: number, op: string, args: unknown[]): void {
+  let ok = true;
+  let value: unknown;
   Atomics.add(gate, GATE_ACTIVE, 1);
   try {
-    if (Atomics.load(gate, GATE_CLOSING)) return undefined;
+    if (Atomics.load(gate, GATE_CLOSING)) return;
     try {
-      const fn = ops[op as OpName] as (...a: unknown[]) => unknown;
-      return { id, ok: true, value: fn(...args) };
+      value = (ops[op as OpName] as (...a: unknown[]) => unknown)(...args);
     } catch (err) {
-      const error: LibvirtErrorData =
+      ok = false;
+      value =
         err instanceof NativeFailure
           ? err.data
-          : { code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: String((err as Error)?.message ?? err), operation: op };
-      return { id, ok: false, error };
+          : ({ code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: String((err as Error)?.message ?? err), operation: op } satisfies LibvirtErrorData);
     }
   } finally {
     // Out of koffi: from here on, the exit hook may let Node tear this thread down.
     Atomics.sub(gate, GATE_ACTIVE, 1);
     Atomics.notify(gate, GATE_ACTIVE);
   }
+  send(id, ok, value);
 }
 
-function send(reply: ExecReply): void {
-  let bytes: Buffer | undefined;
+function send(id: number, ok: boolean, value: unknown): void {
+  let length: number;
   try {
-    bytes = encoder.encode(reply.id, reply.ok ? [true, reply.value] : [false, reply.error]);
+    length = encoder.encode(id, ok, value);
   } catch (err) {
     // A value neither encoding can carry: the caller gets an error instead of waiting for ever.
-    bytes = encoder.encode(reply.id, [false, { code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: `cannot return the result: ${String((err as Error)?.message ?? err)}` }]);
+    ok = false;
+    value = { code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: `cannot return the result: ${String((err as Error)?.message ?? err)}` } satisfies LibvirtErrorData;
+    length = encoder.encode(id, ok, value);
   }
-  const big = bytes.length > replies.maxInline;
-  if (big) port.postMessage(reply);
+  const big = length > replies.maxInline;
+  if (big) port.postMessage((ok ? { id, ok, value } : { id, ok, error: value }) as ExecReply);
   // The ring is full only while the main thread is busy elsewhere with many replies unread: wait for it.
-  while (!(big ? replies.tryWriteOnPort() : replies.tryWrite(bytes))) {
+  while (!(big ? replies.tryWriteOnPort() : replies.tryWrite(encoder.buffer, length))) {
     if (stopping()) return;
     const read = Atomics.load(ctl, CTL_REPLY_READ);
     if (replies.used > 0) Atomics.wait(ctl, CTL_REPLY_READ, read, 50); // notified when the main thread reads
@@ -95,16 +105,19 @@ function drain(): void {
   for (;;) {
     const next = requests.next();
     if (next === Next.None) return;
-    let req: ExecRequest;
-    if (next === Next.OnPort) req = receiveMessageOnPort(port)!.message as ExecRequest;
-    else {
-      const { header, values } = decode(requests.bytes, requests.start, requests.end);
-      req = { id: header, op: values[0] as string, args: values[1] as unknown[] };
-    }
+    let id: number;
+    if (next === Next.OnPort) {
+      const req = receiveMessageOnPort(port)!.message as ExecRequest;
+      id = req.id;
+      request[0] = req.op;
+      request[1] = req.args;
+    } else id = decode(requests.bytes, requests.start, requests.end, request);
     requests.release();
-    const reply = run(req.id, req.op, req.args);
-    if (reply === undefined) return;
-    send(reply);
+    const op = request[0] as string;
+    const args = request[1] as unknown[];
+    request[0] = request[1] = undefined;
+    run(id, op, args);
+    if (Atomics.load(gate, GATE_CLOSING)) return;
   }
 }
 

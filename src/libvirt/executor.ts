@@ -43,15 +43,12 @@ class Call {
   constructor(
     readonly id: number,
     readonly op: string,
+    /** Dropped once written to the worker. */
+    public args: unknown[] | undefined,
     readonly timeoutMs: number,
     readonly resolve: (v: unknown) => void,
     readonly reject: (e: unknown) => void,
   ) {}
-}
-
-interface Queued {
-  req: ExecRequest;
-  call: Call;
 }
 
 export interface CallOptions {
@@ -64,9 +61,9 @@ export class Executor {
   /** Written to the request ring and not yet answered, in order: [0] is the one running. */
   private readonly inFlight: Call[] = [];
   /** Not yet written because the request ring was full; written, in order, as replies free it. */
-  private backlog: Queued[] = [];
+  private backlog: Call[] = [];
   /** Held back while an exclusive section (an event registration RPC) runs on the same connection. */
-  private held: Queued[] = [];
+  private held: Call[] = [];
   private exclusiveDepth = 0;
   private idleWaiters: (() => void)[] = [];
   private dead: unknown;
@@ -75,6 +72,8 @@ export class Executor {
   private readonly requests: ByteRing;
   private readonly replies: ByteRing;
   private readonly encoder = new Encoder();
+  /** Decoded reply values, reused: [ok, value or error]. */
+  private readonly reply: unknown[] = [undefined, undefined];
   /** The reply counter as of the last time the reply ring was read. */
   private replySeq = 0;
   /** An Atomics.waitAsync on the reply counter is pending. */
@@ -144,10 +143,9 @@ export class Executor {
   call<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, options: CallOptions = {}): Promise<ReturnType<ExecOps[K]>> {
     if (this.dead !== undefined) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
-      const call = new Call(++this.seq, op, options.timeoutMs ?? 0, resolve as (v: unknown) => void, reject);
-      const req: ExecRequest = { id: call.id, op, args };
-      if (this.exclusiveDepth > 0) this.held.push({ req, call });
-      else this.post(req, call);
+      const call = new Call(++this.seq, op, args, options.timeoutMs ?? 0, resolve as (v: unknown) => void, reject);
+      if (this.exclusiveDepth > 0) this.held.push(call);
+      else this.post(call);
     });
   }
 
@@ -165,12 +163,12 @@ export class Executor {
       if (this.exclusiveDepth === 0) {
         const held = this.held;
         this.held = [];
-        for (const h of held) this.post(h.req, h.call);
+        for (const call of held) this.post(call);
       }
     }
   }
 
-  private post(req: ExecRequest, call: Call): void {
+  private post(call: Call): void {
     if (this.dead !== undefined) {
       call.reject(this.dead);
       return;
@@ -178,7 +176,7 @@ export class Executor {
     if (this.inFlight.length === 0 && this.backlog.length === 0) this.worker.ref();
     let written: boolean;
     try {
-      written = this.backlog.length === 0 && this.write(req);
+      written = this.backlog.length === 0 && this.write(call);
     } catch (err) {
       // Arguments that cannot cross to the thread (as postMessage would refuse them).
       if (this.inFlight.length === 0 && this.backlog.length === 0) this.worker.unref();
@@ -186,24 +184,30 @@ export class Executor {
       return;
     }
     if (!written) {
-      this.backlog.push({ req, call });
+      this.backlog.push(call);
       return; // the ring is full of calls in flight: their replies make room (see onWake)
     }
-    this.inFlight.push(call);
-    Atomics.add(this.ctl, CTL_SEQ, 1);
-    Atomics.notify(this.ctl, CTL_SEQ);
-    if (this.inFlight.length === 1) this.startHead();
+    this.started(call);
     this.waitForReplies();
   }
 
   /** Writes one request into the ring; false when there is no room now. */
-  private write(req: ExecRequest): boolean {
-    const bytes = this.encoder.encode(req.id, [req.op, req.args]);
-    if (bytes.length <= this.requests.maxInline) return this.requests.tryWrite(bytes);
+  private write(call: Call): boolean {
+    const length = this.encoder.encode(call.id, call.op, call.args);
+    if (length <= this.requests.maxInline) return this.requests.tryWrite(this.encoder.buffer, length);
     // Too big for the ring (a large XML document, stream data): the message goes by the side port.
     if (!this.requests.hasRoom(0)) return false;
-    this.port.postMessage(req);
+    this.port.postMessage({ id: call.id, op: call.op, args: call.args ?? [] } satisfies ExecRequest);
     return this.requests.tryWriteOnPort();
+  }
+
+  /** A call's request is in the ring: wake the worker. */
+  private started(call: Call): void {
+    call.args = undefined;
+    this.inFlight.push(call);
+    Atomics.add(this.ctl, CTL_SEQ, 1);
+    Atomics.notify(this.ctl, CTL_SEQ);
+    if (this.inFlight.length === 1) this.startHead();
   }
 
   /** Arms one Atomics.waitAsync on the reply counter (there is at most one). */
@@ -225,18 +229,15 @@ export class Executor {
       const next = this.backlog[0]!;
       let written: boolean;
       try {
-        written = this.write(next.req);
+        written = this.write(next);
       } catch (err) {
         this.backlog.shift();
-        next.call.reject(err);
+        next.reject(err);
         continue;
       }
       if (!written) break;
       this.backlog.shift();
-      this.inFlight.push(next.call);
-      Atomics.add(this.ctl, CTL_SEQ, 1);
-      Atomics.notify(this.ctl, CTL_SEQ);
-      if (this.inFlight.length === 1) this.startHead();
+      this.started(next);
     }
     if (this.inFlight.length > 0 && this.dead === undefined) this.waitForReplies();
   };
@@ -249,14 +250,19 @@ export class Executor {
         if (taken > 0) Atomics.notify(this.ctl, CTL_REPLY_READ);
         return;
       }
-      let reply: ExecReply;
-      if (next === Next.OnPort) reply = receiveMessageOnPort(this.port)!.message as ExecReply;
-      else {
-        const { header, values } = decode(this.replies.bytes, this.replies.start, this.replies.end);
-        reply = values[0] ? { id: header, ok: true, value: values[1] } : { id: header, ok: false, error: values[1] as LibvirtErrorData };
-      }
+      let id: number;
+      const reply = this.reply;
+      if (next === Next.OnPort) {
+        const r = receiveMessageOnPort(this.port)!.message as ExecReply;
+        id = r.id;
+        reply[0] = r.ok;
+        reply[1] = r.ok ? r.value : r.error;
+      } else id = decode(this.replies.bytes, this.replies.start, this.replies.end, reply);
       this.replies.release();
-      this.onReply(reply);
+      const ok = reply[0] as boolean;
+      const value = reply[1];
+      reply[0] = reply[1] = undefined;
+      this.onReply(id, ok, value);
       if (this.dead !== undefined) return;
     }
   }
@@ -288,16 +294,16 @@ export class Executor {
     this.watchdog.unref();
   }
 
-  private onReply(r: ExecReply): void {
+  private onReply(id: number, ok: boolean, value: unknown): void {
     const call = this.inFlight.shift();
-    if (!call || call.id !== r.id) {
-      this.kill(new Error(`libvirt executor protocol error: reply ${r.id} for call ${call?.id}`));
+    if (!call || call.id !== id) {
+      this.kill(new Error(`libvirt executor protocol error: reply ${id} for call ${call?.id}`));
       return;
     }
     if (!call.settled) {
       call.settled = true;
-      if (r.ok) call.resolve(r.value);
-      else call.reject(new LibvirtError(r.error));
+      if (ok) call.resolve(value);
+      else call.reject(new LibvirtError(value as LibvirtErrorData));
     }
     if (this.inFlight.length > 0) this.startHead();
     else if (this.backlog.length === 0) {
@@ -312,9 +318,9 @@ export class Executor {
     if (this.dead !== undefined) return;
     this.dead = err;
     for (const c of this.inFlight.splice(0)) if (!c.settled) c.reject(err);
-    for (const q of this.backlog.splice(0)) q.call.reject(err);
+    for (const c of this.backlog.splice(0)) c.reject(err);
     if (this.watchdog) clearTimeout(this.watchdog);
-    for (const h of this.held.splice(0)) h.call.reject(err);
+    for (const c of this.held.splice(0)) c.reject(err);
     for (const w of this.idleWaiters.splice(0)) w();
     // Settle our own pending waitAsync: V8 would otherwise keep it, and this executor with it, for ever.
     if (this.waiting) Atomics.notify(this.ctl, CTL_REPLY_SEQ);
