@@ -1,54 +1,22 @@
 /**
- * Main-thread side of one executor worker: writes calls in order into the shared request ring (the worker
- * runs them one at a time), settles each from the reply ring, and enforces a per-call deadline that starts
- * when the call reaches the front of the queue (i.e. when the worker starts it), not when it was submitted.
- *
- * The main thread never blocks on the worker: it learns about replies from an Atomics.waitAsync on the
- * reply counter, armed only while calls are in flight. A pending waitAsync does not keep Node's event loop
- * alive, so the worker handle is ref'd exactly while calls are pending: an idle executor lets the process
- * exit, a call in flight holds it.
+ * Main-thread side of one executor worker: posts calls in order (the worker runs them one at a time),
+ * settles each from the worker's reply, and enforces a per-call deadline that starts when the call reaches
+ * the front of the queue (i.e. when the worker starts it), not when it was submitted.
  */
-import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
-import { LibvirtError, LibvirtTimeoutError, type LibvirtErrorData } from './errors.js';
-import { decode, Encoder } from './exec-codec.js';
-import { ByteRing, Next } from './exec-ring.js';
+import type { Worker } from 'node:worker_threads';
+import { LibvirtError, LibvirtTimeoutError } from './errors.js';
 import type { ExecOps, OpName } from './ops.js';
-import {
-  CTL_READY,
-  CTL_REPLY_READ,
-  CTL_REPLY_SEQ,
-  CTL_REPLY_WRITE,
-  CTL_REQ_READ,
-  CTL_REQ_WRITE,
-  CTL_SEQ,
-  CTL_STOP,
-  EXEC_CTL_BYTES,
-  EXEC_REPLY_RING_BYTES,
-  EXEC_REQUEST_RING_BYTES,
-  type ExecReply,
-  type ExecRequest,
-} from './protocol.js';
+import { CTL_SEQ, CTL_STOP, type ExecReply, type ExecRequest } from './protocol.js';
 import { extname, runtime } from './runtime.js';
 import { spawnWorker } from './spawn-worker.js';
 
-/** Atomics.waitAsync: ES2024, in Node 20, but not in the ES2023 library TypeScript is set to here. */
-const waitAsync = (
-  Atomics as unknown as {
-    waitAsync(a: Int32Array, index: number, value: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
-  }
-).waitAsync;
-
-class Call {
-  settled = false;
-  constructor(
-    readonly id: number,
-    readonly op: string,
-    /** Dropped once written to the worker. */
-    public args: unknown[] | undefined,
-    readonly timeoutMs: number,
-    readonly resolve: (v: unknown) => void,
-    readonly reject: (e: unknown) => void,
-  ) {}
+interface Call {
+  id: number;
+  op: string;
+  timeoutMs: number;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  settled: boolean;
 }
 
 export interface CallOptions {
@@ -58,78 +26,54 @@ export interface CallOptions {
 
 export class Executor {
   private seq = 0;
-  /** Written to the request ring and not yet answered, in order: [0] is the one running. */
+  /** Posted to the worker and not yet answered, in order: [0] is the one running. */
   private readonly inFlight: Call[] = [];
-  /** Not yet written because the request ring was full; written, in order, as replies free it. */
-  private backlog: Call[] = [];
   /** Held back while an exclusive section (an event registration RPC) runs on the same connection. */
-  private held: Call[] = [];
+  private held: { req: ExecRequest; call: Call }[] = [];
   private exclusiveDepth = 0;
   private idleWaiters: (() => void)[] = [];
   private dead: unknown;
   private headSince = 0;
   private watchdog: NodeJS.Timeout | undefined;
-  private readonly requests: ByteRing;
-  private readonly replies: ByteRing;
-  private readonly encoder = new Encoder();
-  /** Decoded reply values, reused: [ok, value or error]. */
-  private readonly reply: unknown[] = [undefined, undefined];
-  /** The reply counter as of the last time the reply ring was read. */
-  private replySeq = 0;
-  /** An Atomics.waitAsync on the reply counter is pending. */
-  private waiting = false;
   /** Called when a call missed its deadline (the owner shuts the connection's socket down). */
   onStuck: ((op: string) => void) | undefined;
 
   private constructor(
     private readonly worker: Worker,
-    shared: SharedArrayBuffer,
     private readonly ctl: Int32Array,
-    private readonly port: MessagePort,
   ) {
-    this.requests = new ByteRing(shared, ctl, CTL_REQ_WRITE, CTL_REQ_READ, EXEC_CTL_BYTES, EXEC_REQUEST_RING_BYTES);
-    this.replies = new ByteRing(shared, ctl, CTL_REPLY_WRITE, CTL_REPLY_READ, EXEC_CTL_BYTES + EXEC_REQUEST_RING_BYTES, EXEC_REPLY_RING_BYTES);
     runtime.executorControls.add(ctl);
+    worker.on('message', (r: ExecReply) => this.onReply(r));
     worker.on('error', (err) => this.kill(err));
     worker.on('exit', (code) => this.kill(new Error(`libvirt executor thread exited (${code})`)));
-    worker.unref(); // ref'd again only while calls are pending
+    worker.unref(); // after the listeners: ref'd again only while calls are pending
   }
 
   static async create(): Promise<Executor> {
-    const shared = new SharedArrayBuffer(EXEC_CTL_BYTES + EXEC_REQUEST_RING_BYTES + EXEC_REPLY_RING_BYTES);
-    const ctl = new Int32Array(shared, 0, EXEC_CTL_BYTES / 4);
-    const { port1, port2 } = new MessageChannel();
+    const ctl = new Int32Array(new SharedArrayBuffer(8));
     const worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), {
-      workerData: { gate: runtime.gate.buffer, shared, port: port2 },
-      transferList: [port2],
+      workerData: { gate: runtime.gate.buffer, ctl: ctl.buffer },
       // The thread only copies small values across: a small young generation keeps its RSS flat.
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
-    // The worker handle is still ref'd here, so the process waits for the thread to start.
     await new Promise<void>((resolve, reject) => {
+      const onMessage = (r: ExecReply): void => {
+        if (r.id !== 0) return;
+        cleanup();
+        resolve();
+      };
       const onError = (err: unknown): void => {
         cleanup();
         reject(err);
       };
-      const onExit = (code: number): void => {
-        cleanup();
-        reject(new Error(`libvirt executor thread exited (${code}) before it was ready`));
-      };
       const cleanup = (): void => {
+        worker.off('message', onMessage);
         worker.off('error', onError);
-        worker.off('exit', onExit);
       };
+      worker.on('message', onMessage);
       worker.on('error', onError);
-      worker.on('exit', onExit);
-      const ready = (): void => {
-        cleanup();
-        resolve();
-      };
-      const w = waitAsync(ctl, CTL_READY, 0);
-      if (w.async) void w.value.then(ready);
-      else ready();
     });
-    return new Executor(worker, shared, ctl, port1);
+    return new Executor(worker, ctl);
   }
 
   get isDead(): boolean {
@@ -137,15 +81,16 @@ export class Executor {
   }
 
   get busy(): boolean {
-    return this.inFlight.length > 0 || this.backlog.length > 0 || this.held.length > 0;
+    return this.inFlight.length > 0 || this.held.length > 0;
   }
 
   call<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, options: CallOptions = {}): Promise<ReturnType<ExecOps[K]>> {
     if (this.dead !== undefined) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
-      const call = new Call(++this.seq, op, args, options.timeoutMs ?? 0, resolve as (v: unknown) => void, reject);
-      if (this.exclusiveDepth > 0) this.held.push(call);
-      else this.post(call);
+      const call: Call = { id: ++this.seq, op, timeoutMs: options.timeoutMs ?? 0, resolve: resolve as (v: unknown) => void, reject, settled: false };
+      const req: ExecRequest = { id: call.id, op, args };
+      if (this.exclusiveDepth > 0) this.held.push({ req, call });
+      else this.post(req, call);
     });
   }
 
@@ -163,108 +108,22 @@ export class Executor {
       if (this.exclusiveDepth === 0) {
         const held = this.held;
         this.held = [];
-        for (const call of held) this.post(call);
+        for (const h of held) this.post(h.req, h.call);
       }
     }
   }
 
-  private post(call: Call): void {
+  private post(req: ExecRequest, call: Call): void {
     if (this.dead !== undefined) {
       call.reject(this.dead);
       return;
     }
-    if (this.inFlight.length === 0 && this.backlog.length === 0) this.worker.ref();
-    let written: boolean;
-    try {
-      written = this.backlog.length === 0 && this.write(call);
-    } catch (err) {
-      // Arguments that cannot cross to the thread (as postMessage would refuse them).
-      if (this.inFlight.length === 0 && this.backlog.length === 0) this.worker.unref();
-      call.reject(err);
-      return;
-    }
-    if (!written) {
-      this.backlog.push(call);
-      return; // the ring is full of calls in flight: their replies make room (see onWake)
-    }
-    this.started(call);
-    this.waitForReplies();
-  }
-
-  /** Writes one request into the ring; false when there is no room now. */
-  private write(call: Call): boolean {
-    const length = this.encoder.encode(call.id, call.op, call.args);
-    if (length <= this.requests.maxInline) return this.requests.tryWrite(this.encoder.buffer, length);
-    // Too big for the ring (a large XML document, stream data): the message goes by the side port.
-    if (!this.requests.hasRoom(0)) return false;
-    this.port.postMessage({ id: call.id, op: call.op, args: call.args ?? [] } satisfies ExecRequest);
-    return this.requests.tryWriteOnPort();
-  }
-
-  /** A call's request is in the ring: wake the worker. */
-  private started(call: Call): void {
-    call.args = undefined;
+    if (this.inFlight.length === 0) this.worker.ref();
     this.inFlight.push(call);
+    this.worker.postMessage(req);
     Atomics.add(this.ctl, CTL_SEQ, 1);
     Atomics.notify(this.ctl, CTL_SEQ);
     if (this.inFlight.length === 1) this.startHead();
-  }
-
-  /** Arms one Atomics.waitAsync on the reply counter (there is at most one). */
-  private waitForReplies(): void {
-    if (this.waiting) return;
-    this.waiting = true;
-    const w = waitAsync(this.ctl, CTL_REPLY_SEQ, this.replySeq);
-    if (w.async) void w.value.then(this.onWake);
-    else queueMicrotask(this.onWake); // the counter moved already
-  }
-
-  private readonly onWake = (): void => {
-    this.waiting = false;
-    if (this.dead !== undefined) return;
-    // Read the counter first: every reply it counts is in the ring before it was bumped.
-    this.replySeq = Atomics.load(this.ctl, CTL_REPLY_SEQ);
-    this.takeReplies();
-    while (this.backlog.length > 0 && this.dead === undefined) {
-      const next = this.backlog[0]!;
-      let written: boolean;
-      try {
-        written = this.write(next);
-      } catch (err) {
-        this.backlog.shift();
-        next.reject(err);
-        continue;
-      }
-      if (!written) break;
-      this.backlog.shift();
-      this.started(next);
-    }
-    if (this.inFlight.length > 0 && this.dead === undefined) this.waitForReplies();
-  };
-
-  private takeReplies(): void {
-    for (let taken = 0; ; taken++) {
-      const next = this.replies.next();
-      if (next === Next.None) {
-        // A worker that found the ring full waits for room (rare: only with many replies unread).
-        if (taken > 0) Atomics.notify(this.ctl, CTL_REPLY_READ);
-        return;
-      }
-      let id: number;
-      const reply = this.reply;
-      if (next === Next.OnPort) {
-        const r = receiveMessageOnPort(this.port)!.message as ExecReply;
-        id = r.id;
-        reply[0] = r.ok;
-        reply[1] = r.ok ? r.value : r.error;
-      } else id = decode(this.replies.bytes, this.replies.start, this.replies.end, reply);
-      this.replies.release();
-      const ok = reply[0] as boolean;
-      const value = reply[1];
-      reply[0] = reply[1] = undefined;
-      this.onReply(id, ok, value);
-      if (this.dead !== undefined) return;
-    }
   }
 
   /** The front call has just started in the worker. */
@@ -294,19 +153,20 @@ export class Executor {
     this.watchdog.unref();
   }
 
-  private onReply(id: number, ok: boolean, value: unknown): void {
+  private onReply(r: ExecReply): void {
+    if (r.id === 0) return;
     const call = this.inFlight.shift();
-    if (!call || call.id !== id) {
-      this.kill(new Error(`libvirt executor protocol error: reply ${id} for call ${call?.id}`));
+    if (!call || call.id !== r.id) {
+      this.kill(new Error(`libvirt executor protocol error: reply ${r.id} for call ${call?.id}`));
       return;
     }
     if (!call.settled) {
       call.settled = true;
-      if (ok) call.resolve(value);
-      else call.reject(new LibvirtError(value as LibvirtErrorData));
+      if (r.ok) call.resolve(r.value);
+      else call.reject(new LibvirtError(r.error));
     }
     if (this.inFlight.length > 0) this.startHead();
-    else if (this.backlog.length === 0) {
+    else {
       this.worker.unref();
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
@@ -318,12 +178,9 @@ export class Executor {
     if (this.dead !== undefined) return;
     this.dead = err;
     for (const c of this.inFlight.splice(0)) if (!c.settled) c.reject(err);
-    for (const c of this.backlog.splice(0)) c.reject(err);
     if (this.watchdog) clearTimeout(this.watchdog);
-    for (const c of this.held.splice(0)) c.reject(err);
+    for (const h of this.held.splice(0)) h.call.reject(err);
     for (const w of this.idleWaiters.splice(0)) w();
-    // Settle our own pending waitAsync: V8 would otherwise keep it, and this executor with it, for ever.
-    if (this.waiting) Atomics.notify(this.ctl, CTL_REPLY_SEQ);
   }
 
   /** Stops the thread (after close()); pending calls are rejected. */
@@ -334,8 +191,11 @@ export class Executor {
     Atomics.notify(this.ctl, CTL_SEQ);
     await new Promise<void>((resolve) => {
       if (this.worker.threadId === -1) resolve();
-      else this.worker.once('exit', () => resolve());
+      else {
+        // Whoever awaits this holds the process until the thread is gone (it leaves at once when stopped).
+        this.worker.ref();
+        this.worker.once('exit', () => resolve());
+      }
     });
-    this.port.close();
   }
 }

@@ -13,24 +13,9 @@ export type ExecReply = { id: number; ok: true; value: unknown } | { id: number;
 export const GATE_CLOSING = 0;
 export const GATE_ACTIVE = 1;
 
-/**
- * An executor's shared memory: a control block of Int32 slots, then the request ring, then the reply ring
- * (exec-ring.ts). SEQ is bumped after each request is written (the worker sleeps on it); STOP ends the
- * thread; REPLY_SEQ is bumped after each reply is written (the main thread waits on it asynchronously);
- * the four ring positions belong to the rings; READY is set once the thread
- * waits for work.
- */
+/** Int32 slots of an executor's control block: SEQ is bumped after each posted request; STOP ends the thread. */
 export const CTL_SEQ = 0;
 export const CTL_STOP = 1;
-export const CTL_REPLY_SEQ = 2;
-export const CTL_REQ_WRITE = 3;
-export const CTL_REQ_READ = 4;
-export const CTL_REPLY_WRITE = 5;
-export const CTL_REPLY_READ = 6;
-export const CTL_READY = 7;
-export const EXEC_CTL_BYTES = 64;
-export const EXEC_REQUEST_RING_BYTES = 1 << 18;
-export const EXEC_REPLY_RING_BYTES = 1 << 18;
 
 export type EventCommand =
   | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot' | 'migration-iteration' | 'job-completed'; dom: bigint | null; sub: number }

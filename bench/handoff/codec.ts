@@ -1,3 +1,8 @@
+/*
+ * Benchmark-only: the shared-memory alternative to src/libvirt/executor.ts, kept so that
+ * bench/handoff.bench.ts can measure it side by side with the shipped postMessage hand-off (see
+ * docs/libvirt-handoff.md for the figures and why the library does not use it). Not part of the library.
+ */
 /**
  * Encoding of executor requests and replies for the shared-memory rings (exec-ring.ts). The values that
  * cross on almost every call (strings, numbers, pointer bigints, null, small arrays and plain objects,

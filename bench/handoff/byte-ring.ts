@@ -1,3 +1,8 @@
+/*
+ * Benchmark-only: the shared-memory alternative to src/libvirt/executor.ts, kept so that
+ * bench/handoff.bench.ts can measure it side by side with the shipped postMessage hand-off (see
+ * docs/libvirt-handoff.md for the figures and why the library does not use it). Not part of the library.
+ */
 /**
  * A single-producer, single-consumer ring of byte records in a SharedArrayBuffer: how an executor's
  * requests reach its worker thread and its replies come back, without a MessagePort per call. Records are
