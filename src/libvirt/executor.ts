@@ -118,9 +118,15 @@ export class Executor {
       call.reject(this.dead);
       return;
     }
+    try {
+      this.worker.postMessage(req);
+    } catch (err) {
+      // Arguments that cannot be cloned to the thread: this call fails, the queue stays in step.
+      call.reject(err);
+      return;
+    }
     if (this.inFlight.length === 0) this.worker.ref();
     this.inFlight.push(call);
-    this.worker.postMessage(req);
     Atomics.add(this.ctl, CTL_SEQ, 1);
     Atomics.notify(this.ctl, CTL_SEQ);
     if (this.inFlight.length === 1) this.startHead();
