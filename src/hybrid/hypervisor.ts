@@ -38,7 +38,7 @@ export interface HypervisorOptions extends OpenOptions {
 /**
  * What a Hypervisor reports about its libvirt connection (the Connection's own events, forwarded):
  * 'disconnected' when libvirtd went away, 'reconnected' with the gap once it is back, 'reconnect-failed'
- * when reconnection gave up.
+ * when reconnection gave up, 'lane-retired' when a call missed its deadline and its lane was replaced.
  */
 export type HypervisorEvents = ConnectionEvents;
 
@@ -92,6 +92,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
     connection.on('disconnected', (reason) => this.emit('disconnected', reason));
     connection.on('reconnected', (gap) => this.emit('reconnected', gap));
     connection.on('reconnect-failed', (err) => this.emit('reconnect-failed', err));
+    connection.on('lane-retired', (info) => this.emit('lane-retired', info));
   }
 
   /** Connects to libvirt (default: LIBVIRT_DEFAULT_URI, else libvirt's default). */
@@ -106,6 +107,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
     const open: OpenOptions = {};
     if (options.readOnly !== undefined) open.readOnly = options.readOnly;
     if (options.callTimeoutMs !== undefined) open.callTimeoutMs = options.callTimeoutMs;
+    if (options.lanes !== undefined) open.lanes = options.lanes;
     // A Hypervisor survives a libvirtd restart unless told not to.
     open.reconnect = options.reconnect ?? true;
     const connection = await Connection.open(uri, open);

@@ -35,6 +35,7 @@ export class Executor {
   private dead: unknown;
   private headSince = 0;
   private watchdog: NodeJS.Timeout | undefined;
+  private watchdogDue = 0;
   private detached = false;
   /** Called when a call missed its deadline (the owner shuts the connection's socket down). */
   onStuck: ((op: string) => void) | undefined;
@@ -154,11 +155,18 @@ export class Executor {
   private startHead(): void {
     this.headSince = performance.now();
     const head = this.inFlight[0];
-    if (head && head.timeoutMs > 0 && !this.watchdog) this.armWatchdog(head.timeoutMs);
+    if (!head || head.timeoutMs <= 0) return;
+    // A pending timer due later than this call's deadline (an earlier call's longer one) is brought forward.
+    if (this.watchdog && this.watchdogDue > this.headSince + head.timeoutMs) {
+      clearTimeout(this.watchdog);
+      this.watchdog = undefined;
+    }
+    if (!this.watchdog) this.armWatchdog(head.timeoutMs);
   }
 
   /** One timer per executor, re-armed lazily (not one setTimeout/clearTimeout pair per call). */
   private armWatchdog(ms: number): void {
+    this.watchdogDue = performance.now() + ms;
     this.watchdog = setTimeout(() => {
       this.watchdog = undefined;
       const head = this.inFlight[0];

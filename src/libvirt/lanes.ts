@@ -85,6 +85,8 @@ export class LanePool {
     }
     return new Promise<Lane>((resolve, reject) => {
       this.waiters.push({ want, resolve, reject });
+      // A free lane may suit this caller although an older one waits for another (busy) lane.
+      this.dispatch();
       this.grow();
     });
   }
