@@ -114,7 +114,7 @@ export class Guest {
   /** A client of the QEMU guest agent, over libvirt's agent channel (see guest-agent.ts). */
   agent(options?: GuestAgentOptions): LibvirtGuestAgent {
     this.assertOpen();
-    return guestAgent(this, { uri: this.context.uri, uuid: this.uuid, name: this.name }, options);
+    return guestAgent(this, () => this.context.agentTransport(), options);
   }
 
   reset(): Promise<void> { return this.domain.reset(); }

@@ -11,6 +11,7 @@ import { QemuClient, type QemuConnectOptions } from '../schema/client.js';
 import { DomainXml } from '../domain/domain-xml.js';
 import { GuestNotFoundError } from './errors.js';
 import type { GuestContext, GuestEventSource } from './guest-context.js';
+import { LibvirtAgentTransport } from './guest-agent.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { migrateGuest } from './guest-migration.js';
 import { readMonitorSockets } from './guest-monitor.js';
@@ -275,6 +276,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
       domainEvents: (options) => quiet(this.connection.domainEvents({ ...options, domain })),
       qemuMonitorEvents: (options) => quiet(this.connection.qemuMonitorEvents({ ...options, domain })),
       passthroughTransport: (options) => new PassthroughTransport(this.connection, domain, options),
+      agentTransport: () => new LibvirtAgentTransport({ connection: this.connection, domain, guestName: domain.name }),
       domainStats: async () => {
         const [record] = await this.connection.domainListGetStats([domain]);
         if (!record) throw new GuestNotFoundError({ nameOrUuid: domain.name, uri: this.uri });
