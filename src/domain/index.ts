@@ -2,4 +2,4 @@
 export { DomainXml, QEMU_XML_NS, MAX_SOCKET_PATH_BYTES, type MonitorSocketSpec } from './domain-xml.js';
 export { DomainXmlError, MonitorDirError } from './errors.js';
 export { ensureMonitorDir, defaultMonitorDir, qemuUserFor, type QemuUser } from './monitor-dir.js';
-export { isLocalUri, uriPassesFds } from './uri.js';
+export { isLocalUri } from './uri.js';
