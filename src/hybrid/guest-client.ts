@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../common/errors.js';
+import type { ExecuteOptions } from '../qmp/command-map.js';
 import type { QmpTransport } from '../qmp/transport.js';
 import { QemuClient, type QemuClientOptions } from '../schema/client.js';
 import type { FdsetInfo } from './fdset-policy.js';
@@ -31,7 +32,7 @@ export class GuestQmpClient extends QemuClient<PolicyCallOptions> {
     if (typeof policy?.validator !== 'function') throw new InvalidArgumentError('GuestQmpClient: options.policy must be an OwnershipPolicy', { hint: 'use guest.qmp(), which builds the client' });
     // The fd-set rule looks at QEMU's fd sets through this very client (bound once it exists).
     let self: GuestQmpClient | undefined;
-    const queryFdsets = async () => (await self!.executeUnchecked('query-fdsets')) as FdsetInfo[];
+    const queryFdsets = async (options: ExecuteOptions) => (await self!.executeUnchecked('query-fdsets', undefined, options)) as FdsetInfo[];
     super(transport, { ...client, validators: [policy.validator(onCommandPassed, { queryFdsets }), ...validators] });
     self = this;
     this.route = route;

@@ -1,7 +1,8 @@
 import { InvalidArgumentError } from '../common/errors.js';
+import type { ExecuteOptions } from '../qmp/command-map.js';
 import type { CommandCall, CommandValidator } from '../qmp/validator.js';
 import { PolicyError } from './errors.js';
-import { FD_COMMANDS, FD_NOTES, FdSetOwnership, type QueryFdsets } from './fdset-policy.js';
+import { FD_COMMANDS, FD_NOTES, FdSetOwnership, type FdsetInfo } from './fdset-policy.js';
 import { withLibqemuCalls } from './policy-calls.js';
 
 /**
@@ -215,25 +216,50 @@ export class OwnershipPolicy {
   /**
    * This policy as a client's validator: refuses before anything is sent. `onPassed` hears of every
    * command that passes and is not read-only (the facade looks for libvirt's taint marks then).
-   * `queryFdsets` (query-fdsets on the same client) lets the fd-set rule look at QEMU's fd sets: an
-   * add-fd under an id some fd set already has is refused, and refusals list whose sets there are.
+   * `queryFdsets` runs query-fdsets on the same client with the options it is given (the policy knows
+   * its own query by them): the fd-set rule then looks at QEMU's fd sets, refusing an add-fd under an
+   * id some fd set already has, and its refusals list whose sets there are.
    */
-  validator(onPassed?: (c: CommandClassification) => void, fdsets: { queryFdsets?: QueryFdsets } = {}): CommandValidator<PolicyCallOptions> {
-    const query = fdsets.queryFdsets;
+  validator(onPassed?: (c: CommandClassification) => void, fdsets: { queryFdsets?: (options: ExecuteOptions) => Promise<FdsetInfo[]> } = {}): CommandValidator<PolicyCallOptions> {
+    const ownQuery: ExecuteOptions = {};
+    const query = fdsets.queryFdsets ? () => fdsets.queryFdsets!(ownQuery) : undefined;
     /** Calls whose fd command passed by opt-in: they create nothing this client owns. */
     const optedIn = new WeakSet<CommandCall<PolicyCallOptions>>();
     const passed = (c: CommandClassification) => void (c.kind !== 'read-only' && onPassed?.(c));
+    const validateOne = (call: CommandCall<PolicyCallOptions>): void | Promise<void> => {
+      const { command, args, options } = call;
+      const unsafe = { allowUnsafe: options.allowUnsafe === true };
+      if (FD_COMMANDS.has(command) && !this.optedIn(command, unsafe)) {
+        const c = classifyCommand(command, args);
+        if (this.fdsets.check(command, args) === 'ask-qemu') return this.fdsets.checkWithQemu(command, args, query).then(() => passed(c));
+        return passed(c);
+      }
+      if (FD_COMMANDS.has(command)) optedIn.add(call);
+      passed(this.check(command, args, unsafe));
+    };
+    // While an fd-set check asks QEMU, later calls wait behind it: QMP runs a client's commands in the
+    // order sent, and a pipelined `add-fd` + `blockdev-add` (e.g. through the proxy) must stay in order.
+    let barrier: Promise<void> | undefined;
+    const hold = (p: Promise<void>) => {
+      const b = p.then(
+        () => undefined,
+        () => undefined,
+      );
+      barrier = b;
+      // lifted on the next turn, after the calls released by `b` have been handed to the client
+      void b.then(() => setImmediate(() => barrier === b && (barrier = undefined)));
+    };
     return {
       validate: (call) => {
-        const { command, args, options } = call;
-        const unsafe = { allowUnsafe: options.allowUnsafe === true };
-        if (FD_COMMANDS.has(command) && !this.optedIn(command, unsafe)) {
-          const c = classifyCommand(command, args);
-          if (this.fdsets.check(command, args) === 'ask-qemu') return this.fdsets.checkWithQemu(command, args, query).then(() => passed(c));
-          return passed(c);
+        if (call.options === ownQuery) return; // the policy's own query-fdsets: read-only, must not wait on itself
+        if (barrier) {
+          const mine = barrier.then(() => validateOne(call));
+          hold(mine);
+          return mine;
         }
-        if (FD_COMMANDS.has(command)) optedIn.add(call);
-        passed(this.check(command, args, unsafe));
+        const verdict = validateOne(call);
+        if (verdict) hold(verdict);
+        return verdict;
       },
       checkReply: (call, value) => {
         if (!FD_COMMANDS.has(call.command) || optedIn.has(call)) return;

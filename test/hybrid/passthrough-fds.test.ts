@@ -60,6 +60,27 @@ describe('fd passing on the passthrough route (local unix socket)', () => {
     }
   });
 
+  it('a pipelined add-fd + blockdev-add + query stay in order while the policy looks at QEMU\'s fd sets', async () => {
+    const q = await guest.qmp({ via: 'passthrough', validate: false, allow: ['blockdev-add', 'blockdev-del'] });
+    const fd = openSync(image, 'r+');
+    try {
+      // not awaited one by one: the add-fd's fd-set check (a query-fdsets) must not let the others overtake it
+      const [added, node, nodes] = await Promise.all([
+        q.execute('add-fd', { 'fdset-id': 1003 }, { fds: [fd] }),
+        q.execute('blockdev-add', { driver: 'raw', 'node-name': 'ptorder', file: { driver: 'file', filename: '/dev/fdset/1003' } }),
+        q.execute('query-named-block-nodes') as Promise<{ 'node-name': string }[]>,
+      ]);
+      expect(added).toMatchObject({ 'fdset-id': 1003 });
+      expect(node).toEqual({});
+      expect(nodes.map((n) => n['node-name'])).toContain('ptorder');
+      await Promise.all([q.execute('blockdev-del', { 'node-name': 'ptorder' }), q.execute('remove-fd', { 'fdset-id': 1003 })]);
+      expect(await q.execute('query-fdsets')).toEqual([]);
+    } finally {
+      closeSync(fd);
+      await q.close();
+    }
+  });
+
   it('getfd and closefd pass a named fd; two fds in one command are refused typed (libvirt takes one)', async () => {
     const q = await guest.qmp({ via: 'passthrough', validate: false });
     const fd = openSync(image, 'r');
