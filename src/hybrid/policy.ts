@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '../common/errors.js';
 import type { ExecuteOptions } from '../qmp/command-map.js';
 import type { CommandCall, CommandValidator } from '../qmp/validator.js';
 import { PolicyError } from './errors.js';
-import { FD_COMMANDS, FD_NOTES, FdSetOwnership, type FdsetInfo } from './fdset-policy.js';
+import { FD_COMMANDS, FD_NOTES, FdSetOwnership } from './fdset-policy.js';
 import { withLibqemuCalls } from './policy-calls.js';
 
 /**
@@ -183,7 +183,7 @@ export interface PolicyOptions {
 export class OwnershipPolicy {
   private readonly allowAll: boolean;
   private readonly allowed: ReadonlySet<string>;
-  /** The fd sets and named fds this policy's client created (one policy per client). */
+  /** @internal The fd sets and named fds this policy's client created (one policy per client). */
   readonly fdsets = new FdSetOwnership();
 
   constructor(options: PolicyOptions = {}) {
@@ -220,7 +220,7 @@ export class OwnershipPolicy {
    * its own query by them): the fd-set rule then looks at QEMU's fd sets, refusing an add-fd under an
    * id some fd set already has, and its refusals list whose sets there are.
    */
-  validator(onPassed?: (c: CommandClassification) => void, fdsets: { queryFdsets?: (options: ExecuteOptions) => Promise<FdsetInfo[]> } = {}): CommandValidator<PolicyCallOptions> {
+  validator(onPassed?: (c: CommandClassification) => void, fdsets: { queryFdsets?: (options: ExecuteOptions) => Promise<{ 'fdset-id': number }[]> } = {}): CommandValidator<PolicyCallOptions> {
     const ownQuery: ExecuteOptions = {};
     const query = fdsets.queryFdsets ? () => fdsets.queryFdsets!(ownQuery) : undefined;
     /** Calls whose fd command passed by opt-in: they create nothing this client owns. */
