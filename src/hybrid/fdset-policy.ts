@@ -113,10 +113,10 @@ export class FdSetOwnership {
     } else if (command === 'remove-fd') {
       const id = args?.['fdset-id'];
       if (typeof id !== 'number') return;
-      if (args?.fd === undefined) return void this.fdsets.delete(id);
-      // one fd removed: the set is gone only if QEMU no longer lists it
+      // The set is gone only once QEMU no longer lists it: one fd of several was removed, or a block
+      // node still uses it (QEMU keeps it until then). Without QEMU's answer, a whole-set removal counts.
       const sets = query ? await query().catch(() => undefined) : undefined;
-      if (sets && !sets.some((s) => s['fdset-id'] === id)) this.fdsets.delete(id);
+      if (sets ? !sets.some((s) => s['fdset-id'] === id) : args?.fd === undefined) this.fdsets.delete(id);
     } else if (command === 'getfd' && typeof args?.fdname === 'string') {
       this.fdNames.add(args.fdname);
     } else if (command === 'closefd' && typeof args?.fdname === 'string') {

@@ -145,6 +145,7 @@ describe('ownership policy: fd sets and named fds', () => {
     expect(removal.hint).toContain("allow: ['remove-fd']");
     // the synchronous check refuses the same without QEMU's list
     expect(() => policy.check('remove-fd', { 'fdset-id': 0 })).toThrow(/yours: 1000/);
+    qemuSets.pop(); // QEMU drops the set with its last fd
     await run(v, 'remove-fd', { 'fdset-id': 1000 }, {});
     expect(policy.fdsets.own).toEqual([]);
   });
@@ -157,7 +158,7 @@ describe('ownership policy: fd sets and named fds', () => {
     expect(err.instead).toContain('fdset-id of your own');
   });
 
-  it("a set removed fd by fd stays the client's until QEMU no longer lists it", async () => {
+  it("a set removed fd by fd, or still used by a block node, stays the client's until QEMU no longer lists it", async () => {
     let qemuSets = [{ 'fdset-id': 1005 }];
     const policy = new OwnershipPolicy();
     const v = policy.validator(undefined, { queryFdsets: async () => qemuSets });
@@ -166,6 +167,8 @@ describe('ownership policy: fd sets and named fds', () => {
     qemuSets = [{ 'fdset-id': 1005 }];
     await run(v, 'remove-fd', { 'fdset-id': 1005, fd: 40 }, {});
     expect(policy.fdsets.own).toEqual([1005]); // still listed (e.g. in use by a block node)
+    await run(v, 'remove-fd', { 'fdset-id': 1005 }, {}); // QEMU keeps a set a block node still uses
+    expect(policy.fdsets.own).toEqual([1005]);
     qemuSets = [];
     await run(v, 'remove-fd', { 'fdset-id': 1005, fd: 41 }, {});
     expect(policy.fdsets.own).toEqual([]);
