@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generateLibvirt } from '../../scripts/gen-libvirt.js';
+import { generateLibvirt, lowerCamel } from '../../scripts/gen-libvirt.js';
 import { readApi } from '../../scripts/gen/libvirt/api.js';
 import * as classes from '../../src/generated/libvirt/classes.js';
 import * as constants from '../../src/generated/libvirt/constants.js';
@@ -62,6 +62,20 @@ describe('generated libvirt layer', () => {
     expect(find('virConnectGetAllDomainStats')).toEqual({ c: 'virConnectGetAllDomainStats', class: 'Connection', method: 'getAllDomainStats' });
     expect(find('virDomainSetMemoryFlags')).toEqual({ c: 'virDomainSetMemoryFlags', class: 'Domain', method: 'setMemoryFlags' });
     expect(find('virStorageVolUpload')).toEqual({ c: 'virStorageVolUpload', class: 'StorageVol', method: 'upload' });
+  });
+
+  it('lower-cases a leading acronym as one word, and only the first word', () => {
+    const method = (c: string) => LIBVIRT_BINDINGS.find((b) => b.c === c)?.method;
+    expect(method('virDomainFSFreeze')).toBe('fsFreeze');
+    expect(method('virDomainFSThaw')).toBe('fsThaw');
+    expect(method('virDomainFDAssociate')).toBe('fdAssociate');
+    expect(method('virDomainPMWakeup')).toBe('pmWakeup');
+    expect(method('virNWFilterDefineXML')).toBe('nwFilterDefineXML');
+    expect(lowerCamel('XML')).toBe('xml');
+    expect(lowerCamel('XMLDesc')).toBe('xmlDesc');
+    expect(lowerCamel('GetXMLDesc')).toBe('getXMLDesc');
+    // no method starts with one lower-case letter followed by a capital (fSFreeze, pMWakeup)
+    expect(LIBVIRT_BINDINGS.map((b) => b.method).filter((m) => /^[a-z][A-Z]/.test(m))).toEqual([]);
   });
 
   it('generates every enum both ways and every string macro, with docs', () => {

@@ -1804,7 +1804,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new binding object or NULL in case of failure
    * @see virNWFilterBindingCreateXML (libvirt 4.5.0)
    */
-  async nWFilterBindingCreateXML(xml: string, flags: number = 0, options?: CallOptions): Promise<NWFilterBinding> {
+  async nwFilterBindingCreateXML(xml: string, flags: number = 0, options?: CallOptions): Promise<NWFilterBinding> {
     return this.context.adopt('NWFilterBinding', (await this.context.call('virNWFilterBindingCreateXML', 's:xml,u:flags', [this.pointer, xml, flags], options)) as ObjectRef) as NWFilterBinding;
   }
   /**
@@ -1818,7 +1818,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new binding object or NULL in case of failure. If the network filter cannot be found, then VIR_ERR_NO_NWFILTER_BINDING error is raised.
    * @see virNWFilterBindingLookupByPortDev (libvirt 4.5.0)
    */
-  async nWFilterBindingLookupByPortDev(portdev: string, options?: CallOptions): Promise<NWFilterBinding> {
+  async nwFilterBindingLookupByPortDev(portdev: string, options?: CallOptions): Promise<NWFilterBinding> {
     return this.context.adopt('NWFilterBinding', (await this.context.call('virNWFilterBindingLookupByPortDev', 's:portdev', [this.pointer, portdev], options)) as ObjectRef) as NWFilterBinding;
   }
   /**
@@ -1832,7 +1832,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure
    * @see virNWFilterDefineXML (libvirt 0.8.0)
    */
-  async nWFilterDefineXML(xmlDesc: string, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterDefineXML(xmlDesc: string, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterDefineXML', 's:xmlDesc', [this.pointer, xmlDesc], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -1847,7 +1847,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure
    * @see virNWFilterDefineXMLFlags (libvirt 7.7.0)
    */
-  async nWFilterDefineXMLFlags(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterDefineXMLFlags(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterDefineXMLFlags', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -1860,7 +1860,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure. If the network filter cannot be found, then VIR_ERR_NO_NWFILTER error is raised.
    * @see virNWFilterLookupByName (libvirt 0.8.0)
    */
-  async nWFilterLookupByName(name: string, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterLookupByName(name: string, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -1873,7 +1873,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure. If the nwfdilter cannot be found, then VIR_ERR_NO_NWFILTER error is raised.
    * @see virNWFilterLookupByUUID (libvirt 0.8.0)
    */
-  async nWFilterLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByUUID', 'B:uuid', [this.pointer, uuid], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -1886,7 +1886,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure. If the nwfilter cannot be found, then VIR_ERR_NO_NWFILTER error is raised.
    * @see virNWFilterLookupByUUIDString (libvirt 0.8.0)
    */
-  async nWFilterLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByUUIDString', 's:uuidstr', [this.pointer, uuidstr], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -3810,7 +3810,7 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on error.
    * @see virDomainFDAssociate (libvirt 9.0.0)
    */
-  async fDAssociate(name: string, fds: number[], flags: number = 0, options?: CallOptions): Promise<number> {
+  async fdAssociate(name: string, fds: number[], flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainFDAssociate', 's:name,N:fds,u:flags', [this.pointer, name, fds, flags], options)) as number;
   }
   /**
@@ -3825,7 +3825,7 @@ export class Domain extends DomainCore {
    * @returns the number of frozen filesystems on success, -1 otherwise.
    * @see virDomainFSFreeze (libvirt 1.2.5)
    */
-  async fSFreeze(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
+  async fsFreeze(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainFSFreeze', 'S:mountpoints,u:flags', [this.pointer, mountpoints, flags], options)) as number;
   }
   /**
@@ -3838,7 +3838,7 @@ export class Domain extends DomainCore {
    * @returns the number of thawed filesystems on success, -1 otherwise.
    * @see virDomainFSThaw (libvirt 1.2.5)
    */
-  async fSThaw(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
+  async fsThaw(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainFSThaw', 'S:mountpoints,u:flags', [this.pointer, mountpoints, flags], options)) as number;
   }
   /**
@@ -3858,7 +3858,7 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 otherwise.
    * @see virDomainFSTrim (libvirt 1.0.1)
    */
-  async fSTrim(mountPoint: string | null, minimum: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+  async fsTrim(mountPoint: string | null, minimum: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainFSTrim', 's?:mountPoint,U:minimum,u:flags', [this.pointer, mountPoint, minimum, flags], options)) as number;
   }
   /**
@@ -5496,7 +5496,7 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on failure.
    * @see virDomainPMSuspendForDuration (libvirt 0.9.10)
    */
-  async pMSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+  async pmSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainPMSuspendForDuration', 'u:target,U:duration,u:flags', [this.pointer, target, duration, flags], options)) as number;
   }
   /**
@@ -5508,7 +5508,7 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on failure.
    * @see virDomainPMWakeup (libvirt 0.9.11)
    */
-  async pMWakeup(flags: number = 0, options?: CallOptions): Promise<number> {
+  async pmWakeup(flags: number = 0, options?: CallOptions): Promise<number> {
     return (await this.context.call('virDomainPMWakeup', 'u:flags', [this.pointer, flags], options)) as number;
   }
   /**
