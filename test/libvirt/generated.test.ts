@@ -90,6 +90,6 @@ describe('generated libvirt layer', () => {
     const text = readFileSync(join(root, 'src/generated/libvirt/constants.ts'), 'utf8');
     expect(text).toMatch(/\/\*\*\n \* dump security sensitive information too\n \* @see virDomainXMLFlags \(libvirt-domain\.h, since [\d.]+\)\n \*\/\nexport const VIR_DOMAIN_XML_SECURE = 1;/);
     const classText = readFileSync(join(root, 'src/generated/libvirt/classes.ts'), 'utf8');
-    expect(classText).toMatch(/Provide an XML description of the domain\.[\s\S]*?@see virDomainGetXMLDesc \(libvirt 0\.0\.3\)\n {3}\*\/\n {2}async getXMLDesc\(flags: number = 0, options\?: CallOptions\): Promise<string>/);
+    expect(classText).toMatch(/Provide an XML description of the domain\.[\s\S]*?@see virDomainGetXMLDesc \(libvirt 0\.0\.3\)\n {3}\*\/\n {2}getXMLDesc\(flags: number = 0, options\?: CallOptions\): Promise<string>/);
   });
 });
