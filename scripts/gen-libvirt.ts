@@ -11,7 +11,8 @@
  *
  * Rules (after libvirt-python's generator.py): the first argument's type decides the class; the method is
  * the C name without `vir` and without the class's own prefix, in lowerCamelCase (a leading acronym is one
- * word: fsFreeze); functions whose first argument is no object are module functions. Exceptions live in scripts/gen/libvirt/overrides.ts.
+ * word: fsFreeze); functions whose first argument is no object are module functions. Exceptions live in
+ * scripts/gen/libvirt/overrides.ts.
  *
  *   npx tsx scripts/gen-libvirt.ts        (or `npm run gen`, which regenerates everything)
  */

@@ -22,7 +22,7 @@ export const virshDeviceCommands: CliCommandModule = {
     for (const verb of [
       { name: 'attach-device', what: 'attach', done: 'Device attached successfully', run: (g: Guest, xml: string, o: DeviceVerbOptions) => g.attachDevice(xml, o) },
       { name: 'detach-device', what: 'detach', done: 'Device detached successfully', run: (g: Guest, xml: string, o: DeviceVerbOptions) => g.detachDevice(xml, o) },
-      { name: 'update-device', what: "change (e.g. a CD-ROM's medium or a NIC's link state)", done: 'Device updated successfully', run: (g: Guest, xml: string, o: DeviceVerbOptions) => g.updateDevice(xml, o) },
+      { name: 'update-device', what: 'change', done: 'Device updated successfully', run: (g: Guest, xml: string, o: DeviceVerbOptions) => g.updateDevice(xml, o) },
     ]) {
       const cmd = program
         .command(verb.name)
@@ -31,7 +31,8 @@ export const virshDeviceCommands: CliCommandModule = {
         .argument('<file>', 'XML file with one device element');
       affectOptions(cmd, { persistent: true });
       if (verb.name === 'update-device') cmd.option('--force', 'force the change, e.g. eject a CD-ROM whose tray the guest locked');
-      cmd.addHelpText('after', `\nExample:\n  libqemu ${verb.name} web1 ${verb.name === 'update-device' ? 'cdrom.xml --live' : 'disk.xml --live --config'}`).action(
+      const example = verb.name === 'update-device' ? 'cdrom.xml --live   (a new medium: the <disk> with its <target> and a new <source>)' : 'disk.xml --live --config';
+      cmd.addHelpText('after', `\nExample:\n  libqemu ${verb.name} web1 ${example}`).action(
         action(ctx, async (session, c, name: string, file: string) => {
           const xml = await readDeviceXml(file);
           const guest = await session.guest(name);
