@@ -26,7 +26,7 @@ function file(name: string, text: string): string {
 
 /** A raw file the guest's QEMU (running as the daemon's user) can open as a CD-ROM medium. */
 function medium(name: string): string {
-  const path = file(name, '');
+  const path = join(lv.base, name);
   writeFileSync(path, Buffer.alloc(1 << 20));
   chownSync(path, lv.uid, lv.uid);
   return path;
