@@ -20,8 +20,11 @@ import { printTable, summarize, timeEach, perCallRow } from './table.js';
 
 const CALLS = Number(process.env.LIBVIRT_BENCH_CALLS ?? 2000);
 const XML_CALLS = Number(process.env.LIBVIRT_BENCH_XML_CALLS ?? 100_000);
-/** Which parts run (default all): import, xml, passthrough, delay, rss — e.g. LIBVIRT_BENCH_PARTS=xml,passthrough. */
-const PARTS = new Set((process.env.LIBVIRT_BENCH_PARTS ?? 'import,xml,passthrough,delay,rss').split(','));
+/**
+ * Which parts run (default all): import, xml, passthrough, delay, rss — e.g. LIBVIRT_BENCH_PARTS=xml,passthrough.
+ * LIBVIRT_BENCH_ONLY=rss still means the RSS rows alone.
+ */
+const PARTS = new Set((process.env.LIBVIRT_BENCH_PARTS ?? (process.env.LIBVIRT_BENCH_ONLY === 'rss' ? 'rss' : 'import,xml,passthrough,delay,rss')).split(','));
 
 // One long-lived python3-libvirt process per variant, driven round by round over stdin: rounds of both
 // sides alternate every few hundred calls, so that drift on this shared machine hits both alike.
