@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../src/libvirt/executor.js';
 import { Connection } from '../../src/libvirt/index.js';
+import { runtime } from '../../src/libvirt/runtime.js';
 import { tinyGuestXml } from '../../src/testing/private-libvirtd.js';
 
 /** Sizes well past anything the hand-off might carry inline or buffer per call. */
@@ -39,25 +40,37 @@ describe('executor hand-off (test:///default)', () => {
     }
   });
 
-  it('settles each of 6,000 concurrent calls with its own result, in order', async () => {
+  it('settles each of 6,000 concurrent calls with its own result (spread over the lanes)', async () => {
     const dom = await conn.lookupDomain('test');
     const n = 6000;
-    const settled: number[] = [];
-    const results = await Promise.all(
-      Array.from({ length: n }, (_, i) => {
-        const p = i % 3 === 2 ? dom.getName() : i % 3 === 1 ? dom.getID() : dom.getXMLDesc();
-        return p.then((v) => {
-          settled.push(i);
-          return v;
-        });
-      }),
-    );
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => (i % 3 === 2 ? dom.getName() : i % 3 === 1 ? dom.getID() : dom.getXMLDesc())));
     results.forEach((v, i) => {
       if (i % 3 === 2) expect(v).toBe('test');
       else if (i % 3 === 1) expect(v).toBe(1);
       else expect(v).toMatch(/^<domain type='test'/);
     });
-    expect(settled).toEqual(Array.from({ length: n }, (_, i) => i));
+  });
+
+  it('one executor settles 6,000 queued calls in the order they were made, each with its own result', async () => {
+    const ex = await Executor.create();
+    try {
+      const opened = await ex.call('open', ['test:///default', false]);
+      const ref = (await ex.call('invoke', ['virDomainLookupByName', [opened.conn, 'test']])) as { ptr: bigint };
+      const settled: number[] = [];
+      const results = await Promise.all(
+        Array.from({ length: 6000 }, (_, i) =>
+          ex.call('invoke', [i % 2 ? 'virDomainGetName' : 'virDomainGetXMLDesc', i % 2 ? [ref.ptr] : [ref.ptr, 0]]).then((v) => {
+            settled.push(i);
+            return v;
+          }),
+        ),
+      );
+      results.forEach((v, i) => expect(v).toMatch(i % 2 ? /^test$/ : /^<domain type='test'/));
+      expect(settled).toEqual(Array.from({ length: 6000 }, (_, i) => i));
+      await ex.call('close', [opened.conn, [{ cls: 'Domain', ptr: ref.ptr }], runtime.closeCallback]);
+    } finally {
+      await ex.terminate();
+    }
   });
 
   it('rejects a call whose arguments cannot cross threads, and goes on working', async () => {
