@@ -86,6 +86,17 @@ async function delay(sides: Side[], op: (s: Side) => Promise<unknown>): Promise<
 }
 
 export default async function (): Promise<void> {
+  // Idle executors do not hold the process (by design), and neither does awaiting their terminate():
+  // this timer keeps the benchmark alive between its steps.
+  const hold = setInterval(() => undefined, 1 << 30);
+  try {
+    await run();
+  } finally {
+    clearInterval(hold);
+  }
+}
+
+async function run(): Promise<void> {
   await runtime.start();
   const local = [await side('shipped', 'test:///default', 'test'), await side('ring', 'test:///default', 'test')] as [Side, Side];
   try {

@@ -338,11 +338,7 @@ export class RingExecutor {
     Atomics.notify(this.ctl, CTL_SEQ);
     await new Promise<void>((resolve) => {
       if (this.worker.threadId === -1) resolve();
-      else {
-        // Whoever awaits this holds the process until the thread is gone (it leaves at once when stopped).
-        this.worker.ref();
-        this.worker.once('exit', () => resolve());
-      }
+      else this.worker.once('exit', () => resolve());
     });
     this.port.close();
   }

@@ -229,12 +229,7 @@ export class Executor {
     Atomics.notify(this.ctl, CTL_SEQ);
     await new Promise<void>((resolve) => {
       if (this.worker.threadId === -1) resolve();
-      else {
-        // Whoever awaits this holds the process until the thread is gone (it leaves at once when stopped),
-        // unless the thread was detached: it may be stuck in a native call that never returns.
-        if (!this.detached) this.worker.ref();
-        this.worker.once('exit', () => resolve());
-      }
+      else this.worker.once('exit', () => resolve());
     });
   }
 }
