@@ -55,6 +55,8 @@ function fanIn(guests: Guest[], streams: GuestEventStream[], passthrough: GuestQ
   const issued = new Map<string, number>();
   const seen = new Map<string, number>(); // `${side}|${guest}` → count
   const latency = new Map<Side, number[]>(SIDES.map((s) => [s, []]));
+  /** ms from issuing each suspend()/resume() to its return: the queue the events wait behind. */
+  const returned: number[] = [];
   let changed: () => void = () => {};
   const record = (side: Side, guest: string, name: string) => {
     const now = performance.now();
@@ -80,6 +82,7 @@ function fanIn(guests: Guest[], streams: GuestEventStream[], passthrough: GuestQ
   let duplicates = 0;
   return {
     latency,
+    returned,
     get missing() { return missing; },
     get duplicates() { return duplicates; },
     async round(): Promise<void> {
@@ -91,7 +94,14 @@ function fanIn(guests: Guest[], streams: GuestEventStream[], passthrough: GuestQ
           const timer = setTimeout(resolve, 20_000);
           changed = () => seen.size === guests.length * SIDES.length && (clearTimeout(timer), resolve());
         });
-        await Promise.all(guests.map((g) => (issued.set(g.name, performance.now()), p === 'stop' ? g.suspend() : g.resume())));
+        await Promise.all(
+          guests.map(async (g) => {
+            const t0 = performance.now();
+            issued.set(g.name, t0);
+            await (p === 'stop' ? g.suspend() : g.resume());
+            returned.push(performance.now() - t0);
+          }),
+        );
         await all;
         await new Promise((r) => setTimeout(r, 300)); // room for duplicates to show up
         missing += guests.length * SIDES.length - seen.size;
@@ -168,9 +178,11 @@ export default async function (): Promise<void> {
       return { name, value: s.p50, unit: 'ms p50', extra: { p99: s.p99.toFixed(1), max: Math.max(...xs).toFixed(1), n: xs.length, ...extra } };
     };
     const fanRows = SIDES.map((side) => latRow(`libqemu ${side}`, fan.latency.get(side)!));
+    fanRows.push(latRow('libqemu suspend()/resume() returned', fan.returned, { note: 'the call itself' }));
     if (pyFan) {
       fanRows.push(latRow('python3-libvirt qmp (domain-wide registration)', pyFan.qmp));
       fanRows.push(latRow('python3-libvirt libvirt lifecycle', pyFan.lifecycle));
+      fanRows.push(latRow('python3-libvirt suspend()/resume() returned', pyFan.returned, { note: 'the call itself' }));
     }
     printTable(
       `event fan-in: suspend/resume on all ${GUESTS} guests at once, ${ROUNDS} rounds; ms from the command to the event`,

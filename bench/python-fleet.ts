@@ -24,7 +24,7 @@ econn = libvirt.open(uri)
 cond = threading.Condition()
 phase = [None]
 issued, seen = {}, {}
-lat = {'qmp': [], 'lifecycle': []}
+lat = {'qmp': [], 'lifecycle': [], 'returned': []}
 EXPECT = {'qmp': {'stop': 'STOP', 'cont': 'RESUME'}, 'lifecycle': {'stop': 'suspended', 'cont': 'resumed'}}
 def record(side, name, ev):
     now = time.perf_counter_ns()
@@ -78,7 +78,7 @@ def calls(seconds):
 
 def fanin(rounds):
     unique = list({d.name(): d for d in doms}.values())
-    lat['qmp'].clear(); lat['lifecycle'].clear()
+    for v in lat.values(): v.clear()
     dupes = missing = 0
     for _ in range(rounds):
         for p in ('stop', 'cont'):
@@ -87,8 +87,10 @@ def fanin(rounds):
             barrier = threading.Barrier(len(unique))
             def one(i, d):
                 barrier.wait()
-                with cond: issued[d.name()] = time.perf_counter_ns()
+                t0 = time.perf_counter_ns()
+                with cond: issued[d.name()] = t0
                 d.suspend() if p == 'stop' else d.resume()
+                with cond: lat['returned'].append((time.perf_counter_ns() - t0) / 1e6)
             run_threads(one, unique)
             deadline = time.time() + 20
             with cond:
@@ -98,7 +100,7 @@ def fanin(rounds):
                 missing += 2 * len(unique) - len(seen)
                 dupes += sum(v - 1 for v in seen.values())
                 phase[0] = None
-    return {'qmp': lat['qmp'], 'lifecycle': lat['lifecycle'], 'missing': missing, 'duplicates': dupes}
+    return {'qmp': lat['qmp'], 'lifecycle': lat['lifecycle'], 'returned': lat['returned'], 'missing': missing, 'duplicates': dupes}
 
 def status():
     out = {}
@@ -121,7 +123,7 @@ export interface PythonFleet {
   /** Every thread calls passthrough query-status on its own connection for `seconds`. */
   calls(seconds: number): Promise<{ calls: number; seconds: number; p50: number | null; /** the process's threads while calling */ threads: number }>;
   /** `rounds` of suspend-all/resume-all (one thread per guest); ms from each command to its events. */
-  fanin(rounds: number): Promise<{ qmp: number[]; lifecycle: number[]; missing: number; duplicates: number }>;
+  fanin(rounds: number): Promise<{ qmp: number[]; lifecycle: number[]; /** command issued → returned */ returned: number[]; missing: number; duplicates: number }>;
   /** The python process's RSS (KiB) and thread count. */
   status(): Promise<{ rssKiB: number; threads: number }>;
   stop(): void;
