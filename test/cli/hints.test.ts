@@ -11,6 +11,8 @@ import { permissionDenied } from '../../src/hybrid/stale-socket.js';
 import { OwnershipPolicy } from '../../src/hybrid/policy.js';
 import { qemuCommandNames } from '../../src/generated/index.js';
 import { LibvirtError, LibvirtTimeoutError } from '../../src/libvirt/errors.js';
+import { passthroughCapabilities } from '../../src/hybrid/passthrough-transport.js';
+import { FdPassingError } from '../../src/qmp/errors.js';
 
 const policy = new OwnershipPolicy();
 
@@ -61,6 +63,7 @@ describe('CLI hints', () => {
       [permissionDenied('web1', '/run/libqemu/x.qmp'), /run as root or as QEMU's user, or use --via passthrough$/],
       [new MonitorUnavailableError({ guest: 'web1', message: 'the guest has no second QMP monitor in its domain XML', hint: "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })", reason: 'no-monitor' }), /--via passthrough$/],
       [new LibvirtTimeoutError('virDomainGetState', 60_000), /raise --timeout SECONDS/],
+      [new FdPassingError('passthrough:web1 cannot pass file descriptors', { hint: passthroughCapabilities('qemu+tcp://h/system').fdPassingUnavailable!.hint }), /use the guest's second monitor on the daemon's host \(--via monitor\)/],
       [new LibvirtError({ code: 38, domain: 7, message: "Failed to connect socket to '/var/run/libvirt/libvirt-sock': Permission denied", operation: 'virConnectOpen' }), /usermod -aG libvirt/],
     ];
     for (const [err, hint] of cases) {
