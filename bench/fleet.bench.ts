@@ -13,9 +13,17 @@ import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
 import { pythonHasLibvirt, startPythonFleet, type PythonFleet } from './python-fleet.js';
 import { fmt, printTable, summarize, type Row } from './table.js';
 
-const GUESTS = Number(process.env.FLEET_GUESTS ?? 20);
-const SECONDS = Number(process.env.FLEET_SECONDS ?? 3);
-const ROUNDS = Number(process.env.FLEET_ROUNDS ?? 3);
+/** A knob from the environment: a positive number (an integer where `integer`), else a clear error. */
+function knob(name: string, fallback: number, integer: boolean): number {
+  const raw = process.env[name];
+  const v = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!(v > 0) || (integer && !Number.isInteger(v))) throw new Error(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(raw)}`);
+  return v;
+}
+
+const GUESTS = knob('FLEET_GUESTS', 20, true);
+const SECONDS = knob('FLEET_SECONDS', 3, false);
+const ROUNDS = knob('FLEET_ROUNDS', 3, true);
 
 /** RSS (MiB) and thread count of this process. */
 function selfStatus(): { rssMiB: number; threads: number } {
