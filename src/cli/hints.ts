@@ -92,6 +92,8 @@ const REWRITES: [RegExp, (g: string) => string][] = [
 const CLI_VERBS: Record<string, (g: string) => string> = {
   'guest.attachDevice()': (g) => `libqemu attach-device ${g} FILE`,
   'guest.detachDevice()': (g) => `libqemu detach-device ${g} FILE`,
+  'guest.updateDevice()': (g) => `libqemu update-device ${g} FILE`,
+  'guest.setMemory()': (g) => `libqemu setmem ${g} SIZE`,
   'guest.snapshots.create()': (g) => `libqemu snapshot-create ${g}`,
   'guest.snapshots.revert()': (g) => `libqemu snapshot-revert ${g} NAME`,
   'guest.snapshots.delete()': (g) => `libqemu snapshot-delete ${g} NAME`,

@@ -3,6 +3,8 @@
  * calls, and the part of the Hypervisor that made it (bound to that domain). The Hypervisor hands in
  * the real ones; unit tests hand in small fakes.
  */
+import type { HostPlacement } from '../domain/host-identity.js';
+import type { LibvirtAgentTransport } from './guest-agent.js';
 import type { OverflowPolicy } from '../common/bounded-queue.js';
 import type { Stream } from '../generated/libvirt/classes.js';
 import type { Domain } from '../libvirt/domain.js';
@@ -37,6 +39,8 @@ export interface GuestContext<G = unknown> {
   readonly uri: string;
   /** The daemon runs on this host, so the monitor socket paths in its XML can be reached from here. */
   readonly local: boolean;
+  /** How that was decided (unix socket, or the daemon's host UUID). */
+  readonly placement: HostPlacement;
   /** libqemu's own monitor directory for this hypervisor. */
   readonly monitorDir: string;
   /** False once the hypervisor (or its libvirt connection) is closed. */
@@ -49,6 +53,8 @@ export interface GuestContext<G = unknown> {
   domainEvents(options: { kinds: DomainEventKind[]; bufferSize: number; overflow?: OverflowPolicy }): GuestEventSource<DomainEvent | ConnectionGap>;
   /** QEMU's events of this guest as libvirt relays them, filtered by libvirt (`event`, `regex`). */
   qemuMonitorEvents(options: { event?: string; regex?: boolean; bufferSize: number }): GuestEventSource<QemuMonitorEvent | ConnectionGap>;
+  /** A transport to this guest's QEMU guest agent (virDomainQemuAgentCommand) on the hypervisor's connection. */
+  agentTransport(): LibvirtAgentTransport;
   /** A transport over libvirt's passthrough (virDomainQemuMonitorCommand) to this guest's QEMU. */
   passthroughTransport(options: { events?: readonly string[] }): QmpTransport;
   /** libvirt's statistics of this guest (virDomainListGetStats, every group). */

@@ -11,6 +11,7 @@ import { QemuClient, type QemuConnectOptions } from '../schema/client.js';
 import { DomainXml } from '../domain/domain-xml.js';
 import { GuestNotFoundError } from './errors.js';
 import type { GuestContext, GuestEventSource } from './guest-context.js';
+import { LibvirtAgentTransport } from './guest-agent.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { migrateGuest } from './guest-migration.js';
 import { readMonitorSockets } from './guest-monitor.js';
@@ -18,7 +19,7 @@ import { isNoDomainError, isRunningState, qmpRoutes } from './guest-routes.js';
 import { Guest, type GuestQmpOptions } from './guest.js';
 import { PassthroughTransport } from './passthrough-transport.js';
 import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from '../domain/monitor-dir.js';
-import { isLocalUri } from '../domain/uri.js';
+import { placeDaemon, remoteReason, type HostPlacement } from '../domain/host-identity.js';
 import type { TaintReport } from './taint.js';
 
 export interface HypervisorOptions extends OpenOptions {
@@ -38,7 +39,7 @@ export interface HypervisorOptions extends OpenOptions {
 /**
  * What a Hypervisor reports about its libvirt connection (the Connection's own events, forwarded):
  * 'disconnected' when libvirtd went away, 'reconnected' with the gap once it is back, 'reconnect-failed'
- * when reconnection gave up.
+ * when reconnection gave up, 'lane-retired' when a call missed its deadline and its lane was replaced.
  */
 export type HypervisorEvents = ConnectionEvents;
 
@@ -78,8 +79,11 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
   private constructor(
     /** The libvirt connection, for anything the facade does not wrap. */
     readonly connection: Connection,
-    /** Whether the daemon runs on this host (its monitor sockets are reachable from here). */
-    readonly local: boolean,
+    /**
+     * Where the daemon runs: on this machine when reached through a unix socket, or when its host UUID is
+     * this machine's (SMBIOS, /etc/machine-id, LIBQEMU_SAME_HOST_UUIDS); `reason` says which.
+     */
+    readonly placement: HostPlacement,
     /** QEMU's uid/gid for this daemon. */
     readonly qemuUser: QemuUser,
     /** Where `qmpSocket: true` puts monitor sockets. */
@@ -92,6 +96,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
     connection.on('disconnected', (reason) => this.emit('disconnected', reason));
     connection.on('reconnected', (gap) => this.emit('reconnected', gap));
     connection.on('reconnect-failed', (err) => this.emit('reconnect-failed', err));
+    connection.on('lane-retired', (info) => this.emit('lane-retired', info));
   }
 
   /** Connects to libvirt (default: LIBVIRT_DEFAULT_URI, else libvirt's default). */
@@ -106,14 +111,16 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
     const open: OpenOptions = {};
     if (options.readOnly !== undefined) open.readOnly = options.readOnly;
     if (options.callTimeoutMs !== undefined) open.callTimeoutMs = options.callTimeoutMs;
+    if (options.lanes !== undefined) open.lanes = options.lanes;
     // A Hypervisor survives a libvirtd restart unless told not to.
     open.reconnect = options.reconnect ?? true;
     const connection = await Connection.open(uri, open);
     try {
-      const local = isLocalUri(connection.uri);
+      const placement = await placeDaemon(connection.uri, () => connection.getCapabilities());
+      const local = placement.local;
       const qemuUser = options.qemuUser ?? (await qemuUserFor(connection.uri));
       const monitorDir = options.monitorDir ?? defaultMonitorDir(connection.uri, qemuUser.uid);
-      return new Hypervisor(connection, local, qemuUser, monitorDir, options.monitorDir === undefined, options.onTaint);
+      return new Hypervisor(connection, placement, qemuUser, monitorDir, options.monitorDir === undefined, options.onTaint);
     } catch (err) {
       await connection.close().catch(() => undefined);
       throw err;
@@ -122,6 +129,11 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
 
   get uri(): string {
     return this.connection.uri;
+  }
+
+  /** Whether the daemon runs on this machine, so its guests' second-monitor sockets are reachable (see `placement`). */
+  get local(): boolean {
+    return this.placement.local;
   }
 
   get isOpen(): boolean {
@@ -264,6 +276,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
         return hv.uri;
       },
       local: this.local,
+      placement: this.placement,
       monitorDir: this.monitorDir,
       get isOpen() {
         return hv.isOpen;
@@ -273,6 +286,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
       domainEvents: (options) => quiet(this.connection.domainEvents({ ...options, domain })),
       qemuMonitorEvents: (options) => quiet(this.connection.qemuMonitorEvents({ ...options, domain })),
       passthroughTransport: (options) => new PassthroughTransport(this.connection, domain, options),
+      agentTransport: () => new LibvirtAgentTransport({ connection: this.connection, domain, guestName: domain.name }),
       domainStats: async () => {
         const [record] = await this.connection.domainListGetStats([domain]);
         if (!record) throw new GuestNotFoundError({ nameOrUuid: domain.name, uri: this.uri });
@@ -294,7 +308,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
       throw new InvalidArgumentError(`qmpSocket must be true or an absolute socket path, got ${JSON.stringify(q)}`, { hint: 'qmpSocket: true lets libqemu choose a private path' });
     }
     if (!this.local) {
-      throw new InvalidArgumentError(`cannot add a second monitor on ${this.uri}: that daemon is on another host`, { hint: "define the guest without qmpSocket and use guest.qmp({ via: 'passthrough' })" });
+      throw new InvalidArgumentError(`cannot add a second monitor on ${this.uri}: ${remoteReason(this.placement)}`, { hint: "define the guest without qmpSocket and use guest.qmp({ via: 'passthrough' })" });
     }
     const doc = DomainXml.parse(xml);
     const uuid = doc.ensureUuid();

@@ -49,6 +49,10 @@ describe('CLI hints', () => {
     }
     const preconfig = all.find((e) => e.command === 'x-exit-preconfig')!;
     expect(cliMessage(preconfig, { guest: 'web1' })).toContain('virDomainCreate (libqemu start web1)');
+    const balloon = all.find((e) => e.command === 'balloon')!;
+    expect(cliMessage(balloon, { guest: 'web1' })).toContain('libqemu setmem web1 SIZE');
+    const eject = all.find((e) => e.command === 'eject')!;
+    expect(cliMessage(eject, { guest: 'web1' })).toContain('libqemu update-device web1 FILE');
     const migrate = all.find((e) => e.command === 'migrate')!;
     expect(cliMessage(migrate, { guest: 'web1' })).toContain('libqemu migrate web1');
     // HMP lines are opted in under the QMP command that carries them
