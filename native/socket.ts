@@ -123,6 +123,21 @@ export function receiveWithFds(socketFd: number, maxBytes: number, maxFds = MAX_
   }
 }
 
+const F_DUPFD_CLOEXEC = 1030;
+type FcntlFn = (fd: number, cmd: number, ...variadic: unknown[]) => number;
+let fcntlFn: FcntlFn | undefined;
+
+/**
+ * A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC), or the errno (EBADF: `fd` is not open).
+ * A transport that sends fds later than the call that gave them holds its own duplicates, so the
+ * caller may close its copies at any time without the command carrying a closed or reused number.
+ */
+export function duplicateFd(fd: number): { fd: number } | { errno: number } {
+  fcntlFn ??= koffi.load('libc.so.6').func('int fcntl(int fd, int cmd, ...)') as FcntlFn;
+  const r = fcntlFn(fd, F_DUPFD_CLOEXEC, 'int', 0);
+  return r < 0 ? { errno: koffi.errno() } : { fd: r };
+}
+
 /** libqemu's fd passing for unix-socket transports: `QmpClient.connect({ path }, { fdPassing: unixFdPassing })`. */
 export const unixFdPassing = {
   sendWithFds,

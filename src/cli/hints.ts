@@ -68,7 +68,7 @@ function uriFlag(ctx: HintContext): string {
 
 /** Rewrites of the library's API, as hints name it, to the CLI's verbs and flags. */
 const REWRITES: [RegExp, (g: string) => string][] = [
-  [/guest\.qmp\(\{ via: '(\w+)' \}\)(?: \(or '(\w+)'\))?/g, () => '--via passthrough'],
+  [/guest\.qmp\(\{ via: '(\w+)' \}\)(?: \(or '(\w+)'\))?/g, () => '--via $1'],
   [/guest\.qmp\(\{ allow: \[([^\]]*)\] \}\)/g, () => '--allow COMMAND,…'],
   [/hv\.defineGuest\(xml, \{ qmpSocket: true \}\)/g, () => 'a second QMP monitor in its domain XML (<qemu:commandline> -qmp unix:PATH,server=on,wait=off)'],
   [/\(in this process, share guest\.qmp\(\)\)/g, () => '(libqemu proxy serves one monitor to many clients)'],
@@ -92,6 +92,8 @@ const REWRITES: [RegExp, (g: string) => string][] = [
 const CLI_VERBS: Record<string, (g: string) => string> = {
   'guest.attachDevice()': (g) => `libqemu attach-device ${g} FILE`,
   'guest.detachDevice()': (g) => `libqemu detach-device ${g} FILE`,
+  'guest.updateDevice()': (g) => `libqemu update-device ${g} FILE`,
+  'guest.setMemory()': (g) => `libqemu setmem ${g} SIZE`,
   'guest.snapshots.create()': (g) => `libqemu snapshot-create ${g}`,
   'guest.snapshots.revert()': (g) => `libqemu snapshot-revert ${g} NAME`,
   'guest.snapshots.delete()': (g) => `libqemu snapshot-delete ${g} NAME`,

@@ -15,3 +15,21 @@ export function isLocalUri(uri: string): boolean {
   }
   return host === hostname();
 }
+
+/**
+ * Whether libvirt can pass file descriptors to this URI's daemon (virDomainQemuMonitorCommandWithFiles):
+ * only over a local unix socket (no host, no transport or `+unix`) or in-process (`qemu:///embed`).
+ * Over +tcp/+tls/+ssh libvirt refuses, and measured on libvirt 9.0 it also drops the connection, so
+ * this must be known before anything is sent.
+ */
+export function uriPassesFds(uri: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return false;
+  }
+  const [driver, transport] = url.protocol.replace(/:$/, '').split('+');
+  if (driver !== 'qemu') return false;
+  return url.hostname === '' && (transport === undefined || transport === 'unix');
+}

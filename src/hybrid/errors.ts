@@ -15,11 +15,16 @@ export class PolicyError extends LibqemuError {
   readonly instead: string;
   /** The name to list in `allow` to opt in (differs from `command` for HMP lines). */
   readonly allowName: string;
+  /**
+   * For fd-set refusals (add-fd, remove-fd, closefd): the fd sets this client created, and the others
+   * QEMU lists (libvirt's, or another client's). `instead` then says what is allowed.
+   */
+  readonly fdsets: { readonly caller: readonly number[]; readonly others: readonly number[] } | undefined;
 
-  constructor(options: { command: string; reason: string; instead: string; allowName?: string }) {
-    const { command, reason, instead } = options;
+  constructor(options: { command: string; reason: string; instead: string; allowName?: string; fdsets?: { caller: readonly number[]; others: readonly number[] } }) {
+    const { command, reason, instead, fdsets } = options;
     const allowName = options.allowName ?? command;
-    super(`QMP command '${command}' refused by the ownership policy: ${reason}; libvirt's way: ${instead}`, {
+    super(`QMP command '${command}' refused by the ownership policy: ${reason}; ${fdsets ? 'allowed' : "libvirt's way"}: ${instead}`, {
       // the message already names libvirt's way: the hint only says how to opt in
       hint:
         `to send it anyway, accepting that libvirt may lose track of this guest's state: ` +
@@ -29,6 +34,7 @@ export class PolicyError extends LibqemuError {
     this.reason = reason;
     this.instead = instead;
     this.allowName = allowName;
+    this.fdsets = fdsets;
   }
 }
 

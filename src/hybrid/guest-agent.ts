@@ -2,9 +2,8 @@
  * guest.agent(): the typed agent client (src/agent) over libvirt's agent channel
  * (virDomainQemuAgentCommand), and the agent's lifecycle as a stream.
  *
- * Agent commands run on a libvirt connection of their own, one per guest: libvirt runs one call at a
- * time per connection, and an agent that stopped answering holds its call for the whole timeout, which
- * must not hold up the Hypervisor's other calls.
+ * Agent commands run on the Hypervisor's connection: an agent that stopped answering holds its call for
+ * the whole timeout, but only on one of the connection's lanes, while the others go on serving.
  */
 import { AgentCommandError, AgentCommandNotSupportedError, AgentTimeoutError, AgentUnavailableError, GuestAgent, type AgentRequest, type AgentSendOptions, type AgentTransport, type GuestAgentOptions } from '../agent/index.js';
 import { Connection } from '../libvirt/connection.js';
@@ -57,16 +56,27 @@ export function agentErrorFromLibvirt(err: unknown, command: string, timeoutMs: 
   }
 }
 
-export interface LibvirtAgentTransportOptions {
-  /** The libvirt URI to open the agent's own connection to. */
-  uri: string;
-  /** The domain, found again by UUID on that connection. */
-  uuid: string;
-  /** For messages. */
-  guestName: string;
-}
+/**
+ * Where agent commands go: an open connection and the domain on it (shared; not closed by the
+ * transport), or a URI and UUID to open a connection of the transport's own on first use.
+ */
+export type LibvirtAgentTransportOptions =
+  | {
+      connection: Connection;
+      domain: Domain;
+      /** For messages. */
+      guestName: string;
+    }
+  | {
+      /** The libvirt URI to open the agent's own connection to. */
+      uri: string;
+      /** The domain, found again by UUID on that connection. */
+      uuid: string;
+      /** For messages. */
+      guestName: string;
+    };
 
-/** An AgentTransport through virDomainQemuAgentCommand, on a libvirt connection of its own (opened on first use). */
+/** An AgentTransport through virDomainQemuAgentCommand, on a shared connection or one of its own (opened on first use). */
 export class LibvirtAgentTransport implements AgentTransport {
   readonly description: string;
   private target: Promise<{ connection: Connection; domain: Domain }> | undefined;
@@ -155,10 +165,12 @@ export class LibvirtAgentTransport implements AgentTransport {
   }
 
   private open(): Promise<{ connection: Connection; domain: Domain }> {
+    const o = this.options;
+    if ('connection' in o) return Promise.resolve({ connection: o.connection, domain: o.domain });
     this.target ??= (async () => {
-      const connection = await Connection.open(this.options.uri);
+      const connection = await Connection.open(o.uri);
       try {
-        return { connection, domain: await connection.lookupDomain(this.options.uuid) };
+        return { connection, domain: await connection.lookupDomain(o.uuid) };
       } catch (err) {
         await connection.close().catch(() => undefined);
         throw err;
@@ -229,12 +241,12 @@ const transports = new WeakMap<object, LibvirtAgentTransport>();
 
 /**
  * @internal guest.agent(): the clients of one guest (`owner`, the Guest object) share its transport
- * (one connection), closed with the guest.
+ * (on the Hypervisor's connection), closed with the guest.
  */
-export function guestAgent(owner: object, target: { uri: string; uuid: string; name: string }, options: GuestAgentOptions = {}): LibvirtGuestAgent {
+export function guestAgent(owner: object, makeTransport: () => LibvirtAgentTransport, options: GuestAgentOptions = {}): LibvirtGuestAgent {
   let transport = transports.get(owner);
   if (!transport) {
-    transport = new LibvirtAgentTransport({ uri: target.uri, uuid: target.uuid, guestName: target.name });
+    transport = makeTransport();
     transports.set(owner, transport);
   }
   return new LibvirtGuestAgent(transport, options);

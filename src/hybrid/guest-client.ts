@@ -1,6 +1,8 @@
 import { InvalidArgumentError } from '../common/errors.js';
+import type { ExecuteOptions } from '../qmp/command-map.js';
 import type { QmpTransport } from '../qmp/transport.js';
 import { QemuClient, type QemuClientOptions } from '../schema/client.js';
+import type { FdsetInfo } from './fdset-policy.js';
 import type { CommandClassification, OwnershipPolicy, PolicyCallOptions } from './policy.js';
 
 export type QmpRoute = 'monitor' | 'passthrough';
@@ -28,7 +30,11 @@ export class GuestQmpClient extends QemuClient<PolicyCallOptions> {
   constructor(transport: QmpTransport, options: GuestQmpClientOptions) {
     const { guest, route, policy, onCommandPassed, validators = [], ...client } = options ?? ({} as GuestQmpClientOptions);
     if (typeof policy?.validator !== 'function') throw new InvalidArgumentError('GuestQmpClient: options.policy must be an OwnershipPolicy', { hint: 'use guest.qmp(), which builds the client' });
-    super(transport, { ...client, validators: [policy.validator(onCommandPassed), ...validators] });
+    // The fd-set rule looks at QEMU's fd sets through this very client (bound once it exists).
+    let self: GuestQmpClient | undefined;
+    const queryFdsets = async (options: ExecuteOptions) => (await self!.executeUnchecked('query-fdsets', undefined, options)) as FdsetInfo[];
+    super(transport, { ...client, validators: [policy.validator(onCommandPassed, { queryFdsets }), ...validators] });
+    self = this;
     this.route = route;
     this.guestName = guest;
   }

@@ -3,6 +3,7 @@
  * calls, and the part of the Hypervisor that made it (bound to that domain). The Hypervisor hands in
  * the real ones; unit tests hand in small fakes.
  */
+import type { LibvirtAgentTransport } from './guest-agent.js';
 import type { OverflowPolicy } from '../common/bounded-queue.js';
 import type { Stream } from '../generated/libvirt/classes.js';
 import type { Domain } from '../libvirt/domain.js';
@@ -49,6 +50,8 @@ export interface GuestContext<G = unknown> {
   domainEvents(options: { kinds: DomainEventKind[]; bufferSize: number; overflow?: OverflowPolicy }): GuestEventSource<DomainEvent | ConnectionGap>;
   /** QEMU's events of this guest as libvirt relays them, filtered by libvirt (`event`, `regex`). */
   qemuMonitorEvents(options: { event?: string; regex?: boolean; bufferSize: number }): GuestEventSource<QemuMonitorEvent | ConnectionGap>;
+  /** A transport to this guest's QEMU guest agent (virDomainQemuAgentCommand) on the hypervisor's connection. */
+  agentTransport(): LibvirtAgentTransport;
   /** A transport over libvirt's passthrough (virDomainQemuMonitorCommand) to this guest's QEMU. */
   passthroughTransport(options: { events?: readonly string[] }): QmpTransport;
   /** libvirt's statistics of this guest (virDomainListGetStats, every group). */

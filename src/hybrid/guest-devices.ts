@@ -4,7 +4,7 @@
  * matching QEMU. `live` / `config` map to VIR_DOMAIN_AFFECT_LIVE / _CONFIG.
  */
 import { InvalidArgumentError } from '../common/errors.js';
-import { virDomainModificationImpact } from '../generated/libvirt/enums.js';
+import { virDomainDeviceModifyFlags, virDomainModificationImpact } from '../generated/libvirt/enums.js';
 import type { GuestDomain } from './guest-context.js';
 import { isRunningState } from './guest-routes.js';
 
@@ -14,6 +14,12 @@ export interface GuestChangeOptions {
   live?: boolean;
   /** Change the persistent definition, kept for the next start (VIR_DOMAIN_AFFECT_CONFIG). */
   config?: boolean;
+}
+
+/** updateDevice's options: where the change applies, and whether to force it. */
+export interface UpdateDeviceOptions extends GuestChangeOptions {
+  /** Force the change (VIR_DOMAIN_DEVICE_MODIFY_FORCE), e.g. eject a CD-ROM whose tray the guest locked. */
+  force?: boolean;
 }
 
 export interface DeviceTarget {
@@ -60,9 +66,12 @@ export async function detachDevice(target: DeviceTarget, xml: string, options?: 
   await target.domain.detachDeviceFlags(xml, await affectFlags(target, options, 'detachDevice'));
 }
 
-export async function updateDevice(target: DeviceTarget, xml: string, options?: GuestChangeOptions): Promise<void> {
+export async function updateDevice(target: DeviceTarget, xml: string, options?: UpdateDeviceOptions): Promise<void> {
   checkXml(xml, 'updateDevice');
-  await target.domain.updateDeviceFlags(xml, await affectFlags(target, options, 'updateDevice'));
+  const force = options?.force;
+  if (force !== undefined && typeof force !== 'boolean') throw new InvalidArgumentError(`updateDevice: force must be a boolean, got ${JSON.stringify(force)}`);
+  const flags = await affectFlags(target, options, 'updateDevice');
+  await target.domain.updateDeviceFlags(xml, force ? flags | virDomainDeviceModifyFlags.VIR_DOMAIN_DEVICE_MODIFY_FORCE : flags);
 }
 
 export async function setMemory(target: DeviceTarget, kib: number, options?: GuestChangeOptions): Promise<void> {

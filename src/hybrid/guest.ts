@@ -15,7 +15,7 @@ import { GuestTaint, parseTaints, type Taint } from './taint.js';
 import type { GuestAgentOptions } from '../agent/index.js';
 import { closeGuestAgent, guestAgent, type LibvirtGuestAgent } from './guest-agent.js';
 import type { Duplex } from 'node:stream';
-import { attachDevice, detachDevice, setMemory, setVcpus, updateDevice, type DeviceTarget, type GuestChangeOptions } from './guest-devices.js';
+import { attachDevice, detachDevice, setMemory, setVcpus, updateDevice, type DeviceTarget, type GuestChangeOptions, type UpdateDeviceOptions } from './guest-devices.js';
 import { GuestSnapshots } from './guest-snapshots.js';
 import { guestStats, type GuestStats } from './guest-stats.js';
 import { openGuestConsole, takeScreenshot, type ConsoleTarget, type GuestConsoleOptions, type GuestScreenshot } from './guest-console.js';
@@ -114,7 +114,7 @@ export class Guest {
   /** A client of the QEMU guest agent, over libvirt's agent channel (see guest-agent.ts). */
   agent(options?: GuestAgentOptions): LibvirtGuestAgent {
     this.assertOpen();
-    return guestAgent(this, { uri: this.context.uri, uuid: this.uuid, name: this.name }, options);
+    return guestAgent(this, () => this.context.agentTransport(), options);
   }
 
   reset(): Promise<void> { return this.domain.reset(); }
@@ -133,8 +133,8 @@ export class Guest {
   async attachDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return attachDevice(this.room(), xml, options); }
   /** Removes a device (virDomainDetachDeviceFlags; the guest may take a moment to let go). Same defaults. */
   async detachDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return detachDevice(this.room(), xml, options); }
-  /** Changes a device, e.g. a CD-ROM's medium (virDomainUpdateDeviceFlags). Same defaults. */
-  async updateDevice(xml: string, options?: GuestChangeOptions): Promise<void> { return updateDevice(this.room(), xml, options); }
+  /** Changes a device, e.g. a CD-ROM's medium (virDomainUpdateDeviceFlags). Same defaults; `force` ejects a locked tray. */
+  async updateDevice(xml: string, options?: UpdateDeviceOptions): Promise<void> { return updateDevice(this.room(), xml, options); }
   /** Sets the current memory in KiB (virDomainSetMemoryFlags; live needs a balloon). Same defaults. */
   async setMemory(kib: number, options?: GuestChangeOptions): Promise<void> { return setMemory(this.room(), kib, options); }
   /** Sets the number of virtual CPUs (virDomainSetVcpusFlags). Same defaults. */

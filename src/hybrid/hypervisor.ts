@@ -11,6 +11,7 @@ import { QemuClient, type QemuConnectOptions } from '../schema/client.js';
 import { DomainXml } from '../domain/domain-xml.js';
 import { GuestNotFoundError } from './errors.js';
 import type { GuestContext, GuestEventSource } from './guest-context.js';
+import { LibvirtAgentTransport } from './guest-agent.js';
 import type { GuestQmpClient, QmpRoute } from './guest-client.js';
 import { migrateGuest } from './guest-migration.js';
 import { readMonitorSockets } from './guest-monitor.js';
@@ -38,7 +39,7 @@ export interface HypervisorOptions extends OpenOptions {
 /**
  * What a Hypervisor reports about its libvirt connection (the Connection's own events, forwarded):
  * 'disconnected' when libvirtd went away, 'reconnected' with the gap once it is back, 'reconnect-failed'
- * when reconnection gave up.
+ * when reconnection gave up, 'lane-retired' when a call missed its deadline and its lane was replaced.
  */
 export type HypervisorEvents = ConnectionEvents;
 
@@ -92,6 +93,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
     connection.on('disconnected', (reason) => this.emit('disconnected', reason));
     connection.on('reconnected', (gap) => this.emit('reconnected', gap));
     connection.on('reconnect-failed', (err) => this.emit('reconnect-failed', err));
+    connection.on('lane-retired', (info) => this.emit('lane-retired', info));
   }
 
   /** Connects to libvirt (default: LIBVIRT_DEFAULT_URI, else libvirt's default). */
@@ -106,6 +108,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
     const open: OpenOptions = {};
     if (options.readOnly !== undefined) open.readOnly = options.readOnly;
     if (options.callTimeoutMs !== undefined) open.callTimeoutMs = options.callTimeoutMs;
+    if (options.lanes !== undefined) open.lanes = options.lanes;
     // A Hypervisor survives a libvirtd restart unless told not to.
     open.reconnect = options.reconnect ?? true;
     const connection = await Connection.open(uri, open);
@@ -273,6 +276,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
       domainEvents: (options) => quiet(this.connection.domainEvents({ ...options, domain })),
       qemuMonitorEvents: (options) => quiet(this.connection.qemuMonitorEvents({ ...options, domain })),
       passthroughTransport: (options) => new PassthroughTransport(this.connection, domain, options),
+      agentTransport: () => new LibvirtAgentTransport({ connection: this.connection, domain, guestName: domain.name }),
       domainStats: async () => {
         const [record] = await this.connection.domainListGetStats([domain]);
         if (!record) throw new GuestNotFoundError({ nameOrUuid: domain.name, uri: this.uri });

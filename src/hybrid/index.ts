@@ -19,7 +19,7 @@ export type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-m
 export { parseTaints, type Taint, type TaintReport } from './taint.js';
 export { LibvirtAgentTransport, LibvirtGuestAgent, type AgentLifecycleEvent, type AgentLifecycleStream, type LibvirtAgentTransportOptions } from './guest-agent.js';
 export { GuestShutdownTimeoutError, type GuestShutdownOptions, type GuestRebootOptions, type PowerMode } from './guest-power.js';
-export type { GuestChangeOptions } from './guest-devices.js';
+export type { GuestChangeOptions, UpdateDeviceOptions } from './guest-devices.js';
 export { GuestSnapshots, type GuestSnapshotInfo } from './guest-snapshots.js';
 export type { GuestStats } from './guest-stats.js';
 export type { GuestConsoleOptions, GuestScreenshot } from './guest-console.js';

@@ -1,11 +1,14 @@
+import { closeSync } from 'node:fs';
 import { InvalidArgumentError } from '../common/errors.js';
+import { uriPassesFds } from '../domain/uri.js';
 import type { Connection } from '../libvirt/connection.js';
 import type { Domain } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
 import type { ConnectionGap, EventStream, QemuMonitorEvent } from '../libvirt/events.js';
-import { QmpClosedError } from '../qmp/errors.js';
+import { duplicateFd } from '../../native/socket.js';
+import { FdPassingError, QmpClosedError } from '../qmp/errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
-import type { QmpMessage, QmpTransport, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
+import type { QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
 import { GuestNotRunningError } from './errors.js';
 
 export interface PassthroughTransportOptions {
@@ -31,6 +34,29 @@ export function libvirtEventFilter(names: readonly string[] | undefined): { even
   return { event: `^(${unique.map((n) => n.replaceAll('.', '\\.')).join('|')})$`, regex: true };
 }
 
+/** A queued command and our duplicates of the fds that go with it (closed once libvirt has sent them). */
+interface Queued {
+  msg: QmpMessage;
+  fds: number[];
+}
+
+/** libvirt's qemuDomainQemuMonitorCommandWithFiles takes at most one fd per command. */
+const LIBVIRT_MAX_FDS = 1;
+
+/** What the route can do over `uri`: fds only where libvirt itself can pass them. */
+export function passthroughCapabilities(uri: unknown): TransportCapabilities {
+  const base = { pipelining: false, oob: false, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, preNegotiated: true }; // libvirt's QEMU_MONITOR_MAX_RESPONSE
+  if (typeof uri === 'string' && uriPassesFds(uri)) return { ...base, fdPassing: true, maxFds: LIBVIRT_MAX_FDS };
+  return {
+    ...base,
+    fdPassing: false,
+    fdPassingUnavailable: {
+      reason: `libvirt passes file descriptors only to a daemon reached over a local unix socket, and this connection is ${describeUri(uri)} (sending them anyway makes libvirt drop the connection)`,
+      hint: "use the guest's second monitor on the daemon's host (guest.qmp({ via: 'monitor' })), or connect with a unix-socket URI (qemu:///system, qemu:///session, qemu+unix:///…?socket=…)",
+    },
+  };
+}
+
 /**
  * QMP through libvirt's own monitor (virDomainQemuMonitorCommand): works on any running domain, local
  * or remote, including ones defined by other tools, with no extra socket. libvirt owns the ids (the
@@ -38,19 +64,15 @@ export function libvirtEventFilter(names: readonly string[] | undefined): { even
  * already negotiated by libvirt, so the greeting is synthesised from `query-version`. Events come from
  * virConnectDomainQemuMonitorEventRegister. A command libvirt fails is failed with the real error:
  * GuestNotRunningError when the domain has no QEMU, else the LibvirtError itself (code kept).
+ * A command with fds goes through virDomainQemuMonitorCommandWithFiles (one fd per command, and only
+ * on a local unix-socket connection: `capabilities.fdPassing` says whether).
  */
 export class PassthroughTransport implements QmpTransport {
-  readonly capabilities: TransportCapabilities = {
-    pipelining: false,
-    oob: false,
-    fdPassing: false,
-    maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, // libvirt's QEMU_MONITOR_MAX_RESPONSE
-    preNegotiated: true,
-  };
+  readonly capabilities: TransportCapabilities;
   readonly description: string;
   private handlers: TransportHandlers | undefined;
   private state: 'idle' | 'open' | 'closed' = 'idle';
-  private readonly queue: QmpMessage[] = [];
+  private readonly queue: Queued[] = [];
   private busy = false;
   private events: EventStream<QemuMonitorEvent | ConnectionGap> | undefined;
 
@@ -64,6 +86,7 @@ export class PassthroughTransport implements QmpTransport {
     private readonly options: PassthroughTransportOptions = {},
   ) {
     this.description = `passthrough:${domain.name}`;
+    this.capabilities = passthroughCapabilities(connection.uri);
     libvirtEventFilter(options.events); // validate now
   }
 
@@ -96,9 +119,10 @@ export class PassthroughTransport implements QmpTransport {
     handlers.message({ QMP: { version, capabilities: [] } });
   }
 
-  send(msg: QmpMessage): void {
+  send(msg: QmpMessage, options?: SendOptions): void {
     if (this.state !== 'open') throw new QmpClosedError(`${this.description} is closed`);
-    this.queue.push(msg);
+    const fds = options?.fds && options.fds.length > 0 ? this.duplicate(options.fds) : [];
+    this.queue.push({ msg, fds });
     if (!this.busy) void this.pump();
   }
 
@@ -106,7 +130,7 @@ export class PassthroughTransport implements QmpTransport {
     if (this.state === 'closed') return;
     const wasOpen = this.state === 'open';
     this.state = 'closed';
-    this.queue.length = 0;
+    for (const q of this.queue.splice(0)) closeFds(q.fds);
     const events = this.events;
     this.events = undefined;
     await events?.return();
@@ -118,8 +142,14 @@ export class PassthroughTransport implements QmpTransport {
     this.busy = true;
     try {
       while (this.state === 'open' && this.queue.length > 0) {
-        const { id, ...command } = this.queue.shift()!;
-        const outcome = await this.run(command);
+        const { msg, fds } = this.queue.shift()!;
+        const { id, ...command } = msg;
+        let outcome: QmpMessage | Error;
+        try {
+          outcome = await this.run(command, fds);
+        } finally {
+          closeFds(fds); // libvirt has sent its own copies to QEMU (or failed)
+        }
         if (this.state !== 'open' || typeof id !== 'string') continue;
         // libvirt's own id (libvirt-N) is replaced by the client's.
         if (outcome instanceof Error) this.handlers?.failed(id, outcome);
@@ -131,19 +161,53 @@ export class PassthroughTransport implements QmpTransport {
   }
 
   /** One command through libvirt: QEMU's reply (return or error), or the error that kept it from QEMU. */
-  private async run(command: QmpMessage): Promise<QmpMessage | Error> {
+  private async run(command: QmpMessage, fds: readonly number[]): Promise<QmpMessage | Error> {
     if ('exec-oob' in command) {
       return new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" });
     }
     try {
-      const reply = await this.domain.qemuMonitorCommand(command);
+      const reply = fds.length > 0 ? await this.runWithFiles(command, fds) : await this.domain.qemuMonitorCommand(command);
       return reply.error ? { error: reply.error } : { return: reply.return };
     } catch (err) {
+      if (fds.length > 0 && err instanceof LibvirtError && /file descriptors/i.test(err.message)) {
+        return new FdPassingError(`${this.description}: libvirt could not pass the file descriptor: ${err.message}`, { cause: err, hint: passthroughCapabilities(undefined).fdPassingUnavailable!.hint });
+      }
       if (err instanceof LibvirtError && (err.codeName === 'VIR_ERR_OPERATION_INVALID' || err.codeName === 'VIR_ERR_NO_DOMAIN')) {
         return new GuestNotRunningError({ guest: this.domain.name, state: 'not running', cause: err });
       }
       return err instanceof Error ? err : new Error(String(err));
     }
+  }
+
+  /** virDomainQemuMonitorCommandWithFiles: QEMU gets `fds` with the command, as with SCM_RIGHTS on its socket. */
+  private async runWithFiles(command: QmpMessage, fds: readonly number[]): Promise<{ return?: unknown; error?: { class: string; desc: string } }> {
+    const { result, outfiles } = await this.domain.qemuMonitorCommandWithFiles(JSON.stringify(command), [...fds], 0);
+    closeFds(outfiles); // QMP replies carry no fds; never leak any libvirt hands back
+    return JSON.parse(result) as { return?: unknown; error?: { class: string; desc: string } };
+  }
+
+  /**
+   * Checks `fds` against the route and takes duplicates: the command may wait behind another one, and
+   * the caller is free to close its own copies once execute() settles (a timeout, an abort).
+   */
+  private duplicate(fds: readonly number[]): number[] {
+    const caps = this.capabilities;
+    if (!caps.fdPassing) {
+      throw new FdPassingError(`${this.description} cannot pass file descriptors: ${caps.fdPassingUnavailable!.reason}`, { hint: caps.fdPassingUnavailable!.hint });
+    }
+    if (fds.length > (caps.maxFds ?? LIBVIRT_MAX_FDS)) {
+      throw new FdPassingError(`${this.description}: libvirt passes at most ${caps.maxFds} file descriptor per command, got ${fds.length}`, { hint: 'send one add-fd per fd, all with the same fdset-id' });
+    }
+    const copies: number[] = [];
+    for (const fd of fds) {
+      const d = duplicateFd(fd);
+      if ('errno' in d) {
+        closeFds(copies);
+        throw new FdPassingError(`${this.description}: file descriptor ${fd} is not open (errno ${d.errno})`, { hint: 'pass fds you opened and keep them open until execute() settles' });
+      }
+      copies.push(d.fd);
+    }
+    return copies;
   }
 
   private async pumpEvents(events: AsyncIterable<QemuMonitorEvent | ConnectionGap>): Promise<void> {
@@ -164,8 +228,29 @@ export class PassthroughTransport implements QmpTransport {
     // libvirt's connection is gone (or the subscriber overflowed): so is this QMP connection.
     if (this.state === 'open') {
       this.state = 'closed';
-      this.queue.length = 0;
+      for (const q of this.queue.splice(0)) closeFds(q.fds);
       this.handlers?.closed(reason);
+    }
+  }
+}
+
+/** Scheme and host only: query parameters of a URI may name key files and such, which errors need not show. */
+function describeUri(uri: unknown): string {
+  if (typeof uri !== 'string') return 'not one';
+  try {
+    const u = new URL(uri);
+    return `${u.protocol}//${u.host}/…`;
+  } catch {
+    return 'not a URI libqemu can read';
+  }
+}
+
+function closeFds(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
     }
   }
 }

@@ -1,6 +1,8 @@
 import { InvalidArgumentError } from '../common/errors.js';
-import type { CommandValidator } from '../qmp/validator.js';
+import type { ExecuteOptions } from '../qmp/command-map.js';
+import type { CommandCall, CommandValidator } from '../qmp/validator.js';
 import { PolicyError } from './errors.js';
+import { FD_COMMANDS, FD_NOTES, FdSetOwnership } from './fdset-policy.js';
 import { withLibqemuCalls } from './policy-calls.js';
 
 /**
@@ -10,9 +12,11 @@ import { withLibqemuCalls } from './policy-calls.js';
  * - `read-only`: `query-*` and a short reviewed list — always pass;
  * - `runstate`: stop/cont/system_reset/… — pass, because libvirt follows them through QEMU's own
  *   events on its monitor (measured: a QMP `stop` makes libvirt report `paused`);
- * - `libvirt-owned`: devices, block graph, block jobs, migration, fds, `quit`, … — refused with a
+ * - `libvirt-owned`: devices, block graph, block jobs, migration, `quit`, … — refused with a
  *   PolicyError naming the libvirt API to use instead, unless the caller opts in;
- * - `untracked`: everything else (the QEMU features libvirt lacks) — pass.
+ * - `untracked`: everything else (the QEMU features libvirt lacks) — pass. The fd commands (add-fd,
+ *   remove-fd, getfd, closefd) are untracked on the client's own fd sets and names only: see
+ *   fdset-policy.ts; libvirt's fd sets are refused like libvirt-owned state.
  */
 export type CommandKind = 'read-only' | 'runstate' | 'untracked' | 'libvirt-owned';
 
@@ -79,8 +83,6 @@ const LIBVIRT_OWNED = new Map<string, Rule>([
   ['change-vnc-password', { reason: 'libvirt tracks graphics passwords in the domain XML', instead: 'virDomainUpdateDeviceFlags with <graphics passwd=…>' }],
   ['set-action', { reason: 'libvirt starts QEMU with -no-shutdown and handles poweroff/reboot/crash itself', instead: 'the domain XML\'s <on_poweroff>/<on_reboot>/<on_crash> (virDomainDefineXML)' }],
   ['watchdog-set-action', { reason: 'libvirt tracks the watchdog action in the domain XML', instead: 'the domain XML\'s <watchdog action=…> (virDomainDefineXML)' }],
-  ['add-fd', { reason: 'libvirt numbers and uses fd sets itself', instead: 'virDomainQemuMonitorCommandWithFiles with getfd on your own monitor' }],
-  ['remove-fd', { reason: 'libvirt numbers and uses fd sets itself', instead: 'closefd for fds you passed yourself' }],
   ['dump-guest-memory', { reason: 'a dump is a job libvirt tracks (and would collide with its own jobs)', instead: 'virDomainCoreDumpWithFormat (virsh dump --memory-only)' }],
   ['snapshot-save', { reason: 'libvirt tracks snapshots and their metadata', instead: 'virDomainSnapshotCreateXML (virsh snapshot-create)' }],
   ['snapshot-load', { reason: 'libvirt tracks snapshots and their metadata', instead: 'virDomainRevertToSnapshot (virsh snapshot-revert)' }],
@@ -165,7 +167,7 @@ export function classifyCommand(command: string, args?: Record<string, unknown>)
   }
   const rule = LIBVIRT_OWNED.get(command) ?? OWNED_PREFIXES.find(([prefix]) => command.startsWith(prefix))?.[1];
   if (rule) return { command, kind: 'libvirt-owned', reason: rule.reason, instead: withLibqemuCalls(rule.instead) };
-  const note = NOTES.get(command);
+  const note = NOTES.get(command) ?? FD_NOTES.get(command);
   return note ? { command, kind: 'untracked', note } : { command, kind: 'untracked' };
 }
 
@@ -181,6 +183,8 @@ export interface PolicyOptions {
 export class OwnershipPolicy {
   private readonly allowAll: boolean;
   private readonly allowed: ReadonlySet<string>;
+  /** @internal The fd sets and named fds this policy's client created (one policy per client). */
+  readonly fdsets = new FdSetOwnership();
 
   constructor(options: PolicyOptions = {}) {
     const allow = options.allow ?? [];
@@ -193,25 +197,79 @@ export class OwnershipPolicy {
     this.allowed = new Set(allow === 'all' ? [] : allow);
   }
 
-  /** Throws PolicyError when the command may not be sent; returns its classification otherwise. */
+  /**
+   * Throws PolicyError when the command may not be sent; returns its classification otherwise. This
+   * synchronous check cannot look at QEMU: an add-fd under a new id passes here (`validator()` also
+   * refuses it when some fd set already has that id), and a remove-fd refusal lists only your sets.
+   */
   check(command: string, args?: Record<string, unknown>, options: { allowUnsafe?: boolean } = {}): CommandClassification {
     const c = classifyCommand(command, args);
+    if (this.optedIn(command, options)) return c;
+    if (FD_COMMANDS.has(command)) {
+      if (this.fdsets.check(command, args) === 'ask-qemu' && command === 'remove-fd') throw this.fdsets.removalRefused(args?.['fdset-id']);
+      return c;
+    }
     if (c.kind !== 'libvirt-owned') return c;
-    if (this.allowAll || options.allowUnsafe === true || this.allowed.has(command)) return c;
     throw new PolicyError({ command: c.command, reason: c.reason!, instead: c.instead!, allowName: command });
   }
 
   /**
    * This policy as a client's validator: refuses before anything is sent. `onPassed` hears of every
    * command that passes and is not read-only (the facade looks for libvirt's taint marks then).
+   * `queryFdsets` runs query-fdsets on the same client with the options it is given (the policy knows
+   * its own query by them): the fd-set rule then looks at QEMU's fd sets, refusing an add-fd under an
+   * id some fd set already has, and its refusals list whose sets there are.
    */
-  validator(onPassed?: (c: CommandClassification) => void): CommandValidator<PolicyCallOptions> {
+  validator(onPassed?: (c: CommandClassification) => void, fdsets: { queryFdsets?: (options: ExecuteOptions) => Promise<{ 'fdset-id': number }[]> } = {}): CommandValidator<PolicyCallOptions> {
+    const ownQuery: ExecuteOptions = {};
+    const query = fdsets.queryFdsets ? () => fdsets.queryFdsets!(ownQuery) : undefined;
+    /** Calls whose fd command passed by opt-in: they create nothing this client owns. */
+    const optedIn = new WeakSet<CommandCall<PolicyCallOptions>>();
+    const passed = (c: CommandClassification) => void (c.kind !== 'read-only' && onPassed?.(c));
+    const validateOne = (call: CommandCall<PolicyCallOptions>): void | Promise<void> => {
+      const { command, args, options } = call;
+      const unsafe = { allowUnsafe: options.allowUnsafe === true };
+      if (FD_COMMANDS.has(command) && !this.optedIn(command, unsafe)) {
+        const c = classifyCommand(command, args);
+        if (this.fdsets.check(command, args) === 'ask-qemu') return this.fdsets.checkWithQemu(command, args, query).then(() => passed(c));
+        return passed(c);
+      }
+      if (FD_COMMANDS.has(command)) optedIn.add(call);
+      passed(this.check(command, args, unsafe));
+    };
+    // While an fd-set check asks QEMU, later calls wait behind it: QMP runs a client's commands in the
+    // order sent, and a pipelined `add-fd` + `blockdev-add` (e.g. through the proxy) must stay in order.
+    let barrier: Promise<void> | undefined;
+    const hold = (p: Promise<void>) => {
+      const b = p.then(
+        () => undefined,
+        () => undefined,
+      );
+      barrier = b;
+      // lifted on the next turn, after the calls released by `b` have been handed to the client
+      void b.then(() => setImmediate(() => barrier === b && (barrier = undefined)));
+    };
     return {
-      validate: ({ command, args, options }) => {
-        const c = this.check(command, args, { allowUnsafe: options.allowUnsafe === true });
-        if (c.kind !== 'read-only') onPassed?.(c);
+      validate: (call) => {
+        if (call.options === ownQuery) return; // the policy's own query-fdsets: read-only, must not wait on itself
+        if (barrier) {
+          const mine = barrier.then(() => validateOne(call));
+          hold(mine);
+          return mine;
+        }
+        const verdict = validateOne(call);
+        if (verdict) hold(verdict);
+        return verdict;
+      },
+      checkReply: (call, value) => {
+        if (!FD_COMMANDS.has(call.command) || optedIn.has(call)) return;
+        return this.fdsets.record(call.command, call.args, value, query);
       },
     };
+  }
+
+  private optedIn(command: string, options: { allowUnsafe?: boolean }): boolean {
+    return this.allowAll || options.allowUnsafe === true || this.allowed.has(command);
   }
 }
 

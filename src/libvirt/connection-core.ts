@@ -9,9 +9,10 @@ import type { ConnectPtr } from '../../native/libvirt.js';
 import { virConnectCloseReasonNames, virConnectDomainQemuMonitorEventRegisterFlags, virConnectListAllDomainsFlags, virDomainCreateFlags } from '../generated/libvirt/enums.js';
 import { prepareArgs } from './call-args.js';
 import { DomainCore } from './domain-core.js';
-import { LibvirtConnectionLostError, LibvirtError, isConnectionLostError } from './errors.js';
+import { LibvirtConnectionLostError, LibvirtError, LibvirtTimeoutError, isConnectionLostError } from './errors.js';
 import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
 import { EventRegistry, type EventPayload, type RegistrationSpec } from './event-registry.js';
+import { Lane, LanePool, type LaneWant } from './lanes.js';
 import {
   type ConnectionGap,
   type DomainEvent,
@@ -37,9 +38,16 @@ export interface OpenOptions {
   readOnly?: boolean;
   /**
    * Deadline for each call once it has started (default 60 000 ms; 0 = none). A call that misses it fails
-   * with LibvirtTimeoutError and the connection is shut down, because the native call cannot be cancelled.
+   * with LibvirtTimeoutError; the native call cannot be cancelled, so its lane (one libvirt connection)
+   * is retired and replaced while the other lanes go on serving.
    */
   callTimeoutMs?: number;
+  /**
+   * Most libvirt connections ("lanes", each on its own worker thread) this connection spreads its calls
+   * over (default 4; 1 runs every call in order on one connection). Lanes open when calls wait for one;
+   * a lane carries one call at a time, so a call stuck on a hung guest holds one lane, not all.
+   */
+  lanes?: number;
   /**
    * Re-open the connection when the daemon goes away (restart, crash, network): off by default here, on
    * by default for a Hypervisor. `true` uses the defaults of ReconnectOptions.
@@ -82,56 +90,78 @@ export interface ConnectionEvents {
   reconnected: [gap: ConnectionGap];
   /** Reconnection gave up (giveUpAfterMs passed, or close() during it): the connection is closed for good. */
   'reconnect-failed': [error: LibvirtConnectionLostError];
+  /** A call missed its deadline: the lane it ran on was retired (the others go on; a new one opens when needed). */
+  'lane-retired': [info: { operation: string; openLanes: number }];
 }
 
-/** A native handle this connection handed out, and its stand-in on the current connection after a reconnection. */
+/** A native handle this connection handed out: where it lives, and its stand-ins on other lanes. */
 interface Handle {
   cls: string;
+  /** The pointer the object carries (valid on `home`'s connection). */
   ptr: bigint;
   uuid: string | undefined;
-  /** The connection generation `ptr` belongs to. */
-  gen: number;
-  alias?: { ptr: bigint; gen: number } | undefined;
-  relookup?: Promise<bigint> | undefined;
+  /** The lane whose connection returned it. */
+  home: Lane;
+  /** The same object looked up (by UUID) on other lanes; freed with the lane. */
+  copies: Map<Lane, bigint>;
+  lookups: Map<Lane, Promise<bigint>>;
 }
+
+/** Classes an object of which can be found again on another lane (or after a reconnection) by its UUID. */
+const LOOKUP_BY_UUID: Readonly<Record<string, string>> = {
+  Domain: 'virDomainLookupByUUIDString',
+  Network: 'virNetworkLookupByUUIDString',
+  StoragePool: 'virStoragePoolLookupByUUIDString',
+  Secret: 'virSecretLookupByUUIDString',
+  NWFilter: 'virNWFilterLookupByUUIDString',
+};
 
 /** What open() builds (the generated Connection class). */
 type ConnectionClass<C> = new (init: ConnectionInit) => C;
 
 /** What the generated Connection is constructed from (Connection.open builds it; not for users). */
 export interface ConnectionInit {
-  executor: Executor;
-  pointer: ConnectPtr;
+  /** The first lane, opened by open(). */
+  lane: Lane;
   uri: string;
   readOnly: boolean;
-  fd: number | null;
   callTimeoutMs: number;
-  connId: number;
-  /** The URI as given to open() (re-opened on reconnection). */
+  lanes: number;
+  /** The URI as given to open() (re-opened for more lanes and on reconnection). */
   requestedUri: string | null;
   reconnect: Required<ReconnectOptions> | undefined;
 }
 
 /**
- * A connection to a libvirt daemon or driver. Every call runs in this connection's own worker thread,
- * one at a time (libvirt 9.0 mishandles several RPCs in flight on one connection when keepalive fires);
- * callbacks live in the shared event-loop worker. `D` is the Domain class its methods return.
+ * A connection to a libvirt daemon or driver. Its calls run on "lanes": up to `lanes` libvirt connections
+ * to the same URI, each on its own worker thread and each carrying one call at a time (libvirt 9.0
+ * mishandles several RPCs in flight on one connection when keepalive fires). Objects are found again
+ * by UUID on whichever lane serves a call; callbacks live in the shared event-loop worker and are
+ * registered on the primary lane. `D` is the Domain class its methods return.
  */
 export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends EventEmitter<ConnectionEvents> implements LibvirtContext {
   private closedState: 'open' | 'closing' | 'closed' = 'open';
   private lost: LibvirtError | undefined;
   /** Native handles of the objects this connection handed out, by finalization token. */
   private readonly handles = new Map<object, Handle>();
-  /** The same handles by native pointer (to bring arguments from before a reconnection up to date). */
+  /** The same handles by the pointer their object carries. */
   private readonly byPtr = new Map<bigint, Handle>();
+  /** Lanes that returned an object reference not yet wrapped by adopt(). */
+  private readonly unadopted = new Map<bigint, Lane>();
   private readonly finalizer = new FinalizationRegistry<object>((token) => this.releaseHandle(token));
   private readonly events: EventRegistry;
   private readonly unlisten: () => void;
   private closePromise: Promise<void> | undefined;
-  private readonly executor: Executor;
-  private current: ConnectPtr;
-  /** The native pointer of each connection generation (0 = the first open, +1 per reconnection). */
-  private readonly pointers: ConnectPtr[] = [];
+  private readonly pool: LanePool;
+  /** Every connection pointer a lane ever had (callers pass `connection.pointer`; it is swapped per lane). */
+  private readonly connPointers = new Set<bigint>();
+  /** Open lanes by close-callback id. */
+  private readonly lanesById = new Map<number, Lane>();
+  /** Retired lanes whose worker has not finished yet. */
+  private readonly retiring = new Set<Lane>();
+  /** The pointer callers see: the first lane's, then the primary's after a reconnection. */
+  private identity: ConnectPtr;
+  /** +1 per reconnection: a lane opened for an older generation is closed, not added. */
   private generation = 0;
   private reconnecting: { since: Date; promise: Promise<void>; wake: () => void } | undefined;
   /** Calls waiting for the reconnection (they keep the process alive while it retries). */
@@ -141,38 +171,37 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
   /** The URI libvirt resolved (virConnectGetURI). */
   readonly uri: string;
   readonly readOnly: boolean;
-  private fd: number | null;
   private readonly callTimeoutMs: number;
-  private connId: number;
+  /** Most lanes this connection opens (the `lanes` option). */
+  readonly maxLanes: number;
   /** The classes objects are built from (set by the generated Connection). */
   protected abstract readonly classes: ObjectClasses;
 
   /** @internal use Connection.open(). */
   constructor(init: ConnectionInit) {
     super();
-    this.executor = init.executor;
-    this.current = init.pointer;
-    this.pointers.push(init.pointer);
     this.requestedUri = init.requestedUri;
     this.reconnectOptions = init.reconnect;
     this.uri = init.uri;
     this.readOnly = init.readOnly;
-    this.fd = init.fd;
     this.callTimeoutMs = init.callTimeoutMs;
-    this.connId = init.connId;
-    this.events = new EventRegistry(
-      this.executor,
-      () => this.current,
-      () => this.isOpen,
-      (cmd) => this.prepareEventCommand(cmd),
-    );
+    this.maxLanes = init.lanes;
+    this.identity = init.lane.conn;
+    this.pool = new LanePool({
+      max: init.lanes,
+      open: () => this.openLane(),
+      onOpenFailed: () => undefined, // the calls waiting are served by the lanes that are open
+      laneGone: (lane) => this.laneGone(lane),
+    });
+    this.adoptLane(init.lane);
+    this.pool.add(init.lane);
+    this.events = new EventRegistry(this);
     this.unlisten = runtime.addListener((m) => this.onEvent(m));
-    this.executor.onStuck = (op) => this.markLost(LibvirtError.timedOut(op), true);
   }
 
-  /** The native handle, for code that binds further libvirt calls (see src/libvirt/ops.ts); a new one after each reconnection. */
+  /** The native handle, for code that binds further libvirt calls (see src/libvirt/ops.ts); swapped per lane when passed to a call. */
   get pointer(): ConnectPtr {
-    return this.current;
+    return this.identity;
   }
 
   /** True while the connection is lost and being re-opened (calls wait, streams stay open). */
@@ -190,6 +219,22 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     return this;
   }
 
+  /** Number of libvirt connections (lanes) open now; they open on demand, up to `maxLanes`. */
+  get openLanes(): number {
+    return this.pool.lanes.length;
+  }
+
+  /**
+   * @internal test hook: the most native calls ever in flight at once on one libvirt connection of this
+   * Connection, counted by the worker threads themselves (executor and event registrations).
+   */
+  get maxCallsInFlightPerLibvirtConnection(): number {
+    let max = 0;
+    for (const lane of [...this.pool.lanes, ...this.retiring]) max = Math.max(max, lane.executor.maxConcurrentNativeCalls);
+    return Math.max(max, this.retiredMax);
+  }
+  private retiredMax = 0;
+
   /**
    * Opens a connection: `uri` defaults to LIBVIRT_DEFAULT_URI, else libvirt's own default.
    * e.g. `qemu+unix:///session?socket=/tmp/x/run/libvirt/libvirt-sock` or `test:///default`.
@@ -200,29 +245,22 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
         hint: "e.g. 'qemu:///system', 'qemu+unix:///session?socket=…', 'test:///default'; omit it to use LIBVIRT_DEFAULT_URI",
       });
     }
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Connection.open: options must be an object');
     const callTimeoutMs = options.callTimeoutMs ?? 60_000;
     if (!Number.isFinite(callTimeoutMs) || callTimeoutMs < 0) {
       throw new InvalidArgumentError(`Connection.open: callTimeoutMs must be ≥ 0, got ${String(callTimeoutMs)}`, { hint: 'use milliseconds; 0 disables the deadline' });
     }
-    // The event implementation must be registered before the first virConnectOpen in the process.
-    // (Starting the executor thread meanwhile is fine: it opens nothing until asked.)
-    const [, executor] = await Promise.all([runtime.start(), spareExecutors.pop() ?? Executor.create()]);
+    const lanes = options.lanes ?? DEFAULT_LANES;
+    if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES) {
+      throw new InvalidArgumentError(`Connection.open: lanes must be an integer from 1 to ${MAX_LANES}, got ${String(options.lanes)}`, {
+        hint: `each lane is one libvirt connection and one worker thread; the default is ${DEFAULT_LANES}, 1 runs every call in order on one connection`,
+      });
+    }
     const readOnly = options.readOnly ?? false;
     const reconnect = reconnectSettings(options.reconnect);
-    let opened: Awaited<ReturnType<ExecOps['open']>>;
-    try {
-      opened = await runtime.withOpenLock(() => executor.call('open', [uri ?? process.env.LIBVIRT_DEFAULT_URI ?? null, readOnly], { timeoutMs: callTimeoutMs }));
-    } catch (err) {
-      recycle(executor);
-      throw err;
-    }
-    const connId = ++connectionSeq;
     const requestedUri = uri ?? process.env.LIBVIRT_DEFAULT_URI ?? null;
-    const conn = new this({ executor, pointer: opened.conn, uri: opened.uri, readOnly, fd: opened.fd, callTimeoutMs, connId, requestedUri, reconnect });
-    if (opened.fd !== null) runtime.connectionFds.add(opened.fd);
-    // Close callback (remote drivers only; others decline): tells us when the daemon goes away.
-    await executor.call('registerCloseCallback', [opened.conn, runtime.closeCallback, connId], { timeoutMs: callTimeoutMs }).catch(() => undefined);
-    return conn;
+    const { lane, uri: resolved } = await openLane(requestedUri, readOnly, callTimeoutMs);
+    return new this({ lane, uri: resolved, readOnly, callTimeoutMs, lanes, requestedUri, reconnect });
   }
 
   /** True until close() or a disconnect (false while reconnecting). */
@@ -263,7 +301,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     return this.exec('invoke', [c, prepared], options);
   }
 
-  /** @internal Runs one op from src/libvirt/ops.ts on this connection's worker. */
+  /** @internal Runs one op from src/libvirt/ops.ts on a free lane. */
   exec<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, options: CallOptions = {}): Promise<ReturnType<ExecOps[K]>> {
     if (this.closedState !== 'open') return Promise.reject(LibvirtError.closed(op));
     if (this.lost && !this.reconnecting) return Promise.reject(this.lostFor(op));
@@ -271,24 +309,19 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
       return Promise.reject(new InvalidArgumentError(`timeoutMs must be ≥ 0, got ${String(options.timeoutMs)}`, { hint: 'use milliseconds; 0 disables the deadline' }));
     }
-    // Arguments prepared before a reconnection name the old connection or handles: bring them up to date.
-    if (this.reconnecting || this.generation > 0) return this.execAfterReconnect(op, args, timeoutMs, this.generation);
-    return this.run(op, args, timeoutMs);
+    const native = op === 'invoke' ? (args[1] as unknown[]) : args;
+    let want: LaneWant;
+    try {
+      want = this.laneFor(native);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.reconnecting) return this.afterReconnect(op, args, native, timeoutMs);
+    return this.runOn(want, op, args, native, timeoutMs) as Promise<ReturnType<ExecOps[K]>>;
   }
 
-  private run<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, timeoutMs: number): Promise<ReturnType<ExecOps[K]>> {
-    const gen = this.generation;
-    return this.executor.call(op, args, { timeoutMs }).catch((err: unknown) => {
-      if (err instanceof LibvirtError && isConnectionLostError(err.code, err.message)) {
-        if (gen === this.generation) this.markLost(err, false);
-        if (this.reconnectOptions) throw LibvirtConnectionLostError.from(err);
-      }
-      throw err;
-    });
-  }
-
-  /** Waits for a reconnection in progress (up to the call's deadline), then runs the call on the current connection. */
-  private async execAfterReconnect<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, timeoutMs: number, entryGen: number): Promise<ReturnType<ExecOps[K]>> {
+  /** Waits for a reconnection in progress (up to the call's deadline), then runs the call. */
+  private async afterReconnect<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, native: unknown[], timeoutMs: number): Promise<ReturnType<ExecOps[K]>> {
     const started = performance.now();
     if (this.reconnecting) {
       this.waiting++;
@@ -301,8 +334,131 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     if (this.closedState !== 'open') throw LibvirtError.closed(op);
     if (this.lost) throw this.lostFor(op);
     const left = timeoutMs === 0 ? 0 : Math.max(1, timeoutMs - (performance.now() - started));
-    const fresh = op === 'invoke' ? ([args[0], await this.translate(args[1] as unknown[], entryGen, left)] as unknown as Parameters<ExecOps[K]>) : args;
-    return this.run(op, fresh, left);
+    return this.runOn(this.laneFor(native), op, args, native, left) as Promise<ReturnType<ExecOps[K]>>;
+  }
+
+  /** Runs a call on a lane: its pointers swapped for that lane's, objects it returns recorded as living there. */
+  private async runOn(want: LaneWant, op: OpName, args: unknown[], native: unknown[], timeoutMs: number): Promise<unknown> {
+    const lane = await this.pool.acquire(want);
+    try {
+      const onLane = this.argsOn(lane, native, timeoutMs);
+      const laneArgs = Array.isArray(onLane) ? onLane : await onLane;
+      const value = await this.callOn(lane, op, op === 'invoke' ? [args[0], laneArgs] : laneArgs, timeoutMs);
+      if (op === 'invoke') this.noteRefs(value, lane);
+      return value;
+    } finally {
+      this.pool.release(lane);
+    }
+  }
+
+  /** One op on one lane's worker; a lost daemon connection starts the reconnection. */
+  private callOn(lane: Lane, op: OpName, args: unknown[], timeoutMs: number): Promise<unknown> {
+    return lane.executor.call(op, args as never, { timeoutMs }).catch((err: unknown) => {
+      if (err instanceof LibvirtError && !(err instanceof LibvirtTimeoutError) && isConnectionLostError(err.code, err.message)) {
+        if (!lane.retired) this.markLost(err);
+        if (this.reconnectOptions) throw LibvirtConnectionLostError.from(err);
+      }
+      throw err;
+    });
+  }
+
+  /** The lane a call must run on: that of an object which cannot be found again elsewhere, else any. */
+  private laneFor(args: unknown[]): LaneWant {
+    let want: LaneWant = 'any';
+    const visit = (v: unknown): void => {
+      if (typeof v !== 'bigint') return;
+      const h = this.byPtr.get(v);
+      if (h === undefined || (LOOKUP_BY_UUID[h.cls] !== undefined && h.uuid !== undefined)) return;
+      if (h.home.retired) throw this.laneGone(h.home);
+      if (want instanceof Lane && want !== h.home) {
+        throw new InvalidArgumentError(`this call names a ${h.cls} and another object that live on different libvirt connections of this Connection`, { hint: `look the ${h.cls} up again right before the call` });
+      }
+      want = h.home;
+    };
+    for (const v of args) {
+      if (Array.isArray(v)) for (const x of v) visit(x);
+      else visit(v);
+    }
+    return want;
+  }
+
+  /** The arguments with every connection and object pointer replaced by its stand-in on `lane`. */
+  private argsOn(lane: Lane, args: unknown[], timeoutMs: number): unknown[] | Promise<unknown[]> {
+    let out: unknown[] | undefined;
+    let pending: Promise<void>[] | undefined;
+    const swap = (v: unknown, set: (x: unknown) => void): void => {
+      if (typeof v !== 'bigint') return;
+      if (this.connPointers.has(v)) {
+        if (v !== lane.conn) set(lane.conn);
+        return;
+      }
+      const h = this.byPtr.get(v);
+      if (h === undefined || h.home === lane) return;
+      const copy = h.copies.get(lane);
+      if (copy !== undefined) set(copy);
+      else (pending ??= []).push(this.copyOn(lane, h, timeoutMs).then(set));
+    };
+    args.forEach((v, i) => {
+      if (Array.isArray(v)) {
+        v.forEach((x, j) =>
+          swap(x, (y) => {
+            out ??= [...args];
+            if (out[i] === v) out[i] = [...v];
+            (out[i] as unknown[])[j] = y;
+          }),
+        );
+      } else {
+        swap(v, (y) => {
+          out ??= [...args];
+          out[i] = y;
+        });
+      }
+    });
+    if (pending === undefined) return out ?? args;
+    return Promise.all(pending).then(() => out ?? args);
+  }
+
+  /** The object `h` on `lane`, looked up by UUID on that lane (which the caller holds) on first use. */
+  private copyOn(lane: Lane, h: Handle, timeoutMs: number): Promise<bigint> {
+    let p = h.lookups.get(lane);
+    if (p) return p;
+    const fn = LOOKUP_BY_UUID[h.cls];
+    if (fn === undefined || h.uuid === undefined) return Promise.reject(this.laneGone(h.home));
+    p = this.callOn(lane, 'invoke', [fn, [lane.conn, h.uuid]], timeoutMs)
+      .then((ref) => {
+        const ptr = (ref as ObjectRef).ptr;
+        if (lane.retired || !this.handles.size || this.byPtr.get(h.ptr) !== h) {
+          void lane.executor.call('release', [h.cls, ptr]).catch(() => undefined);
+          throw this.laneGone(lane);
+        }
+        h.copies.set(lane, ptr);
+        lane.copies.set(ptr, h.cls);
+        return ptr;
+      })
+      .finally(() => h.lookups.delete(lane));
+    h.lookups.set(lane, p);
+    return p;
+  }
+
+  /** Records which lane returned each object reference in a call's result, for adopt(). */
+  private noteRefs(value: unknown, lane: Lane, depth = 0): void {
+    if (value === null || typeof value !== 'object' || depth > 2) return;
+    if (Array.isArray(value)) {
+      for (const v of value) this.noteRefs(v, lane, depth + 1);
+      return;
+    }
+    const ptr = (value as { ptr?: unknown }).ptr;
+    if (typeof ptr === 'bigint') {
+      this.unadopted.set(ptr, lane);
+      return;
+    }
+    for (const v of Object.values(value)) if (v !== null && typeof v === 'object') this.noteRefs(v, lane, depth + 1);
+  }
+
+  /** The error for a call naming an object whose lane is gone (and that cannot be found again by UUID). */
+  private laneGone(lane: Lane): LibvirtConnectionLostError {
+    const why = lane.generation === this.generation ? 'lives on a libvirt connection of this Connection that was retired after a call on it missed its deadline' : 'belongs to the connection before the reconnection';
+    return new LibvirtConnectionLostError({ message: `an object of this call ${why}`, hint: 'look the object up again on this connection' });
   }
 
   /** The error a call gets once the connection is lost for good. */
@@ -310,49 +466,36 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     return this.lost instanceof LibvirtConnectionLostError ? this.lost : this.reconnectOptions ? LibvirtConnectionLostError.from(LibvirtError.closed(op, this.lost)) : LibvirtError.closed(op, this.lost);
   }
 
-  /** Replaces pointers of an older connection generation by their stand-ins on the current one. */
-  private async translate(args: unknown[], entryGen: number, timeoutMs: number): Promise<unknown[]> {
-    const out = [...args];
-    for (let i = 0; i < out.length; i++) {
-      const v = out[i];
-      if (typeof v !== 'bigint') continue;
-      if (entryGen < this.generation && v === this.pointers[entryGen]) out[i] = this.current;
-      else {
-        // usually already known: no microtask per argument on every call after a reconnection
-        const current = this.currentHandle(v, timeoutMs);
-        out[i] = typeof current === 'bigint' ? current : await current;
-      }
+  /**
+   * @internal Runs `fn` holding the primary lane, so that no call is in flight on it meanwhile: event
+   * registrations are RPCs on that libvirt connection, made from the event worker. `prepare` swaps a
+   * command's pointers for the primary lane's (looking objects up there on first use).
+   */
+  async exclusive<T>(fn: (prepare: (cmd: EventCommandInput) => Promise<EventCommandInput>) => Promise<T>): Promise<T> {
+    // No lane will come back: closed, or lost for good.
+    if (this.pool.primary === undefined && (this.closedState !== 'open' || (this.lost !== undefined && !this.reconnecting))) throw this.lostFor('an event registration');
+    const lane = await this.pool.acquire('primary');
+    try {
+      return await fn(async (cmd) => {
+        const t = this.callTimeoutMs;
+        const swap = async (ptr: bigint | null): Promise<bigint | null> => {
+          if (ptr === null) return null;
+          const r = this.argsOn(lane, [ptr], t);
+          return ((Array.isArray(r) ? r : await r)[0] as bigint);
+        };
+        const probe = lane.executor.probe;
+        if ('dom' in cmd) return { ...cmd, conn: lane.conn, dom: await swap(cmd.dom), probe };
+        if ('obj' in cmd) return { ...cmd, conn: lane.conn, obj: await swap(cmd.obj), probe };
+        return { ...cmd, conn: lane.conn, probe };
+      });
+    } finally {
+      this.pool.release(lane);
     }
-    return out;
   }
 
-  /** A handle's pointer on the current connection: looked up again by UUID on first use after a reconnection. */
-  private currentHandle(ptr: bigint, timeoutMs: number): Promise<bigint> | bigint {
-    const h = this.byPtr.get(ptr);
-    if (h === undefined || h.gen === this.generation) return ptr;
-    if (h.alias && h.alias.gen === this.generation) return h.alias.ptr;
-    if (h.relookup) return h.relookup;
-    if (h.cls !== 'Domain' || h.uuid === undefined) {
-      throw new LibvirtConnectionLostError({ message: `this ${h.cls} handle belongs to the connection before the reconnection`, hint: `look the ${h.cls} up again on this connection` });
-    }
-    const gen = this.generation;
-    h.relookup = this.run('invoke', ['virDomainLookupByUUIDString', [this.current, h.uuid]], timeoutMs)
-      .then((ref) => {
-        const old = h.alias;
-        h.alias = { ptr: (ref as ObjectRef).ptr, gen };
-        if (old) void this.executor.call('release', [h.cls, old.ptr]).catch(() => undefined);
-        return h.alias.ptr;
-      })
-      .finally(() => (h.relookup = undefined));
-    return h.relookup;
-  }
-
-  private async prepareEventCommand(cmd: EventCommandInput): Promise<EventCommandInput> {
-    if (this.generation === 0) return cmd;
-    const t = this.callTimeoutMs;
-    if ('dom' in cmd && cmd.dom !== null) return { ...cmd, conn: this.current, dom: await this.currentHandle(cmd.dom, t) };
-    if ('obj' in cmd && cmd.obj !== null) return { ...cmd, conn: this.current, obj: await this.currentHandle(cmd.obj, t) };
-    return { ...cmd, conn: this.current };
+  /** @internal True while the connection is open (new event registrations are made). */
+  get acceptsRegistrations(): boolean {
+    return this.isOpen;
   }
 
   async isAlive(): Promise<boolean> {
@@ -514,7 +657,8 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     );
   }
 
-  /** Deregisters events, releases every domain handle and closes the connection. Idempotent. */
+
+  /** Deregisters events, releases every object handle and closes every lane. Idempotent. */
   close(): Promise<void> {
     this.closePromise ??= this.doClose();
     return this.closePromise;
@@ -530,24 +674,47 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     const wasLost = this.lost !== undefined;
     // After every queued (de)registration: they all run before the close.
     await this.events.close(!wasLost);
-    const ptrs: { cls: string; ptr: bigint }[] = [];
-    for (const h of this.handles.values()) {
-      ptrs.push({ cls: h.cls, ptr: h.ptr });
-      if (h.alias) ptrs.push({ cls: h.cls, ptr: h.alias.ptr });
-    }
+    this.pool.failWaiters(LibvirtError.closed());
+    const lanes = this.pool.retireAll();
+    // Each lane frees the handles it returned; handles of retired lanes go with the first open one.
+    const perLane = new Map<Lane, { cls: string; ptr: bigint }[]>(lanes.map((l) => [l, []]));
+    const orphans: { cls: string; ptr: bigint }[] = [];
+    for (const h of this.handles.values()) (perLane.get(h.home) ?? orphans).push({ cls: h.cls, ptr: h.ptr });
     for (const token of this.handles.keys()) this.finalizer.unregister(token);
     this.handles.clear();
     this.byPtr.clear();
+    const timeoutMs = wasLost ? Math.min(this.callTimeoutMs || 1000, 1000) : this.callTimeoutMs;
     try {
-      await this.executor.call('close', [this.current, ptrs, runtime.closeCallback], { timeoutMs: wasLost ? Math.min(this.callTimeoutMs || 1000, 1000) : this.callTimeoutMs });
-    } catch (err) {
+      const results = await Promise.allSettled(
+        lanes.map((lane, i) => this.closeLane(lane, [...perLane.get(lane)!, ...(i === 0 ? orphans : [])], timeoutMs)),
+      );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       // A lost connection still closes (libvirt reports the old error); anything else is worth surfacing.
-      if (!wasLost && !(err instanceof LibvirtError && err.isConnectionLost)) throw err;
+      if (failed && !wasLost && !(failed.reason instanceof LibvirtError && failed.reason.isConnectionLost)) throw failed.reason;
+      if (lanes.length === 0 && orphans.length > 0) {
+        // Every lane is gone (lost for good): free the handles on a spare thread.
+        const executor = spareExecutors.pop() ?? (await Executor.create());
+        await Promise.all(orphans.map((o) => executor.call('release', [o.cls, o.ptr]).catch(() => undefined)));
+        recycle(executor);
+      }
     } finally {
       this.closedState = 'closed';
       this.unlisten();
-      if (this.fd !== null) runtime.connectionFds.delete(this.fd);
-      recycle(this.executor);
+    }
+  }
+
+  /** Frees `handles` and the lane's copies, closes its libvirt connection, and returns its worker to the spares. */
+  private async closeLane(lane: Lane, handles: { cls: string; ptr: bigint }[], timeoutMs: number): Promise<void> {
+    this.lanesById.delete(lane.connId);
+    const copies = [...lane.copies].map(([ptr, cls]) => ({ cls, ptr }));
+    lane.copies.clear();
+    for (const h of this.handles.values()) h.copies.delete(lane);
+    try {
+      await lane.executor.call('close', [lane.conn, [...handles, ...copies], runtime.closeCallback], { timeoutMs });
+    } finally {
+      if (lane.fd !== null) runtime.connectionFds.delete(lane.fd);
+      this.retiredMax = Math.max(this.retiredMax, lane.executor.maxConcurrentNativeCalls);
+      recycle(lane.executor);
     }
   }
 
@@ -562,22 +729,83 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     return this.events.subscribe<T | ConnectionGap>(options, what, specs, () => LibvirtError.closed());
   }
 
+
   private onEvent(m: Parameters<EventListener>[0]): void {
     if (m.k === 'closed') {
-      if (m.connId === this.connId && this.closedState === 'open') {
+      const lane = this.lanesById.get(m.connId);
+      if (lane !== undefined && !lane.retired && this.closedState === 'open') {
         const reason = virConnectCloseReasonNames[m.reason]?.replace('VIR_CONNECT_CLOSE_REASON_', '').toLowerCase() ?? `reason ${m.reason}`;
-        this.markLost(LibvirtError.disconnected(reason), false);
+        this.markLost(LibvirtError.disconnected(reason));
       }
       return;
     }
     this.events.deliver(m);
   }
 
-  private markLost(reason: LibvirtError, shutdownSocket: boolean): void {
-    if (shutdownSocket && this.fd !== null) runtime.shutdownSocket(this.fd);
+  /** Opens one more lane for this connection (the pool asks when callers wait and it is below its size). */
+  private async openLane(): Promise<Lane> {
+    const gen = this.generation;
+    const { lane } = await openLane(this.requestedUri, this.readOnly, this.callTimeoutMs || 30_000);
+    lane.generation = gen;
+    if (gen !== this.generation || this.closedState !== 'open' || this.lost !== undefined) {
+      // The daemon went away or the connection closed meanwhile: this lane is not wanted.
+      void this.closeLane(lane, [], 1000).catch(() => undefined);
+      throw LibvirtError.closed(undefined, undefined, 'the connection changed while a lane was opening');
+    }
+    this.adoptLane(lane);
+    return lane;
+  }
+
+  /** Makes an opened lane this connection's: its pointer recognised in arguments, its stuck calls handled. */
+  private adoptLane(lane: Lane): void {
+    this.connPointers.add(lane.conn);
+    this.lanesById.set(lane.connId, lane);
+    lane.executor.onStuck = (op) => this.retireStuck(lane, op);
+  }
+
+  /**
+   * A call on `lane` missed its deadline (it already rejected with LibvirtTimeoutError): the lane leaves
+   * service and its socket is shut down so that the native call returns; the other lanes go on, and the
+   * pool opens a replacement when callers wait. If it was the primary, the event registrations move to
+   * another lane and every stream yields a gap notice.
+   */
+  private retireStuck(lane: Lane, op: string): void {
+    if (lane.retired || this.closedState !== 'open') return;
+    const since = new Date();
+    const wasPrimary = this.pool.retire(lane);
+    this.retiring.add(lane);
+    if (lane.fd !== null) runtime.shutdownSocket(lane.fd);
+    // Queued behind the stuck call: runs once it has returned. Its worker no longer holds the process.
+    lane.executor.detach();
+    void this.closeLane(lane, [], 0)
+      .catch(() => undefined)
+      .finally(() => this.retiring.delete(lane));
+    this.emit('lane-retired', { operation: op, openLanes: this.pool.lanes.length });
+    if (this.lost !== undefined) return;
+    if (wasPrimary || this.pool.lanes.length === 0) void this.movePrimary(since);
+  }
+
+  /** The primary lane was retired: another (or a new) lane takes its place and the events are registered there. */
+  private async movePrimary(since: Date): Promise<void> {
+    this.events.suspend();
+    if (this.pool.primary === undefined) {
+      try {
+        this.pool.add(await this.openLane());
+      } catch (err) {
+        if (err instanceof LibvirtError) this.markLost(err);
+        return;
+      }
+    }
+    await this.events.resume({ kind: 'gap', since, until: new Date() });
+  }
+
+  private markLost(reason: LibvirtError): void {
     if (this.lost || this.closedState !== 'open') return;
     this.lost = reason;
+    // Every lane is gone with the daemon: their workers free what they held and go back to the spares.
+    for (const lane of this.pool.retireAll()) void this.closeLane(lane, [], 1000).catch(() => undefined);
     if (!this.reconnectOptions) {
+      this.pool.failWaiters(this.lostFor('a call'));
       this.events.endAll(reason);
       this.emit('disconnected', reason);
       return;
@@ -591,7 +819,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     this.emit('disconnected', reason);
   }
 
-  /** Re-opens the same URI on this connection's executor, with capped exponential backoff, until giveUpAfterMs. */
+  /** Re-opens the same URI as a new primary lane, with capped exponential backoff, until giveUpAfterMs. */
   private async reconnectLoop(since: Date, o: Required<ReconnectOptions>, onWake: (fn: () => void) => void): Promise<void> {
     const giveUpAt = since.getTime() + o.giveUpAfterMs;
     let delay = o.initialDelayMs;
@@ -602,7 +830,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, wait);
           // Only calls waiting for the reconnection hold the process; open streams hold it themselves.
-          if (this.waiting === 0) timer.unref();
+          if (this.waiting === 0 && this.pool.queued === 0) timer.unref();
           onWake(() => {
             clearTimeout(timer);
             resolve();
@@ -610,8 +838,12 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
         });
         if (this.closedState !== 'open') throw LibvirtError.closed(undefined, undefined, 'the connection was closed while reconnecting');
         try {
-          const opened = await runtime.withOpenLock(() => this.executor.call('open', [this.requestedUri, this.readOnly], { timeoutMs: this.callTimeoutMs || 30_000 }));
-          this.swapIn(opened);
+          const { lane } = await openLane(this.requestedUri, this.readOnly, this.callTimeoutMs || 30_000);
+          this.generation++;
+          lane.generation = this.generation;
+          this.identity = lane.conn;
+          this.adoptLane(lane);
+          this.pool.add(lane);
           break;
         } catch (err) {
           if (this.closedState !== 'open') throw err;
@@ -628,6 +860,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
       });
       this.lost = gaveUp;
       this.reconnecting = undefined;
+      this.pool.failWaiters(gaveUp);
       this.events.endAll(gaveUp);
       if (this.closedState === 'open') this.emit('reconnect-failed', gaveUp);
       throw gaveUp;
@@ -640,34 +873,20 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     this.emit('reconnected', gap);
   }
 
-  /** Makes a freshly opened connection the current one and frees the old one (after the calls queued on it). */
-  private swapIn(opened: { conn: ConnectPtr; fd: number | null }): void {
-    const old = this.current;
-    if (this.fd !== null) runtime.connectionFds.delete(this.fd);
-    this.current = opened.conn;
-    this.fd = opened.fd;
-    if (opened.fd !== null) runtime.connectionFds.add(opened.fd);
-    this.generation++;
-    this.pointers.push(opened.conn);
-    this.connId = ++connectionSeq;
-    // Domain handles of the old connection keep it allocated until they are released; nothing else uses it.
-    // No deadline: a missed one would shut down the socket of the new connection (the executor's stuck hook).
-    void this.executor.call('close', [old, [], runtime.closeCallback], { timeoutMs: 0 }).catch(() => undefined);
-    void this.executor.call('registerCloseCallback', [opened.conn, runtime.closeCallback, this.connId], { timeoutMs: this.callTimeoutMs }).catch(() => undefined);
-  }
-
   /** Wraps a reference from the worker in an object, released when unreferenced or on close() (see LibvirtContext.adopt). */
   adopt(cls: string, ref: ObjectRef): LibvirtObject {
     const Ctor = this.classes[cls];
     if (!Ctor) throw new Error(`no class ${cls}`);
-    if (this.closedState !== 'open') {
+    const home = this.unadopted.get(ref.ptr) ?? this.pool.primary;
+    this.unadopted.delete(ref.ptr);
+    if (this.closedState !== 'open' || home === undefined) {
       // Closed while the call was in flight: do not leak the handle.
-      void this.executor.call('release', [cls, ref.ptr]).catch(() => undefined);
+      if (home) void home.executor.call('release', [cls, ref.ptr]).catch(() => undefined);
       throw LibvirtError.closed(undefined, undefined, 'the connection was closed during the call');
     }
     const obj = new Ctor(this, ref);
     const token = {};
-    const h: Handle = { cls, ptr: ref.ptr, uuid: ref.uuid, gen: this.generation };
+    const h: Handle = { cls, ptr: ref.ptr, uuid: ref.uuid, home, copies: new Map(), lookups: new Map() };
     this.handles.set(token, h);
     this.byPtr.set(ref.ptr, h);
     this.finalizer.register(obj, token, token);
@@ -684,9 +903,38 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     this.handles.delete(token);
     if (this.byPtr.get(h.ptr) === h) this.byPtr.delete(h.ptr);
     if (this.closedState === 'closed') return;
-    void this.executor.call('release', [h.cls, h.ptr]).catch(() => undefined);
-    if (h.alias) void this.executor.call('release', [h.cls, h.alias.ptr]).catch(() => undefined);
+    // virXFree is local (no RPC): any live worker may run it, queued behind that worker's current call.
+    const any = (lane: Lane): Executor | undefined => (lane.retired ? this.pool.lanes[0]?.executor : lane.executor);
+    const home = any(h.home);
+    if (home) void home.call('release', [h.cls, h.ptr]).catch(() => undefined);
+    for (const [lane, ptr] of h.copies) {
+      lane.copies.delete(ptr);
+      if (!lane.retired) void lane.executor.call('release', [h.cls, ptr]).catch(() => undefined);
+    }
   }
+}
+
+/** Lanes per connection unless told otherwise. */
+const DEFAULT_LANES = 4;
+const MAX_LANES = 64;
+
+/** Opens one libvirt connection on a worker of its own (a spare one when there is). */
+async function openLane(uri: string | null, readOnly: boolean, timeoutMs: number): Promise<{ lane: Lane; uri: string }> {
+  // The event implementation must be registered before the first virConnectOpen in the process.
+  // (Starting the executor thread meanwhile is fine: it opens nothing until asked.)
+  const [, executor] = await Promise.all([runtime.start(), spareExecutors.pop() ?? Executor.create()]);
+  let opened: Awaited<ReturnType<ExecOps['open']>>;
+  try {
+    opened = await runtime.withOpenLock(() => executor.call('open', [uri, readOnly], { timeoutMs }));
+  } catch (err) {
+    recycle(executor);
+    throw err;
+  }
+  const connId = ++connectionSeq;
+  if (opened.fd !== null) runtime.connectionFds.add(opened.fd);
+  // Close callback (remote drivers only; others decline): tells us when the daemon goes away.
+  await executor.call('registerCloseCallback', [opened.conn, runtime.closeCallback, connId], { timeoutMs }).catch(() => undefined);
+  return { lane: new Lane(executor, opened.conn, opened.fd, connId), uri: opened.uri };
 }
 
 /** libvirt's version numbers: major * 1,000,000 + minor * 1,000 + micro. */
@@ -733,7 +981,7 @@ function waitFor<T>(p: Promise<T>, ms: number, timeout: () => Error): Promise<T>
 }
 
 function recycle(executor: Executor): void {
-  if (!executor.isDead && !executor.busy && spareExecutors.length < MAX_SPARE_EXECUTORS) {
+  if (!executor.isDead && !executor.isDetached && !executor.busy && spareExecutors.length < MAX_SPARE_EXECUTORS) {
     executor.onStuck = undefined;
     spareExecutors.push(executor);
   } else {

@@ -12,9 +12,15 @@ import { runtime, type EventCommandInput, type EventListener } from './runtime.j
 
 export type EventPayload = Exclude<Parameters<EventListener>[0], { k: 'closed' }>;
 
-/** What the registry needs from its connection: RPCs that run while no other call is in flight on it. */
-export interface ExclusiveRunner {
-  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+/** Brings a registration command up to date for the libvirt connection it runs on (its pointers swapped). */
+export type PrepareCommand = (cmd: EventCommandInput) => Promise<EventCommandInput>;
+
+/** What the registry needs from its connection. */
+export interface RegistryHost {
+  /** Runs registration RPCs while no other call is in flight on the libvirt connection they use. */
+  exclusive<T>(fn: (prepare: PrepareCommand) => Promise<T>): Promise<T>;
+  /** False once the connection is closing or lost: no new registrations, no deregistration RPCs. */
+  readonly acceptsRegistrations: boolean;
 }
 
 /** One consumer's stream; it is served by one or more shared registrations. */
@@ -94,15 +100,11 @@ export class EventRegistry {
   /** Registration RPCs run one after another, so a deregistration always lands before a later registration. */
   private ops: Promise<void> = Promise.resolve();
 
-  constructor(
-    private readonly runner: ExclusiveRunner,
-    /** The connection's current native pointer (deregistrations name it; it changes on reconnection). */
-    private readonly conn: () => bigint,
-    /** False once the connection is closing or lost: no new registrations, no deregistration RPCs. */
-    private readonly isOpen: () => boolean,
-    /** Brings a registration command up to date (object handles from before a reconnection looked up again). */
-    private readonly prepare: (cmd: EventCommandInput) => Promise<EventCommandInput> = async (cmd) => cmd,
-  ) {}
+  constructor(private readonly host: RegistryHost) {}
+
+  private isOpen(): boolean {
+    return this.host.acceptsRegistrations;
+  }
 
   get subscriptionCount(): number {
     return this.subscriptions.size;
@@ -126,10 +128,7 @@ export class EventRegistry {
       return stream;
     }
     this.subscriptions.add(sub);
-    // Two passes: every command is prepared before the first registration enters its exclusive section (see resume).
-    const joined = specs.map((spec) => this.join(spec, sub));
-    for (const j of joined) j.start?.();
-    sub.registrations = joined.map((j) => j.reg);
+    sub.registrations = specs.map((spec) => this.join(spec, sub));
     Promise.all(sub.registrations.map((r) => r.registered)).then(
       () => stream.settleReady(),
       (err: unknown) => {
@@ -170,18 +169,10 @@ export class EventRegistry {
   resume(gap: ConnectionGap): Promise<void> {
     for (const s of this.subscriptions) s.gap({ ...gap });
     const regs = [...this.registrations.values()];
-    // Every command is prepared before the first exclusive section is entered: preparing may look a
-    // handle up again, a call an exclusive section would hold back (and so wait for itself).
-    const cmds = regs.map((reg) => {
-      const cmd = this.prepare(reg.command(reg.id));
-      cmd.catch(() => undefined);
-      return cmd;
-    });
-    const done = regs.map((reg, i) => {
-      const cmd = cmds[i]!;
-      reg.registered = this.op(async () => {
+    const done = regs.map((reg) => {
+      reg.registered = this.op(async (prepare) => {
         if (this.registrations.get(reg.key) !== reg) return; // its last stream left meanwhile
-        reg.callbackId = await runtime.eventCommand(await cmd);
+        reg.callbackId = await runtime.eventCommand(await prepare(reg.command(reg.id)));
       });
       return reg.registered.catch((err: unknown) => {
         this.forget(reg);
@@ -197,17 +188,16 @@ export class EventRegistry {
     const regs = [...this.registrations.values()];
     this.subscriptions.clear();
     this.registrations.clear();
-    await this.op(async () => {
-      if (deregister) for (const r of regs) await this.deregister(r);
+    await this.op(async (prepare) => {
+      if (deregister) for (const r of regs) await this.deregister(r, prepare);
     }).catch(() => undefined);
     this.byId.clear();
     for (const s of subs) s.end();
   }
 
   /** Joins (or creates) the registration for `spec`; a new one is registered in libvirt by `start`. */
-  private join(spec: RegistrationSpec, sub: Subscription): { reg: Registration; start?: () => void } {
+  private join(spec: RegistrationSpec, sub: Subscription): Registration {
     let reg = this.registrations.get(spec.key);
-    let start: (() => void) | undefined;
     if (!reg) {
       const created: Registration = {
         key: spec.key,
@@ -221,19 +211,15 @@ export class EventRegistry {
       };
       this.registrations.set(spec.key, created);
       this.byId.set(created.id, created);
-      const cmd = this.prepare(spec.command(created.id)); // before any exclusive section (see resume)
-      cmd.catch(() => undefined);
       // op() holds calls made after this one until libvirt has registered the callback.
-      start = () => {
-        created.registered = this.op(async () => {
-          created.callbackId = await runtime.eventCommand(await cmd);
-        });
-        created.registered.catch(() => this.forget(created));
-      };
+      created.registered = this.op(async (prepare) => {
+        created.callbackId = await runtime.eventCommand(await prepare(spec.command(created.id)));
+      });
+      created.registered.catch(() => this.forget(created));
       reg = created;
     }
     reg.subscribers.add(sub);
-    return { reg, ...(start ? { start } : {}) };
+    return reg;
   }
 
   private unsubscribe(sub: Subscription): void {
@@ -243,7 +229,7 @@ export class EventRegistry {
       if (reg.subscribers.size > 0 || this.registrations.get(reg.key) !== reg) continue;
       this.forget(reg);
       // Queued after its registration; a new registration for the same filter queues after this.
-      if (this.isOpen()) void this.op(() => this.deregister(reg)).catch(() => undefined);
+      if (this.isOpen()) void this.op((prepare) => this.deregister(reg, prepare)).catch(() => undefined);
     }
   }
 
@@ -253,20 +239,21 @@ export class EventRegistry {
   }
 
   /** Runs registration RPCs in order, each exclusive on the connection (entered now, so later calls wait). */
-  private op(fn: () => Promise<void>): Promise<void> {
+  private op(fn: (prepare: PrepareCommand) => Promise<void>): Promise<void> {
     const previous = this.ops;
-    const op = this.runner.exclusive(async () => {
+    const op = this.host.exclusive(async (prepare) => {
       await previous;
-      await fn();
+      await fn(prepare);
     });
     this.ops = op.catch(() => undefined);
     return op;
   }
 
-  private async deregister(reg: Registration): Promise<void> {
+  private async deregister(reg: Registration, prepare: PrepareCommand): Promise<void> {
     const callbackId = reg.callbackId;
     if (callbackId === undefined) return;
     reg.callbackId = undefined;
-    await runtime.eventCommand({ cmd: 'deregister', conn: this.conn(), kind: reg.kind, ...(reg.family ? { family: reg.family } : {}), callbackId }).catch(() => undefined);
+    // conn is filled in by prepare (the libvirt connection the registration lives on)
+    await runtime.eventCommand(await prepare({ cmd: 'deregister', conn: 0n, kind: reg.kind, ...(reg.family ? { family: reg.family } : {}), callbackId })).catch(() => undefined);
   }
 }

@@ -17,7 +17,7 @@ import { workerData, type MessagePort } from 'node:worker_threads';
 import { loadNative, type ConnectPtr, type DomainPtr, type TypedParamsPtr } from '../../native/libvirt.js';
 import type { LibvirtErrorData } from './errors.js';
 import { decodeTypedParams, typedParamsToObject } from './typed-params.js';
-import type { EventCommand, EventFamily, EventMessage } from './protocol.js';
+import { enterNative, leaveNative, type EventCommand, type EventFamily, type EventMessage } from './protocol.js';
 import { EVENT_CALLBACKS } from '../generated/libvirt/functions.js';
 import { objectRef } from './interpreter.js';
 
@@ -157,6 +157,16 @@ function failure(operation: string): LibvirtErrorData {
 }
 
 function run(c: EventCommand): void {
+  const probe = c.probe ? new Int32Array(c.probe) : undefined;
+  if (probe) enterNative(probe);
+  try {
+    runNative(c);
+  } finally {
+    if (probe) leaveNative(probe);
+  }
+}
+
+function runNative(c: EventCommand): void {
   const conn = c.conn as ConnectPtr;
   let rc: number;
   let operation: string;

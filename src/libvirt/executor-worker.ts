@@ -13,7 +13,7 @@
 import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { NativeFailure, ops, type OpName } from './ops.js';
-import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, type ExecReply, type ExecRequest } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, enterNative, leaveNative, type ExecReply, type ExecRequest } from './protocol.js';
 
 const data = workerData as { gate: SharedArrayBuffer; ctl: SharedArrayBuffer };
 const gate = new Int32Array(data.gate);
@@ -27,7 +27,12 @@ function handle(req: ExecRequest): void {
     let reply: ExecReply;
     try {
       const fn = ops[req.op as OpName] as (...args: unknown[]) => unknown;
-      reply = { id: req.id, ok: true, value: fn(...req.args) };
+      enterNative(ctl);
+      try {
+        reply = { id: req.id, ok: true, value: fn(...req.args) };
+      } finally {
+        leaveNative(ctl);
+      }
     } catch (err) {
       reply =
         err instanceof NativeFailure

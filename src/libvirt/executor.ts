@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { LibvirtError, LibvirtTimeoutError } from './errors.js';
 import type { ExecOps, OpName } from './ops.js';
-import { CTL_SEQ, CTL_STOP, type ExecReply, type ExecRequest } from './protocol.js';
+import { CTL_MAX, CTL_SEQ, CTL_SLOTS, CTL_STOP, type ExecReply, type ExecRequest } from './protocol.js';
 import { extname, runtime } from './runtime.js';
 import { spawnWorker } from './spawn-worker.js';
 
@@ -35,6 +35,8 @@ export class Executor {
   private dead: unknown;
   private headSince = 0;
   private watchdog: NodeJS.Timeout | undefined;
+  private watchdogDue = 0;
+  private detached = false;
   /** Called when a call missed its deadline (the owner shuts the connection's socket down). */
   onStuck: ((op: string) => void) | undefined;
 
@@ -50,7 +52,7 @@ export class Executor {
   }
 
   static async create(): Promise<Executor> {
-    const ctl = new Int32Array(new SharedArrayBuffer(8));
+    const ctl = new Int32Array(new SharedArrayBuffer(4 * CTL_SLOTS));
     const worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), {
       workerData: { gate: runtime.gate.buffer, ctl: ctl.buffer },
       // The thread only copies small values across: a small young generation keeps its RSS flat.
@@ -74,6 +76,29 @@ export class Executor {
       worker.on('error', onError);
     });
     return new Executor(worker, ctl);
+  }
+
+  /** The control block's buffer, for event registrations made on this executor's connection (see CTL_ACTIVE). */
+  get probe(): SharedArrayBuffer {
+    return this.ctl.buffer as SharedArrayBuffer;
+  }
+
+  /** Test hook: the most native calls ever in flight at once on this executor's connection. */
+  get maxConcurrentNativeCalls(): number {
+    return Atomics.load(this.ctl, CTL_MAX);
+  }
+
+  /**
+   * The thread no longer keeps the process alive, even with a call in flight: a call stuck on a hung
+   * guest must not block exit (the exit hook shuts its socket down).
+   */
+  detach(): void {
+    this.detached = true;
+    this.worker.unref();
+  }
+
+  get isDetached(): boolean {
+    return this.detached;
   }
 
   get isDead(): boolean {
@@ -118,7 +143,7 @@ export class Executor {
       call.reject(this.dead);
       return;
     }
-    if (this.inFlight.length === 0) this.worker.ref();
+    if (this.inFlight.length === 0 && !this.detached) this.worker.ref();
     this.inFlight.push(call);
     this.worker.postMessage(req);
     Atomics.add(this.ctl, CTL_SEQ, 1);
@@ -130,11 +155,18 @@ export class Executor {
   private startHead(): void {
     this.headSince = performance.now();
     const head = this.inFlight[0];
-    if (head && head.timeoutMs > 0 && !this.watchdog) this.armWatchdog(head.timeoutMs);
+    if (!head || head.timeoutMs <= 0) return;
+    // A pending timer due later than this call's deadline (an earlier call's longer one) is brought forward.
+    if (this.watchdog && this.watchdogDue > this.headSince + head.timeoutMs) {
+      clearTimeout(this.watchdog);
+      this.watchdog = undefined;
+    }
+    if (!this.watchdog) this.armWatchdog(head.timeoutMs);
   }
 
   /** One timer per executor, re-armed lazily (not one setTimeout/clearTimeout pair per call). */
   private armWatchdog(ms: number): void {
+    this.watchdogDue = performance.now() + ms;
     this.watchdog = setTimeout(() => {
       this.watchdog = undefined;
       const head = this.inFlight[0];

@@ -13,11 +13,36 @@ export type ExecReply = { id: number; ok: true; value: unknown } | { id: number;
 export const GATE_CLOSING = 0;
 export const GATE_ACTIVE = 1;
 
-/** Int32 slots of an executor's control block: SEQ is bumped after each posted request; STOP ends the thread. */
+/**
+ * Int32 slots of an executor's control block: SEQ is bumped after each posted request; STOP ends the
+ * thread; ACTIVE counts native calls in flight on the executor's libvirt connection (its own and event
+ * registrations made for it from the event worker), MAX the most ever seen at once (a test hook: libvirt
+ * 9.0 must never see two).
+ */
 export const CTL_SEQ = 0;
 export const CTL_STOP = 1;
+export const CTL_ACTIVE = 2;
+export const CTL_MAX = 3;
+export const CTL_SLOTS = 4;
 
-export type EventCommand =
+/** Counts a native call on a connection in (see CTL_ACTIVE). */
+export function enterNative(ctl: Int32Array): void {
+  const n = Atomics.add(ctl, CTL_ACTIVE, 1) + 1;
+  for (let max = Atomics.load(ctl, CTL_MAX); n > max; max = Atomics.load(ctl, CTL_MAX)) {
+    if (Atomics.compareExchange(ctl, CTL_MAX, max, n) === max) break;
+  }
+}
+
+export function leaveNative(ctl: Int32Array): void {
+  Atomics.sub(ctl, CTL_ACTIVE, 1);
+}
+
+export type EventCommand = EventCommandBody & {
+  /** The control block of the executor whose connection this RPC uses (see CTL_ACTIVE). */
+  probe?: SharedArrayBuffer;
+};
+
+type EventCommandBody =
   | { cmd: 'register'; reqId: number; conn: bigint; kind: 'lifecycle' | 'reboot' | 'migration-iteration' | 'job-completed'; dom: bigint | null; sub: number }
   | { cmd: 'registerQemu'; reqId: number; conn: bigint; dom: bigint | null; event: string | null; flags: number; sub: number }
   | { cmd: 'registerObject'; reqId: number; conn: bigint; family: EventFamily; obj: bigint | null; eventId: number; sub: number }

@@ -11,7 +11,7 @@ import { InvalidArgumentError } from '../common/errors.js';
 import type { QmpGreeting, Runstate } from '../qmp/client.js';
 import type { ExecuteOptions, QmpEvent } from '../qmp/command-map.js';
 import { QEMU_JSON_LIMITS } from '../qmp/json-streamer.js';
-import type { QmpMessage } from '../qmp/transport.js';
+import type { QmpMessage, QmpTransport } from '../qmp/transport.js';
 import { ClientConnection, type ClientRequest } from './client-connection.js';
 import { FdReader } from './fd-reader.js';
 import type { PolicyError } from '../hybrid/errors.js';
@@ -53,7 +53,9 @@ export interface QmpProxyOptions {
   maxMessageBytes?: number;
   /**
    * Receive file descriptors that clients send with their commands (SCM_RIGHTS) and pass them on to
-   * the backend (which must be able to: a unix-socket QmpClient connected with `unixFdPassing`).
+   * the backend, which must be able to (refused at start otherwise): a unix-socket QmpClient connected
+   * with `unixFdPassing`, or a guest's client on the monitor route or on passthrough over a local
+   * unix-socket libvirt connection.
    * Client sockets are then read with recvmsg on a poll loop instead of by Node. Default false.
    */
   fdPassing?: boolean;
@@ -101,6 +103,7 @@ export class QmpProxy implements AsyncDisposable {
     if (backend.runstate !== 'running') {
       throw new ProxyError(`the backend QMP client is ${backend.runstate}, not running`, { hint: 'open it first (QmpClient.connect / guest.qmp())' });
     }
+    if (options.fdPassing) checkBackendPassesFds(backend);
     const greeting = await realGreeting(backend);
     const path = await prepareListenPath(options.listen);
     const proxy = new QmpProxy(backend, options, path, greeting);
@@ -239,6 +242,17 @@ export class QmpProxy implements AsyncDisposable {
       // logging must never break the proxy
     }
   }
+}
+
+/** fdPassing on a backend whose transport says it cannot pass fds: refused now, not at every client's command. */
+function checkBackendPassesFds(backend: ProxyBackend): void {
+  const transport = (backend as { transport?: QmpTransport }).transport;
+  const caps = transport?.capabilities;
+  if (!caps || caps.fdPassing) return; // a backend without a visible transport finds out per command (FdPassingError replies)
+  const why = caps.fdPassingUnavailable;
+  throw new ProxyError(`fdPassing: the backend (${transport.description}) cannot pass file descriptors${why ? `: ${why.reason}` : ''}`, {
+    hint: why?.hint ?? 'connect the backend to a unix socket with { fdPassing: unixFdPassing }, or start the proxy without fdPassing',
+  });
 }
 
 /** The backend's greeting, with the real version asked from QEMU when it was synthesised without one. */

@@ -112,9 +112,16 @@ function checkFds(command: string, fds: unknown, transport: QmpTransport): void 
   if (!Array.isArray(fds) || fds.some((fd) => !Number.isInteger(fd) || fd < 0) || fds.length > 253) {
     throw new InvalidArgumentError(`execute(${command}, { fds }): fds must be an array of at most 253 open file descriptors`, { hint: 'e.g. { fds: [fs.openSync(path, "r+")] }' });
   }
-  if (fds.length > 0 && !transport.capabilities.fdPassing) {
-    throw new FdPassingError(`execute(${command}, { fds }): ${transport.description} cannot pass file descriptors`, {
-      hint: 'pass fds on a unix-socket connection made with { fdPassing: unixFdPassing } (QmpClient.connect({ path }, { fdPassing: unixFdPassing })); TCP, and routes whose capabilities say fdPassing: false, cannot carry them',
+  const caps = transport.capabilities;
+  if (fds.length > 0 && !caps.fdPassing) {
+    const why = caps.fdPassingUnavailable;
+    throw new FdPassingError(`execute(${command}, { fds }): ${transport.description} cannot pass file descriptors${why ? `: ${why.reason}` : ''}`, {
+      hint: why?.hint ?? 'pass fds on a unix-socket connection made with { fdPassing: unixFdPassing } (QmpClient.connect({ path }, { fdPassing: unixFdPassing })); TCP, and routes whose capabilities say fdPassing: false, cannot carry them',
+    });
+  }
+  if (caps.maxFds !== undefined && fds.length > caps.maxFds) {
+    throw new FdPassingError(`execute(${command}, { fds }): ${transport.description} passes at most ${caps.maxFds} file descriptor(s) per command, got ${fds.length}`, {
+      hint: 'send one command per fd (e.g. one add-fd per fd, all with the same fdset-id)',
     });
   }
 }

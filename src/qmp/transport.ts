@@ -13,6 +13,10 @@ export interface TransportCapabilities {
   readonly oob: boolean;
   /** File descriptors can be passed with a command (SCM_RIGHTS). */
   readonly fdPassing: boolean;
+  /** With fdPassing: the most fds one command may carry (default 253, Linux's SCM_MAX_FD; libvirt's passthrough: 1). */
+  readonly maxFds?: number;
+  /** Without fdPassing: why this route cannot pass fds and what to use instead (the FdPassingError says both). */
+  readonly fdPassingUnavailable?: { readonly reason: string; readonly hint: string };
   /** The largest message accepted from the peer, in bytes. */
   readonly maxMessageBytes: number;
   /**

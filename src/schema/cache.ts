@@ -15,14 +15,18 @@ export class SchemaCache {
     return `${v.major}.${v.minor}.${v.micro}\u0000${version.package}\u0000${binary ?? ''}`;
   }
 
-  /** The cached model for `key`, or the result of `load` (cached unless it fails). */
+  /**
+   * The cached model for `key`, or the result of `load` (cached unless it fails). When another
+   * connection's load in progress fails (its QEMU hung, say), this caller loads through its own.
+   */
   get(key: string, load: () => Promise<SchemaModel>): Promise<SchemaModel> {
     const hit = this.entries.get(key);
     if (hit) {
       // Most recently used last.
       this.entries.delete(key);
       this.entries.set(key, hit);
-      return hit;
+      // The failed entry is already gone (its own catch ran first): this starts a load of our own.
+      return hit.catch(() => this.get(key, load));
     }
     const p = load();
     this.entries.set(key, p);

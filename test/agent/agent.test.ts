@@ -228,7 +228,7 @@ describe("libvirt's own agent-backed calls on the test guest", () => {
     await virsh('set-user-password', guest.name, 'root', 'via-libvirt');
     expect((await guest.agent().readFile('/etc/shadow')).toString()).toMatch(/^root:\$6\$/m);
   });
-  it('the same through the generated libvirt calls: interfaceAddresses(agent), getGuestInfo, getFSInfo, fSFreeze/fSThaw, setUserPassword', async () => {
+  it('the same through the generated libvirt calls: interfaceAddresses(agent), getGuestInfo, getFSInfo, fsFreeze/fsThaw, setUserPassword', async () => {
     const conn = await Connection.open(lv.uri);
     try {
       const dom = await conn.lookupDomain(guest.name);
@@ -238,8 +238,8 @@ describe("libvirt's own agent-backed calls on the test guest", () => {
       expect(info).toMatchObject({ 'os.id': 'libqemu-test-guest', hostname: 'libqemu-guest' });
       expect(Object.entries(info).some(([k, v]) => /^fs\.\d+\.mountpoint$/.test(k) && v === '/mnt/scratch')).toBe(true);
       expect(JSON.stringify(await dom.getFSInfo())).toContain('/mnt/scratch');
-      expect(await dom.fSFreeze([])).toBe(1);
-      expect(await dom.fSThaw([])).toBe(1);
+      expect(await dom.fsFreeze([])).toBe(1);
+      expect(await dom.fsThaw([])).toBe(1);
       await dom.setUserPassword('root', 'via-generated');
       expect((await guest.agent().readFile('/etc/shadow')).toString()).toMatch(/^root:\$6\$/m);
     } finally {

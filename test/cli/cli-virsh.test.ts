@@ -1,9 +1,10 @@
 /**
  * The virsh verbs of `libqemu` as spawned processes against a real private libvirtd and one tiny TCG
- * guest (qcow2 disk on virtio-scsi, serial console on a pty): list, define, dumpxml, attach/detach-device,
- * domstats, snapshots, console, reset, undefine.
+ * guest (qcow2 disk on virtio-scsi, an IDE CD-ROM, a balloon, a VGA display, room for a second vCPU, serial
+ * console on a pty): list, define, dumpxml, attach/detach/update-device, domstats, setvcpus, setmem,
+ * screenshot, snapshots, console, reset, undefine.
  */
-import { writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
@@ -21,6 +22,26 @@ function file(name: string, text: string): string {
   const path = join(lv.base, name);
   writeFileSync(path, text);
   return path;
+}
+
+/** A raw file the guest's QEMU (running as the daemon's user) can open as a CD-ROM medium. */
+function medium(name: string): string {
+  const path = join(lv.base, name);
+  writeFileSync(path, Buffer.alloc(1 << 20));
+  chownSync(path, lv.uid, lv.uid);
+  return path;
+}
+
+const cdrom = (source?: string): string =>
+  `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>${source ? `<source file='${source}'/>` : ''}<target dev='hdc' bus='ide'/><readonly/></disk>`;
+
+async function qmpOf<T>(guest: Guest, command: 'query-block' | 'query-cpus-fast' | 'query-balloon'): Promise<T> {
+  const qmp = await guest.qmp();
+  try {
+    return (await qmp.execute(command)) as T;
+  } finally {
+    await qmp.close();
+  }
 }
 
 async function blockFiles(guest: Guest): Promise<string[]> {
@@ -46,10 +67,16 @@ describe('virsh verbs of libqemu', SLOW, () => {
     const devices = [
       `    ${SCSI_CONTROLLER_XML}`,
       `    ${scsiDisk(qcow2Image(lv, 'root.qcow2'), 'sda')}`,
+      `    ${cdrom(medium('first.iso'))}`,
       "    <serial type='pty'><target port='0'/></serial>",
       "    <console type='pty'><target type='serial' port='0'/></console>",
     ].join('\n');
-    const xmlFile = file('cv1.xml', tinyGuestXml({ name: NAME }).replace('  </devices>', `${devices}\n  </devices>`));
+    const guestXml = tinyGuestXml({ name: NAME, memoryMiB: 128 })
+      .replace('<vcpu>1</vcpu>', "<vcpu placement='static' current='1'>2</vcpu>")
+      .replace("<memballoon model='none'/>", "<memballoon model='virtio'/>")
+      .replace("<video><model type='none'/></video>", "<video><model type='vga'/></video>")
+      .replace('  </devices>', `${devices}\n  </devices>`);
+    const xmlFile = file('cv1.xml', guestXml);
     expect(await cli('define', xmlFile)).toMatchObject({ code: 0, stdout: `Domain '${NAME}' defined from ${xmlFile}\n` });
 
     expect((await cli('list')).stdout).toBe(' Id   Name   State\n');
@@ -88,7 +115,7 @@ describe('virsh verbs of libqemu', SLOW, () => {
     const text = await cli('domstats', NAME);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^Domain: 'cv1'\n {2}state\.state=1\n/);
-    expect(text.stdout).toMatch(/\n {2}block\.0\.name=sda\n/);
+    expect(text.stdout).toMatch(/\n {2}block\.\d\.name=sda\n/);
     const json = await cli('--json', 'domstats');
     const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { guest: string; stats: Record<string, unknown> });
     expect(rows).toEqual([{ guest: NAME, stats: expect.objectContaining({ 'state.state': 1, 'vcpu.current': 1 }) }]);
@@ -129,6 +156,68 @@ describe('virsh verbs of libqemu', SLOW, () => {
       await p.stop('SIGKILL');
     }
     expect((await hv.guest(NAME).then((g) => g.state())).state).toBe('running');
+  });
+
+  it('update-device --live changes and ejects the CD-ROM medium QEMU sees; --force is passed on', async () => {
+    const guest = await hv.guest(NAME);
+    const cdFiles = async () => (await qmpOf<{ device: string; qdev?: string; inserted?: { file: string } }[]>(guest, 'query-block')).filter((d) => !d.inserted || !d.inserted.file.endsWith('.qcow2')).map((d) => d.inserted?.file ?? '(empty)');
+    expect(await cdFiles()).toEqual([join(lv.base, 'first.iso')]);
+    const second = medium('second.iso');
+    expect(await cli('update-device', NAME, file('cd2.xml', cdrom(second)), '--live')).toMatchObject({ code: 0, stdout: 'Device updated successfully\n' });
+    expect(await cdFiles()).toEqual([second]);
+    expect(await guest.xml({ inactive: true })).toContain('first.iso'); // --live only
+    const eject = await cli('--json', 'update-device', NAME, file('cd0.xml', cdrom()), '--force');
+    expect(JSON.parse(eject.stdout)).toEqual({ guest: NAME, action: 'update-device', live: true, config: false, force: true });
+    expect(await cdFiles()).toEqual(['(empty)']);
+    const bad = await cli('update-device', NAME, file('bad.xml', "<disk type='file' device='cdrom'><target dev='hdd' bus='ide'/></disk>"), '--live');
+    expect(bad.code).toBe(3); // libvirt: no such device
+    expect(bad.stderr).toMatch(/hdd/);
+  });
+
+  it('setvcpus --live hot-plugs a vCPU QEMU sees; --config changes only the definition', async () => {
+    const guest = await hv.guest(NAME);
+    expect(await qmpOf<unknown[]>(guest, 'query-cpus-fast')).toHaveLength(1);
+    expect(await cli('setvcpus', NAME, '2', '--live')).toMatchObject({ code: 0, stdout: '' }); // quiet, like virsh
+    expect(await qmpOf<unknown[]>(guest, 'query-cpus-fast')).toHaveLength(2);
+    expect(await guest.xml({ inactive: true })).toContain("<vcpu placement='static' current='1'>2</vcpu>");
+    const config = await cli('--json', 'setvcpus', NAME, '2', '--config');
+    expect(JSON.parse(config.stdout)).toEqual({ guest: NAME, action: 'setvcpus', count: 2, live: false, config: true });
+    expect(await guest.xml({ inactive: true })).toContain("<vcpu placement='static'>2</vcpu>");
+    const tooMany = await cli('setvcpus', NAME, '3', '--live');
+    expect(tooMany.code).toBe(3); // above <vcpu>'s maximum: libvirt refuses
+    expect(await cli('setvcpus', NAME, 'two')).toMatchObject({ code: 1, stderr: expect.stringMatching(/"two" is not a vCPU count/) });
+    expect((await cli('setvcpus', NAME, '1', '--current', '--config')).code).toBe(1);
+  });
+
+  it('setmem takes virsh\'s scaled sizes: --config sets the definition, --live asks the balloon', async () => {
+    const guest = await hv.guest(NAME);
+    expect(await cli('setmem', NAME, '96M', '--config')).toMatchObject({ code: 0, stdout: '' });
+    expect(await guest.xml({ inactive: true })).toContain("<currentMemory unit='KiB'>98304</currentMemory>");
+    const live = await cli('--json', 'setmem', NAME, '102400', '--live'); // no unit: KiB
+    expect(JSON.parse(live.stdout)).toEqual({ guest: NAME, action: 'setmem', kib: 102400, live: true, config: false });
+    // libvirt sends QEMU's balloon command; with no OS to give the memory back only the request is visible
+    expect(await qmpOf<{ actual: number }>(guest, 'query-balloon')).toMatchObject({ actual: expect.any(Number) });
+    expect((await cli('setmem', NAME, '1G', '--live')).code).toBe(3); // above the 128 MiB maximum
+    expect(await cli('setmem', NAME, '12X')).toMatchObject({ code: 1, stderr: expect.stringMatching(/"12X" is not a size/) });
+  });
+
+  it('screenshot writes the display to --file, or to virsh\'s GUEST-DATE name in the working directory', async () => {
+    const out = join(lv.base, 'shot.png');
+    const named = await cli('screenshot', NAME, '--file', out);
+    expect(named.code).toBe(0);
+    const mime = /^Screenshot saved to .*shot\.png, with type of (image\/png|image\/x-portable-pixmap)\n$/.exec(named.stdout)?.[1];
+    expect(mime).toBeDefined();
+    const data = readFileSync(out);
+    if (mime === 'image/png') expect(data.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    else expect(data.subarray(0, 3).toString('latin1')).toBe('P6\n');
+    const dir = join(lv.base, 'shots');
+    mkdirSync(dir);
+    const auto = await runCli(['-c', lv.uri, '--json', 'screenshot', NAME, '--screen', '0'], { timeoutMs: 150_000, cwd: dir });
+    expect(auto.code).toBe(0);
+    const { file: written } = JSON.parse(auto.stdout) as { file: string };
+    expect(written).toMatch(new RegExp(`^${NAME}-\\d{4}-\\d\\d-\\d\\d-\\d\\d:\\d\\d:\\d\\d\\.(png|ppm)$`));
+    expect(readdirSync(dir)).toEqual([written]);
+    expect((await cli('screenshot', NAME, '--screen', 'x')).code).toBe(1);
   });
 
   it('reset, then undefine leaves the running guest transient', async () => {

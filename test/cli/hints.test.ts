@@ -11,6 +11,8 @@ import { permissionDenied } from '../../src/hybrid/stale-socket.js';
 import { OwnershipPolicy } from '../../src/hybrid/policy.js';
 import { qemuCommandNames } from '../../src/generated/index.js';
 import { LibvirtError, LibvirtTimeoutError } from '../../src/libvirt/errors.js';
+import { passthroughCapabilities } from '../../src/hybrid/passthrough-transport.js';
+import { FdPassingError } from '../../src/qmp/errors.js';
 
 const policy = new OwnershipPolicy();
 
@@ -47,6 +49,10 @@ describe('CLI hints', () => {
     }
     const preconfig = all.find((e) => e.command === 'x-exit-preconfig')!;
     expect(cliMessage(preconfig, { guest: 'web1' })).toContain('virDomainCreate (libqemu start web1)');
+    const balloon = all.find((e) => e.command === 'balloon')!;
+    expect(cliMessage(balloon, { guest: 'web1' })).toContain('libqemu setmem web1 SIZE');
+    const eject = all.find((e) => e.command === 'eject')!;
+    expect(cliMessage(eject, { guest: 'web1' })).toContain('libqemu update-device web1 FILE');
     const migrate = all.find((e) => e.command === 'migrate')!;
     expect(cliMessage(migrate, { guest: 'web1' })).toContain('libqemu migrate web1');
     // HMP lines are opted in under the QMP command that carries them
@@ -61,6 +67,7 @@ describe('CLI hints', () => {
       [permissionDenied('web1', '/run/libqemu/x.qmp'), /run as root or as QEMU's user, or use --via passthrough$/],
       [new MonitorUnavailableError({ guest: 'web1', message: 'the guest has no second QMP monitor in its domain XML', hint: "define it with hv.defineGuest(xml, { qmpSocket: true }), or use guest.qmp({ via: 'passthrough' })", reason: 'no-monitor' }), /--via passthrough$/],
       [new LibvirtTimeoutError('virDomainGetState', 60_000), /raise --timeout SECONDS/],
+      [new FdPassingError('passthrough:web1 cannot pass file descriptors', { hint: passthroughCapabilities('qemu+tcp://h/system').fdPassingUnavailable!.hint }), /use the guest's second monitor on the daemon's host \(--via monitor\)/],
       [new LibvirtError({ code: 38, domain: 7, message: "Failed to connect socket to '/var/run/libvirt/libvirt-sock': Permission denied", operation: 'virConnectOpen' }), /usermod -aG libvirt/],
     ];
     for (const [err, hint] of cases) {

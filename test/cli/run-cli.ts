@@ -16,6 +16,8 @@ export interface RunOptions {
   input?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Working directory (default: the repository root). */
+  cwd?: string;
 }
 
 function env(extra: Record<string, string> | undefined): NodeJS.ProcessEnv {
@@ -32,7 +34,7 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRes
 
 export function runCommand(file: string, args: string[], options: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { cwd: ROOT, env: env(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { cwd: options.cwd ?? ROOT, env: env(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -232,6 +232,9 @@ export function fakeGuest(domain: FakeDomain, options: FakeGuestOptions = {}): F
     openStream: async () => {
       throw new Error('the fake context has no libvirt streams');
     },
+    agentTransport: () => {
+      throw new Error('the fake context has no guest agent');
+    },
     migrate: () => {
       throw new Error('the fake context does not migrate');
     },

@@ -28,6 +28,12 @@ describe('guest device and resource changes', () => {
     expect(d.changes).toEqual([['updateDeviceFlags', LIVE], ['setVcpusFlags', CONFIG], ['attachDeviceFlags', LIVE]]);
   });
 
+  it('updateDevice({ force }) adds VIR_DOMAIN_DEVICE_MODIFY_FORCE', async () => {
+    const d = new FakeDomain({ running: true });
+    await fakeGuest(d).guest.updateDevice(DISK, { live: true, config: false, force: true });
+    expect(d.changes).toEqual([['updateDeviceFlags', LIVE | 4]]);
+  });
+
   it('refuse bad input with a typed error and a hint, before calling libvirt', async () => {
     const d = new FakeDomain({ running: true });
     const { guest } = fakeGuest(d);
@@ -38,6 +44,7 @@ describe('guest device and resource changes', () => {
       ['memory 0', () => guest.setMemory(0)],
       ['memory fraction', () => guest.setMemory(1.5)],
       ['vcpus 0', () => guest.setVcpus(0)],
+      ['force not boolean', () => guest.updateDevice(DISK, { force: 'yes' as unknown as boolean })],
     ];
     for (const [what, call] of bad) {
       const err = await call().then(() => undefined, (e: unknown) => e);

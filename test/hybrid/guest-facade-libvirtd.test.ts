@@ -1,8 +1,11 @@
 /**
  * The Guest facade's libvirt calls against a real private libvirtd with TCG guests: disk hot-plug seen
- * in QMP query-block, snapshots on a qcow2 disk, stats, memory through a balloon, and the serial console
- * of the Linux test guest as a Duplex.
+ * in QMP query-block, snapshots on a qcow2 disk, stats, memory through a balloon, a vCPU hot-plugged and a
+ * CD-ROM medium changed (seen in query-cpus-fast / query-block), and the serial console of the Linux test
+ * guest as a Duplex.
  */
+import { chownSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
@@ -108,6 +111,67 @@ describe('Guest facade on a real libvirtd', () => {
     const tooMuch = await guest.setMemory(1024 * 1024, { live: true, config: false }).catch((e: unknown) => e);
     expect(tooMuch).toBeInstanceOf(LibvirtError); // above the maximum: libvirt refuses
     await expect(guest.setMemory(0)).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
+describe('guest.setVcpus() and guest.updateDevice() on a running persistent guest', () => {
+  const cdrom = (source?: string): string =>
+    `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>${source ? `<source file='${source}'/>` : ''}<target dev='hdc' bus='ide'/><readonly/></disk>`;
+  /** A raw file the guest's QEMU (running as the daemon's user) can open as a CD-ROM medium. */
+  const medium = (name: string): string => {
+    const path = join(daemon.base, name);
+    writeFileSync(path, Buffer.alloc(1 << 20));
+    chownSync(path, daemon.uid, daemon.uid);
+    return path;
+  };
+  async function query<T>(g: Guest, command: 'query-cpus-fast' | 'query-block'): Promise<T> {
+    const qmp = await g.qmp();
+    try {
+      return (await qmp.execute(command)) as T;
+    } finally {
+      await qmp.close();
+    }
+  }
+  const cdMedia = async (g: Guest) => (await query<{ inserted?: { file: string } }[]>(g, 'query-block')).map((d) => d.inserted?.file ?? '(empty)');
+  let g: Guest;
+
+  beforeAll(async () => {
+    // room for a second vCPU (current 1 of 2) and an IDE CD-ROM with a medium in it
+    const xml = tinyGuestXml({ name: 'gfres' })
+      .replace('<vcpu>1</vcpu>', "<vcpu placement='static' current='1'>2</vcpu>")
+      .replace('  </devices>', `    ${cdrom(medium('one.iso'))}\n  </devices>`);
+    g = await hv.defineGuest(xml);
+    await g.start();
+  }, 120_000);
+  afterAll(async () => {
+    await g?.destroy().catch(() => undefined);
+    await g?.undefine().catch(() => undefined);
+  });
+
+  it('setVcpus(2, { live }) hot-plugs a vCPU that QEMU lists; { config } changes the definition; beyond the maximum libvirt refuses', async () => {
+    expect(await query<unknown[]>(g, 'query-cpus-fast')).toHaveLength(1);
+    await g.setVcpus(2, { live: true, config: false });
+    expect(await query<{ 'cpu-index': number }[]>(g, 'query-cpus-fast')).toEqual([expect.objectContaining({ 'cpu-index': 0 }), expect.objectContaining({ 'cpu-index': 1 })]);
+    expect(await g.xml({ inactive: true })).toContain("<vcpu placement='static' current='1'>2</vcpu>");
+    await g.setVcpus(2, { live: false, config: true });
+    expect(await g.xml({ inactive: true })).toContain("<vcpu placement='static'>2</vcpu>");
+    const tooMany = await g.setVcpus(3).catch((e: unknown) => e);
+    expect(tooMany).toBeInstanceOf(LibvirtError);
+    await expect(g.setVcpus(0)).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('updateDevice changes the CD-ROM medium QEMU has (query-block) and the definition; { force } ejects it live only', async () => {
+    const one = join(daemon.base, 'one.iso');
+    expect(await cdMedia(g)).toEqual([one]);
+    const two = medium('two.iso');
+    await g.updateDevice(cdrom(two)); // default: live (running) + config (persistent)
+    expect(await cdMedia(g)).toEqual([two]);
+    expect(await g.xml({ inactive: true })).toContain(two);
+    await g.updateDevice(cdrom(), { live: true, config: false, force: true });
+    expect(await cdMedia(g)).toEqual(['(empty)']);
+    expect(await g.xml({ inactive: true })).toContain(two); // the definition keeps its medium
+    const noSuch = await g.updateDevice("<disk type='file' device='cdrom'><target dev='hdd' bus='ide'/></disk>").catch((e: unknown) => e);
+    expect(noSuch).toBeInstanceOf(LibvirtError);
   });
 });
 

@@ -109,3 +109,87 @@ describe('ownership policy: refusals and opt-in', () => {
     expect(() => new OwnershipPolicy({ allow: [''] })).toThrow(InvalidArgumentError);
   });
 });
+
+describe('ownership policy: fd sets and named fds', () => {
+  /** Runs a call through the validator the way QmpClient does: validate, then (on success) checkReply. */
+  async function run(v: ReturnType<OwnershipPolicy['validator']>, command: string, args: Record<string, unknown>, reply: unknown, options = {}) {
+    const call = { command, args, options };
+    await v.validate?.(call);
+    await v.checkReply?.(call, reply);
+  }
+
+  it('classifies the fd commands as untracked with a note saying what is allowed', () => {
+    expect(classifyCommand('add-fd')).toMatchObject({ kind: 'untracked', note: expect.stringContaining('fdset-id of your own') });
+    expect(classifyCommand('remove-fd')).toMatchObject({ kind: 'untracked', note: expect.stringContaining('this client created') });
+    expect(classifyCommand('closefd').note).toContain('getfd');
+    expect(classifyCommand('query-fdsets').kind).toBe('read-only');
+  });
+
+  it('lets a client add, extend and remove its own fd sets; refuses sets it did not create, listing whose are whose', async () => {
+    const qemuSets = [{ 'fdset-id': 0 }, { 'fdset-id': 1 }]; // as if libvirt had two
+    const policy = new OwnershipPolicy();
+    const v = policy.validator(undefined, { queryFdsets: async () => qemuSets });
+    await run(v, 'add-fd', { 'fdset-id': 1000 }, { 'fdset-id': 1000, fd: 30 });
+    qemuSets.push({ 'fdset-id': 1000 });
+    expect(policy.fdsets.own).toEqual([1000]);
+    await run(v, 'add-fd', { 'fdset-id': 1000 }, { 'fdset-id': 1000, fd: 31 }); // into its own set
+    // libvirt's set: neither added to nor removed
+    const intoLibvirts = await run(v, 'add-fd', { 'fdset-id': 1 }, {}).catch((e: unknown) => e);
+    expect(intoLibvirts).toBeInstanceOf(PolicyError);
+    expect((intoLibvirts as PolicyError).fdsets).toEqual({ caller: [1000], others: [0, 1] });
+    const removal = (await run(v, 'remove-fd', { 'fdset-id': 0 }, {}).catch((e: unknown) => e)) as PolicyError;
+    expect(removal).toBeInstanceOf(PolicyError);
+    expect(removal.message).toContain('fd set 0 was not created by this client');
+    expect(removal.message).toContain('fd sets of libvirt or other clients: 0, 1; yours: 1000');
+    expect(removal.fdsets).toEqual({ caller: [1000], others: [0, 1] });
+    expect(removal.hint).toContain("allow: ['remove-fd']");
+    // the synchronous check refuses the same without QEMU's list
+    expect(() => policy.check('remove-fd', { 'fdset-id': 0 })).toThrow(/yours: 1000/);
+    qemuSets.pop(); // QEMU drops the set with its last fd
+    await run(v, 'remove-fd', { 'fdset-id': 1000 }, {});
+    expect(policy.fdsets.own).toEqual([]);
+  });
+
+  it('refuses add-fd without an fdset-id (QEMU would take the id libvirt numbers next)', async () => {
+    const v = new OwnershipPolicy().validator(undefined, { queryFdsets: async () => [] });
+    const err = (await run(v, 'add-fd', {}, {}).catch((e: unknown) => e)) as PolicyError;
+    expect(err).toBeInstanceOf(PolicyError);
+    expect(err.reason).toContain('lowest free id');
+    expect(err.instead).toContain('fdset-id of your own');
+  });
+
+  it("a set removed fd by fd, or still used by a block node, stays the client's until QEMU no longer lists it", async () => {
+    let qemuSets = [{ 'fdset-id': 1005 }];
+    const policy = new OwnershipPolicy();
+    const v = policy.validator(undefined, { queryFdsets: async () => qemuSets });
+    qemuSets = [];
+    await run(v, 'add-fd', { 'fdset-id': 1005 }, { 'fdset-id': 1005, fd: 40 });
+    qemuSets = [{ 'fdset-id': 1005 }];
+    await run(v, 'remove-fd', { 'fdset-id': 1005, fd: 40 }, {});
+    expect(policy.fdsets.own).toEqual([1005]); // still listed (e.g. in use by a block node)
+    await run(v, 'remove-fd', { 'fdset-id': 1005 }, {}); // QEMU keeps a set a block node still uses
+    expect(policy.fdsets.own).toEqual([1005]);
+    qemuSets = [];
+    await run(v, 'remove-fd', { 'fdset-id': 1005, fd: 41 }, {});
+    expect(policy.fdsets.own).toEqual([]);
+  });
+
+  it('closes only named fds this client passed with getfd', async () => {
+    const v = new OwnershipPolicy().validator();
+    await expect(run(v, 'closefd', { fdname: 'migrate' }, {})).rejects.toBeInstanceOf(PolicyError);
+    await run(v, 'getfd', { fdname: 'mine' }, {});
+    await run(v, 'closefd', { fdname: 'mine' }, {});
+    await expect(run(v, 'closefd', { fdname: 'mine' }, {})).rejects.toThrow(/was not passed by this client/);
+  });
+
+  it('an opt-in (allow or allowUnsafe) lets fd commands through unchecked and makes nothing the client owns', async () => {
+    const policy = new OwnershipPolicy({ allow: ['remove-fd', 'add-fd'] });
+    const v = policy.validator(undefined, { queryFdsets: async () => [{ 'fdset-id': 0 }] });
+    await run(v, 'remove-fd', { 'fdset-id': 0 }, {});
+    await run(v, 'add-fd', { 'fdset-id': 0 }, { 'fdset-id': 0, fd: 9 });
+    expect(policy.fdsets.own).toEqual([]);
+    const other = new OwnershipPolicy();
+    await expect(run(other.validator(), 'remove-fd', { 'fdset-id': 0 }, {}, { allowUnsafe: true })).resolves.toBeUndefined();
+    await expect(run(other.validator(), 'remove-fd', { 'fdset-id': 0 }, {})).rejects.toBeInstanceOf(PolicyError);
+  });
+});

@@ -1,13 +1,16 @@
 /**
  * Generated bindings against a real private libvirtd with tiny TCG guests: disk hot-plug seen by QEMU,
- * internal snapshots on a qcow2 disk, domain statistics, a storage pool and a network.
+ * internal snapshots on a qcow2 disk, domain statistics, a storage pool, a network, a secret, and the
+ * session daemon's refusal of nwfilters.
  */
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VIR_DOMAIN_AFFECT_LIVE, VIR_DOMAIN_STATS_BLOCK, VIR_DOMAIN_STATS_STATE, VIR_DOMAIN_STATS_VCPU, VIR_STREAM_NONBLOCK } from '../../src/generated/libvirt/constants.js';
+import { InvalidArgumentError } from '../../src/common/errors.js';
+import { VIR_CONNECT_LIST_SECRETS_EPHEMERAL, VIR_SECRET_USAGE_TYPE_NONE, VIR_DOMAIN_AFFECT_LIVE, VIR_DOMAIN_STATS_BLOCK, VIR_DOMAIN_STATS_STATE, VIR_DOMAIN_STATS_VCPU, VIR_STREAM_NONBLOCK } from '../../src/generated/libvirt/constants.js';
 import { Connection, LibvirtError, type Domain } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
 import { qcow2Image, scsiDisk, SCSI_CONTROLLER_XML } from '../harness/disks.js';
@@ -20,6 +23,20 @@ let guest: Domain;
 function guestXml(name: string, disks: string[]): string {
   const extra = [`    ${SCSI_CONTROLLER_XML}`, ...disks].join('\n');
   return tinyGuestXml({ name }).replace('  </devices>', `${extra}\n  </devices>`);
+}
+
+/** Every regular file under `dir` whose bytes contain one of `needles`. */
+function filesContaining(dir: string, needles: string[]): string[] {
+  const hits: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) hits.push(...filesContaining(path, needles));
+    else if (entry.isFile() && statSync(path).size < 64 << 20) {
+      const bytes = readFileSync(path);
+      if (needles.some((n) => bytes.includes(n))) hits.push(path);
+    }
+  }
+  return hits;
 }
 
 async function queryBlockFiles(dom: Domain): Promise<string[]> {
@@ -149,5 +166,41 @@ describe('generated bindings on a real libvirtd', () => {
     expect((await conn.listAllNetworks()).map((n) => n.name)).toContain('gnnet');
     await net.undefine();
     expect((await conn.listAllNetworks()).map((n) => n.name)).not.toContain('gnnet');
+  });
+
+  it('defines a secret, sets and reads its value, lists and undefines it; the value reaches no file of the daemon', async () => {
+    const value = `lq-secret-${randomUUID()}`;
+    // ephemeral: libvirt keeps it in memory only, so any copy on disk (a log, a state file) would be a leak
+    const secret = await conn.secretDefineXML("<secret ephemeral='yes' private='no'><description>libqemu test</description></secret>");
+    expect(secret.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await secret.getUsageType()).toBe(VIR_SECRET_USAGE_TYPE_NONE);
+    expect(await secret.setValue(Buffer.from(value))).toBe(0);
+    expect(Buffer.from(await secret.getValue()).toString()).toBe(value);
+    expect((await conn.listAllSecrets(VIR_CONNECT_LIST_SECRETS_EPHEMERAL)).map((s) => s.uuid)).toContain(secret.uuid);
+    expect(await conn.numOfSecrets()).toBeGreaterThanOrEqual(1);
+    expect((await conn.secretLookupByUUIDString(secret.uuid!)).uuid).toBe(secret.uuid);
+    // a value given as a string is refused before it leaves this thread, and the error does not repeat it
+    const bad = await secret.setValue(value as never).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(InvalidArgumentError);
+    expect(`${(bad as Error).message} ${(bad as InvalidArgumentError).hint ?? ''}`).not.toContain(value);
+    // a private secret's value cannot be read back over the connection
+    const hidden = await conn.secretDefineXML("<secret ephemeral='yes' private='yes'><description>libqemu private</description></secret>");
+    await hidden.setValue(Buffer.from(value));
+    expect(((await hidden.getValue().catch((e: unknown) => e)) as LibvirtError).codeName).toBe('VIR_ERR_INVALID_SECRET');
+    expect(filesContaining(daemon.base, [value, Buffer.from(value).toString('base64')])).toEqual([]);
+    await hidden.undefine();
+    expect(await secret.undefine()).toBe(0);
+    const gone = await conn.secretLookupByUUIDString(secret.uuid!).catch((e: unknown) => e);
+    expect((gone as LibvirtError).codeName).toBe('VIR_ERR_NO_SECRET');
+  });
+
+  it('nwfilters: a session daemon lists none and refuses to define one, with libvirt\'s own error', async () => {
+    expect(await conn.listAllNWFilters()).toEqual([]);
+    const refused = await conn.nwFilterDefineXML("<filter name='lqtest' chain='root'><rule action='accept' direction='in'><all/></rule></filter>").catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(LibvirtError);
+    expect((refused as LibvirtError).codeName).toBe('VIR_ERR_OPERATION_INVALID');
+    expect((refused as LibvirtError).message).toContain("Can't define NWFilters in session mode");
+    const missing = await conn.nwFilterLookupByName('clean-traffic').catch((e: unknown) => e);
+    expect((missing as LibvirtError).codeName).toBe('VIR_ERR_NO_NWFILTER');
   });
 });

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generateLibvirt } from '../../scripts/gen-libvirt.js';
+import { generateLibvirt, lowerCamel } from '../../scripts/gen-libvirt.js';
 import { readApi } from '../../scripts/gen/libvirt/api.js';
 import * as classes from '../../src/generated/libvirt/classes.js';
 import * as constants from '../../src/generated/libvirt/constants.js';
@@ -64,6 +64,20 @@ describe('generated libvirt layer', () => {
     expect(find('virStorageVolUpload')).toEqual({ c: 'virStorageVolUpload', class: 'StorageVol', method: 'upload' });
   });
 
+  it('lower-cases a leading acronym as one word, and only the first word', () => {
+    const method = (c: string) => LIBVIRT_BINDINGS.find((b) => b.c === c)?.method;
+    expect(method('virDomainFSFreeze')).toBe('fsFreeze');
+    expect(method('virDomainFSThaw')).toBe('fsThaw');
+    expect(method('virDomainFDAssociate')).toBe('fdAssociate');
+    expect(method('virDomainPMWakeup')).toBe('pmWakeup');
+    expect(method('virNWFilterDefineXML')).toBe('nwFilterDefineXML');
+    expect(lowerCamel('XML')).toBe('xml');
+    expect(lowerCamel('XMLDesc')).toBe('xmlDesc');
+    expect(lowerCamel('GetXMLDesc')).toBe('getXMLDesc');
+    // no method starts with one lower-case letter followed by a capital (fSFreeze, pMWakeup)
+    expect(LIBVIRT_BINDINGS.map((b) => b.method).filter((m) => /^[a-z][A-Z]/.test(m))).toEqual([]);
+  });
+
   it('generates every enum both ways and every string macro, with docs', () => {
     expect(api.enums.length).toBeGreaterThan(1000);
     const flat = constants as unknown as Record<string, unknown>;
@@ -76,6 +90,6 @@ describe('generated libvirt layer', () => {
     const text = readFileSync(join(root, 'src/generated/libvirt/constants.ts'), 'utf8');
     expect(text).toMatch(/\/\*\*\n \* dump security sensitive information too\n \* @see virDomainXMLFlags \(libvirt-domain\.h, since [\d.]+\)\n \*\/\nexport const VIR_DOMAIN_XML_SECURE = 1;/);
     const classText = readFileSync(join(root, 'src/generated/libvirt/classes.ts'), 'utf8');
-    expect(classText).toMatch(/Provide an XML description of the domain\.[\s\S]*?@see virDomainGetXMLDesc \(libvirt 0\.0\.3\)\n {3}\*\/\n {2}async getXMLDesc\(flags: number = 0, options\?: CallOptions\): Promise<string>/);
+    expect(classText).toMatch(/Provide an XML description of the domain\.[\s\S]*?@see virDomainGetXMLDesc \(libvirt 0\.0\.3\)\n {3}\*\/\n {2}getXMLDesc\(flags: number = 0, options\?: CallOptions\): Promise<string>/);
   });
 });

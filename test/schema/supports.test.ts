@@ -77,4 +77,18 @@ describe('supports()', () => {
     for (const k of ['x', 'y', 'z']) await cache.get(k, () => Promise.resolve(model));
     expect(cache.size).toBe(2);
   });
+
+  it("a caller sharing another connection's load loads through its own when that one fails (a hung QEMU)", async () => {
+    const cache = new SchemaCache();
+    const model = await (await import('../../src/schema/index.js')).SchemaModel.fromIntrospection([]);
+    let failFirst!: (err: Error) => void;
+    const first = cache.get('k', () => new Promise((_, reject) => (failFirst = reject)));
+    let ownLoads = 0;
+    const second = cache.get('k', () => (ownLoads++, Promise.resolve(model)));
+    failFirst(new Error('the first QEMU timed out'));
+    await expect(first).rejects.toThrow('timed out');
+    expect(await second).toBe(model);
+    expect(ownLoads).toBe(1);
+    expect(cache.size).toBe(1);
+  });
 });

@@ -11,9 +11,11 @@ import { lifecycleCommands } from './lifecycle.js';
 import { consoleCommand } from './console.js';
 import { virshDeviceCommands } from './virsh-devices.js';
 import { virshDomainCommands } from './virsh-domains.js';
+import { virshResourceCommands } from './virsh-resources.js';
 import { virshSnapshotCommands } from './virsh-snapshots.js';
 import { migrateCommand } from './migrate.js';
 import { proxyCommand } from './proxy.js';
+import { screenshotCommand } from './screenshot.js';
 import { schemaCommand } from './schema.js';
 import { shellCommand } from './shell.js';
 
@@ -27,8 +29,10 @@ export const commandModules: readonly CliCommandModule[] = [
   lifecycleCommands,
   virshDomainCommands,
   virshDeviceCommands,
+  virshResourceCommands,
   virshSnapshotCommands,
   consoleCommand,
+  screenshotCommand,
   migrateCommand,
   proxyCommand,
 ];

@@ -23,7 +23,7 @@ export const proxyCommand: CliCommandModule = {
       .description('serve QMP on a private unix socket to many clients at once, in front of a guest or a QMP socket')
       .requiredOption('-l, --listen <path>', 'unix socket to create (0600; its directory is created 0700 if missing)')
       .option('--max-clients <n>', 'clients at once (default 64)')
-      .option('--fd-passing', 'forward file descriptors that clients send with commands (SCM_RIGHTS), e.g. for add-fd/getfd; needs --socket')
+      .option('--fd-passing', 'forward file descriptors that clients send with commands (SCM_RIGHTS), e.g. for add-fd/getfd; with --socket, or a guest on the monitor route or on passthrough over a local unix-socket URI')
       .option('-v, --verbose', 'log every client connect and disconnect')
       .addHelpText(
         'after',

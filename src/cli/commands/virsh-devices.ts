@@ -1,25 +1,10 @@
-/** virsh's `attach-device`, `detach-device` and `domstats`, through guest.attachDevice()/detachDevice()/stats(). */
+/** virsh's `attach-device`, `detach-device`, `update-device` and `domstats`, through guest.attachDevice()/detachDevice()/updateDevice()/stats(). */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { Guest, GuestChangeOptions } from '../../hybrid/index.js';
 import { action, type CliCommandModule } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-
-interface AffectFlags {
-  live?: boolean;
-  config?: boolean;
-  persistent?: boolean;
-  current?: boolean;
-}
-
-/** virsh's meaning of --live/--config/--persistent/--current; none of them = --current (the running guest, else its definition). */
-async function affect(guest: Guest, o: AffectFlags): Promise<GuestChangeOptions> {
-  if (o.current && (o.live || o.config || o.persistent)) throw new UsageError('--current cannot be combined with --live, --config or --persistent');
-  const running = await guest.isRunning();
-  if (o.persistent) return { live: running, config: true };
-  if (o.live || o.config) return { live: Boolean(o.live), config: Boolean(o.config) };
-  return { live: running, config: !running };
-}
+import { affect, affectOptions, type AffectFlags } from '../virsh-affect.js';
 
 async function readDeviceXml(file: string): Promise<string> {
   return readFile(file, 'utf8').catch((err: unknown) => {
@@ -27,34 +12,36 @@ async function readDeviceXml(file: string): Promise<string> {
   });
 }
 
+type DeviceVerbOptions = GuestChangeOptions & { force?: boolean };
+
 /** Stats values as JSON can carry them (bigints as decimal strings). */
 const jsonSafe = (stats: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]));
 
 export const virshDeviceCommands: CliCommandModule = {
   register(program: Command, ctx) {
     for (const verb of [
-      { name: 'attach-device', done: 'Device attached successfully', run: (g: Guest, xml: string, o: GuestChangeOptions) => g.attachDevice(xml, o) },
-      { name: 'detach-device', done: 'Device detached successfully', run: (g: Guest, xml: string, o: GuestChangeOptions) => g.detachDevice(xml, o) },
+      { name: 'attach-device', what: 'attach', done: 'Device attached successfully', run: (g: Guest, xml: string, o: DeviceVerbOptions) => g.attachDevice(xml, o) },
+      { name: 'detach-device', what: 'detach', done: 'Device detached successfully', run: (g: Guest, xml: string, o: DeviceVerbOptions) => g.detachDevice(xml, o) },
+      { name: 'update-device', what: 'change', done: 'Device updated successfully', run: (g: Guest, xml: string, o: DeviceVerbOptions) => g.updateDevice(xml, o) },
     ]) {
-      program
+      const cmd = program
         .command(verb.name)
-        .description(`${verb.name.replace('-device', '')} a device described by an XML file (through libvirt, so its XML stays right)`)
+        .description(`${verb.what} a device described by an XML file (through libvirt, so its XML stays right)`)
         .argument('<guest>', 'guest name or UUID')
-        .argument('<file>', 'XML file with one device element')
-        .option('--live', 'affect the running guest')
-        .option('--config', 'affect the persistent definition (next start)')
-        .option('--persistent', 'affect the definition, and the running guest when it runs')
-        .option('--current', 'affect the running guest when it runs, else the definition (the default)')
-        .addHelpText('after', `\nExample:\n  libqemu ${verb.name} web1 disk.xml --live --config`)
-        .action(
-          action(ctx, async (session, cmd, name: string, file: string) => {
-            const xml = await readDeviceXml(file);
-            const guest = await session.guest(name);
-            const where = await affect(guest, cmd.opts<AffectFlags>());
-            await verb.run(guest, xml, where);
-            session.out.either(verb.done, { guest: guest.name, action: verb.name, ...where });
-          }),
-        );
+        .argument('<file>', 'XML file with one device element');
+      affectOptions(cmd, { persistent: true });
+      if (verb.name === 'update-device') cmd.option('--force', 'force the change, e.g. eject a CD-ROM whose tray the guest locked');
+      const example = verb.name === 'update-device' ? 'cdrom.xml --live   (a new medium: the <disk> with its <target> and a new <source>)' : 'disk.xml --live --config';
+      cmd.addHelpText('after', `\nExample:\n  libqemu ${verb.name} web1 ${example}`).action(
+        action(ctx, async (session, c, name: string, file: string) => {
+          const xml = await readDeviceXml(file);
+          const guest = await session.guest(name);
+          const flags = c.opts<AffectFlags & { force?: boolean }>();
+          const where = await affect(guest, flags);
+          await verb.run(guest, xml, flags.force ? { ...where, force: true } : where);
+          session.out.either(verb.done, { guest: guest.name, action: verb.name, ...where, ...(flags.force ? { force: true } : {}) });
+        }),
+      );
     }
 
     program

@@ -33,8 +33,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a pointer to the last error or NULL if none occurred.
    * @see virConnGetLastError (libvirt 0.1.0)
    */
-  async connGetLastError(options?: CallOptions): Promise<LibvirtErrorData | null> {
-    return (await this.context.call('virConnGetLastError', '', [this.pointer], options)) as LibvirtErrorData | null;
+  connGetLastError(options?: CallOptions): Promise<LibvirtErrorData | null> {
+    return this.context.call('virConnGetLastError', '', [this.pointer], options) as Promise<LibvirtErrorData | null>;
   }
   /**
    * The error object is kept in thread local storage, so separate
@@ -67,8 +67,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns XML description of the computed CPU (caller frees) or NULL on error.
    * @see virConnectBaselineCPU (libvirt 0.7.7)
    */
-  async baselineCPU(xmlCPUs: string[], flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectBaselineCPU', 'S:xmlCPUs,u:flags', [this.pointer, xmlCPUs, flags], options)) as string;
+  baselineCPU(xmlCPUs: string[], flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectBaselineCPU', 'S:xmlCPUs,u:flags', [this.pointer, xmlCPUs, flags], options) as Promise<string>;
   }
   /**
    * Computes the most feature-rich CPU which is compatible with all given CPUs
@@ -107,8 +107,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns XML description of the computed CPU (caller frees) or NULL on error.
    * @see virConnectBaselineHypervisorCPU (libvirt 4.4.0)
    */
-  async baselineHypervisorCPU(emulator: string | null, arch: string | null, machine: string | null, virttype: string | null, xmlCPUs: string[], flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectBaselineHypervisorCPU', 's?:emulator,s?:arch,s?:machine,s?:virttype,S:xmlCPUs,u:flags', [this.pointer, emulator, arch, machine, virttype, xmlCPUs, flags], options)) as string;
+  baselineHypervisorCPU(emulator: string | null, arch: string | null, machine: string | null, virttype: string | null, xmlCPUs: string[], flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectBaselineHypervisorCPU', 's?:emulator,s?:arch,s?:machine,s?:virttype,S:xmlCPUs,u:flags', [this.pointer, emulator, arch, machine, virttype, xmlCPUs, flags], options) as Promise<string>;
   }
   /**
    * Compares the given CPU description with the host CPU.
@@ -122,8 +122,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns comparison result according to enum virCPUCompareResult. If VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE is used and `xmlDesc` CPU is incompatible with host CPU, this function will return VIR_CPU_COMPARE_ERROR (instead of VIR_CPU_COMPARE_INCOMPATIBLE) and the error will use the VIR_ERR_CPU_INCOMPATIBLE code with a message providing more details about the incompatibility.
    * @see virConnectCompareCPU (libvirt 0.7.5)
    */
-  async compareCPU(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectCompareCPU', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as number;
+  compareCPU(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectCompareCPU', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options) as Promise<number>;
   }
   /**
    * Compares the given CPU description with the CPU the specified hypervisor is
@@ -144,8 +144,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns comparison result according to enum virCPUCompareResult. If VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE is used and `xmlCPU` is incompatible with the CPU the specified hypervisor is able to provide on the host, this function will return VIR_CPU_COMPARE_ERROR (instead of VIR_CPU_COMPARE_INCOMPATIBLE) and the error will use the VIR_ERR_CPU_INCOMPATIBLE code with a message providing more details about the incompatibility.
    * @see virConnectCompareHypervisorCPU (libvirt 4.4.0)
    */
-  async compareHypervisorCPU(emulator: string | null, arch: string | null, machine: string | null, virttype: string | null, xmlCPU: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectCompareHypervisorCPU', 's?:emulator,s?:arch,s?:machine,s?:virttype,s:xmlCPU,u:flags', [this.pointer, emulator, arch, machine, virttype, xmlCPU, flags], options)) as number;
+  compareHypervisorCPU(emulator: string | null, arch: string | null, machine: string | null, virttype: string | null, xmlCPU: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectCompareHypervisorCPU', 's?:emulator,s?:arch,s?:machine,s?:virttype,s:xmlCPU,u:flags', [this.pointer, emulator, arch, machine, virttype, xmlCPU, flags], options) as Promise<number>;
   }
   /**
    * Reads native configuration data  describing a domain, and
@@ -158,8 +158,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. The caller must free() the returned value.
    * @see virConnectDomainXMLFromNative (libvirt 0.6.4)
    */
-  async domainXMLFromNative(nativeFormat: string, nativeConfig: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectDomainXMLFromNative', 's:nativeFormat,s:nativeConfig,u:flags', [this.pointer, nativeFormat, nativeConfig, flags], options)) as string;
+  domainXMLFromNative(nativeFormat: string, nativeConfig: string, flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectDomainXMLFromNative', 's:nativeFormat,s:nativeConfig,u:flags', [this.pointer, nativeFormat, nativeConfig, flags], options) as Promise<string>;
   }
   /**
    * Reads a domain XML configuration document, and generates
@@ -179,8 +179,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a 0 terminated UTF-8 encoded native config datafile, or NULL in case of error. The caller must free() the returned value.
    * @see virConnectDomainXMLToNative (libvirt 0.6.4)
    */
-  async domainXMLToNative(nativeFormat: string, domainXml: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectDomainXMLToNative', 's:nativeFormat,s:domainXml,u:flags', [this.pointer, nativeFormat, domainXml, flags], options)) as string;
+  domainXMLToNative(nativeFormat: string, domainXml: string, flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectDomainXMLToNative', 's:nativeFormat,s:domainXml,u:flags', [this.pointer, nativeFormat, domainXml, flags], options) as Promise<string>;
   }
   /**
    * Talks to a storage backend and attempts to auto-discover the set of
@@ -199,8 +199,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns an xml document consisting of a SourceList element containing a source document appropriate to the given pool type for each discovered source.
    * @see virConnectFindStoragePoolSources (libvirt 0.4.5)
    */
-  async findStoragePoolSources(type_: string, srcSpec: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectFindStoragePoolSources', 's:type_,s:srcSpec,u:flags', [this.pointer, type_, srcSpec, flags], options)) as string;
+  findStoragePoolSources(type_: string, srcSpec: string, flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectFindStoragePoolSources', 's:type_,s:srcSpec,u:flags', [this.pointer, type_, srcSpec, flags], options) as Promise<string>;
   }
   /**
    * Query statistics for all domains on a given connection.
@@ -627,8 +627,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 on error, number of elements in `models` on success (0 means libvirt accepts any CPU model).
    * @see virConnectGetCPUModelNames (libvirt 1.1.3)
    */
-  async getCPUModelNames(arch: string, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectGetCPUModelNames', 's:arch,u:flags', [this.pointer, arch, flags], options)) as string[];
+  getCPUModelNames(arch: string, flags: number = 0, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectGetCPUModelNames', 's:arch,u:flags', [this.pointer, arch, flags], options) as Promise<string[]>;
   }
   /**
    * Provides capabilities of the hypervisor / driver.
@@ -636,8 +636,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns NULL in case of error, or an XML string defining the capabilities. The client must free the returned string after use.
    * @see virConnectGetCapabilities (libvirt 0.2.1)
    */
-  async getCapabilities(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetCapabilities', '', [this.pointer], options)) as string;
+  getCapabilities(options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectGetCapabilities', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Prior creating a domain (for instance via virDomainCreateXML
@@ -654,8 +654,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns NULL in case of error or an XML string defining the capabilities.
    * @see virConnectGetDomainCapabilities (libvirt 1.2.7)
    */
-  async getDomainCapabilities(emulatorbin: string, arch: string, machine: string, virttype: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetDomainCapabilities', 's:emulatorbin,s:arch,s:machine,s:virttype,u:flags', [this.pointer, emulatorbin, arch, machine, virttype, flags], options)) as string;
+  getDomainCapabilities(emulatorbin: string, arch: string, machine: string, virttype: string, flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectGetDomainCapabilities', 's:emulatorbin,s:arch,s:machine,s:virttype,u:flags', [this.pointer, emulatorbin, arch, machine, virttype, flags], options) as Promise<string>;
   }
   /**
    * This returns a system hostname on which the hypervisor is
@@ -667,8 +667,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the hostname which must be freed by the caller, or NULL if there was an error.
    * @see virConnectGetHostname (libvirt 0.3.0)
    */
-  async getHostname(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetHostname', '', [this.pointer], options)) as string;
+  getHostname(options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectGetHostname', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Provides `libVer`, which is the version of libvirt used by the
@@ -677,8 +677,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 in case of failure, 0 otherwise, and values for `libVer` have the format major * 1,000,000 + minor * 1,000 + release.
    * @see virConnectGetLibVersion (libvirt 0.7.3)
    */
-  async getLibVersion(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectGetLibVersion', '', [this.pointer], options)) as number;
+  getLibVersion(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectGetLibVersion', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the maximum number of virtual CPUs supported for a guest VM of a
@@ -692,8 +692,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the maximum of virtual CPU or -1 in case of error.
    * @see virConnectGetMaxVcpus (libvirt 0.2.1)
    */
-  async getMaxVcpus(type_: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectGetMaxVcpus', 's:type_', [this.pointer, type_], options)) as number;
+  getMaxVcpus(type_: string, options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectGetMaxVcpus', 's:type_', [this.pointer, type_], options) as Promise<number>;
   }
   /**
    * Prior creating a storage pool (for instance via virStoragePoolCreateXML
@@ -704,8 +704,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns NULL in case of error or an XML string defining the capabilities.
    * @see virConnectGetStoragePoolCapabilities (libvirt 5.2.0)
    */
-  async getStoragePoolCapabilities(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetStoragePoolCapabilities', 'u:flags', [this.pointer, flags], options)) as string;
+  getStoragePoolCapabilities(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectGetStoragePoolCapabilities', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * This returns the XML description of the sysinfo details for the
@@ -717,8 +717,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the XML string which must be freed by the caller, or NULL if there was an error.
    * @see virConnectGetSysinfo (libvirt 0.8.8)
    */
-  async getSysinfo(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetSysinfo', 'u:flags', [this.pointer, flags], options)) as string;
+  getSysinfo(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectGetSysinfo', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Get the name of the Hypervisor driver used. This is merely the driver
@@ -730,8 +730,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns NULL in case of error, a static zero terminated string otherwise.
    * @see virConnectGetType (libvirt 0.0.3)
    */
-  async getType(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetType', '', [this.pointer], options)) as string;
+  getType(options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectGetType', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * This returns the URI (name) of the hypervisor connection.
@@ -745,8 +745,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the URI string which must be freed by the caller, or NULL if there was an error.
    * @see virConnectGetURI (libvirt 0.3.0)
    */
-  async getURI(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virConnectGetURI', '', [this.pointer], options)) as string;
+  getURI(options?: CallOptions): Promise<string> {
+    return this.context.call('virConnectGetURI', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the version level of the Hypervisor running. This may work only with
@@ -756,8 +756,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 in case of error, 0 otherwise. if the version can't be extracted by lack of capacities returns 0 and `hvVer` is 0, otherwise `hvVer` value is major * 1,000,000 + minor * 1,000 + release
    * @see virConnectGetVersion (libvirt 0.0.3)
    */
-  async getVersion(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectGetVersion', '', [this.pointer], options)) as number;
+  getVersion(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectGetVersion', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Determine if the connection to the hypervisor is encrypted
@@ -765,8 +765,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 1 if encrypted, 0 if not encrypted, -1 on error
    * @see virConnectIsEncrypted (libvirt 0.7.3)
    */
-  async isEncrypted(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virConnectIsEncrypted', '', [this.pointer], options)) as boolean;
+  isEncrypted(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virConnectIsEncrypted', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Determine if the connection to the hypervisor is secure
@@ -778,8 +778,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 1 if secure, 0 if not secure, -1 on error
    * @see virConnectIsSecure (libvirt 0.7.3)
    */
-  async isSecure(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virConnectIsSecure', '', [this.pointer], options)) as boolean;
+  isSecure(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virConnectIsSecure', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Collect a possibly-filtered list of all domains, and return an allocated
@@ -1018,8 +1018,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of names provided in the array or -1 in case of error. Note that this command is inherently racy; a domain can be defined between a call to virConnectNumOfDefinedDomains() and this call; you are only guaranteed that all currently defined domains were listed if the return is less than `maxids`. The client must call free() on each returned name.
    * @see virConnectListDefinedDomains (libvirt 0.1.1)
    */
-  async listDefinedDomains(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListDefinedDomains', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listDefinedDomains(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListDefinedDomains', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * Collect the list of defined (inactive) physical host interfaces,
@@ -1032,8 +1032,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of names provided in the array or -1 in case of error. Note that this command is inherently racy; a interface can be defined between a call to virConnectNumOfDefinedInterfaces() and this call; you are only guaranteed that all currently defined interfaces were listed if the return is less than `maxnames`. The client must call free() on each returned name.
    * @see virConnectListDefinedInterfaces (libvirt 0.7.0)
    */
-  async listDefinedInterfaces(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListDefinedInterfaces', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listDefinedInterfaces(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListDefinedInterfaces', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * list the inactive networks, stores the pointers to the names in `names`
@@ -1045,8 +1045,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of names provided in the array or -1 in case of error. Note that this command is inherently racy; a network can be defined between a call to virConnectNumOfDefinedNetworks() and this call; you are only guaranteed that all currently defined networks were listed if the return is less than `maxnames`. The client must call free() on each returned name.
    * @see virConnectListDefinedNetworks (libvirt 0.2.0)
    */
-  async listDefinedNetworks(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListDefinedNetworks', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listDefinedNetworks(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListDefinedNetworks', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * Provides the list of names of inactive storage pools up to maxnames.
@@ -1060,8 +1060,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of names provided in the array or -1 in case of error. Note that this command is inherently racy; a pool can be defined between a call to virConnectNumOfDefinedStoragePools() and this call; you are only guaranteed that all currently defined pools were listed if the return is less than `maxnames`. The client must call free() on each returned name.
    * @see virConnectListDefinedStoragePools (libvirt 0.4.1)
    */
-  async listDefinedStoragePools(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListDefinedStoragePools', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listDefinedStoragePools(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListDefinedStoragePools', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * Collect the list of active domains, and store their IDs in array `ids`
@@ -1073,8 +1073,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of domains found or -1 in case of error. Note that this command is inherently racy; a domain can be started between a call to virConnectNumOfDomains() and this call; you are only guaranteed that all currently active domains were listed if the return is less than `maxids`.
    * @see virConnectListDomains (libvirt 0.0.3)
    */
-  async listDomainsID(maxids: number, options?: CallOptions): Promise<number[]> {
-    return (await this.context.call('virConnectListDomains', 'u:maxids', [this.pointer, maxids], options)) as number[];
+  listDomainsID(maxids: number, options?: CallOptions): Promise<number[]> {
+    return this.context.call('virConnectListDomains', 'u:maxids', [this.pointer, maxids], options) as Promise<number[]>;
   }
   /**
    * Collect the list of active physical host interfaces,
@@ -1087,8 +1087,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of interfaces found or -1 in case of error. Note that this command is inherently racy; a interface can be started between a call to virConnectNumOfInterfaces() and this call; you are only guaranteed that all currently active interfaces were listed if the return is less than `maxnames`. The client must call free() on each returned name.
    * @see virConnectListInterfaces (libvirt 0.6.4)
    */
-  async listInterfaces(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListInterfaces', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listInterfaces(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListInterfaces', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * Collect the list of network filters, and store their names in `names`
@@ -1100,8 +1100,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of network filters found or -1 in case of error
    * @see virConnectListNWFilters (libvirt 0.8.0)
    */
-  async listNWFilters(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListNWFilters', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listNWFilters(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListNWFilters', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * Collect the list of active networks, and store their names in `names`
@@ -1113,8 +1113,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of networks found or -1 in case of error. Note that this command is inherently racy; a network can be started between a call to virConnectNumOfNetworks() and this call; you are only guaranteed that all currently active networks were listed if the return is less than `maxnames`. The client must call free() on each returned name.
    * @see virConnectListNetworks (libvirt 0.2.0)
    */
-  async listNetworks(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListNetworks', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listNetworks(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListNetworks', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * List UUIDs of defined secrets, store pointers to names in uuids.
@@ -1126,8 +1126,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of UUIDs provided in the array, or -1 on failure.
    * @see virConnectListSecrets (libvirt 0.7.1)
    */
-  async listSecrets(maxuuids: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListSecrets', 'u:maxuuids', [this.pointer, maxuuids], options)) as string[];
+  listSecrets(maxuuids: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListSecrets', 'u:maxuuids', [this.pointer, maxuuids], options) as Promise<string[]>;
   }
   /**
    * Provides the list of names of active storage pools up to maxnames.
@@ -1141,8 +1141,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of pools found or -1 in case of error. Note that this command is inherently racy; a pool can be started between a call to virConnectNumOfStoragePools() and this call; you are only guaranteed that all currently active pools were listed if the return is less than `maxnames`. The client must call free() on each returned name.
    * @see virConnectListStoragePools (libvirt 0.4.1)
    */
-  async listStoragePools(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virConnectListStoragePools', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listStoragePools(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virConnectListStoragePools', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * Provides the number of defined but inactive domains.
@@ -1150,8 +1150,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of domain found or -1 in case of error
    * @see virConnectNumOfDefinedDomains (libvirt 0.1.5)
    */
-  async numOfDefinedDomains(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfDefinedDomains', '', [this.pointer], options)) as number;
+  numOfDefinedDomains(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfDefinedDomains', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the number of defined (inactive) interfaces on the physical host.
@@ -1159,8 +1159,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of defined interface found or -1 in case of error
    * @see virConnectNumOfDefinedInterfaces (libvirt 0.7.0)
    */
-  async numOfDefinedInterfaces(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfDefinedInterfaces', '', [this.pointer], options)) as number;
+  numOfDefinedInterfaces(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfDefinedInterfaces', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the number of inactive networks.
@@ -1168,8 +1168,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of networks found or -1 in case of error
    * @see virConnectNumOfDefinedNetworks (libvirt 0.2.0)
    */
-  async numOfDefinedNetworks(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfDefinedNetworks', '', [this.pointer], options)) as number;
+  numOfDefinedNetworks(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfDefinedNetworks', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the number of inactive storage pools
@@ -1177,8 +1177,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of pools found, or -1 on error
    * @see virConnectNumOfDefinedStoragePools (libvirt 0.4.1)
    */
-  async numOfDefinedStoragePools(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfDefinedStoragePools', '', [this.pointer], options)) as number;
+  numOfDefinedStoragePools(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfDefinedStoragePools', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the number of active domains.
@@ -1186,8 +1186,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of domain found or -1 in case of error
    * @see virConnectNumOfDomains (libvirt 0.0.3)
    */
-  async numOfDomains(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfDomains', '', [this.pointer], options)) as number;
+  numOfDomains(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfDomains', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the number of active interfaces on the physical host.
@@ -1195,8 +1195,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of active interfaces found or -1 in case of error
    * @see virConnectNumOfInterfaces (libvirt 0.6.4)
    */
-  async numOfInterfaces(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfInterfaces', '', [this.pointer], options)) as number;
+  numOfInterfaces(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfInterfaces', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the number of nwfilters.
@@ -1204,8 +1204,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of nwfilters found or -1 in case of error
    * @see virConnectNumOfNWFilters (libvirt 0.8.0)
    */
-  async numOfNWFilters(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfNWFilters', '', [this.pointer], options)) as number;
+  numOfNWFilters(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfNWFilters', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the number of active networks.
@@ -1213,8 +1213,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of network found or -1 in case of error
    * @see virConnectNumOfNetworks (libvirt 0.2.0)
    */
-  async numOfNetworks(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfNetworks', '', [this.pointer], options)) as number;
+  numOfNetworks(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfNetworks', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Fetch number of currently defined secrets.
@@ -1222,8 +1222,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number currently defined secrets.
    * @see virConnectNumOfSecrets (libvirt 0.7.1)
    */
-  async numOfSecrets(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfSecrets', '', [this.pointer], options)) as number;
+  numOfSecrets(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfSecrets', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the number of active storage pools
@@ -1231,8 +1231,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of pools found, or -1 on error
    * @see virConnectNumOfStoragePools (libvirt 0.4.1)
    */
-  async numOfStoragePools(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectNumOfStoragePools', '', [this.pointer], options)) as number;
+  numOfStoragePools(options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectNumOfStoragePools', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Override the default identity information associated with
@@ -1256,8 +1256,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 if the identity change was accepted, -1 on error
    * @see virConnectSetIdentity (libvirt 5.8.0)
    */
-  async setIdentity(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectSetIdentity', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  setIdentity(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectSetIdentity', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * Start sending keepalive messages after `interval` seconds of inactivity and
@@ -1282,8 +1282,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 on error, 0 on success, 1 when remote party doesn't support keepalive messages.
    * @see virConnectSetKeepAlive (libvirt 0.9.8)
    */
-  async setKeepAlive(interval: number, count: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virConnectSetKeepAlive', 'i:interval,u:count', [this.pointer, interval, count], options)) as number;
+  setKeepAlive(interval: number, count: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virConnectSetKeepAlive', 'i:interval,u:count', [this.pointer, interval, count], options) as Promise<number>;
   }
   /**
    * Deprecated after 0.4.6.
@@ -1512,8 +1512,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainRestore (libvirt 0.0.3)
    */
-  async domainRestore(from: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRestore', 's:from', [this.pointer, from], options)) as number;
+  domainRestore(from: string, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainRestore', 's:from', [this.pointer, from], options) as Promise<number>;
   }
   /**
    * This method will restore a domain saved to disk by virDomainSave().
@@ -1546,8 +1546,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainRestoreFlags (libvirt 0.9.4)
    */
-  async domainRestoreFlags(from: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRestoreFlags', 's:from,s:dxml,u:flags', [this.pointer, from, dxml, flags], options)) as number;
+  domainRestoreFlags(from: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainRestoreFlags', 's:from,s:dxml,u:flags', [this.pointer, from, dxml, flags], options) as Promise<number>;
   }
   /**
    * This method extends virDomainRestoreFlags by adding parameters. For
@@ -1559,8 +1559,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainRestoreParams (libvirt 8.4.0)
    */
-  async domainRestoreParams(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRestoreParams', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  domainRestoreParams(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainRestoreParams', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * This updates the definition of a domain stored in a saved state
@@ -1586,8 +1586,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainSaveImageDefineXML (libvirt 0.9.4)
    */
-  async domainSaveImageDefineXML(file: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSaveImageDefineXML', 's:file,s:dxml,u:flags', [this.pointer, file, dxml, flags], options)) as number;
+  domainSaveImageDefineXML(file: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSaveImageDefineXML', 's:file,s:dxml,u:flags', [this.pointer, file, dxml, flags], options) as Promise<number>;
   }
   /**
    * This method will extract the XML describing the domain at the time
@@ -1602,8 +1602,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. The caller must free() the returned value.
    * @see virDomainSaveImageGetXMLDesc (libvirt 0.9.4)
    */
-  async domainSaveImageGetXMLDesc(file: string, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainSaveImageGetXMLDesc', 's:file,u:flags', [this.pointer, file, flags], options)) as string;
+  domainSaveImageGetXMLDesc(file: string, flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainSaveImageGetXMLDesc', 's:file,u:flags', [this.pointer, file, flags], options) as Promise<string>;
   }
   /**
    * Provide a pointer to the last error caught at the library level
@@ -1614,8 +1614,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a pointer to the last error or NULL if none occurred.
    * @see virGetLastError (libvirt 0.1.0)
    */
-  async getLastError(options?: CallOptions): Promise<LibvirtErrorData | null> {
-    return (await this.context.call('virGetLastError', '', [], options)) as LibvirtErrorData | null;
+  getLastError(options?: CallOptions): Promise<LibvirtErrorData | null> {
+    return this.context.call('virGetLastError', '', [], options) as Promise<LibvirtErrorData | null>;
   }
   /**
    * Get the most recent error code (enum virErrorNumber).
@@ -1623,8 +1623,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the most recent error code, or VIR_ERR_OK if none is set.
    * @see virGetLastErrorCode (libvirt 4.5.0)
    */
-  async getLastErrorCode(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virGetLastErrorCode', '', [], options)) as number;
+  getLastErrorCode(options?: CallOptions): Promise<number> {
+    return this.context.call('virGetLastErrorCode', '', [], options) as Promise<number>;
   }
   /**
    * Get the most recent error domain (enum virErrorDomain).
@@ -1632,8 +1632,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a numerical value of the most recent error's origin, or VIR_FROM_NONE if none is set.
    * @see virGetLastErrorDomain (libvirt 4.5.0)
    */
-  async getLastErrorDomain(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virGetLastErrorDomain', '', [], options)) as number;
+  getLastErrorDomain(options?: CallOptions): Promise<number> {
+    return this.context.call('virGetLastErrorDomain', '', [], options) as Promise<number>;
   }
   /**
    * Get the most recent error message
@@ -1641,8 +1641,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the most recent error message string in this thread, or a generic message if none is set
    * @see virGetLastErrorMessage (libvirt 1.0.6)
    */
-  async getLastErrorMessage(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virGetLastErrorMessage', '', [], options)) as string;
+  getLastErrorMessage(options?: CallOptions): Promise<string> {
+    return this.context.call('virGetLastErrorMessage', '', [], options) as Promise<string>;
   }
   /**
    * Provides version information. `libVer` is the version of the
@@ -1661,8 +1661,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 in case of failure, 0 otherwise, and values for `libVer` and `typeVer` have the format major * 1,000,000 + minor * 1,000 + release.
    * @see virGetVersion (libvirt 0.0.3)
    */
-  async libvirtVersion(type_: string | null, options?: CallOptions): Promise<{ libVer: number; typeVer: number }> {
-    return (await this.context.call('virGetVersion', 's?:type_', [type_], options)) as { libVer: number; typeVer: number };
+  libvirtVersion(type_: string | null, options?: CallOptions): Promise<{ libVer: number; typeVer: number }> {
+    return this.context.call('virGetVersion', 's?:type_', [type_], options) as Promise<{ libVer: number; typeVer: number }>;
   }
   /**
    * Initialize the library.
@@ -1683,8 +1683,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success, -1 in case of error
    * @see virInitialize (libvirt 0.1.0)
    */
-  async initialize(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInitialize', '', [], options)) as number;
+  initialize(options?: CallOptions): Promise<number> {
+    return this.context.call('virInitialize', '', [], options) as Promise<number>;
   }
   /**
    * This function creates a restore point to which one can return
@@ -1701,8 +1701,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virInterfaceChangeBegin (libvirt 0.9.2)
    */
-  async interfaceChangeBegin(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceChangeBegin', 'u:flags', [this.pointer, flags], options)) as number;
+  interfaceChangeBegin(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virInterfaceChangeBegin', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * This commits the changes made to interfaces and frees the restore point
@@ -1716,8 +1716,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virInterfaceChangeCommit (libvirt 0.9.2)
    */
-  async interfaceChangeCommit(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceChangeCommit', 'u:flags', [this.pointer, flags], options)) as number;
+  interfaceChangeCommit(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virInterfaceChangeCommit', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * This cancels changes made to interfaces settings by restoring previous
@@ -1731,8 +1731,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virInterfaceChangeRollback (libvirt 0.9.2)
    */
-  async interfaceChangeRollback(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceChangeRollback', 'u:flags', [this.pointer, flags], options)) as number;
+  interfaceChangeRollback(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virInterfaceChangeRollback', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Define an inactive persistent physical host interface or modify an existing
@@ -1804,7 +1804,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new binding object or NULL in case of failure
    * @see virNWFilterBindingCreateXML (libvirt 4.5.0)
    */
-  async nWFilterBindingCreateXML(xml: string, flags: number = 0, options?: CallOptions): Promise<NWFilterBinding> {
+  async nwFilterBindingCreateXML(xml: string, flags: number = 0, options?: CallOptions): Promise<NWFilterBinding> {
     return this.context.adopt('NWFilterBinding', (await this.context.call('virNWFilterBindingCreateXML', 's:xml,u:flags', [this.pointer, xml, flags], options)) as ObjectRef) as NWFilterBinding;
   }
   /**
@@ -1818,7 +1818,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new binding object or NULL in case of failure. If the network filter cannot be found, then VIR_ERR_NO_NWFILTER_BINDING error is raised.
    * @see virNWFilterBindingLookupByPortDev (libvirt 4.5.0)
    */
-  async nWFilterBindingLookupByPortDev(portdev: string, options?: CallOptions): Promise<NWFilterBinding> {
+  async nwFilterBindingLookupByPortDev(portdev: string, options?: CallOptions): Promise<NWFilterBinding> {
     return this.context.adopt('NWFilterBinding', (await this.context.call('virNWFilterBindingLookupByPortDev', 's:portdev', [this.pointer, portdev], options)) as ObjectRef) as NWFilterBinding;
   }
   /**
@@ -1832,7 +1832,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure
    * @see virNWFilterDefineXML (libvirt 0.8.0)
    */
-  async nWFilterDefineXML(xmlDesc: string, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterDefineXML(xmlDesc: string, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterDefineXML', 's:xmlDesc', [this.pointer, xmlDesc], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -1847,7 +1847,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure
    * @see virNWFilterDefineXMLFlags (libvirt 7.7.0)
    */
-  async nWFilterDefineXMLFlags(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterDefineXMLFlags(xmlDesc: string, flags: number = 0, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterDefineXMLFlags', 's:xmlDesc,u:flags', [this.pointer, xmlDesc, flags], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -1860,7 +1860,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure. If the network filter cannot be found, then VIR_ERR_NO_NWFILTER error is raised.
    * @see virNWFilterLookupByName (libvirt 0.8.0)
    */
-  async nWFilterLookupByName(name: string, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterLookupByName(name: string, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByName', 's:name', [this.pointer, name], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -1873,7 +1873,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure. If the nwfdilter cannot be found, then VIR_ERR_NO_NWFILTER error is raised.
    * @see virNWFilterLookupByUUID (libvirt 0.8.0)
    */
-  async nWFilterLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterLookupByUUID(uuid: Uint8Array, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByUUID', 'B:uuid', [this.pointer, uuid], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -1886,7 +1886,7 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a new nwfilter object or NULL in case of failure. If the nwfilter cannot be found, then VIR_ERR_NO_NWFILTER error is raised.
    * @see virNWFilterLookupByUUIDString (libvirt 0.8.0)
    */
-  async nWFilterLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<NWFilter> {
+  async nwFilterLookupByUUIDString(uuidstr: string, options?: CallOptions): Promise<NWFilter> {
     return this.context.adopt('NWFilter', (await this.context.call('virNWFilterLookupByUUIDString', 's:uuidstr', [this.pointer, uuidstr], options)) as ObjectRef) as NWFilter;
   }
   /**
@@ -2011,8 +2011,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of nodes successfully adjusted or -1 in case of an error.
    * @see virNodeAllocPages (libvirt 1.2.9)
    */
-  async nodeAllocPages(pageSizes: number[], pageCounts: number[], startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeAllocPages', 'N:pageSizes,N:pageCounts,i:startCell,u:cellCount,u:flags', [this.pointer, pageSizes, pageCounts, startCell, cellCount, flags], options)) as number;
+  nodeAllocPages(pageSizes: number[], pageCounts: number[], startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeAllocPages', 'N:pageSizes,N:pageCounts,i:startCell,u:cellCount,u:flags', [this.pointer, pageSizes, pageCounts, startCell, cellCount, flags], options) as Promise<number>;
   }
   /**
    * Create a new device on the VM host machine, for example, virtual
@@ -2078,8 +2078,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns number of CPUs present on the host node, or -1 if there was an error.
    * @see virNodeGetCPUMap (libvirt 1.0.0)
    */
-  async nodeGetCPUMap(flags: number = 0, options?: CallOptions): Promise<{ cpumap: Uint8Array; online: number }> {
-    return (await this.context.call('virNodeGetCPUMap', 'u:flags', [this.pointer, flags], options)) as { cpumap: Uint8Array; online: number };
+  nodeGetCPUMap(flags: number = 0, options?: CallOptions): Promise<{ cpumap: Uint8Array; online: number }> {
+    return this.context.call('virNodeGetCPUMap', 'u:flags', [this.pointer, flags], options) as Promise<{ cpumap: Uint8Array; online: number }>;
   }
   /**
    * This function provides individual cpu statistics of the node.
@@ -2129,8 +2129,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 in case of error, 0 in case of success.
    * @see virNodeGetCPUStats (libvirt 0.9.3)
    */
-  async nodeGetCPUStats(cpuNum: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
-    return (await this.context.call('virNodeGetCPUStats', 'i:cpuNum,u:flags', [this.pointer, cpuNum, flags], options)) as Record<string, number | bigint | string>[];
+  nodeGetCPUStats(cpuNum: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
+    return this.context.call('virNodeGetCPUStats', 'i:cpuNum,u:flags', [this.pointer, cpuNum, flags], options) as Promise<Record<string, number | bigint | string>[]>;
   }
   /**
    * This call returns the amount of free memory in one or more NUMA cells.
@@ -2145,8 +2145,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of entries filled in freeMems, or -1 in case of error.
    * @see virNodeGetCellsFreeMemory (libvirt 0.3.3)
    */
-  async nodeGetCellsFreeMemory(startCell: number, maxCells: number, options?: CallOptions): Promise<(number | bigint)[]> {
-    return (await this.context.call('virNodeGetCellsFreeMemory', 'i:startCell,i:maxCells', [this.pointer, startCell, maxCells], options)) as (number | bigint)[];
+  nodeGetCellsFreeMemory(startCell: number, maxCells: number, options?: CallOptions): Promise<(number | bigint)[]> {
+    return this.context.call('virNodeGetCellsFreeMemory', 'i:startCell,i:maxCells', [this.pointer, startCell, maxCells], options) as Promise<(number | bigint)[]>;
   }
   /**
    * provides the free memory available on the Node
@@ -2156,8 +2156,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the available free memory in bytes or 0 in case of error
    * @see virNodeGetFreeMemory (libvirt 0.3.3)
    */
-  async nodeGetFreeMemory(options?: CallOptions): Promise<number | bigint> {
-    return (await this.context.call('virNodeGetFreeMemory', '', [this.pointer], options)) as number | bigint;
+  nodeGetFreeMemory(options?: CallOptions): Promise<number | bigint> {
+    return this.context.call('virNodeGetFreeMemory', '', [this.pointer], options) as Promise<number | bigint>;
   }
   /**
    * This calls queries the host system on free pages of
@@ -2212,8 +2212,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of entries filled in `counts` or -1 in case of error.
    * @see virNodeGetFreePages (libvirt 1.2.6)
    */
-  async nodeGetFreePages(pages: number[], startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<(number | bigint)[]> {
-    return (await this.context.call('virNodeGetFreePages', 'N:pages,i:startCell,u:cellCount,u:flags', [this.pointer, pages, startCell, cellCount, flags], options)) as (number | bigint)[];
+  nodeGetFreePages(pages: number[], startCell: number, cellCount: number, flags: number = 0, options?: CallOptions): Promise<(number | bigint)[]> {
+    return this.context.call('virNodeGetFreePages', 'N:pages,i:startCell,u:cellCount,u:flags', [this.pointer, pages, startCell, cellCount, flags], options) as Promise<(number | bigint)[]>;
   }
   /**
    * Extract hardware information about the node.
@@ -2237,8 +2237,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virNodeGetInfo (libvirt 0.1.0)
    */
-  async nodeGetInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virNodeGetInfo', '', [this.pointer], options)) as Record<string, number | bigint | string>;
+  nodeGetInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virNodeGetInfo', '', [this.pointer], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Get all node memory parameters (parameters unsupported by OS will be
@@ -2257,8 +2257,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success, and -1 in case of failure.
    * @see virNodeGetMemoryParameters (libvirt 0.10.2)
    */
-  async nodeGetMemoryParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virNodeGetMemoryParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  nodeGetMemoryParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virNodeGetMemoryParameters', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * This function provides memory stats of the node.
@@ -2304,8 +2304,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns -1 in case of error, 0 in case of success.
    * @see virNodeGetMemoryStats (libvirt 0.9.3)
    */
-  async nodeGetMemoryStats(cellNum: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
-    return (await this.context.call('virNodeGetMemoryStats', 'i:cellNum,u:flags', [this.pointer, cellNum, flags], options)) as Record<string, number | bigint | string>[];
+  nodeGetMemoryStats(cellNum: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
+    return this.context.call('virNodeGetMemoryStats', 'i:cellNum,u:flags', [this.pointer, cellNum, flags], options) as Promise<Record<string, number | bigint | string>[]>;
   }
   /**
    * If hypervisor supports AMD's SEV feature, then `params` will contain various
@@ -2316,8 +2316,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success, and -1 in case of failure.
    * @see virNodeGetSEVInfo (libvirt 4.5.0)
    */
-  async nodeGetSEVInfo(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virNodeGetSEVInfo', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  nodeGetSEVInfo(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virNodeGetSEVInfo', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Extract the security model of a hypervisor. The 'model' field
@@ -2327,8 +2327,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success, -1 in case of failure
    * @see virNodeGetSecurityModel (libvirt 0.6.1)
    */
-  async nodeGetSecurityModel(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virNodeGetSecurityModel', '', [this.pointer], options)) as Record<string, number | bigint | string>;
+  nodeGetSecurityModel(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virNodeGetSecurityModel', '', [this.pointer], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Collect the list of node devices, and store their names in `names`
@@ -2345,8 +2345,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of node devices found or -1 in case of error
    * @see virNodeListDevices (libvirt 0.5.0)
    */
-  async nodeListDevices(cap: string, maxnames: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virNodeListDevices', 's:cap,u:maxnames,u:flags', [this.pointer, cap, maxnames, flags], options)) as string[];
+  nodeListDevices(cap: string, maxnames: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virNodeListDevices', 's:cap,u:maxnames,u:flags', [this.pointer, cap, maxnames, flags], options) as Promise<string[]>;
   }
   /**
    * Provides the number of node devices.
@@ -2359,8 +2359,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns the number of node devices or -1 in case of error
    * @see virNodeNumOfDevices (libvirt 0.5.0)
    */
-  async nodeNumOfDevices(cap: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeNumOfDevices', 's:cap,u:flags', [this.pointer, cap, flags], options)) as number;
+  nodeNumOfDevices(cap: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeNumOfDevices', 's:cap,u:flags', [this.pointer, cap, flags], options) as Promise<number>;
   }
   /**
    * Change all or a subset of the node memory tunables. The function
@@ -2378,8 +2378,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virNodeSetMemoryParameters (libvirt 0.10.2)
    */
-  async nodeSetMemoryParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeSetMemoryParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  nodeSetMemoryParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeSetMemoryParameters', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * Attempt to suspend the node (host machine) for the given duration of
@@ -2393,8 +2393,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns 0 on success (i.e., the node will be suspended after a short delay), -1 on failure (the operation is not supported, or an attempted suspend is already underway).
    * @see virNodeSuspendForDuration (libvirt 0.9.8)
    */
-  async nodeSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeSuspendForDuration', 'u:target,U:duration,u:flags', [this.pointer, target, duration, flags], options)) as number;
+  nodeSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeSuspendForDuration', 'u:target,U:duration,u:flags', [this.pointer, target, duration, flags], options) as Promise<number>;
   }
   /**
    * Reset the last error caught at the library level.
@@ -2415,8 +2415,8 @@ export class Connection extends ConnectionCore<Domain> {
    * @returns a pointer to the copied error or NULL if allocation failed. It is the caller's responsibility to free the error with virFreeError().
    * @see virSaveLastError (libvirt 0.6.1)
    */
-  async saveLastError(options?: CallOptions): Promise<LibvirtErrorData | null> {
-    return (await this.context.call('virSaveLastError', '', [], options)) as LibvirtErrorData | null;
+  saveLastError(options?: CallOptions): Promise<LibvirtErrorData | null> {
+    return this.context.call('virSaveLastError', '', [], options) as Promise<LibvirtErrorData | null>;
   }
   /**
    * If XML specifies a UUID, locates the specified secret and replaces all
@@ -2632,8 +2632,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainAbortJobFlags (libvirt 8.5.0)
    */
-  async abortJobFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAbortJobFlags', 'u:flags', [this.pointer, flags], options)) as number;
+  abortJobFlags(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainAbortJobFlags', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Dynamically add an IOThread to the domain. It is left up to the
@@ -2659,8 +2659,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainAddIOThread (libvirt 1.2.15)
    */
-  async addIOThread(iothread_id: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAddIOThread', 'u:iothread_id,u:flags', [this.pointer, iothread_id, flags], options)) as number;
+  addIOThread(iothread_id: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainAddIOThread', 'u:iothread_id,u:flags', [this.pointer, iothread_id, flags], options) as Promise<number>;
   }
   /**
    * Set how long to wait for a response from guest agent commands. By default,
@@ -2680,8 +2680,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on failure
    * @see virDomainAgentSetResponseTimeout (libvirt 5.10.0)
    */
-  async agentSetResponseTimeout(timeout: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAgentSetResponseTimeout', 'i:timeout,u:flags', [this.pointer, timeout, flags], options)) as number;
+  agentSetResponseTimeout(timeout: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainAgentSetResponseTimeout', 'i:timeout,u:flags', [this.pointer, timeout, flags], options) as Promise<number>;
   }
   /**
    * Create a virtual device attachment to backend.  This function,
@@ -2699,8 +2699,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainAttachDevice (libvirt 0.1.9)
    */
-  async attachDevice(xml: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAttachDevice', 's:xml', [this.pointer, xml], options)) as number;
+  attachDevice(xml: string, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainAttachDevice', 's:xml', [this.pointer, xml], options) as Promise<number>;
   }
   /**
    * Attach a virtual device to a domain, using the flags parameter
@@ -2728,8 +2728,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainAttachDeviceFlags (libvirt 0.7.7)
    */
-  async attachDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAttachDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options)) as number;
+  attachDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainAttachDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options) as Promise<number>;
   }
   /**
    * For given `user` in `domain` fetch list of public SSH authorized
@@ -2748,8 +2748,8 @@ export class Domain extends DomainCore {
    * @returns number of keys stored in `keys`, -1 otherwise.
    * @see virDomainAuthorizedSSHKeysGet (libvirt 6.10.0)
    */
-  async authorizedSSHKeysGet(user: string | null, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainAuthorizedSSHKeysGet', 's?:user,u:flags', [this.pointer, user, flags], options)) as string[];
+  authorizedSSHKeysGet(user: string | null, flags: number = 0, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virDomainAuthorizedSSHKeysGet', 's?:user,u:flags', [this.pointer, user, flags], options) as Promise<string[]>;
   }
   /**
    * For given `user` in `domain` set `keys` in authorized keys file.
@@ -2779,8 +2779,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 otherwise.
    * @see virDomainAuthorizedSSHKeysSet (libvirt 6.10.0)
    */
-  async authorizedSSHKeysSet(user: string | null, keys: string[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainAuthorizedSSHKeysSet', 's?:user,S:keys,u:flags', [this.pointer, user, keys, flags], options)) as number;
+  authorizedSSHKeysSet(user: string | null, keys: string[], flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainAuthorizedSSHKeysSet', 's?:user,S:keys,u:flags', [this.pointer, user, keys, flags], options) as Promise<number>;
   }
   /**
    * Start a point-in-time backup job for the specified disks of a
@@ -2845,8 +2845,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success or -1 on failure.
    * @see virDomainBackupBegin (libvirt 6.0.0)
    */
-  async backupBegin(backupXML: string, checkpointXML: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBackupBegin', 's:backupXML,s?:checkpointXML,u:flags', [this.pointer, backupXML, checkpointXML, flags], options)) as number;
+  backupBegin(backupXML: string, checkpointXML: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainBackupBegin', 's:backupXML,s?:checkpointXML,u:flags', [this.pointer, backupXML, checkpointXML, flags], options) as Promise<number>;
   }
   /**
    * Queries the configuration of the active backup job.
@@ -2860,8 +2860,8 @@ export class Domain extends DomainCore {
    * @returns a NUL-terminated UTF-8 encoded XML instance or NULL in case of error. The caller must free() the returned value.
    * @see virDomainBackupGetXMLDesc (libvirt 6.0.0)
    */
-  async backupGetXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainBackupGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  backupGetXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainBackupGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Commit changes that were made to temporary top-level files within a disk
@@ -2962,8 +2962,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the operation has started, -1 on failure.
    * @see virDomainBlockCommit (libvirt 0.10.2)
    */
-  async blockCommit(disk: string, base: string | null, top: string | null, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockCommit', 's:disk,s?:base,s?:top,u:bandwidth,u:flags', [this.pointer, disk, base, top, bandwidth, flags], options)) as number;
+  blockCommit(disk: string, base: string | null, top: string | null, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainBlockCommit', 's:disk,s?:base,s?:top,u:bandwidth,u:flags', [this.pointer, disk, base, top, bandwidth, flags], options) as Promise<number>;
   }
   /**
    * Copy the guest-visible contents of a disk image to a new file described
@@ -3045,8 +3045,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the operation has started, -1 on failure.
    * @see virDomainBlockCopy (libvirt 1.2.8)
    */
-  async blockCopy(disk: string, destxml: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockCopy', 's:disk,s:destxml,p:params,u:flags', [this.pointer, disk, destxml, params, flags], options)) as number;
+  blockCopy(disk: string, destxml: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainBlockCopy', 's:disk,s:destxml,p:params,u:flags', [this.pointer, disk, destxml, params, flags], options) as Promise<number>;
   }
   /**
    * Cancel the active block job on the given disk.
@@ -3089,8 +3089,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of failure, 0 when successful.
    * @see virDomainBlockJobAbort (libvirt 0.9.4)
    */
-  async blockJobAbort(disk: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockJobAbort', 's:disk,u:flags', [this.pointer, disk, flags], options)) as number;
+  blockJobAbort(disk: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainBlockJobAbort', 's:disk,u:flags', [this.pointer, disk, flags], options) as Promise<number>;
   }
   /**
    * Set the maximum allowable bandwidth that a block job may consume.  If
@@ -3118,8 +3118,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of failure, 0 when successful.
    * @see virDomainBlockJobSetSpeed (libvirt 0.9.4)
    */
-  async blockJobSetSpeed(disk: string, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockJobSetSpeed', 's:disk,u:bandwidth,u:flags', [this.pointer, disk, bandwidth, flags], options)) as number;
+  blockJobSetSpeed(disk: string, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainBlockJobSetSpeed', 's:disk,u:bandwidth,u:flags', [this.pointer, disk, bandwidth, flags], options) as Promise<number>;
   }
   /**
    * This function allows you to read the contents of a domain's
@@ -3162,8 +3162,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success or -1 in case of failure.
    * @see virDomainBlockPeek (libvirt 0.4.2)
    */
-  async blockPeek(disk: string, offset: number | bigint, size: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virDomainBlockPeek', 's:disk,U:offset,u:size,u:flags', [this.pointer, disk, offset, size, flags], options)) as Uint8Array;
+  blockPeek(disk: string, offset: number | bigint, size: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virDomainBlockPeek', 's:disk,U:offset,u:size,u:flags', [this.pointer, disk, offset, size, flags], options) as Promise<Uint8Array>;
   }
   /**
    * Populate a disk image with data from its backing image.  Once all data from
@@ -3204,8 +3204,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the operation has started, -1 on failure.
    * @see virDomainBlockPull (libvirt 0.9.4)
    */
-  async blockPull(disk: string, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockPull', 's:disk,u:bandwidth,u:flags', [this.pointer, disk, bandwidth, flags], options)) as number;
+  blockPull(disk: string, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainBlockPull', 's:disk,u:bandwidth,u:flags', [this.pointer, disk, bandwidth, flags], options) as Promise<number>;
   }
   /**
    * Populate a disk image with data from its backing image chain, and
@@ -3315,8 +3315,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the operation has started, -1 on failure.
    * @see virDomainBlockRebase (libvirt 0.9.10)
    */
-  async blockRebase(disk: string, base: string | null, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockRebase', 's:disk,s?:base,u:bandwidth,u:flags', [this.pointer, disk, base, bandwidth, flags], options)) as number;
+  blockRebase(disk: string, base: string | null, bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainBlockRebase', 's:disk,s?:base,u:bandwidth,u:flags', [this.pointer, disk, base, bandwidth, flags], options) as Promise<number>;
   }
   /**
    * Resize a block device of domain while the domain is running.  If
@@ -3343,8 +3343,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success or -1 in case of failure.
    * @see virDomainBlockResize (libvirt 0.9.8)
    */
-  async blockResize(disk: string, size: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainBlockResize', 's:disk,U:size,u:flags', [this.pointer, disk, size, flags], options)) as number;
+  blockResize(disk: string, size: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainBlockResize', 's:disk,U:size,u:flags', [this.pointer, disk, size, flags], options) as Promise<number>;
   }
   /**
    * This function returns block device (disk) stats for block
@@ -3370,8 +3370,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success or -1 in case of failure.
    * @see virDomainBlockStats (libvirt 0.3.2)
    */
-  async blockStats(disk: string, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainBlockStats', 's:disk', [this.pointer, disk], options)) as Record<string, number | bigint | string>;
+  blockStats(disk: string, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virDomainBlockStats', 's:disk', [this.pointer, disk], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * This function is to get block stats parameters for block
@@ -3407,8 +3407,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainBlockStatsFlags (libvirt 0.9.5)
    */
-  async blockStatsFlags(disk: string, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainBlockStatsFlags', 's:disk,u:flags', [this.pointer, disk, flags], options)) as TypedParamsObject;
+  blockStatsFlags(disk: string, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainBlockStatsFlags', 's:disk,u:flags', [this.pointer, disk, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Create a new checkpoint using `xmlDesc`, with a top-level
@@ -3501,8 +3501,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainCoreDump (libvirt 0.1.9)
    */
-  async coreDump(to: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCoreDump', 's:to,u:flags', [this.pointer, to, flags], options)) as number;
+  coreDump(to: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainCoreDump', 's:to,u:flags', [this.pointer, to, flags], options) as Promise<number>;
   }
   /**
    * This method will dump the core of a domain on a given file for analysis.
@@ -3532,8 +3532,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainCoreDumpWithFormat (libvirt 1.2.3)
    */
-  async coreDumpWithFormat(to: string, dumpformat: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCoreDumpWithFormat', 's:to,u:dumpformat,u:flags', [this.pointer, to, dumpformat, flags], options)) as number;
+  coreDumpWithFormat(to: string, dumpformat: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainCoreDumpWithFormat', 's:to,u:dumpformat,u:flags', [this.pointer, to, dumpformat, flags], options) as Promise<number>;
   }
   /**
    * Launch a defined domain. If the call succeeds the domain moves from the
@@ -3544,8 +3544,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of error
    * @see virDomainCreate (libvirt 0.1.1)
    */
-  async create(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCreate', '', [this.pointer], options)) as number;
+  create(options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainCreate', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Launch a defined domain. If the call succeeds the domain moves from the
@@ -3590,8 +3590,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of error
    * @see virDomainCreateWithFiles (libvirt 1.1.1)
    */
-  async createWithFiles(files: number[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCreateWithFiles', 'N:files,u:flags', [this.pointer, files, flags], options)) as number;
+  createWithFiles(files: number[], flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainCreateWithFiles', 'N:files,u:flags', [this.pointer, files, flags], options) as Promise<number>;
   }
   /**
    * Launch a defined domain. If the call succeeds the domain moves from the
@@ -3629,8 +3629,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of error
    * @see virDomainCreateWithFlags (libvirt 0.8.2)
    */
-  async createWithFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCreateWithFlags', 'u:flags', [this.pointer, flags], options)) as number;
+  createWithFlags(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainCreateWithFlags', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Dynamically delete an IOThread from the domain. The `iothread_id` to be
@@ -3656,8 +3656,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainDelIOThread (libvirt 1.2.15)
    */
-  async delIOThread(iothread_id: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDelIOThread', 'u:iothread_id,u:flags', [this.pointer, iothread_id, flags], options)) as number;
+  delIOThread(iothread_id: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainDelIOThread', 'u:iothread_id,u:flags', [this.pointer, iothread_id, flags], options) as Promise<number>;
   }
   /**
    * Destroy the domain object. The running instance is shutdown if not down
@@ -3691,8 +3691,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainDestroyFlags (libvirt 0.9.4)
    */
-  async destroyFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDestroyFlags', 'u:flags', [this.pointer, flags], options)) as number;
+  destroyFlags(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainDestroyFlags', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * This is an equivalent of virDomainDetachDeviceFlags() when called with
@@ -3704,8 +3704,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainDetachDevice (libvirt 0.1.9)
    */
-  async detachDevice(xml: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDetachDevice', 's:xml', [this.pointer, xml], options)) as number;
+  detachDevice(xml: string, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainDetachDevice', 's:xml', [this.pointer, xml], options) as Promise<number>;
   }
   /**
    * Detach a virtual device from a domain, using the alias to
@@ -3727,8 +3727,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainDetachDeviceAlias (libvirt 4.4.0)
    */
-  async detachDeviceAlias(alias: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDetachDeviceAlias', 's:alias,u:flags', [this.pointer, alias, flags], options)) as number;
+  detachDeviceAlias(alias: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainDetachDeviceAlias', 's:alias,u:flags', [this.pointer, alias, flags], options) as Promise<number>;
   }
   /**
    * Detach a virtual device from a domain, using the flags parameter
@@ -3779,8 +3779,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainDetachDeviceFlags (libvirt 0.7.7)
    */
-  async detachDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainDetachDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options)) as number;
+  detachDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainDetachDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options) as Promise<number>;
   }
   /**
    * Associate the FDs in `fd` with `domain` under `name`. The FDs are associated as
@@ -3810,8 +3810,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on error.
    * @see virDomainFDAssociate (libvirt 9.0.0)
    */
-  async fDAssociate(name: string, fds: number[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFDAssociate', 's:name,N:fds,u:flags', [this.pointer, name, fds, flags], options)) as number;
+  fdAssociate(name: string, fds: number[], flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainFDAssociate', 's:name,N:fds,u:flags', [this.pointer, name, fds, flags], options) as Promise<number>;
   }
   /**
    * Freeze specified filesystems within the guest (hence guest agent
@@ -3825,8 +3825,8 @@ export class Domain extends DomainCore {
    * @returns the number of frozen filesystems on success, -1 otherwise.
    * @see virDomainFSFreeze (libvirt 1.2.5)
    */
-  async fSFreeze(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFSFreeze', 'S:mountpoints,u:flags', [this.pointer, mountpoints, flags], options)) as number;
+  fsFreeze(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainFSFreeze', 'S:mountpoints,u:flags', [this.pointer, mountpoints, flags], options) as Promise<number>;
   }
   /**
    * Thaw specified filesystems within the guest. If `mountpoints` is NULL and
@@ -3838,8 +3838,8 @@ export class Domain extends DomainCore {
    * @returns the number of thawed filesystems on success, -1 otherwise.
    * @see virDomainFSThaw (libvirt 1.2.5)
    */
-  async fSThaw(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFSThaw', 'S:mountpoints,u:flags', [this.pointer, mountpoints, flags], options)) as number;
+  fsThaw(mountpoints: string[], flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainFSThaw', 'S:mountpoints,u:flags', [this.pointer, mountpoints, flags], options) as Promise<number>;
   }
   /**
    * Calls FITRIM within the guest (hence guest agent may be
@@ -3858,8 +3858,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 otherwise.
    * @see virDomainFSTrim (libvirt 1.0.1)
    */
-  async fSTrim(mountPoint: string | null, minimum: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainFSTrim', 's?:mountPoint,U:minimum,u:flags', [this.pointer, mountPoint, minimum, flags], options)) as number;
+  fsTrim(mountPoint: string | null, minimum: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainFSTrim', 's?:mountPoint,U:minimum,u:flags', [this.pointer, mountPoint, minimum, flags], options) as Promise<number>;
   }
   /**
    * Provides a boolean value indicating whether the domain
@@ -3869,8 +3869,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success
    * @see virDomainGetAutostart (libvirt 0.2.1)
    */
-  async getAutostart(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetAutostart', '', [this.pointer], options)) as number;
+  getAutostart(options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainGetAutostart', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Get all blkio parameters.  On input, `nparams` gives the size of the
@@ -3893,8 +3893,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainGetBlkioParameters (libvirt 0.9.0)
    */
-  async getBlkioParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetBlkioParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  getBlkioParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetBlkioParameters', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Extract information about a domain's block device.
@@ -3964,8 +3964,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainGetBlockInfo (libvirt 0.8.1)
    */
-  async getBlockInfo(disk: string, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetBlockInfo', 's:disk,u:flags', [this.pointer, disk, flags], options)) as Record<string, number | bigint | string>;
+  getBlockInfo(disk: string, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virDomainGetBlockInfo', 's:disk,u:flags', [this.pointer, disk, flags], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Get all block IO tunable parameters for a given device.  On input,
@@ -3995,8 +3995,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainGetBlockIoTune (libvirt 0.9.8)
    */
-  async getBlockIoTune(disk: string | null, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetBlockIoTune', 's?:disk,u:flags', [this.pointer, disk, flags], options)) as TypedParamsObject;
+  getBlockIoTune(disk: string | null, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetBlockIoTune', 's?:disk,u:flags', [this.pointer, disk, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Request block job information for the given disk.  If an operation is active
@@ -4040,8 +4040,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of failure, 0 when nothing found, 1 when info was found.
    * @see virDomainGetBlockJobInfo (libvirt 0.9.4)
    */
-  async getBlockJobInfo(disk: string, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetBlockJobInfo', 's:disk,u:flags', [this.pointer, disk, flags], options)) as Record<string, number | bigint | string>;
+  getBlockJobInfo(disk: string, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virDomainGetBlockJobInfo', 's:disk,u:flags', [this.pointer, disk, flags], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Provides the connection pointer associated with a domain.  The
@@ -4061,8 +4061,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainGetControlInfo (libvirt 0.9.3)
    */
-  async getControlInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetControlInfo', 'u:flags', [this.pointer, flags], options)) as Record<string, number | bigint | string>;
+  getControlInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virDomainGetControlInfo', 'u:flags', [this.pointer, flags], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * The function populates `errors` array with all disks that encountered an
@@ -4087,8 +4087,8 @@ export class Domain extends DomainCore {
    * @returns number of disks with errors filled in the `errors` array or -1 on error.
    * @see virDomainGetDiskErrors (libvirt 0.9.10)
    */
-  async getDiskErrors(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainGetDiskErrors', 'u:flags', [this.pointer, flags], options)) as Record<string, unknown>[];
+  getDiskErrors(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return this.context.call('virDomainGetDiskErrors', 'u:flags', [this.pointer, flags], options) as Promise<Record<string, unknown>[]>;
   }
   /**
    * Query the CPU affinity setting of all emulator threads of domain, store
@@ -4099,8 +4099,8 @@ export class Domain extends DomainCore {
    * @returns 1 in case of success, 0 in case of no emulator threads are pined to pcpus, -1 in case of failure.
    * @see virDomainGetEmulatorPinInfo (libvirt 0.10.0)
    */
-  async getEmulatorPinInfo(maplen: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virDomainGetEmulatorPinInfo', 'u:maplen,u:flags', [this.pointer, maplen, flags], options)) as Uint8Array;
+  getEmulatorPinInfo(maplen: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virDomainGetEmulatorPinInfo', 'u:maplen,u:flags', [this.pointer, maplen, flags], options) as Promise<Uint8Array>;
   }
   /**
    * Get a list of mapping information for each mounted file systems within the
@@ -4110,8 +4110,8 @@ export class Domain extends DomainCore {
    * @returns the number of returned mount points, or -1 in case of error. On success, the array of the information is stored into `info`. The caller is responsible for calling virDomainFSInfoFree() on each array element, then calling free() on `info`. On error, `info` is set to NULL.
    * @see virDomainGetFSInfo (libvirt 1.2.11)
    */
-  async getFSInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainGetFSInfo', 'u:flags', [this.pointer, flags], options)) as Record<string, unknown>[];
+  getFSInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return this.context.call('virDomainGetFSInfo', 'u:flags', [this.pointer, flags], options) as Promise<Record<string, unknown>[]>;
   }
   /**
    * Queries the guest agent for the various information about the guest system.
@@ -4230,8 +4230,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on error.
    * @see virDomainGetGuestInfo (libvirt 5.7.0)
    */
-  async getGuestInfo(types: number, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetGuestInfo', 'u:types,u:flags', [this.pointer, types, flags], options)) as TypedParamsObject;
+  getGuestInfo(types: number, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetGuestInfo', 'u:types,u:flags', [this.pointer, types, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Queries the guest agent for state and information regarding vCPUs from
@@ -4253,8 +4253,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on error.
    * @see virDomainGetGuestVcpus (libvirt 2.0.0)
    */
-  async getGuestVcpus(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetGuestVcpus', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  getGuestVcpus(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetGuestVcpus', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Get the hostname for that domain. If no hostname is found,
@@ -4267,8 +4267,8 @@ export class Domain extends DomainCore {
    * @returns the hostname which must be freed by the caller, or NULL if there was an error.
    * @see virDomainGetHostname (libvirt 0.10.0)
    */
-  async getHostname(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetHostname', 'u:flags', [this.pointer, flags], options)) as string;
+  getHostname(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainGetHostname', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Get the hypervisor ID number for the domain
@@ -4276,8 +4276,8 @@ export class Domain extends DomainCore {
    * @returns the domain ID number or (unsigned int) -1 in case of error
    * @see virDomainGetID (libvirt 0.0.3)
    */
-  async getID(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetID', '', [this.pointer], options)) as number;
+  getID(options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainGetID', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Fetch IOThreads of an active domain including the cpumap information to
@@ -4287,8 +4287,8 @@ export class Domain extends DomainCore {
    * @returns the number of IOThreads or -1 in case of error. On success, the array of information is stored into `info`. The caller is responsible for calling virDomainIOThreadInfoFree() on each array element, then calling free() on `info`. On error, `info` is set to NULL.
    * @see virDomainGetIOThreadInfo (libvirt 1.2.14)
    */
-  async getIOThreadInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainGetIOThreadInfo', 'u:flags', [this.pointer, flags], options)) as Record<string, unknown>[];
+  getIOThreadInfo(flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return this.context.call('virDomainGetIOThreadInfo', 'u:flags', [this.pointer, flags], options) as Promise<Record<string, unknown>[]>;
   }
   /**
    * Extract information about a domain. Note that if the connection
@@ -4298,8 +4298,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainGetInfo (libvirt 0.0.3)
    */
-  async getInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetInfo', '', [this.pointer], options)) as Record<string, number | bigint | string>;
+  getInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virDomainGetInfo', '', [this.pointer], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Get all interface parameters. On input, `nparams` gives the size of
@@ -4322,8 +4322,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainGetInterfaceParameters (libvirt 0.9.9)
    */
-  async getInterfaceParameters(device: string, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetInterfaceParameters', 's:device,u:flags', [this.pointer, device, flags], options)) as TypedParamsObject;
+  getInterfaceParameters(device: string, flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetInterfaceParameters', 's:device,u:flags', [this.pointer, device, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Extract information about progress of a background job on a domain.
@@ -4335,8 +4335,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainGetJobInfo (libvirt 0.7.7)
    */
-  async getJobInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetJobInfo', '', [this.pointer], options)) as Record<string, number | bigint | string>;
+  getJobInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virDomainGetJobInfo', '', [this.pointer], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Extract information about progress of a background job on a domain.
@@ -4364,8 +4364,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainGetJobStats (libvirt 1.0.3)
    */
-  async getJobStats(flags: number = 0, options?: CallOptions): Promise<{ type: number; params: TypedParamsObject }> {
-    return (await this.context.call('virDomainGetJobStats', 'u:flags', [this.pointer, flags], options)) as { type: number; params: TypedParamsObject };
+  getJobStats(flags: number = 0, options?: CallOptions): Promise<{ type: number; params: TypedParamsObject }> {
+    return this.context.call('virDomainGetJobStats', 'u:flags', [this.pointer, flags], options) as Promise<{ type: number; params: TypedParamsObject }>;
   }
   /**
    * Get the launch security info. In case of the SEV guest, this will
@@ -4375,8 +4375,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of failure, 0 in case of success.
    * @see virDomainGetLaunchSecurityInfo (libvirt 4.5.0)
    */
-  async getLaunchSecurityInfo(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetLaunchSecurityInfo', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  getLaunchSecurityInfo(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetLaunchSecurityInfo', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Retrieve the maximum amount of physical memory allocated to a
@@ -4386,8 +4386,8 @@ export class Domain extends DomainCore {
    * @returns the memory size in kibibytes (blocks of 1024 bytes), or 0 in case of error.
    * @see virDomainGetMaxMemory (libvirt 0.0.3)
    */
-  async getMaxMemory(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetMaxMemory', '', [this.pointer], options)) as number;
+  getMaxMemory(options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainGetMaxMemory', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the maximum number of virtual CPUs supported for
@@ -4399,8 +4399,8 @@ export class Domain extends DomainCore {
    * @returns the maximum of virtual CPU or -1 in case of error.
    * @see virDomainGetMaxVcpus (libvirt 0.2.1)
    */
-  async getMaxVcpus(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetMaxVcpus', '', [this.pointer], options)) as number;
+  getMaxVcpus(options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainGetMaxVcpus', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Get all memory parameters.  On input, `nparams` gives the size of the
@@ -4432,8 +4432,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainGetMemoryParameters (libvirt 0.8.5)
    */
-  async getMemoryParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetMemoryParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  getMemoryParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetMemoryParameters', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Fetch a list of all messages recorded against the VM and
@@ -4455,8 +4455,8 @@ export class Domain extends DomainCore {
    * @returns number of messages stored in `msgs`, -1 otherwise.
    * @see virDomainGetMessages (libvirt 7.1.0)
    */
-  async getMessages(flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainGetMessages', 'u:flags', [this.pointer, flags], options)) as string[];
+  getMessages(flags: number = 0, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virDomainGetMessages', 'u:flags', [this.pointer, flags], options) as Promise<string[]>;
   }
   /**
    * Retrieves the appropriate domain element given by `type`.
@@ -4478,8 +4478,8 @@ export class Domain extends DomainCore {
    * @returns the metadata string on success (caller must free), or NULL in case of failure.
    * @see virDomainGetMetadata (libvirt 0.9.10)
    */
-  async getMetadata(type_: number, uri: string | null, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetMetadata', 'i:type_,s?:uri,u:flags', [this.pointer, type_, uri, flags], options)) as string;
+  getMetadata(type_: number, uri: string | null, flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainGetMetadata', 'i:type_,s?:uri,u:flags', [this.pointer, type_, uri, flags], options) as Promise<string>;
   }
   /**
    * Get the public name for that domain
@@ -4487,8 +4487,8 @@ export class Domain extends DomainCore {
    * @returns a pointer to the name or NULL, the string need not be deallocated its lifetime will be the same as the domain object.
    * @see virDomainGetName (libvirt 0.0.3)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get all numa parameters.  On input, `nparams` gives the size of the
@@ -4511,8 +4511,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainGetNumaParameters (libvirt 0.9.9)
    */
-  async getNumaParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetNumaParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  getNumaParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetNumaParameters', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Get the type of domain operation system.
@@ -4520,8 +4520,8 @@ export class Domain extends DomainCore {
    * @returns the new string or NULL in case of error, the string must be freed by the caller.
    * @see virDomainGetOSType (libvirt 0.0.3)
    */
-  async getOSType(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetOSType', '', [this.pointer], options)) as string;
+  getOSType(options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainGetOSType', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get all Linux perf events setting. Possible fields returned in
@@ -4534,8 +4534,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of failure, 0 in case of success.
    * @see virDomainGetPerfEvents (libvirt 1.3.3)
    */
-  async getPerfEvents(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetPerfEvents', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  getPerfEvents(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetPerfEvents', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Get all scheduler parameters.  On input, `nparams` gives the size of the
@@ -4550,8 +4550,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainGetSchedulerParameters (libvirt 0.2.3)
    */
-  async getSchedulerParameters(options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetSchedulerParameters', '', [this.pointer], options)) as TypedParamsObject;
+  getSchedulerParameters(options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetSchedulerParameters', '', [this.pointer], options) as Promise<TypedParamsObject>;
   }
   /**
    * Get all scheduler parameters.  On input, `nparams` gives the size of the
@@ -4577,8 +4577,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainGetSchedulerParametersFlags (libvirt 0.9.2)
    */
-  async getSchedulerParametersFlags(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virDomainGetSchedulerParametersFlags', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  getSchedulerParametersFlags(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virDomainGetSchedulerParametersFlags', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Get the scheduler type and the number of scheduler parameters.
@@ -4586,8 +4586,8 @@ export class Domain extends DomainCore {
    * @returns NULL in case of error. The caller must free the returned string.
    * @see virDomainGetSchedulerType (libvirt 0.2.3)
    */
-  async getSchedulerType(options?: CallOptions): Promise<{ returned: string; nparams: number }> {
-    return (await this.context.call('virDomainGetSchedulerType', '', [this.pointer], options)) as { returned: string; nparams: number };
+  getSchedulerType(options?: CallOptions): Promise<{ returned: string; nparams: number }> {
+    return this.context.call('virDomainGetSchedulerType', '', [this.pointer], options) as Promise<{ returned: string; nparams: number }>;
   }
   /**
    * Extract security label of an active domain. The 'label' field
@@ -4597,8 +4597,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure
    * @see virDomainGetSecurityLabel (libvirt 0.6.1)
    */
-  async getSecurityLabel(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainGetSecurityLabel', '', [this.pointer], options)) as Record<string, number | bigint | string>;
+  getSecurityLabel(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virDomainGetSecurityLabel', '', [this.pointer], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Extract the security labels of an active domain. The 'label' field
@@ -4608,8 +4608,8 @@ export class Domain extends DomainCore {
    * @returns number of elements in `seclabels` on success, -1 in case of failure.
    * @see virDomainGetSecurityLabelList (libvirt 0.10.0)
    */
-  async getSecurityLabelList(options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainGetSecurityLabelList', '', [this.pointer], options)) as Record<string, unknown>[];
+  getSecurityLabelList(options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return this.context.call('virDomainGetSecurityLabelList', '', [this.pointer], options) as Promise<Record<string, unknown>[]>;
   }
   /**
    * Extract domain state. Each state can be accompanied with a reason (if known)
@@ -4619,8 +4619,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainGetState (libvirt 0.9.2)
    */
-  async getState(flags: number = 0, options?: CallOptions): Promise<{ state: number; reason: number }> {
-    return (await this.context.call('virDomainGetState', 'u:flags', [this.pointer, flags], options)) as { state: number; reason: number };
+  getState(flags: number = 0, options?: CallOptions): Promise<{ state: number; reason: number }> {
+    return this.context.call('virDomainGetState', 'u:flags', [this.pointer, flags], options) as Promise<{ state: number; reason: number }>;
   }
   /**
    * Extract information about guest time and store it into
@@ -4634,8 +4634,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 otherwise.
    * @see virDomainGetTime (libvirt 1.2.5)
    */
-  async getTime(flags: number = 0, options?: CallOptions): Promise<{ seconds: number | bigint; nseconds: number }> {
-    return (await this.context.call('virDomainGetTime', 'u:flags', [this.pointer, flags], options)) as { seconds: number | bigint; nseconds: number };
+  getTime(flags: number = 0, options?: CallOptions): Promise<{ seconds: number | bigint; nseconds: number }> {
+    return this.context.call('virDomainGetTime', 'u:flags', [this.pointer, flags], options) as Promise<{ seconds: number | bigint; nseconds: number }>;
   }
   /**
    * Get the UUID for a domain
@@ -4643,8 +4643,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success
    * @see virDomainGetUUID (libvirt 0.0.5)
    */
-  async getUUID(options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virDomainGetUUID', '', [this.pointer], options)) as Uint8Array;
+  getUUID(options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virDomainGetUUID', '', [this.pointer], options) as Promise<Uint8Array>;
   }
   /**
    * Get the UUID for a domain as string. For more information about
@@ -4653,8 +4653,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success
    * @see virDomainGetUUIDString (libvirt 0.1.1)
    */
-  async getUUIDString(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetUUIDString', '', [this.pointer], options)) as string;
+  getUUIDString(options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainGetUUIDString', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Query the CPU affinity setting of all virtual CPUs of domain, store it
@@ -4666,8 +4666,8 @@ export class Domain extends DomainCore {
    * @returns the number of virtual CPUs in case of success, -1 in case of failure.
    * @see virDomainGetVcpuPinInfo (libvirt 0.9.3)
    */
-  async getVcpuPinInfo(ncpumaps: number, maplen: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virDomainGetVcpuPinInfo', 'i:ncpumaps,u:maplen,u:flags', [this.pointer, ncpumaps, maplen, flags], options)) as Uint8Array;
+  getVcpuPinInfo(ncpumaps: number, maplen: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virDomainGetVcpuPinInfo', 'i:ncpumaps,u:maplen,u:flags', [this.pointer, ncpumaps, maplen, flags], options) as Promise<Uint8Array>;
   }
   /**
    * Query the number of virtual CPUs used by the domain.  Note that
@@ -4695,8 +4695,8 @@ export class Domain extends DomainCore {
    * @returns the number of vCPUs in case of success, -1 in case of failure.
    * @see virDomainGetVcpusFlags (libvirt 0.8.5)
    */
-  async getVcpusFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainGetVcpusFlags', 'u:flags', [this.pointer, flags], options)) as number;
+  getVcpusFlags(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainGetVcpusFlags', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Provide an XML description of the domain. The description may be reused
@@ -4725,8 +4725,8 @@ export class Domain extends DomainCore {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. The caller must free() the returned value.
    * @see virDomainGetXMLDesc (libvirt 0.0.3)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Determine if the domain has a current snapshot.
@@ -4735,8 +4735,8 @@ export class Domain extends DomainCore {
    * @returns 1 if such snapshot exists, 0 if it doesn't, -1 on error.
    * @see virDomainHasCurrentSnapshot (libvirt 0.8.0)
    */
-  async hasCurrentSnapshot(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainHasCurrentSnapshot', 'u:flags', [this.pointer, flags], options)) as number;
+  hasCurrentSnapshot(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainHasCurrentSnapshot', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Check if a domain has a managed save image as created by
@@ -4747,8 +4747,8 @@ export class Domain extends DomainCore {
    * @returns 0 if no image is present, 1 if an image is present, and -1 in case of error
    * @see virDomainHasManagedSaveImage (libvirt 0.8.0)
    */
-  async hasManagedSaveImage(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainHasManagedSaveImage', 'u:flags', [this.pointer, flags], options)) as number;
+  hasManagedSaveImage(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainHasManagedSaveImage', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Send NMI to the guest
@@ -4757,8 +4757,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainInjectNMI (libvirt 0.9.2)
    */
-  async injectNMI(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainInjectNMI', 'u:flags', [this.pointer, flags], options)) as number;
+  injectNMI(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainInjectNMI', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Return a pointer to the allocated array of pointers to interfaces
@@ -4830,8 +4830,8 @@ export class Domain extends DomainCore {
    * @returns the number of interfaces on success, -1 in case of error.
    * @see virDomainInterfaceAddresses (libvirt 1.2.14)
    */
-  async interfaceAddresses(source: number, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virDomainInterfaceAddresses', 'u:source,u:flags', [this.pointer, source, flags], options)) as Record<string, unknown>[];
+  interfaceAddresses(source: number, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return this.context.call('virDomainInterfaceAddresses', 'u:source,u:flags', [this.pointer, source, flags], options) as Promise<Record<string, unknown>[]>;
   }
   /**
    * This function returns network interface stats for interfaces
@@ -4853,8 +4853,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success or -1 in case of failure.
    * @see virDomainInterfaceStats (libvirt 0.3.2)
    */
-  async interfaceStats(device: string, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virDomainInterfaceStats', 's:device', [this.pointer, device], options)) as Record<string, number | bigint | string>;
+  interfaceStats(device: string, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virDomainInterfaceStats', 's:device', [this.pointer, device], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Determine if the domain has been updated.
@@ -4862,8 +4862,8 @@ export class Domain extends DomainCore {
    * @returns 1 if updated, 0 if not, -1 on error
    * @see virDomainIsUpdated (libvirt 0.8.6)
    */
-  async isUpdated(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virDomainIsUpdated', '', [this.pointer], options)) as boolean;
+  isUpdated(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virDomainIsUpdated', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Collect the list of domain checkpoints for the given domain and allocate
@@ -4974,8 +4974,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success or -1 in case of failure
    * @see virDomainManagedSave (libvirt 0.8.0)
    */
-  async managedSave(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainManagedSave', 'u:flags', [this.pointer, flags], options)) as number;
+  managedSave(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainManagedSave', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * This updates the definition of a domain stored in a saved state
@@ -4998,8 +4998,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainManagedSaveDefineXML (libvirt 3.7.0)
    */
-  async managedSaveDefineXML(dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainManagedSaveDefineXML', 's:dxml,u:flags', [this.pointer, dxml, flags], options)) as number;
+  managedSaveDefineXML(dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainManagedSaveDefineXML', 's:dxml,u:flags', [this.pointer, dxml, flags], options) as Promise<number>;
   }
   /**
    * This method will extract the XML description of the managed save
@@ -5013,8 +5013,8 @@ export class Domain extends DomainCore {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. The caller must free() the returned value.
    * @see virDomainManagedSaveGetXMLDesc (libvirt 3.7.0)
    */
-  async managedSaveGetXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainManagedSaveGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  managedSaveGetXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainManagedSaveGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Remove any managed save image for this domain.
@@ -5023,8 +5023,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, and -1 in case of error
    * @see virDomainManagedSaveRemove (libvirt 0.8.0)
    */
-  async managedSaveRemove(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainManagedSaveRemove', 'u:flags', [this.pointer, flags], options)) as number;
+  managedSaveRemove(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainManagedSaveRemove', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * This function allows you to read the contents of a domain's
@@ -5057,8 +5057,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success or -1 in case of failure.
    * @see virDomainMemoryPeek (libvirt 0.4.2)
    */
-  async memoryPeek(start: number | bigint, size: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virDomainMemoryPeek', 'U:start,u:size,u:flags', [this.pointer, start, size, flags], options)) as Uint8Array;
+  memoryPeek(start: number | bigint, size: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virDomainMemoryPeek', 'U:start,u:size,u:flags', [this.pointer, start, size, flags], options) as Promise<Uint8Array>;
   }
   /**
    * This function provides memory statistics for the domain.
@@ -5101,8 +5101,8 @@ export class Domain extends DomainCore {
    * @returns The number of stats provided or -1 in case of failure.
    * @see virDomainMemoryStats (libvirt 0.7.5)
    */
-  async memoryStats(nr_stats: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
-    return (await this.context.call('virDomainMemoryStats', 'u:nr_stats,u:flags', [this.pointer, nr_stats, flags], options)) as Record<string, number | bigint | string>[];
+  memoryStats(nr_stats: number, flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>[]> {
+    return this.context.call('virDomainMemoryStats', 'u:nr_stats,u:flags', [this.pointer, nr_stats, flags], options) as Promise<Record<string, number | bigint | string>[]>;
   }
   /**
    * Migrate the domain object from its current host to the destination
@@ -5187,8 +5187,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 otherwise.
    * @see virDomainMigrateGetCompressionCache (libvirt 1.0.3)
    */
-  async migrateGetCompressionCache(flags: number = 0, options?: CallOptions): Promise<number | bigint> {
-    return (await this.context.call('virDomainMigrateGetCompressionCache', 'u:flags', [this.pointer, flags], options)) as number | bigint;
+  migrateGetCompressionCache(flags: number = 0, options?: CallOptions): Promise<number | bigint> {
+    return this.context.call('virDomainMigrateGetCompressionCache', 'u:flags', [this.pointer, flags], options) as Promise<number | bigint>;
   }
   /**
    * Get the current maximum bandwidth (in MiB/s) that will be used if the
@@ -5201,8 +5201,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 otherwise.
    * @see virDomainMigrateGetMaxSpeed (libvirt 0.9.5)
    */
-  async migrateGetMaxSpeed(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateGetMaxSpeed', 'u:flags', [this.pointer, flags], options)) as number;
+  migrateGetMaxSpeed(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainMigrateGetMaxSpeed', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Sets size of the cache (in bytes) used for compressing repeatedly
@@ -5216,8 +5216,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 otherwise.
    * @see virDomainMigrateSetCompressionCache (libvirt 1.0.3)
    */
-  async migrateSetCompressionCache(cacheSize: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateSetCompressionCache', 'U:cacheSize,u:flags', [this.pointer, cacheSize, flags], options)) as number;
+  migrateSetCompressionCache(cacheSize: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainMigrateSetCompressionCache', 'U:cacheSize,u:flags', [this.pointer, cacheSize, flags], options) as Promise<number>;
   }
   /**
    * The maximum bandwidth (in MiB/s) that will be used to do migration
@@ -5231,8 +5231,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 otherwise.
    * @see virDomainMigrateSetMaxSpeed (libvirt 0.9.0)
    */
-  async migrateSetMaxSpeed(bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateSetMaxSpeed', 'u:bandwidth,u:flags', [this.pointer, bandwidth, flags], options)) as number;
+  migrateSetMaxSpeed(bandwidth: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainMigrateSetMaxSpeed', 'u:bandwidth,u:flags', [this.pointer, bandwidth, flags], options) as Promise<number>;
   }
   /**
    * Starts post-copy migration. This function has to be called while
@@ -5307,8 +5307,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 otherwise.
    * @see virDomainMigrateStartPostCopy (libvirt 1.3.3)
    */
-  async migrateStartPostCopy(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateStartPostCopy', 'u:flags', [this.pointer, flags], options)) as number;
+  migrateStartPostCopy(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainMigrateStartPostCopy', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Migrate the domain object from its current host to the destination
@@ -5336,8 +5336,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the migration succeeded, -1 upon error.
    * @see virDomainMigrateToURI (libvirt 0.7.2)
    */
-  async migrateToURI(duri: string, flags: number = 0, dname: string, bandwidth: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateToURI', 's:duri,u:flags,s:dname,u:bandwidth', [this.pointer, duri, flags, dname, bandwidth], options)) as number;
+  migrateToURI(duri: string, flags: number = 0, dname: string, bandwidth: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainMigrateToURI', 's:duri,u:flags,s:dname,u:bandwidth', [this.pointer, duri, flags, dname, bandwidth], options) as Promise<number>;
   }
   /**
    * Migrate the domain object from its current host to the destination
@@ -5369,8 +5369,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the migration succeeded, -1 upon error.
    * @see virDomainMigrateToURI2 (libvirt 0.9.2)
    */
-  async migrateToURI2(dconnuri: string | null, miguri: string | null, dxml: string, flags: number = 0, dname: string, bandwidth: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainMigrateToURI2', 's?:dconnuri,s?:miguri,s:dxml,u:flags,s:dname,u:bandwidth', [this.pointer, dconnuri, miguri, dxml, flags, dname, bandwidth], options)) as number;
+  migrateToURI2(dconnuri: string | null, miguri: string | null, dxml: string, flags: number = 0, dname: string, bandwidth: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainMigrateToURI2', 's?:dconnuri,s?:miguri,s:dxml,u:flags,s:dname,u:bandwidth', [this.pointer, dconnuri, miguri, dxml, flags, dname, bandwidth], options) as Promise<number>;
   }
   /**
    * This opens the host interface associated with a channel device on a
@@ -5392,8 +5392,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the channel was opened, -1 on error
    * @see virDomainOpenChannel (libvirt 1.0.2)
    */
-  async openChannel(name: string | null, st: Stream, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainOpenChannel', 's?:name,o:st,u:flags', [this.pointer, name, st, flags], options)) as number;
+  openChannel(name: string | null, st: Stream, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainOpenChannel', 's?:name,o:st,u:flags', [this.pointer, name, st, flags], options) as Promise<number>;
   }
   /**
    * This opens the backend associated with a console, serial or
@@ -5423,8 +5423,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the console was opened, -1 on error
    * @see virDomainOpenConsole (libvirt 0.8.6)
    */
-  async openConsole(dev_name: string | null, st: Stream, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainOpenConsole', 's?:dev_name,o:st,u:flags', [this.pointer, dev_name, st, flags], options)) as number;
+  openConsole(dev_name: string | null, st: Stream, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainOpenConsole', 's?:dev_name,o:st,u:flags', [this.pointer, dev_name, st, flags], options) as Promise<number>;
   }
   /**
    * This will attempt to connect the file descriptor `fd`, to
@@ -5448,8 +5448,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on failure
    * @see virDomainOpenGraphics (libvirt 0.9.7)
    */
-  async openGraphics(idx: number, fd: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainOpenGraphics', 'u:idx,i:fd,u:flags', [this.pointer, idx, fd, flags], options)) as number;
+  openGraphics(idx: number, fd: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainOpenGraphics', 'u:idx,i:fd,u:flags', [this.pointer, idx, fd, flags], options) as Promise<number>;
   }
   /**
    * This will create a socket pair connected to the graphics backend of `dom`.
@@ -5470,8 +5470,8 @@ export class Domain extends DomainCore {
    * @returns an fd on success, -1 on failure
    * @see virDomainOpenGraphicsFD (libvirt 1.2.8)
    */
-  async openGraphicsFD(idx: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainOpenGraphicsFD', 'u:idx,u:flags', [this.pointer, idx, flags], options)) as number;
+  openGraphicsFD(idx: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainOpenGraphicsFD', 'u:idx,u:flags', [this.pointer, idx, flags], options) as Promise<number>;
   }
   /**
    * Attempt to have the guest enter the given `target` power management
@@ -5496,8 +5496,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on failure.
    * @see virDomainPMSuspendForDuration (libvirt 0.9.10)
    */
-  async pMSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPMSuspendForDuration', 'u:target,U:duration,u:flags', [this.pointer, target, duration, flags], options)) as number;
+  pmSuspendForDuration(target: number, duration: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainPMSuspendForDuration', 'u:target,U:duration,u:flags', [this.pointer, target, duration, flags], options) as Promise<number>;
   }
   /**
    * Inject a wakeup into the guest that previously used
@@ -5508,8 +5508,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on failure.
    * @see virDomainPMWakeup (libvirt 0.9.11)
    */
-  async pMWakeup(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPMWakeup', 'u:flags', [this.pointer, flags], options)) as number;
+  pmWakeup(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainPMWakeup', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Dynamically change the real CPUs which can be allocated to all emulator
@@ -5533,8 +5533,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainPinEmulator (libvirt 0.10.0)
    */
-  async pinEmulator(cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPinEmulator', 'B:cpumap,u:flags', [this.pointer, cpumap, flags], options)) as number;
+  pinEmulator(cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainPinEmulator', 'B:cpumap,u:flags', [this.pointer, cpumap, flags], options) as Promise<number>;
   }
   /**
    * Dynamically change the real CPUs which can be allocated to an IOThread.
@@ -5559,8 +5559,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainPinIOThread (libvirt 1.2.14)
    */
-  async pinIOThread(iothread_id: number, cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPinIOThread', 'u:iothread_id,B:cpumap,u:flags', [this.pointer, iothread_id, cpumap, flags], options)) as number;
+  pinIOThread(iothread_id: number, cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainPinIOThread', 'u:iothread_id,B:cpumap,u:flags', [this.pointer, iothread_id, cpumap, flags], options) as Promise<number>;
   }
   /**
    * Dynamically change the real CPUs which can be allocated to a virtual CPU.
@@ -5574,8 +5574,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainPinVcpu (libvirt 0.1.4)
    */
-  async pinVcpu(vcpu: number, cpumap: Uint8Array, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPinVcpu', 'u:vcpu,B:cpumap', [this.pointer, vcpu, cpumap], options)) as number;
+  pinVcpu(vcpu: number, cpumap: Uint8Array, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainPinVcpu', 'u:vcpu,B:cpumap', [this.pointer, vcpu, cpumap], options) as Promise<number>;
   }
   /**
    * Dynamically change the real CPUs which can be allocated to a virtual CPU.
@@ -5600,8 +5600,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainPinVcpuFlags (libvirt 0.9.3)
    */
-  async pinVcpuFlags(vcpu: number, cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainPinVcpuFlags', 'u:vcpu,B:cpumap,u:flags', [this.pointer, vcpu, cpumap, flags], options)) as number;
+  pinVcpuFlags(vcpu: number, cpumap: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainPinVcpuFlags', 'u:vcpu,B:cpumap,u:flags', [this.pointer, vcpu, cpumap, flags], options) as Promise<number>;
   }
   /**
    * This API is QEMU specific, so it will only work with hypervisor
@@ -5633,8 +5633,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure
    * @see virDomainQemuMonitorCommandWithFiles (libvirt 8.2.0)
    */
-  async qemuMonitorCommandWithFiles(cmd: string, infiles: number[], flags: number = 0, options?: CallOptions): Promise<{ noutfiles: number; outfiles: number[]; result: string }> {
-    return (await this.context.call('virDomainQemuMonitorCommandWithFiles', 's:cmd,N:infiles,u:flags', [this.pointer, cmd, infiles, flags], options)) as { noutfiles: number; outfiles: number[]; result: string };
+  qemuMonitorCommandWithFiles(cmd: string, infiles: number[], flags: number = 0, options?: CallOptions): Promise<{ noutfiles: number; outfiles: number[]; result: string }> {
+    return this.context.call('virDomainQemuMonitorCommandWithFiles', 's:cmd,N:infiles,u:flags', [this.pointer, cmd, infiles, flags], options) as Promise<{ noutfiles: number; outfiles: number[]; result: string }>;
   }
   /**
    * Rename a domain. New domain name is specified in the second
@@ -5651,8 +5651,8 @@ export class Domain extends DomainCore {
    * @returns 0 if successfully renamed, -1 on error
    * @see virDomainRename (libvirt 1.2.19)
    */
-  async rename(new_name: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRename', 's:new_name,u:flags', [this.pointer, new_name, flags], options)) as number;
+  rename(new_name: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainRename', 's:new_name,u:flags', [this.pointer, new_name, flags], options) as Promise<number>;
   }
   /**
    * This method will suspend a domain and save its memory contents to
@@ -5668,8 +5668,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainSave (libvirt 0.0.3)
    */
-  async save(to: string, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSave', 's:to', [this.pointer, to], options)) as number;
+  save(to: string, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSave', 's:to', [this.pointer, to], options) as Promise<number>;
   }
   /**
    * This method will suspend a domain and save its memory contents to
@@ -5708,8 +5708,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainSaveFlags (libvirt 0.9.4)
    */
-  async saveFlags(to: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSaveFlags', 's:to,s:dxml,u:flags', [this.pointer, to, dxml, flags], options)) as number;
+  saveFlags(to: string, dxml: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSaveFlags', 's:to,s:dxml,u:flags', [this.pointer, to, dxml, flags], options) as Promise<number>;
   }
   /**
    * This method extends virDomainSaveFlags by adding parameters.
@@ -5721,8 +5721,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainSaveParams (libvirt 8.4.0)
    */
-  async saveParams(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSaveParams', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  saveParams(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSaveParams', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * Take a screenshot of current domain console as a stream. The image format
@@ -5744,8 +5744,8 @@ export class Domain extends DomainCore {
    * @returns a string representing the mime-type of the image format, or NULL upon error. The caller must free() the returned value.
    * @see virDomainScreenshot (libvirt 0.9.2)
    */
-  async screenshot(stream: Stream, screen: number, flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainScreenshot', 'o:stream,u:screen,u:flags', [this.pointer, stream, screen, flags], options)) as string;
+  screenshot(stream: Stream, screen: number, flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainScreenshot', 'o:stream,u:screen,u:flags', [this.pointer, stream, screen, flags], options) as Promise<string>;
   }
   /**
    * Send key(s) to the guest.
@@ -5757,8 +5757,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainSendKey (libvirt 0.9.3)
    */
-  async sendKey(codeset: number, holdtime: number, keycodes: number[], flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSendKey', 'u:codeset,u:holdtime,N:keycodes,u:flags', [this.pointer, codeset, holdtime, keycodes, flags], options)) as number;
+  sendKey(codeset: number, holdtime: number, keycodes: number[], flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSendKey', 'u:codeset,u:holdtime,N:keycodes,u:flags', [this.pointer, codeset, holdtime, keycodes, flags], options) as Promise<number>;
   }
   /**
    * Send a signal to the designated process in the guest
@@ -5791,8 +5791,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainSendProcessSignal (libvirt 1.0.1)
    */
-  async sendProcessSignal(pid_value: number | bigint, signum: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSendProcessSignal', 'I:pid_value,u:signum,u:flags', [this.pointer, pid_value, signum, flags], options)) as number;
+  sendProcessSignal(pid_value: number | bigint, signum: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSendProcessSignal', 'I:pid_value,u:signum,u:flags', [this.pointer, pid_value, signum, flags], options) as Promise<number>;
   }
   /**
    * Configure the domain to be automatically started
@@ -5802,8 +5802,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success
    * @see virDomainSetAutostart (libvirt 0.2.1)
    */
-  async setAutostart(autostart: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetAutostart', 'i:autostart', [this.pointer, autostart], options)) as number;
+  setAutostart(autostart: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetAutostart', 'i:autostart', [this.pointer, autostart], options) as Promise<number>;
   }
   /**
    * Change all or a subset of the blkio tunables.
@@ -5814,8 +5814,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainSetBlkioParameters (libvirt 0.9.0)
    */
-  async setBlkioParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetBlkioParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  setBlkioParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetBlkioParameters', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * Change all or a subset of the per-device block IO tunables.
@@ -5833,8 +5833,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainSetBlockIoTune (libvirt 0.9.8)
    */
-  async setBlockIoTune(disk: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetBlockIoTune', 's:disk,p:params,u:flags', [this.pointer, disk, params, flags], options)) as number;
+  setBlockIoTune(disk: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetBlockIoTune', 's:disk,p:params,u:flags', [this.pointer, disk, params, flags], options) as Promise<number>;
   }
   /**
    * Set the threshold level for delivering the
@@ -5874,8 +5874,8 @@ export class Domain extends DomainCore {
    * @returns 0 if the operation has started, -1 on failure.
    * @see virDomainSetBlockThreshold (libvirt 3.1.0)
    */
-  async setBlockThreshold(dev: string, threshold: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetBlockThreshold', 's:dev,U:threshold,u:flags', [this.pointer, dev, threshold, flags], options)) as number;
+  setBlockThreshold(dev: string, threshold: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetBlockThreshold', 's:dev,U:threshold,u:flags', [this.pointer, dev, threshold, flags], options) as Promise<number>;
   }
   /**
    * Sets state of individual vcpus described by `cpumap` via guest agent. Other
@@ -5899,8 +5899,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on error.
    * @see virDomainSetGuestVcpus (libvirt 2.0.0)
    */
-  async setGuestVcpus(cpumap: string, state: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetGuestVcpus', 's:cpumap,i:state,u:flags', [this.pointer, cpumap, state, flags], options)) as number;
+  setGuestVcpus(cpumap: string, state: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetGuestVcpus', 's:cpumap,i:state,u:flags', [this.pointer, cpumap, state, flags], options) as Promise<number>;
   }
   /**
    * Dynamically set IOThread parameters to the domain. It is left up to
@@ -5927,8 +5927,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainSetIOThreadParams (libvirt 4.10.0)
    */
-  async setIOThreadParams(iothread_id: number, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetIOThreadParams', 'u:iothread_id,p:params,u:flags', [this.pointer, iothread_id, params, flags], options)) as number;
+  setIOThreadParams(iothread_id: number, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetIOThreadParams', 'u:iothread_id,p:params,u:flags', [this.pointer, iothread_id, params, flags], options) as Promise<number>;
   }
   /**
    * Change a subset or all parameters of interface; currently this
@@ -5945,8 +5945,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainSetInterfaceParameters (libvirt 0.9.9)
    */
-  async setInterfaceParameters(device: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetInterfaceParameters', 's:device,p:params,u:flags', [this.pointer, device, params, flags], options)) as number;
+  setInterfaceParameters(device: string, params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetInterfaceParameters', 's:device,p:params,u:flags', [this.pointer, device, params, flags], options) as Promise<number>;
   }
   /**
    * Set a launch security secret in the guest's memory. The guest must be
@@ -5970,8 +5970,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of failure, 0 in case of success.
    * @see virDomainSetLaunchSecurityState (libvirt 8.0.0)
    */
-  async setLaunchSecurityState(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetLaunchSecurityState', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  setLaunchSecurityState(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetLaunchSecurityState', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * Changes the actions of lifecycle events for domain represented as
@@ -5987,8 +5987,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on failure.
    * @see virDomainSetLifecycleAction (libvirt 3.9.0)
    */
-  async setLifecycleAction(type_: number, action: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetLifecycleAction', 'u:type_,u:action,u:flags', [this.pointer, type_, action, flags], options)) as number;
+  setLifecycleAction(type_: number, action: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetLifecycleAction', 'u:type_,u:action,u:flags', [this.pointer, type_, action, flags], options) as Promise<number>;
   }
   /**
    * Dynamically change the maximum amount of physical memory allocated to a
@@ -6004,8 +6004,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainSetMaxMemory (libvirt 0.0.3)
    */
-  async setMaxMemory(memory: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMaxMemory', 'u:memory', [this.pointer, memory], options)) as number;
+  setMaxMemory(memory: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetMaxMemory', 'u:memory', [this.pointer, memory], options) as Promise<number>;
   }
   /**
    * Dynamically change the target amount of physical memory allocated to a
@@ -6021,8 +6021,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainSetMemory (libvirt 0.1.1)
    */
-  async setMemory(memory: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMemory', 'u:memory', [this.pointer, memory], options)) as number;
+  setMemory(memory: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetMemory', 'u:memory', [this.pointer, memory], options) as Promise<number>;
   }
   /**
    * Dynamically change the target amount of physical memory allocated to a
@@ -6047,8 +6047,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainSetMemoryFlags (libvirt 0.9.0)
    */
-  async setMemoryFlags(memory: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMemoryFlags', 'u:memory,u:flags', [this.pointer, memory, flags], options)) as number;
+  setMemoryFlags(memory: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetMemoryFlags', 'u:memory,u:flags', [this.pointer, memory, flags], options) as Promise<number>;
   }
   /**
    * Change all or a subset of the memory tunables.
@@ -6062,8 +6062,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainSetMemoryParameters (libvirt 0.8.5)
    */
-  async setMemoryParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMemoryParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  setMemoryParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetMemoryParameters', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * Dynamically change the domain memory balloon driver statistics collection
@@ -6085,8 +6085,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainSetMemoryStatsPeriod (libvirt 1.1.1)
    */
-  async setMemoryStatsPeriod(period: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMemoryStatsPeriod', 'i:period,u:flags', [this.pointer, period, flags], options)) as number;
+  setMemoryStatsPeriod(period: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetMemoryStatsPeriod', 'i:period,u:flags', [this.pointer, period, flags], options) as Promise<number>;
   }
   /**
    * Sets the appropriate domain element given by `type` to the
@@ -6116,8 +6116,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 in case of failure.
    * @see virDomainSetMetadata (libvirt 0.9.10)
    */
-  async setMetadata(type_: number, metadata: string | null, key: string | null, uri: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetMetadata', 'i:type_,s?:metadata,s?:key,s?:uri,u:flags', [this.pointer, type_, metadata, key, uri, flags], options)) as number;
+  setMetadata(type_: number, metadata: string | null, key: string | null, uri: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetMetadata', 'i:type_,s?:metadata,s?:key,s?:uri,u:flags', [this.pointer, type_, metadata, key, uri, flags], options) as Promise<number>;
   }
   /**
    * Change all or a subset of the numa tunables.
@@ -6135,8 +6135,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainSetNumaParameters (libvirt 0.9.9)
    */
-  async setNumaParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetNumaParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  setNumaParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetNumaParameters', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * Enable or disable the particular list of Linux perf events you
@@ -6150,8 +6150,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainSetPerfEvents (libvirt 1.3.3)
    */
-  async setPerfEvents(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetPerfEvents', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  setPerfEvents(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetPerfEvents', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * Change all or a subset or the scheduler parameters.  It is
@@ -6163,8 +6163,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainSetSchedulerParameters (libvirt 0.2.3)
    */
-  async setSchedulerParameters(params: TypedParamsInput, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetSchedulerParameters', 'p:params', [this.pointer, params], options)) as number;
+  setSchedulerParameters(params: TypedParamsInput, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetSchedulerParameters', 'p:params', [this.pointer, params], options) as Promise<number>;
   }
   /**
    * Change a subset or all scheduler parameters.  The value of `flags`
@@ -6178,8 +6178,8 @@ export class Domain extends DomainCore {
    * @returns -1 in case of error, 0 in case of success.
    * @see virDomainSetSchedulerParametersFlags (libvirt 0.9.2)
    */
-  async setSchedulerParametersFlags(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetSchedulerParametersFlags', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  setSchedulerParametersFlags(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetSchedulerParametersFlags', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
   /**
    * When a domain is suspended or restored from a file the
@@ -6200,8 +6200,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 otherwise.
    * @see virDomainSetTime (libvirt 1.2.5)
    */
-  async setTime(seconds: number | bigint, nseconds: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetTime', 'I:seconds,u:nseconds,u:flags', [this.pointer, seconds, nseconds, flags], options)) as number;
+  setTime(seconds: number | bigint, nseconds: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetTime', 'I:seconds,u:nseconds,u:flags', [this.pointer, seconds, nseconds, flags], options) as Promise<number>;
   }
   /**
    * Sets the `user` password to the value specified by `password`.
@@ -6217,8 +6217,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 otherwise.
    * @see virDomainSetUserPassword (libvirt 1.2.16)
    */
-  async setUserPassword(user: string, password: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetUserPassword', 's:user,s:password,u:flags', [this.pointer, user, password, flags], options)) as number;
+  setUserPassword(user: string, password: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetUserPassword', 's:user,s:password,u:flags', [this.pointer, user, password, flags], options) as Promise<number>;
   }
   /**
    * Enables/disables individual vcpus described by `vcpumap` in the hypervisor.
@@ -6234,8 +6234,8 @@ export class Domain extends DomainCore {
    * @returns 0 on success, -1 on error.
    * @see virDomainSetVcpu (libvirt 3.1.0)
    */
-  async setVcpu(vcpumap: string, state: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetVcpu', 's:vcpumap,i:state,u:flags', [this.pointer, vcpumap, state, flags], options)) as number;
+  setVcpu(vcpumap: string, state: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetVcpu', 's:vcpumap,i:state,u:flags', [this.pointer, vcpumap, state, flags], options) as Promise<number>;
   }
   /**
    * Dynamically change the number of virtual CPUs used by the domain.
@@ -6255,8 +6255,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainSetVcpus (libvirt 0.1.4)
    */
-  async setVcpus(nvcpus: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetVcpus', 'u:nvcpus', [this.pointer, nvcpus], options)) as number;
+  setVcpus(nvcpus: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetVcpus', 'u:nvcpus', [this.pointer, nvcpus], options) as Promise<number>;
   }
   /**
    * Dynamically change the number of virtual CPUs used by the domain.
@@ -6296,8 +6296,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainSetVcpusFlags (libvirt 0.8.5)
    */
-  async setVcpusFlags(nvcpus: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSetVcpusFlags', 'u:nvcpus,u:flags', [this.pointer, nvcpus, flags], options)) as number;
+  setVcpusFlags(nvcpus: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSetVcpusFlags', 'u:nvcpus,u:flags', [this.pointer, nvcpus, flags], options) as Promise<number>;
   }
   /**
    * Shutdown a domain, the domain object is still usable thereafter but
@@ -6327,8 +6327,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virDomainShutdownFlags (libvirt 0.9.10)
    */
-  async shutdownFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainShutdownFlags', 'u:flags', [this.pointer, flags], options)) as number;
+  shutdownFlags(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainShutdownFlags', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Creates a new snapshot of a domain based on the snapshot xml
@@ -6496,8 +6496,8 @@ export class Domain extends DomainCore {
    * @returns the number of domain snapshots found or -1 in case of error. The caller is responsible to call free() for each member of the array.
    * @see virDomainSnapshotListNames (libvirt 0.8.0)
    */
-  async snapshotListNames(nameslen: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainSnapshotListNames', 'u:nameslen,u:flags', [this.pointer, nameslen, flags], options)) as string[];
+  snapshotListNames(nameslen: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virDomainSnapshotListNames', 'u:nameslen,u:flags', [this.pointer, nameslen, flags], options) as Promise<string[]>;
   }
   /**
    * Try to lookup a domain snapshot based on its name.
@@ -6527,8 +6527,8 @@ export class Domain extends DomainCore {
    * @returns the number of domain snapshots found or -1 in case of error.
    * @see virDomainSnapshotNum (libvirt 0.8.0)
    */
-  async snapshotNum(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSnapshotNum', 'u:flags', [this.pointer, flags], options)) as number;
+  snapshotNum(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSnapshotNum', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Calculate the current domain's memory dirty rate in next `seconds`.
@@ -6540,8 +6540,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 otherwise.
    * @see virDomainStartDirtyRateCalc (libvirt 7.2.0)
    */
-  async startDirtyRateCalc(seconds: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainStartDirtyRateCalc', 'i:seconds,u:flags', [this.pointer, seconds, flags], options)) as number;
+  startDirtyRateCalc(seconds: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainStartDirtyRateCalc', 'i:seconds,u:flags', [this.pointer, seconds, flags], options) as Promise<number>;
   }
   /**
    * Undefine a domain. If the domain is running, it's converted to
@@ -6580,8 +6580,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of error
    * @see virDomainUndefineFlags (libvirt 0.9.4)
    */
-  async undefineFlags(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainUndefineFlags', 'u:flags', [this.pointer, flags], options)) as number;
+  undefineFlags(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainUndefineFlags', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Change a virtual device on a domain, using the flags parameter
@@ -6613,8 +6613,8 @@ export class Domain extends DomainCore {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virDomainUpdateDeviceFlags (libvirt 0.8.0)
    */
-  async updateDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainUpdateDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options)) as number;
+  updateDeviceFlags(xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainUpdateDeviceFlags', 's:xml,u:flags', [this.pointer, xml, flags], options) as Promise<number>;
   }
 }
 
@@ -6631,8 +6631,8 @@ export class Network extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of error
    * @see virNetworkCreate (libvirt 0.2.0)
    */
-  async create(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkCreate', '', [this.pointer], options)) as number;
+  create(options?: CallOptions): Promise<number> {
+    return this.context.call('virNetworkCreate', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Destroy the network object. The running instance is shutdown if not down
@@ -6643,8 +6643,8 @@ export class Network extends LibvirtObject {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virNetworkDestroy (libvirt 0.2.0)
    */
-  async destroy(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkDestroy', '', [this.pointer], options)) as number;
+  destroy(options?: CallOptions): Promise<number> {
+    return this.context.call('virNetworkDestroy', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides a boolean value indicating whether the network
@@ -6654,8 +6654,8 @@ export class Network extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNetworkGetAutostart (libvirt 0.2.1)
    */
-  async getAutostart(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkGetAutostart', '', [this.pointer], options)) as number;
+  getAutostart(options?: CallOptions): Promise<number> {
+    return this.context.call('virNetworkGetAutostart', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides a bridge interface name to which a domain may connect
@@ -6664,8 +6664,8 @@ export class Network extends LibvirtObject {
    * @returns a 0 terminated interface name, or NULL in case of error. The caller must free() the returned value.
    * @see virNetworkGetBridgeName (libvirt 0.2.0)
    */
-  async getBridgeName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNetworkGetBridgeName', '', [this.pointer], options)) as string;
+  getBridgeName(options?: CallOptions): Promise<string> {
+    return this.context.call('virNetworkGetBridgeName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Provides the connection pointer associated with a network.  The
@@ -6745,8 +6745,8 @@ export class Network extends LibvirtObject {
    * @returns the number of leases found or -1 and sets `leases` to NULL in case of error.
    * @see virNetworkGetDHCPLeases (libvirt 1.2.6)
    */
-  async getDHCPLeases(mac: string | null, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
-    return (await this.context.call('virNetworkGetDHCPLeases', 's?:mac,u:flags', [this.pointer, mac, flags], options)) as Record<string, unknown>[];
+  getDHCPLeases(mac: string | null, flags: number = 0, options?: CallOptions): Promise<Record<string, unknown>[]> {
+    return this.context.call('virNetworkGetDHCPLeases', 's?:mac,u:flags', [this.pointer, mac, flags], options) as Promise<Record<string, unknown>[]>;
   }
   /**
    * Get the public name for that network
@@ -6754,8 +6754,8 @@ export class Network extends LibvirtObject {
    * @returns a pointer to the name or NULL, the string need not be deallocated its lifetime will be the same as the network object.
    * @see virNetworkGetName (libvirt 0.2.0)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNetworkGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virNetworkGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the UUID for a network
@@ -6763,8 +6763,8 @@ export class Network extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNetworkGetUUID (libvirt 0.2.0)
    */
-  async getUUID(options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virNetworkGetUUID', '', [this.pointer], options)) as Uint8Array;
+  getUUID(options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virNetworkGetUUID', '', [this.pointer], options) as Promise<Uint8Array>;
   }
   /**
    * Get the UUID for a network as string. For more information about
@@ -6773,8 +6773,8 @@ export class Network extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNetworkGetUUIDString (libvirt 0.2.0)
    */
-  async getUUIDString(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNetworkGetUUIDString', '', [this.pointer], options)) as string;
+  getUUIDString(options?: CallOptions): Promise<string> {
+    return this.context.call('virNetworkGetUUIDString', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Provide an XML description of the network. The description may be reused
@@ -6789,8 +6789,8 @@ export class Network extends LibvirtObject {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. The caller must free() the returned value.
    * @see virNetworkGetXMLDesc (libvirt 0.2.0)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNetworkGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virNetworkGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Determine if the network is currently running
@@ -6798,8 +6798,8 @@ export class Network extends LibvirtObject {
    * @returns 1 if running, 0 if inactive, -1 on error
    * @see virNetworkIsActive (libvirt 0.7.3)
    */
-  async isActive(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virNetworkIsActive', '', [this.pointer], options)) as boolean;
+  isActive(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virNetworkIsActive', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Determine if the network has a persistent configuration
@@ -6808,8 +6808,8 @@ export class Network extends LibvirtObject {
    * @returns 1 if persistent, 0 if transient, -1 on error
    * @see virNetworkIsPersistent (libvirt 0.7.3)
    */
-  async isPersistent(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virNetworkIsPersistent', '', [this.pointer], options)) as boolean;
+  isPersistent(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virNetworkIsPersistent', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Collect the list of network ports, and allocate an array to store those
@@ -6868,8 +6868,8 @@ export class Network extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNetworkSetAutostart (libvirt 0.2.1)
    */
-  async setAutostart(autostart: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkSetAutostart', 'i:autostart', [this.pointer, autostart], options)) as number;
+  setAutostart(autostart: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virNetworkSetAutostart', 'i:autostart', [this.pointer, autostart], options) as Promise<number>;
   }
   /**
    * Undefine a network but does not stop it if it is running
@@ -6877,8 +6877,8 @@ export class Network extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of error
    * @see virNetworkUndefine (libvirt 0.2.0)
    */
-  async undefine(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkUndefine', '', [this.pointer], options)) as number;
+  undefine(options?: CallOptions): Promise<number> {
+    return this.context.call('virNetworkUndefine', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Update the definition of an existing network, either its live
@@ -6892,8 +6892,8 @@ export class Network extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of error virNetworkUpdateCommand virNetworkUpdateSection
    * @see virNetworkUpdate (libvirt 0.10.2)
    */
-  async update(command: number, section: number, parentIndex: number, xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkUpdate', 'u:command,u:section,i:parentIndex,s:xml,u:flags', [this.pointer, command, section, parentIndex, xml, flags], options)) as number;
+  update(command: number, section: number, parentIndex: number, xml: string, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNetworkUpdate', 'u:command,u:section,i:parentIndex,s:xml,u:flags', [this.pointer, command, section, parentIndex, xml, flags], options) as Promise<number>;
   }
 }
 
@@ -6914,8 +6914,8 @@ export class NetworkPort extends LibvirtObject {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virNetworkPortDelete (libvirt 5.5.0)
    */
-  async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkPortDelete', 'u:flags', [this.pointer, flags], options)) as number;
+  delete(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNetworkPortDelete', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Provides the network pointer associated with a port.  The
@@ -6939,8 +6939,8 @@ export class NetworkPort extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success.
    * @see virNetworkPortGetParameters (libvirt 5.5.0)
    */
-  async getParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
-    return (await this.context.call('virNetworkPortGetParameters', 'u:flags', [this.pointer, flags], options)) as TypedParamsObject;
+  getParameters(flags: number = 0, options?: CallOptions): Promise<TypedParamsObject> {
+    return this.context.call('virNetworkPortGetParameters', 'u:flags', [this.pointer, flags], options) as Promise<TypedParamsObject>;
   }
   /**
    * Get the UUID for a network port
@@ -6948,8 +6948,8 @@ export class NetworkPort extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNetworkPortGetUUID (libvirt 5.5.0)
    */
-  async getUUID(options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virNetworkPortGetUUID', '', [this.pointer], options)) as Uint8Array;
+  getUUID(options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virNetworkPortGetUUID', '', [this.pointer], options) as Promise<Uint8Array>;
   }
   /**
    * Get the UUID for a network as string. For more information about
@@ -6958,8 +6958,8 @@ export class NetworkPort extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNetworkPortGetUUIDString (libvirt 5.5.0)
    */
-  async getUUIDString(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNetworkPortGetUUIDString', '', [this.pointer], options)) as string;
+  getUUIDString(options?: CallOptions): Promise<string> {
+    return this.context.call('virNetworkPortGetUUIDString', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Provide an XML description of the network port. The description may be reused
@@ -6969,8 +6969,8 @@ export class NetworkPort extends LibvirtObject {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. the caller must free() the returned value.
    * @see virNetworkPortGetXMLDesc (libvirt 5.5.0)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNetworkPortGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virNetworkPortGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Change a subset or all parameters of the network port; currently this
@@ -6981,8 +6981,8 @@ export class NetworkPort extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success.
    * @see virNetworkPortSetParameters (libvirt 5.5.0)
    */
-  async setParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNetworkPortSetParameters', 'p:params,u:flags', [this.pointer, params, flags], options)) as number;
+  setParameters(params: TypedParamsInput, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNetworkPortSetParameters', 'p:params,u:flags', [this.pointer, params, flags], options) as Promise<number>;
   }
 }
 
@@ -7002,8 +7002,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, or -1 upon failure
    * @see virStoragePoolBuild (libvirt 0.4.1)
    */
-  async build(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolBuild', 'u:flags', [this.pointer, flags], options)) as number;
+  build(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolBuild', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Starts an inactive storage pool
@@ -7012,8 +7012,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, or -1 if it could not be started
    * @see virStoragePoolCreate (libvirt 0.4.1)
    */
-  async create(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolCreate', 'u:flags', [this.pointer, flags], options)) as number;
+  create(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolCreate', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Delete the underlying pool resources. This is
@@ -7024,8 +7024,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, or -1 if it could not be obliterate
    * @see virStoragePoolDelete (libvirt 0.4.1)
    */
-  async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolDelete', 'u:flags', [this.pointer, flags], options)) as number;
+  delete(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolDelete', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Destroy an active storage pool. This will deactivate the
@@ -7037,8 +7037,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, or -1 if it could not be destroyed
    * @see virStoragePoolDestroy (libvirt 0.4.1)
    */
-  async destroy(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolDestroy', '', [this.pointer], options)) as number;
+  destroy(options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolDestroy', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Fetches the value of the autostart flag, which determines
@@ -7047,8 +7047,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, -1 on failure
    * @see virStoragePoolGetAutostart (libvirt 0.4.1)
    */
-  async getAutostart(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolGetAutostart', '', [this.pointer], options)) as number;
+  getAutostart(options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolGetAutostart', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides the connection pointer associated with a storage pool.  The
@@ -7068,8 +7068,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, or -1 on failure.
    * @see virStoragePoolGetInfo (libvirt 0.4.1)
    */
-  async getInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virStoragePoolGetInfo', '', [this.pointer], options)) as Record<string, number | bigint | string>;
+  getInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virStoragePoolGetInfo', '', [this.pointer], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Fetch the locally unique name of the storage pool
@@ -7077,8 +7077,8 @@ export class StoragePool extends LibvirtObject {
    * @returns the name of the pool, or NULL on error
    * @see virStoragePoolGetName (libvirt 0.4.1)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStoragePoolGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virStoragePoolGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Fetch the globally unique ID of the storage pool
@@ -7086,8 +7086,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, or -1 on error;
    * @see virStoragePoolGetUUID (libvirt 0.4.1)
    */
-  async getUUID(options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virStoragePoolGetUUID', '', [this.pointer], options)) as Uint8Array;
+  getUUID(options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virStoragePoolGetUUID', '', [this.pointer], options) as Promise<Uint8Array>;
   }
   /**
    * Fetch the globally unique ID of the storage pool as a string
@@ -7095,8 +7095,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, or -1 on error;
    * @see virStoragePoolGetUUIDString (libvirt 0.4.1)
    */
-  async getUUIDString(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStoragePoolGetUUIDString', '', [this.pointer], options)) as string;
+  getUUIDString(options?: CallOptions): Promise<string> {
+    return this.context.call('virStoragePoolGetUUIDString', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Fetch an XML document describing all aspects of the
@@ -7107,8 +7107,8 @@ export class StoragePool extends LibvirtObject {
    * @returns a XML document (caller frees), or NULL on error
    * @see virStoragePoolGetXMLDesc (libvirt 0.4.1)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStoragePoolGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virStoragePoolGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Determine if the storage pool is currently running
@@ -7116,8 +7116,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 1 if running, 0 if inactive, -1 on error
    * @see virStoragePoolIsActive (libvirt 0.7.3)
    */
-  async isActive(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virStoragePoolIsActive', '', [this.pointer], options)) as boolean;
+  isActive(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virStoragePoolIsActive', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Determine if the storage pool has a persistent configuration
@@ -7126,8 +7126,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 1 if persistent, 0 if transient, -1 on error
    * @see virStoragePoolIsPersistent (libvirt 0.7.3)
    */
-  async isPersistent(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virStoragePoolIsPersistent', '', [this.pointer], options)) as boolean;
+  isPersistent(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virStoragePoolIsPersistent', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Collect the list of storage volumes, and allocate an array to store those
@@ -7151,8 +7151,8 @@ export class StoragePool extends LibvirtObject {
    * @returns the number of names fetched, or -1 on error
    * @see virStoragePoolListVolumes (libvirt 0.4.1)
    */
-  async listVolumes(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virStoragePoolListVolumes', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listVolumes(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virStoragePoolListVolumes', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * Fetch the number of storage volumes within a pool
@@ -7160,8 +7160,8 @@ export class StoragePool extends LibvirtObject {
    * @returns the number of storage pools, or -1 on failure
    * @see virStoragePoolNumOfVolumes (libvirt 0.4.1)
    */
-  async numOfVolumes(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolNumOfVolumes', '', [this.pointer], options)) as number;
+  numOfVolumes(options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolNumOfVolumes', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Request that the pool refresh its list of volumes. This may
@@ -7172,8 +7172,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 if the volume list was refreshed, -1 on failure
    * @see virStoragePoolRefresh (libvirt 0.4.1)
    */
-  async refresh(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolRefresh', 'u:flags', [this.pointer, flags], options)) as number;
+  refresh(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolRefresh', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Configure the storage pool to be automatically started
@@ -7183,8 +7183,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, -1 on failure
    * @see virStoragePoolSetAutostart (libvirt 0.4.1)
    */
-  async setAutostart(autostart: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolSetAutostart', 'i:autostart', [this.pointer, autostart], options)) as number;
+  setAutostart(autostart: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolSetAutostart', 'i:autostart', [this.pointer, autostart], options) as Promise<number>;
   }
   /**
    * Undefine an inactive storage pool
@@ -7192,8 +7192,8 @@ export class StoragePool extends LibvirtObject {
    * @returns 0 on success, -1 on failure
    * @see virStoragePoolUndefine (libvirt 0.4.1)
    */
-  async undefine(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStoragePoolUndefine', '', [this.pointer], options)) as number;
+  undefine(options?: CallOptions): Promise<number> {
+    return this.context.call('virStoragePoolUndefine', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Create a storage volume within a pool based
@@ -7280,8 +7280,8 @@ export class StorageVol extends LibvirtObject {
    * @returns 0 on success, or -1 on error
    * @see virStorageVolDelete (libvirt 0.4.1)
    */
-  async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolDelete', 'u:flags', [this.pointer, flags], options)) as number;
+  delete(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStorageVolDelete', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Download the content of the volume as a stream. If `length`
@@ -7311,8 +7311,8 @@ export class StorageVol extends LibvirtObject {
    * @returns 0, or -1 upon error.
    * @see virStorageVolDownload (libvirt 0.9.0)
    */
-  async download(stream: Stream, offset: number | bigint, length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolDownload', 'o:stream,U:offset,U:length,u:flags', [this.pointer, stream, offset, length, flags], options)) as number;
+  download(stream: Stream, offset: number | bigint, length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStorageVolDownload', 'o:stream,U:offset,U:length,u:flags', [this.pointer, stream, offset, length, flags], options) as Promise<number>;
   }
   /**
    * Provides the connection pointer associated with a storage volume.  The
@@ -7332,8 +7332,8 @@ export class StorageVol extends LibvirtObject {
    * @returns 0 on success, or -1 on failure
    * @see virStorageVolGetInfo (libvirt 0.4.1)
    */
-  async getInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virStorageVolGetInfo', '', [this.pointer], options)) as Record<string, number | bigint | string>;
+  getInfo(options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virStorageVolGetInfo', '', [this.pointer], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Fetches volatile information about the storage
@@ -7349,8 +7349,8 @@ export class StorageVol extends LibvirtObject {
    * @returns 0 on success, or -1 on failure
    * @see virStorageVolGetInfoFlags (libvirt 3.0.0)
    */
-  async getInfoFlags(flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
-    return (await this.context.call('virStorageVolGetInfoFlags', 'u:flags', [this.pointer, flags], options)) as Record<string, number | bigint | string>;
+  getInfoFlags(flags: number = 0, options?: CallOptions): Promise<Record<string, number | bigint | string>> {
+    return this.context.call('virStorageVolGetInfoFlags', 'u:flags', [this.pointer, flags], options) as Promise<Record<string, number | bigint | string>>;
   }
   /**
    * Fetch the storage volume key. This is globally
@@ -7360,8 +7360,8 @@ export class StorageVol extends LibvirtObject {
    * @returns the volume key, or NULL on error
    * @see virStorageVolGetKey (libvirt 0.4.1)
    */
-  async getKey(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStorageVolGetKey', '', [this.pointer], options)) as string;
+  getKey(options?: CallOptions): Promise<string> {
+    return this.context.call('virStorageVolGetKey', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Fetch the storage volume name. This is unique
@@ -7370,8 +7370,8 @@ export class StorageVol extends LibvirtObject {
    * @returns the volume name, or NULL on error
    * @see virStorageVolGetName (libvirt 0.4.1)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStorageVolGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virStorageVolGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Fetch the storage volume path. Depending on the pool
@@ -7383,8 +7383,8 @@ export class StorageVol extends LibvirtObject {
    * @returns the storage volume path, or NULL on error. The caller must free() the returned path after use.
    * @see virStorageVolGetPath (libvirt 0.4.1)
    */
-  async getPath(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStorageVolGetPath', '', [this.pointer], options)) as string;
+  getPath(options?: CallOptions): Promise<string> {
+    return this.context.call('virStorageVolGetPath', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Fetch an XML document describing all aspects of
@@ -7394,8 +7394,8 @@ export class StorageVol extends LibvirtObject {
    * @returns the XML document, or NULL on error
    * @see virStorageVolGetXMLDesc (libvirt 0.4.1)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virStorageVolGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virStorageVolGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Changes the capacity of the storage volume `vol` to `capacity`. The
@@ -7429,8 +7429,8 @@ export class StorageVol extends LibvirtObject {
    * @returns 0 on success, or -1 on error.
    * @see virStorageVolResize (libvirt 0.9.10)
    */
-  async resize(capacity: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolResize', 'U:capacity,u:flags', [this.pointer, capacity, flags], options)) as number;
+  resize(capacity: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStorageVolResize', 'U:capacity,u:flags', [this.pointer, capacity, flags], options) as Promise<number>;
   }
   /**
    * Upload new content to the volume from a stream. This call
@@ -7469,8 +7469,8 @@ export class StorageVol extends LibvirtObject {
    * @returns 0, or -1 upon error.
    * @see virStorageVolUpload (libvirt 0.9.0)
    */
-  async upload(stream: Stream, offset: number | bigint, length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolUpload', 'o:stream,U:offset,U:length,u:flags', [this.pointer, stream, offset, length, flags], options)) as number;
+  upload(stream: Stream, offset: number | bigint, length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStorageVolUpload', 'o:stream,U:offset,U:length,u:flags', [this.pointer, stream, offset, length, flags], options) as Promise<number>;
   }
   /**
    * Ensure data previously on a volume is not accessible to future reads.
@@ -7489,8 +7489,8 @@ export class StorageVol extends LibvirtObject {
    * @returns 0 on success, or -1 on error
    * @see virStorageVolWipe (libvirt 0.8.0)
    */
-  async wipe(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolWipe', 'u:flags', [this.pointer, flags], options)) as number;
+  wipe(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStorageVolWipe', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Similar to virStorageVolWipe, but one can choose between
@@ -7506,8 +7506,8 @@ export class StorageVol extends LibvirtObject {
    * @returns 0 on success, or -1 on error.
    * @see virStorageVolWipePattern (libvirt 0.9.10)
    */
-  async wipePattern(algorithm: number, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStorageVolWipePattern', 'u:algorithm,u:flags', [this.pointer, algorithm, flags], options)) as number;
+  wipePattern(algorithm: number, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virStorageVolWipePattern', 'u:algorithm,u:flags', [this.pointer, algorithm, flags], options) as Promise<number>;
   }
 }
 
@@ -7529,8 +7529,8 @@ export class Interface extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of error
    * @see virInterfaceCreate (libvirt 0.6.4)
    */
-  async create(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceCreate', 'u:flags', [this.pointer, flags], options)) as number;
+  create(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virInterfaceCreate', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * deactivate an interface (ie call "ifdown")
@@ -7547,8 +7547,8 @@ export class Interface extends LibvirtObject {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virInterfaceDestroy (libvirt 0.6.4)
    */
-  async destroy(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceDestroy', 'u:flags', [this.pointer, flags], options)) as number;
+  destroy(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virInterfaceDestroy', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Provides the connection pointer associated with an interface.  The
@@ -7568,8 +7568,8 @@ export class Interface extends LibvirtObject {
    * @returns a pointer to the MAC address (in null-terminated ASCII format) or NULL, the string need not be deallocated its lifetime will be the same as the interface object.
    * @see virInterfaceGetMACString (libvirt 0.6.4)
    */
-  async getMACString(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virInterfaceGetMACString', '', [this.pointer], options)) as string;
+  getMACString(options?: CallOptions): Promise<string> {
+    return this.context.call('virInterfaceGetMACString', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the public name for that interface
@@ -7577,8 +7577,8 @@ export class Interface extends LibvirtObject {
    * @returns a pointer to the name or NULL, the string need not be deallocated its lifetime will be the same as the interface object.
    * @see virInterfaceGetName (libvirt 0.6.4)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virInterfaceGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virInterfaceGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * VIR_INTERFACE_XML_INACTIVE - return the static configuration,
@@ -7595,8 +7595,8 @@ export class Interface extends LibvirtObject {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. The caller must free() the returned value.
    * @see virInterfaceGetXMLDesc (libvirt 0.6.4)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virInterfaceGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virInterfaceGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Determine if the interface is currently running
@@ -7604,8 +7604,8 @@ export class Interface extends LibvirtObject {
    * @returns 1 if running, 0 if inactive, -1 on error
    * @see virInterfaceIsActive (libvirt 0.7.3)
    */
-  async isActive(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virInterfaceIsActive', '', [this.pointer], options)) as boolean;
+  isActive(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virInterfaceIsActive', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Undefine an interface, ie remove it from the config.
@@ -7624,8 +7624,8 @@ export class Interface extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of error
    * @see virInterfaceUndefine (libvirt 0.6.4)
    */
-  async undefine(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virInterfaceUndefine', '', [this.pointer], options)) as number;
+  undefine(options?: CallOptions): Promise<number> {
+    return this.context.call('virInterfaceUndefine', '', [this.pointer], options) as Promise<number>;
   }
 }
 
@@ -7642,8 +7642,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virNodeDeviceCreate (libvirt 7.3.0)
    */
-  async create(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceCreate', 'u:flags', [this.pointer, flags], options)) as number;
+  create(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceCreate', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Destroy the device object. The virtual device (only works for vHBA
@@ -7653,8 +7653,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virNodeDeviceDestroy (libvirt 0.6.3)
    */
-  async destroy(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceDestroy', '', [this.pointer], options)) as number;
+  destroy(options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceDestroy', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Detach the node device from the node itself so that it may be
@@ -7679,8 +7679,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virNodeDeviceDetachFlags (libvirt 1.0.5)
    */
-  async detachFlags(driverName: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceDetachFlags', 's?:driverName,u:flags', [this.pointer, driverName, flags], options)) as number;
+  detachFlags(driverName: string | null, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceDetachFlags', 's?:driverName,u:flags', [this.pointer, driverName, flags], options) as Promise<number>;
   }
   /**
    * Detach the node device from the node itself so that it may be
@@ -7704,8 +7704,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virNodeDeviceDettach (libvirt 0.6.1)
    */
-  async dettach(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceDettach', '', [this.pointer], options)) as number;
+  dettach(options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceDettach', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Provides a boolean value indicating whether the node device is configured to
@@ -7715,8 +7715,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNodeDeviceGetAutostart (libvirt 7.8.0)
    */
-  async getAutostart(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceGetAutostart', '', [this.pointer], options)) as number;
+  getAutostart(options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceGetAutostart', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Just return the device name
@@ -7724,8 +7724,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns the device name or NULL in case of error
    * @see virNodeDeviceGetName (libvirt 0.5.0)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNodeDeviceGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virNodeDeviceGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Accessor for the parent of the device
@@ -7733,8 +7733,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns the name of the device's parent, or NULL if an error occurred or when the device has no parent.
    * @see virNodeDeviceGetParent (libvirt 0.5.0)
    */
-  async getParent(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNodeDeviceGetParent', '', [this.pointer], options)) as string;
+  getParent(options?: CallOptions): Promise<string> {
+    return this.context.call('virNodeDeviceGetParent', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Fetch an XML document describing all aspects of
@@ -7744,8 +7744,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns the XML document, or NULL on error
    * @see virNodeDeviceGetXMLDesc (libvirt 0.5.0)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNodeDeviceGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virNodeDeviceGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Determine if the node device is currently active
@@ -7753,8 +7753,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 1 if active, 0 if inactive, -1 on error
    * @see virNodeDeviceIsActive (libvirt 7.8.0)
    */
-  async isActive(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virNodeDeviceIsActive', '', [this.pointer], options)) as boolean;
+  isActive(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virNodeDeviceIsActive', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Determine if the node device has a persistent configuration
@@ -7763,8 +7763,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 1 if persistent, 0 if transient, -1 on error
    * @see virNodeDeviceIsPersistent (libvirt 7.8.0)
    */
-  async isPersistent(options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virNodeDeviceIsPersistent', '', [this.pointer], options)) as boolean;
+  isPersistent(options?: CallOptions): Promise<boolean> {
+    return this.context.call('virNodeDeviceIsPersistent', '', [this.pointer], options) as Promise<boolean>;
   }
   /**
    * Lists the names of the capabilities supported by the device.
@@ -7773,8 +7773,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns the number of capability names listed in `names` or -1 in case of error.
    * @see virNodeDeviceListCaps (libvirt 0.5.0)
    */
-  async listCaps(maxnames: number, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virNodeDeviceListCaps', 'u:maxnames', [this.pointer, maxnames], options)) as string[];
+  listCaps(maxnames: number, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virNodeDeviceListCaps', 'u:maxnames', [this.pointer, maxnames], options) as Promise<string[]>;
   }
   /**
    * Accessor for the number of capabilities supported by the device.
@@ -7782,8 +7782,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns the number of capabilities supported by the device or -1 in case of error.
    * @see virNodeDeviceNumOfCaps (libvirt 0.5.0)
    */
-  async numOfCaps(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceNumOfCaps', '', [this.pointer], options)) as number;
+  numOfCaps(options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceNumOfCaps', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Re-attach a previously detached node device to the node so that it
@@ -7798,8 +7798,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virNodeDeviceReAttach (libvirt 0.6.1)
    */
-  async reAttach(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceReAttach', '', [this.pointer], options)) as number;
+  reAttach(options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceReAttach', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Reset a previously detached node device to the node before or
@@ -7816,8 +7816,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 0 in case of success, -1 in case of failure.
    * @see virNodeDeviceReset (libvirt 0.6.1)
    */
-  async reset(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceReset', '', [this.pointer], options)) as number;
+  reset(options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceReset', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Configure the node device to be automatically started when the host machine
@@ -7827,8 +7827,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNodeDeviceSetAutostart (libvirt 7.8.0)
    */
-  async setAutostart(autostart: number, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceSetAutostart', 'i:autostart', [this.pointer, autostart], options)) as number;
+  setAutostart(autostart: number, options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceSetAutostart', 'i:autostart', [this.pointer, autostart], options) as Promise<number>;
   }
   /**
    * Undefine the device object. The virtual device  is removed from the host
@@ -7838,8 +7838,8 @@ export class NodeDevice extends LibvirtObject {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virNodeDeviceUndefine (libvirt 7.3.0)
    */
-  async undefine(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNodeDeviceUndefine', 'u:flags', [this.pointer, flags], options)) as number;
+  undefine(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virNodeDeviceUndefine', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
 }
 
@@ -7865,8 +7865,8 @@ export class Secret extends LibvirtObject {
    * @returns 0 on success with the uuid buffer being filled, or -1 upon failure.
    * @see virSecretGetUUID (libvirt 0.7.1)
    */
-  async getUUID(options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virSecretGetUUID', '', [this.pointer], options)) as Uint8Array;
+  getUUID(options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virSecretGetUUID', '', [this.pointer], options) as Promise<Uint8Array>;
   }
   /**
    * Get the UUID for a secret as string. For more information about
@@ -7875,8 +7875,8 @@ export class Secret extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virSecretGetUUIDString (libvirt 0.7.1)
    */
-  async getUUIDString(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virSecretGetUUIDString', '', [this.pointer], options)) as string;
+  getUUIDString(options?: CallOptions): Promise<string> {
+    return this.context.call('virSecretGetUUIDString', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the unique identifier of the object with which this
@@ -7891,8 +7891,8 @@ export class Secret extends LibvirtObject {
    * @returns a string identifying the object using the secret, or NULL upon error
    * @see virSecretGetUsageID (libvirt 0.7.1)
    */
-  async getUsageID(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virSecretGetUsageID', '', [this.pointer], options)) as string;
+  getUsageID(options?: CallOptions): Promise<string> {
+    return this.context.call('virSecretGetUsageID', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the type of object which uses this secret. The returned
@@ -7904,8 +7904,8 @@ export class Secret extends LibvirtObject {
    * @returns a positive integer identifying the type of object, or -1 upon error.
    * @see virSecretGetUsageType (libvirt 0.7.1)
    */
-  async getUsageType(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virSecretGetUsageType', '', [this.pointer], options)) as number;
+  getUsageType(options?: CallOptions): Promise<number> {
+    return this.context.call('virSecretGetUsageType', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Fetches the value of a secret.
@@ -7914,8 +7914,8 @@ export class Secret extends LibvirtObject {
    * @returns the secret value on success, NULL on failure. The caller must free() the secret value.
    * @see virSecretGetValue (libvirt 0.7.1)
    */
-  async getValue(flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virSecretGetValue', 'u:flags', [this.pointer, flags], options)) as Uint8Array;
+  getValue(flags: number = 0, options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virSecretGetValue', 'u:flags', [this.pointer, flags], options) as Promise<Uint8Array>;
   }
   /**
    * Fetches an XML document describing attributes of the secret.
@@ -7924,8 +7924,8 @@ export class Secret extends LibvirtObject {
    * @returns the XML document on success, NULL on failure. The caller must free() the XML.
    * @see virSecretGetXMLDesc (libvirt 0.7.1)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virSecretGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virSecretGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Sets the value of a secret.
@@ -7935,8 +7935,8 @@ export class Secret extends LibvirtObject {
    * @returns 0 on success, -1 on failure.
    * @see virSecretSetValue (libvirt 0.7.1)
    */
-  async setValue(value: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virSecretSetValue', 'B:value,u:flags', [this.pointer, value, flags], options)) as number;
+  setValue(value: Uint8Array, flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virSecretSetValue', 'B:value,u:flags', [this.pointer, value, flags], options) as Promise<number>;
   }
   /**
    * Deletes the specified secret.  This does not free the associated
@@ -7945,8 +7945,8 @@ export class Secret extends LibvirtObject {
    * @returns 0 on success, -1 on failure.
    * @see virSecretUndefine (libvirt 0.7.1)
    */
-  async undefine(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virSecretUndefine', '', [this.pointer], options)) as number;
+  undefine(options?: CallOptions): Promise<number> {
+    return this.context.call('virSecretUndefine', '', [this.pointer], options) as Promise<number>;
   }
 }
 
@@ -7962,8 +7962,8 @@ export class NWFilter extends LibvirtObject {
    * @returns a pointer to the name or NULL, the string need not be deallocated its lifetime will be the same as the nwfilter object.
    * @see virNWFilterGetName (libvirt 0.8.0)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNWFilterGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virNWFilterGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the UUID for a network filter
@@ -7971,8 +7971,8 @@ export class NWFilter extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNWFilterGetUUID (libvirt 0.8.0)
    */
-  async getUUID(options?: CallOptions): Promise<Uint8Array> {
-    return (await this.context.call('virNWFilterGetUUID', '', [this.pointer], options)) as Uint8Array;
+  getUUID(options?: CallOptions): Promise<Uint8Array> {
+    return this.context.call('virNWFilterGetUUID', '', [this.pointer], options) as Promise<Uint8Array>;
   }
   /**
    * Get the UUID for a network filter as string. For more information about
@@ -7981,8 +7981,8 @@ export class NWFilter extends LibvirtObject {
    * @returns -1 in case of error, 0 in case of success
    * @see virNWFilterGetUUIDString (libvirt 0.8.0)
    */
-  async getUUIDString(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNWFilterGetUUIDString', '', [this.pointer], options)) as string;
+  getUUIDString(options?: CallOptions): Promise<string> {
+    return this.context.call('virNWFilterGetUUIDString', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Provide an XML description of the network filter. The description may be
@@ -7992,8 +7992,8 @@ export class NWFilter extends LibvirtObject {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. The caller must free() the returned value.
    * @see virNWFilterGetXMLDesc (libvirt 0.8.0)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNWFilterGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virNWFilterGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Undefine the nwfilter object. This call will not succeed if
@@ -8003,8 +8003,8 @@ export class NWFilter extends LibvirtObject {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virNWFilterUndefine (libvirt 0.8.0)
    */
-  async undefine(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNWFilterUndefine', '', [this.pointer], options)) as number;
+  undefine(options?: CallOptions): Promise<number> {
+    return this.context.call('virNWFilterUndefine', '', [this.pointer], options) as Promise<number>;
   }
 }
 
@@ -8026,8 +8026,8 @@ export class NWFilterBinding extends LibvirtObject {
    * @returns 0 in case of success and -1 in case of failure.
    * @see virNWFilterBindingDelete (libvirt 4.5.0)
    */
-  async delete(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virNWFilterBindingDelete', '', [this.pointer], options)) as number;
+  delete(options?: CallOptions): Promise<number> {
+    return this.context.call('virNWFilterBindingDelete', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Get the filter name for the network filter binding
@@ -8035,8 +8035,8 @@ export class NWFilterBinding extends LibvirtObject {
    * @returns a pointer to the name or NULL, the string need not be deallocated its lifetime will be the same as the binding object.
    * @see virNWFilterBindingGetFilterName (libvirt 4.5.0)
    */
-  async getFilterName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNWFilterBindingGetFilterName', '', [this.pointer], options)) as string;
+  getFilterName(options?: CallOptions): Promise<string> {
+    return this.context.call('virNWFilterBindingGetFilterName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the port dev name for the network filter binding
@@ -8044,8 +8044,8 @@ export class NWFilterBinding extends LibvirtObject {
    * @returns a pointer to the name or NULL, the string need not be deallocated its lifetime will be the same as the binding object.
    * @see virNWFilterBindingGetPortDev (libvirt 4.5.0)
    */
-  async getPortDev(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNWFilterBindingGetPortDev', '', [this.pointer], options)) as string;
+  getPortDev(options?: CallOptions): Promise<string> {
+    return this.context.call('virNWFilterBindingGetPortDev', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Provide an XML description of the network filter. The description may be
@@ -8055,8 +8055,8 @@ export class NWFilterBinding extends LibvirtObject {
    * @returns a 0 terminated UTF-8 encoded XML instance, or NULL in case of error. The caller must free() the returned value.
    * @see virNWFilterBindingGetXMLDesc (libvirt 4.5.0)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virNWFilterBindingGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virNWFilterBindingGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
 }
 
@@ -8115,8 +8115,8 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns 0 if the creation is successful, -1 on error.
    * @see virDomainRevertToSnapshot (libvirt 0.8.0)
    */
-  async revertToSnapshot(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainRevertToSnapshot', 'u:flags', [this.pointer, flags], options)) as number;
+  revertToSnapshot(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainRevertToSnapshot', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Delete the snapshot.
@@ -8146,8 +8146,8 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns 0 if the selected snapshot(s) were successfully deleted, -1 on error.
    * @see virDomainSnapshotDelete (libvirt 0.8.0)
    */
-  async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSnapshotDelete', 'u:flags', [this.pointer, flags], options)) as number;
+  delete(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSnapshotDelete', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Provides the connection pointer associated with a snapshot.  The
@@ -8177,8 +8177,8 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns a pointer to the name or NULL, the string need not be deallocated as its lifetime will be the same as the snapshot object.
    * @see virDomainSnapshotGetName (libvirt 0.9.5)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainSnapshotGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainSnapshotGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the parent snapshot for `snapshot`, if any.
@@ -8205,8 +8205,8 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns a 0 terminated UTF-8 encoded XML instance or NULL in case of error. The caller must free() the returned value.
    * @see virDomainSnapshotGetXMLDesc (libvirt 0.8.0)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainSnapshotGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainSnapshotGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Determine if the given snapshot is associated with libvirt metadata
@@ -8216,8 +8216,8 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns 1 if the snapshot has metadata, 0 if the snapshot exists without help from libvirt, or -1 on error.
    * @see virDomainSnapshotHasMetadata (libvirt 0.9.13)
    */
-  async hasMetadata(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSnapshotHasMetadata', 'u:flags', [this.pointer, flags], options)) as number;
+  hasMetadata(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSnapshotHasMetadata', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Determine if the given snapshot is the domain's current snapshot.  See
@@ -8227,8 +8227,8 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns 1 if current, 0 if not current, or -1 on error.
    * @see virDomainSnapshotIsCurrent (libvirt 0.9.13)
    */
-  async isCurrent(flags: number = 0, options?: CallOptions): Promise<boolean> {
-    return (await this.context.call('virDomainSnapshotIsCurrent', 'u:flags', [this.pointer, flags], options)) as boolean;
+  isCurrent(flags: number = 0, options?: CallOptions): Promise<boolean> {
+    return this.context.call('virDomainSnapshotIsCurrent', 'u:flags', [this.pointer, flags], options) as Promise<boolean>;
   }
   /**
    * Collect the list of domain snapshots that are children of the given
@@ -8295,8 +8295,8 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns the number of domain snapshots found or -1 in case of error. The caller is responsible to call free() for each member of the array.
    * @see virDomainSnapshotListChildrenNames (libvirt 0.9.7)
    */
-  async listChildrenNames(nameslen: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
-    return (await this.context.call('virDomainSnapshotListChildrenNames', 'u:nameslen,u:flags', [this.pointer, nameslen, flags], options)) as string[];
+  listChildrenNames(nameslen: number, flags: number = 0, options?: CallOptions): Promise<string[]> {
+    return this.context.call('virDomainSnapshotListChildrenNames', 'u:nameslen,u:flags', [this.pointer, nameslen, flags], options) as Promise<string[]>;
   }
   /**
    * Provides the number of child snapshots for this domain snapshot.
@@ -8315,8 +8315,8 @@ export class DomainSnapshot extends LibvirtObject {
    * @returns the number of domain snapshots found or -1 in case of error.
    * @see virDomainSnapshotNumChildren (libvirt 0.9.7)
    */
-  async numChildren(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainSnapshotNumChildren', 'u:flags', [this.pointer, flags], options)) as number;
+  numChildren(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainSnapshotNumChildren', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
 }
 
@@ -8349,8 +8349,8 @@ export class DomainCheckpoint extends LibvirtObject {
    * @returns 0 on success, -1 on error.
    * @see virDomainCheckpointDelete (libvirt 5.6.0)
    */
-  async delete(flags: number = 0, options?: CallOptions): Promise<number> {
-    return (await this.context.call('virDomainCheckpointDelete', 'u:flags', [this.pointer, flags], options)) as number;
+  delete(flags: number = 0, options?: CallOptions): Promise<number> {
+    return this.context.call('virDomainCheckpointDelete', 'u:flags', [this.pointer, flags], options) as Promise<number>;
   }
   /**
    * Provides the connection pointer associated with a checkpoint.  The
@@ -8380,8 +8380,8 @@ export class DomainCheckpoint extends LibvirtObject {
    * @returns a pointer to the name or NULL, the string need not be deallocated as its lifetime will be the same as the checkpoint object.
    * @see virDomainCheckpointGetName (libvirt 5.6.0)
    */
-  async getName(options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainCheckpointGetName', '', [this.pointer], options)) as string;
+  getName(options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainCheckpointGetName', '', [this.pointer], options) as Promise<string>;
   }
   /**
    * Get the parent checkpoint for `checkpoint`, if any.
@@ -8422,8 +8422,8 @@ export class DomainCheckpoint extends LibvirtObject {
    * @returns a 0 terminated UTF-8 encoded XML instance or NULL in case of error. The caller must free() the returned value.
    * @see virDomainCheckpointGetXMLDesc (libvirt 5.6.0)
    */
-  async getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
-    return (await this.context.call('virDomainCheckpointGetXMLDesc', 'u:flags', [this.pointer, flags], options)) as string;
+  getXMLDesc(flags: number = 0, options?: CallOptions): Promise<string> {
+    return this.context.call('virDomainCheckpointGetXMLDesc', 'u:flags', [this.pointer, flags], options) as Promise<string>;
   }
   /**
    * Collect the list of domain checkpoints that are children of the given
@@ -8475,8 +8475,8 @@ export class Stream extends StreamCore {
    * @returns 0 on success, -1 upon error
    * @see virStreamAbort (libvirt 0.7.2)
    */
-  async abort(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStreamAbort', '', [this.pointer], options)) as number;
+  abort(options?: CallOptions): Promise<number> {
+    return this.context.call('virStreamAbort', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Indicate that there is no further data to be transmitted
@@ -8494,8 +8494,8 @@ export class Stream extends StreamCore {
    * @returns 0 on success, -1 upon error
    * @see virStreamFinish (libvirt 0.7.2)
    */
-  async finish(options?: CallOptions): Promise<number> {
-    return (await this.context.call('virStreamFinish', '', [this.pointer], options)) as number;
+  finish(options?: CallOptions): Promise<number> {
+    return this.context.call('virStreamFinish', '', [this.pointer], options) as Promise<number>;
   }
   /**
    * Reads a series of bytes from the stream. This method may
@@ -8545,8 +8545,8 @@ export class Stream extends StreamCore {
    * @returns the number of bytes read, which may be less than requested. Returns 0 when the end of the stream is reached, at which time the caller should invoke virStreamFinish() to get confirmation of stream completion. Returns -1 upon error, at which time the stream will be marked as aborted, and the caller should now release the stream with virStreamFree. Returns -2 if there is no data pending to be read & the stream is marked as non-blocking.
    * @see virStreamRecv (libvirt 0.7.2)
    */
-  async recv(nbytes: number, options?: CallOptions): Promise<Uint8Array | null> {
-    return (await this.context.call('virStreamRecv', 'u:nbytes', [this.pointer, nbytes], options)) as Uint8Array | null;
+  recv(nbytes: number, options?: CallOptions): Promise<Uint8Array | null> {
+    return this.context.call('virStreamRecv', 'u:nbytes', [this.pointer, nbytes], options) as Promise<Uint8Array | null>;
   }
   /**
    * Reads a series of bytes from the stream. This method may
@@ -8589,8 +8589,8 @@ export class Stream extends StreamCore {
    * @returns 0 when the end of the stream is reached, at which time the caller should invoke virStreamFinish() to get confirmation of stream completion. Returns -1 upon error, at which time the stream will be marked as aborted, and the caller should now release the stream with virStreamFree. Returns -2 if there is no data pending to be read & the stream is marked as non-blocking. Returns -3 if there is a hole in stream and caller requested to stop at a hole.
    * @see virStreamRecvFlags (libvirt 3.4.0)
    */
-  async recvFlags(nbytes: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array | null> {
-    return (await this.context.call('virStreamRecvFlags', 'u:nbytes,u:flags', [this.pointer, nbytes, flags], options)) as Uint8Array | null;
+  recvFlags(nbytes: number, flags: number = 0, options?: CallOptions): Promise<Uint8Array | null> {
+    return this.context.call('virStreamRecvFlags', 'u:nbytes,u:flags', [this.pointer, nbytes, flags], options) as Promise<Uint8Array | null>;
   }
   /**
    * This API is used to determine the `length` in bytes of the
@@ -8602,8 +8602,8 @@ export class Stream extends StreamCore {
    * @returns 0 on success, -1 on error or when there's currently no hole in the stream
    * @see virStreamRecvHole (libvirt 3.4.0)
    */
-  async recvHole(flags: number = 0, options?: CallOptions): Promise<number | bigint | null> {
-    return (await this.context.call('virStreamRecvHole', 'u:flags', [this.pointer, flags], options)) as number | bigint | null;
+  recvHole(flags: number = 0, options?: CallOptions): Promise<number | bigint | null> {
+    return this.context.call('virStreamRecvHole', 'u:flags', [this.pointer, flags], options) as Promise<number | bigint | null>;
   }
   /**
    * Write a series of bytes to the stream. This method may
@@ -8658,8 +8658,8 @@ export class Stream extends StreamCore {
    * @returns the number of bytes written, which may be less than requested. Returns -1 upon error, at which time the stream will be marked as aborted, and the caller should now release the stream with virStreamFree. Returns -2 if the outgoing transmit buffers are full & the stream is marked as non-blocking.
    * @see virStreamSend (libvirt 0.7.2)
    */
-  async send(data: Uint8Array, options?: CallOptions): Promise<number | null> {
-    return (await this.context.call('virStreamSend', 'B:data', [this.pointer, data], options)) as number | null;
+  send(data: Uint8Array, options?: CallOptions): Promise<number | null> {
+    return this.context.call('virStreamSend', 'B:data', [this.pointer, data], options) as Promise<number | null>;
   }
   /**
    * Rather than transmitting empty file space, this API directs
@@ -8690,8 +8690,8 @@ export class Stream extends StreamCore {
    * @returns 0 on success, -1 error
    * @see virStreamSendHole (libvirt 3.4.0)
    */
-  async sendHole(length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number | null> {
-    return (await this.context.call('virStreamSendHole', 'I:length,u:flags', [this.pointer, length, flags], options)) as number | null;
+  sendHole(length: number | bigint, flags: number = 0, options?: CallOptions): Promise<number | null> {
+    return this.context.call('virStreamSendHole', 'I:length,u:flags', [this.pointer, length, flags], options) as Promise<number | null>;
   }
 }
 
