@@ -243,7 +243,7 @@ export default async function proxyBench(): Promise<void> {
       'direct monitor socket, 1 client (reference)',
     );
     printTable(
-      'ten clients: throughput of the passthrough proxy next to the monitor proxy (one libvirt connection serves passthrough)',
+      'ten clients: throughput of the passthrough proxy next to the monitor proxy (the passthrough client keeps one command in flight; libvirtd runs one monitor job per domain at a time)',
       [
         { name: 'libqemu proxy (second monitor), 10 clients', value: tenMonitor.perSecond, unit: 'calls/s' },
         { name: 'libqemu proxy (passthrough), 10 clients', value: tenPassthrough.perSecond, unit: 'calls/s' },
