@@ -243,7 +243,7 @@ export default async function proxyBench(): Promise<void> {
       'direct monitor socket, 1 client (reference)',
     );
     printTable(
-      'ten clients: throughput of the passthrough proxy next to the monitor proxy (the passthrough client keeps one command in flight; libvirt sends one command at a time on a domain's monitor)',
+      'ten clients: throughput of the passthrough proxy next to the monitor proxy (the passthrough client keeps one command in flight; libvirt sends one command at a time on the domain monitor)',
       [
         { name: 'libqemu proxy (second monitor), 10 clients', value: tenMonitor.perSecond, unit: 'calls/s' },
         { name: 'libqemu proxy (passthrough), 10 clients', value: tenPassthrough.perSecond, unit: 'calls/s' },
