@@ -3,3 +3,4 @@ export { DomainXml, QEMU_XML_NS, MAX_SOCKET_PATH_BYTES, type MonitorSocketSpec }
 export { DomainXmlError, MonitorDirError } from './errors.js';
 export { ensureMonitorDir, defaultMonitorDir, qemuUserFor, type QemuUser } from './monitor-dir.js';
 export { isLocalUri } from './uri.js';
+export { SAME_HOST_UUIDS_ENV, declareSameHostUuid, thisHostUuids, type HostPlacement } from './host-identity.js';

@@ -3,6 +3,7 @@
  * calls, and the part of the Hypervisor that made it (bound to that domain). The Hypervisor hands in
  * the real ones; unit tests hand in small fakes.
  */
+import type { HostPlacement } from '../domain/host-identity.js';
 import type { LibvirtAgentTransport } from './guest-agent.js';
 import type { OverflowPolicy } from '../common/bounded-queue.js';
 import type { Stream } from '../generated/libvirt/classes.js';
@@ -38,6 +39,8 @@ export interface GuestContext<G = unknown> {
   readonly uri: string;
   /** The daemon runs on this host, so the monitor socket paths in its XML can be reached from here. */
   readonly local: boolean;
+  /** How that was decided (unix socket, or the daemon's host UUID). */
+  readonly placement: HostPlacement;
   /** libqemu's own monitor directory for this hypervisor. */
   readonly monitorDir: string;
   /** False once the hypervisor (or its libvirt connection) is closed. */

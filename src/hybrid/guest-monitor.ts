@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { probeSocket } from '../common/unix-socket.js';
 import { DomainXml, type MonitorSocketSpec } from '../domain/domain-xml.js';
 import { GuestNotRunningError, MonitorUnavailableError } from './errors.js';
+import { SAME_HOST_UUIDS_ENV, remoteReason } from '../domain/host-identity.js';
 import type { GuestContext, GuestDomain } from './guest-context.js';
 import type { GuestQmpClient } from './guest-client.js';
 import { isRunningState } from './guest-routes.js';
@@ -23,7 +24,7 @@ export async function readMonitorSockets(domain: Pick<GuestDomain, 'xml'>, optio
 export interface GuestMonitorOptions {
   guest: string;
   domain: Pick<GuestDomain, 'xml' | 'state'>;
-  context: Pick<GuestContext, 'local' | 'uri' | 'monitorDir' | 'prepareMonitorDir' | 'domainEvents'>;
+  context: Pick<GuestContext, 'local' | 'placement' | 'uri' | 'monitorDir' | 'prepareMonitorDir' | 'domainEvents'>;
   /** Told when the shared connection drops and when it is back. */
   onChange: (change: MonitorConnectionChange) => void;
 }
@@ -68,8 +69,8 @@ export class GuestMonitor {
     if (!context.local) {
       throw new MonitorUnavailableError({
         guest,
-        message: `the hypervisor ${context.uri} is not on this host, so its monitor sockets are out of reach`,
-        hint: "use guest.qmp({ via: 'passthrough' }) (or 'auto')",
+        message: `the hypervisor ${context.uri} is not on this host (${remoteReason(context.placement)}), so its monitor sockets are out of reach`,
+        hint: `use guest.qmp({ via: 'passthrough' }) (or 'auto'); if that daemon does run on this machine, add its host UUID to ${SAME_HOST_UUIDS_ENV}`,
         reason: 'remote',
       });
     }

@@ -19,7 +19,7 @@ import { isNoDomainError, isRunningState, qmpRoutes } from './guest-routes.js';
 import { Guest, type GuestQmpOptions } from './guest.js';
 import { PassthroughTransport } from './passthrough-transport.js';
 import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from '../domain/monitor-dir.js';
-import { isLocalUri } from '../domain/uri.js';
+import { placeDaemon, remoteReason, type HostPlacement } from '../domain/host-identity.js';
 import type { TaintReport } from './taint.js';
 
 export interface HypervisorOptions extends OpenOptions {
@@ -79,8 +79,11 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
   private constructor(
     /** The libvirt connection, for anything the facade does not wrap. */
     readonly connection: Connection,
-    /** Whether the daemon runs on this host (its monitor sockets are reachable from here). */
-    readonly local: boolean,
+    /**
+     * Where the daemon runs: on this machine when reached through a unix socket, or when its host UUID is
+     * this machine's (SMBIOS, /etc/machine-id, LIBQEMU_SAME_HOST_UUIDS); `reason` says which.
+     */
+    readonly placement: HostPlacement,
     /** QEMU's uid/gid for this daemon. */
     readonly qemuUser: QemuUser,
     /** Where `qmpSocket: true` puts monitor sockets. */
@@ -113,10 +116,11 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
     open.reconnect = options.reconnect ?? true;
     const connection = await Connection.open(uri, open);
     try {
-      const local = isLocalUri(connection.uri);
+      const placement = await placeDaemon(connection.uri, () => connection.getCapabilities());
+      const local = placement.local;
       const qemuUser = options.qemuUser ?? (await qemuUserFor(connection.uri));
       const monitorDir = options.monitorDir ?? defaultMonitorDir(connection.uri, qemuUser.uid);
-      return new Hypervisor(connection, local, qemuUser, monitorDir, options.monitorDir === undefined, options.onTaint);
+      return new Hypervisor(connection, placement, qemuUser, monitorDir, options.monitorDir === undefined, options.onTaint);
     } catch (err) {
       await connection.close().catch(() => undefined);
       throw err;
@@ -125,6 +129,11 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
 
   get uri(): string {
     return this.connection.uri;
+  }
+
+  /** Whether the daemon runs on this machine, so its guests' second-monitor sockets are reachable (see `placement`). */
+  get local(): boolean {
+    return this.placement.local;
   }
 
   get isOpen(): boolean {
@@ -267,6 +276,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
         return hv.uri;
       },
       local: this.local,
+      placement: this.placement,
       monitorDir: this.monitorDir,
       get isOpen() {
         return hv.isOpen;
@@ -298,7 +308,7 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
       throw new InvalidArgumentError(`qmpSocket must be true or an absolute socket path, got ${JSON.stringify(q)}`, { hint: 'qmpSocket: true lets libqemu choose a private path' });
     }
     if (!this.local) {
-      throw new InvalidArgumentError(`cannot add a second monitor on ${this.uri}: that daemon is on another host`, { hint: "define the guest without qmpSocket and use guest.qmp({ via: 'passthrough' })" });
+      throw new InvalidArgumentError(`cannot add a second monitor on ${this.uri}: ${remoteReason(this.placement)}`, { hint: "define the guest without qmpSocket and use guest.qmp({ via: 'passthrough' })" });
     }
     const doc = DomainXml.parse(xml);
     const uuid = doc.ensureUuid();

@@ -338,10 +338,32 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
   }
 
   /** Runs a call on a lane: its pointers swapped for that lane's, objects it returns recorded as living there. */
-  private async runOn(want: LaneWant, op: OpName, args: unknown[], native: unknown[], timeoutMs: number): Promise<unknown> {
-    const lane = await this.pool.acquire(want);
+  private runOn(want: LaneWant, op: OpName, args: unknown[], native: unknown[], timeoutMs: number): Promise<unknown> {
+    // The common case (a free lane, nothing to look up) without an async frame: one promise per call.
+    const free = this.pool.tryAcquire(want);
+    if (free) {
+      const onLane = this.argsOn(free, native, timeoutMs);
+      if (Array.isArray(onLane)) {
+        return this.callOn(free, op, op === 'invoke' ? [args[0], onLane] : onLane, timeoutMs).then(
+          (value) => {
+            this.pool.release(free);
+            if (op === 'invoke') this.noteRefs(value, free);
+            return value;
+          },
+          (err: unknown) => {
+            this.pool.release(free);
+            throw err;
+          },
+        );
+      }
+      return this.finishOn(free, op, args, onLane, timeoutMs);
+    }
+    return this.pool.acquire(want).then((lane) => this.finishOn(lane, op, args, this.argsOn(lane, native, timeoutMs), timeoutMs));
+  }
+
+  /** The rest of a call on a lane it holds: its pointers (being) swapped, the call, the lane released. */
+  private async finishOn(lane: Lane, op: OpName, args: unknown[], onLane: unknown[] | Promise<unknown[]>, timeoutMs: number): Promise<unknown> {
     try {
-      const onLane = this.argsOn(lane, native, timeoutMs);
       const laneArgs = Array.isArray(onLane) ? onLane : await onLane;
       const value = await this.callOn(lane, op, op === 'invoke' ? [args[0], laneArgs] : laneArgs, timeoutMs);
       if (op === 'invoke') this.noteRefs(value, lane);

@@ -5,7 +5,7 @@
  * "event callback already tracked"); the last stream to leave deregisters it.
  */
 import { DOMAIN_EVENT_IDS, NETWORK_EVENT_IDS, NODE_DEVICE_EVENT_IDS, SECRET_EVENT_IDS, STORAGE_POOL_EVENT_IDS } from '../generated/libvirt/event-ids.js';
-import type { LibvirtError } from './errors.js';
+import { LibvirtError } from './errors.js';
 import { EventStream, agentLifecycleEvent, type ConnectionGap, lifecycleEvent, qemuMonitorEvent, type DomainIdentity, type SubscriptionOptions } from './events.js';
 import type { EventFamily } from './protocol.js';
 import { runtime, type EventCommandInput, type EventListener } from './runtime.js';
@@ -222,15 +222,18 @@ export class EventRegistry {
     return reg;
   }
 
-  private unsubscribe(sub: Subscription): void {
-    if (!this.subscriptions.delete(sub)) return;
+  /** The stream left: registrations it was the last subscriber of are deregistered (a failure rejects). */
+  private unsubscribe(sub: Subscription): Promise<void> | undefined {
+    if (!this.subscriptions.delete(sub)) return undefined;
+    const ops: Promise<void>[] = [];
     for (const reg of sub.registrations) {
       reg.subscribers.delete(sub);
       if (reg.subscribers.size > 0 || this.registrations.get(reg.key) !== reg) continue;
       this.forget(reg);
       // Queued after its registration; a new registration for the same filter queues after this.
-      if (this.isOpen()) void this.op((prepare) => this.deregister(reg, prepare)).catch(() => undefined);
+      if (this.isOpen()) ops.push(this.op((prepare) => this.deregister(reg, prepare)));
     }
+    return ops.length === 0 ? undefined : Promise.all(ops).then(() => undefined);
   }
 
   private forget(reg: Registration): void {
@@ -254,6 +257,12 @@ export class EventRegistry {
     if (callbackId === undefined) return;
     reg.callbackId = undefined;
     // conn is filled in by prepare (the libvirt connection the registration lives on)
-    await runtime.eventCommand(await prepare({ cmd: 'deregister', conn: 0n, kind: reg.kind, ...(reg.family ? { family: reg.family } : {}), callbackId })).catch(() => undefined);
+    try {
+      await runtime.eventCommand(await prepare({ cmd: 'deregister', conn: 0n, kind: reg.kind, ...(reg.family ? { family: reg.family } : {}), callbackId }));
+    } catch (err) {
+      // Gone with its connection (closed, lost, or the lane it lived on retired): nothing left to undo.
+      if (!this.isOpen() || (err instanceof LibvirtError && err.isConnectionLost)) return;
+      throw err;
+    }
   }
 }

@@ -106,12 +106,14 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
   readonly ready: Promise<void>;
   /** @internal */
   settleReady!: (err?: unknown) => void;
+  /** The deregistration started when the stream closed (return() waits for it and reports its failure). */
+  private deregistered: Promise<void> | undefined;
 
   /** @internal */
   constructor(
     options: SubscriptionOptions,
     what: string,
-    onClose: () => void,
+    onClose: () => Promise<void> | void,
     /** Called with +1 while a consumer awaits next() on an empty queue, -1 when that settles. */
     private readonly holdProcess: (delta: 1 | -1) => void = () => {},
   ) {
@@ -126,7 +128,13 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
       capacity: size,
       overflow: options.overflow ?? 'error',
       what,
-      onClose,
+      onClose: () => {
+        const p = onClose();
+        if (p) {
+          this.deregistered = p;
+          p.catch(() => {}); // reported by return(); a stream ended by the connection has no one to tell
+        }
+      },
     });
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = (err) => (err === undefined ? resolve() : reject(err));
@@ -149,8 +157,11 @@ export class EventStream<T> implements AsyncIterableIterator<T> {
     return p;
   }
 
-  return(): Promise<IteratorResult<T>> {
-    return this.queue.return();
+  /** Stops the stream and deregisters its callback in libvirt; rejects if libvirt refused the deregistration. */
+  async return(): Promise<IteratorResult<T>> {
+    const r = await this.queue.return();
+    if (this.deregistered) await this.deregistered;
+    return r;
   }
 
   [Symbol.asyncIterator](): this {

@@ -73,16 +73,19 @@ export class LanePool {
     return this.waiters.length;
   }
 
+  /** A free lane at once (marked busy until release()), or undefined when the caller must wait in acquire(). */
+  tryAcquire(want: LaneWant): Lane | undefined {
+    if (this.waiters.length > 0 || (want instanceof Lane && want.retired)) return undefined;
+    const lane = this.pick(want);
+    if (lane) lane.busy = true;
+    return lane;
+  }
+
   /** Resolves with a free lane, marked busy until release(). */
   acquire(want: LaneWant): Promise<Lane> {
     if (want instanceof Lane && want.retired) return Promise.reject(this.options.laneGone(want));
-    if (this.waiters.length === 0) {
-      const lane = this.pick(want);
-      if (lane) {
-        lane.busy = true;
-        return Promise.resolve(lane);
-      }
-    }
+    const free = this.tryAcquire(want);
+    if (free) return Promise.resolve(free);
     return new Promise<Lane>((resolve, reject) => {
       this.waiters.push({ want, resolve, reject });
       // A free lane may suit this caller although an older one waits for another (busy) lane.

@@ -7,6 +7,7 @@
  * (src/testing/process-sweep.ts), then removed; a watchdog process does the same if this process dies
  * without cleaning up (SIGKILL).
  */
+import { declareSameHostUuid } from '../domain/host-identity.js';
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -66,6 +67,13 @@ export interface StartPrivateLibvirtdOptions {
    * migrate to each other ("same host"); on hosts with SMBIOS both would otherwise report the machine's.
    */
   hostUuid?: string;
+  /**
+   * Whether the daemon counts as running on this machine when reached over TCP (its guests' second
+   * monitors reachable): its host UUID is then declared in LIBQEMU_SAME_HOST_UUIDS for this process and
+   * its children. Default: true, unless `hostUuid` is given, so a daemon with a host UUID of its own
+   * stands for another host (`guest.qmp()` then takes passthrough over its TCP URI).
+   */
+  sameHost?: boolean;
   /** qemu.conf migration_port_min/max, so daemons side by side listen on disjoint ports (default: libvirt's 49152-49215). */
   migrationPorts?: { min: number; max: number };
   /**
@@ -229,7 +237,9 @@ export async function startPrivateLibvirtd(options: StartPrivateLibvirtdOptions 
     for (const d of ['config/libvirt', 'cache/libvirt/qemu/cache/capabilities', 'run', 'data', 'logs', 'qmp']) mkdirSync(join(base, d), { recursive: true, mode: 0o700 });
     const ports = options.migrationPorts ? `migration_port_min = ${options.migrationPorts.min}\nmigration_port_max = ${options.migrationPorts.max}\n` : '';
     writeFileSync(join(base, 'config/libvirt/qemu.conf'), `stdio_handler = "file"\n${ports}`);
-    writeFileSync(join(base, 'config/libvirt/libvirtd.conf'), `log_outputs = "3:file:${join(base, 'logs/libvirtd.log')}"\nhost_uuid = "${options.hostUuid ?? randomUUID()}"\n`);
+    const hostUuid = options.hostUuid ?? randomUUID();
+    if (options.sameHost ?? options.hostUuid === undefined) declareSameHostUuid(hostUuid);
+    writeFileSync(join(base, 'config/libvirt/libvirtd.conf'), `log_outputs = "3:file:${join(base, 'logs/libvirtd.log')}"\nhost_uuid = "${hostUuid}"\n`);
     const cache = capsCacheDir();
     if (existsSync(cache)) {
       for (const f of readdirSync(cache).filter((x) => x.endsWith('.xml'))) copyFileSync(join(cache, f), join(base, 'cache/libvirt/qemu/cache/capabilities', f));

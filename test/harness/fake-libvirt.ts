@@ -216,6 +216,7 @@ export function fakeGuest(domain: FakeDomain, options: FakeGuestOptions = {}): F
   fake.context = {
     uri: 'fake:///session',
     local: options.local ?? true,
+    placement: (options.local ?? true) ? { local: true, reason: 'unix-socket' } : { local: false, reason: 'other-host-uuid', hostUuid: '00000000-0000-4000-8000-000000000000' },
     monitorDir: '/nonexistent/libqemu-fake',
     isOpen: true,
     prepareMonitorDir: async () => undefined,
