@@ -33,6 +33,8 @@ export interface MonitorOpenOptions {
   handshakeTimeoutMs: number;
   oob?: boolean;
   signal?: AbortSignal;
+  /** Whether this client, while open, keeps the process alive through the shared socket (default true). */
+  holdsProcess?: boolean;
 }
 
 export class GuestMonitor {
@@ -86,7 +88,7 @@ export class GuestMonitor {
     this.ensureWatcher();
     // QEMU restarted and the lifecycle event has not brought the shared connection back yet: dial now
     if (this.hub.transport && !this.hub.transport.connected) await this.hub.transport.reconnect(options.signal).catch(() => undefined);
-    const client = makeClient(this.hub.channel());
+    const client = makeClient(this.hub.channel({ holdsProcess: options.holdsProcess !== false }));
     try {
       await client.open(options.signal === undefined ? {} : { signal: options.signal });
     } catch (err) {

@@ -47,7 +47,8 @@ export class Guest {
     this.eventStreams = new GuestEvents({
       guest: domain.name,
       context,
-      monitorClient: ({ handshakeTimeoutMs }) => this.qmp({ via: 'monitor', validate: false, handshakeTimeoutMs }),
+      // a listener only: the stream holds the process itself while its consumer awaits an event
+      monitorClient: ({ handshakeTimeoutMs }) => this.openQmp({ via: 'monitor', validate: false, handshakeTimeoutMs }, { holdsProcess: false }),
     });
     this.taints = new GuestTaint({
       guest: domain.name,
@@ -168,7 +169,12 @@ export class Guest {
    * passes the ownership policy first. Close it when done (the guest's shared monitor connection
    * closes with its last client).
    */
-  async qmp(options: GuestQmpOptions = {}): Promise<GuestQmpClient> {
+  qmp(options: GuestQmpOptions = {}): Promise<GuestQmpClient> {
+    return this.openQmp(options, { holdsProcess: true });
+  }
+
+  /** guest.qmp(); `holdsProcess: false` for the facade's own listeners on the monitor route. */
+  private async openQmp(options: GuestQmpOptions, how: { holdsProcess: boolean }): Promise<GuestQmpClient> {
     this.assertOpen();
     const via = checkVia(options.via, 'guest.qmp');
     const policy = new OwnershipPolicy(options.allow === undefined ? {} : { allow: options.allow });
@@ -184,12 +190,12 @@ export class Guest {
     if (via === 'passthrough') {
       client = await this.openPassthrough(policy, options);
     } else if (via === 'monitor') {
-      client = await this.openMonitor(policy, options, options.handshakeTimeoutMs ?? 5000);
+      client = await this.openMonitor(policy, options, options.handshakeTimeoutMs ?? 5000, how.holdsProcess);
     } else {
       // auto: the monitor when it answers from here (no monitor in the XML, a remote daemon, a socket
       // we may not open or one held by another client all say MonitorUnavailableError), else passthrough
       try {
-        client = await this.openMonitor(policy, options, options.handshakeTimeoutMs ?? 1000);
+        client = await this.openMonitor(policy, options, options.handshakeTimeoutMs ?? 1000, how.holdsProcess);
       } catch (err) {
         if (!(err instanceof MonitorUnavailableError)) throw err;
         client = await this.openPassthrough(policy, options);
@@ -288,9 +294,10 @@ export class Guest {
     return client;
   }
 
-  private openMonitor(policy: OwnershipPolicy, options: GuestQmpOptions, handshakeTimeoutMs: number): Promise<GuestQmpClient> {
+  private openMonitor(policy: OwnershipPolicy, options: GuestQmpOptions, handshakeTimeoutMs: number, holdsProcess: boolean): Promise<GuestQmpClient> {
     return this.monitor.connect((transport) => this.client(transport, policy, 'monitor', options), {
       handshakeTimeoutMs,
+      holdsProcess,
       ...(options.oob === undefined ? {} : { oob: options.oob }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });

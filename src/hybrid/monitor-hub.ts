@@ -8,6 +8,11 @@ import { MonitorTransport, type MonitorTransportOptions } from './monitor-transp
  * short ids and replies (or transport failures) come back with the client's id, so they reach only
  * their sender; events go to every channel, and the shared connection closes when the last channel does.
  *
+ * The socket keeps the process alive while a channel that holds it is open (a user's client, as any
+ * socket would) or a command is in flight. Channels that only listen (the monitor source of
+ * `guest.events()`, which holds the process itself while its consumer awaits) do not, so a program
+ * that stopped reading its events exits by itself.
+ *
  * Why a full client per caller over a multiplexed transport, rather than thin views over one shared
  * client: each caller has its own policy (`allow`), default timeout, schema validation, logger and
  * traffic hook, its own runstate and its own close(); a view would have to carry all of that beside a
@@ -22,12 +27,19 @@ export class MonitorHub {
   /** Commands sent and not answered yet: hub id → the channel and the client's own id. */
   private readonly inFlight = new Map<string, { channel: number; id: string }>();
   private nextId = 1;
+  /** Open channels that hold the process. */
+  private holders = 0;
+  /** What the connection was last told (holdProcess). */
+  private holding = true;
 
   constructor(private readonly options: MonitorTransportOptions) {}
 
-  /** A new client's transport on the shared connection. */
-  channel(): MonitorChannel {
-    return new MonitorChannel(this, this.nextChannel++, this.options);
+  /**
+   * A new client's transport on the shared connection. `holdsProcess: false` for a channel that only
+   * listens and does not want the socket to keep the process alive (default true).
+   */
+  channel(options: { holdsProcess?: boolean } = {}): MonitorChannel {
+    return new MonitorChannel(this, this.nextChannel++, this.options, options.holdsProcess !== false);
   }
 
   /** The shared connection, when open. */
@@ -46,6 +58,8 @@ export class MonitorHub {
     }
     const greeting = this.opening ? await this.opening : this.greeting!;
     this.channels.set(ch.id, ch);
+    if (ch.holdsProcess) this.holders++;
+    this.updateHold();
     return greeting;
   }
 
@@ -60,17 +74,20 @@ export class MonitorHub {
     // the hub's own short ids keep the channels' commands apart; replies get the client's id back
     const id = `h${this.nextId++}`;
     this.inFlight.set(id, { channel: ch.id, id: msg.id });
+    if (this.inFlight.size === 1) this.updateHold();
     try {
       monitor.send({ ...msg, id }, options);
     } catch (err) {
       this.inFlight.delete(id);
+      if (this.inFlight.size === 0) this.updateHold();
       throw err;
     }
   }
 
   /** @internal */
   async detach(ch: MonitorChannel): Promise<void> {
-    this.channels.delete(ch.id);
+    if (this.channels.delete(ch.id) && ch.holdsProcess) this.holders--;
+    this.updateHold();
     if (this.channels.size === 0 && this.monitor) {
       const m = this.monitor;
       this.monitor = undefined;
@@ -115,6 +132,7 @@ export class MonitorHub {
           }
           const all = [...this.channels.values()];
           this.channels.clear();
+          this.holders = 0;
           for (const ch of all) ch.ended(reason);
         },
       },
@@ -122,7 +140,16 @@ export class MonitorHub {
     );
     this.monitor = monitor;
     this.greeting = greeting;
+    this.holding = true; // a new connection holds until told otherwise
     return greeting!;
+  }
+
+  /** Tells the connection whether to keep the process alive: while a holding channel is open or a reply is awaited. */
+  private updateHold(): void {
+    const hold = this.holders > 0 || this.inFlight.size > 0;
+    if (hold === this.holding || !this.monitor) return;
+    this.holding = hold;
+    this.monitor.holdProcess(hold);
   }
 
   private route(m: QmpMessage): void {
@@ -139,6 +166,7 @@ export class MonitorHub {
     const origin = this.inFlight.get(hubId);
     if (!origin) return undefined;
     this.inFlight.delete(hubId);
+    if (this.inFlight.size === 0) this.updateHold();
     const ch = this.channels.get(origin.channel);
     return ch ? { ch, id: origin.id } : undefined;
   }
@@ -156,6 +184,8 @@ export class MonitorChannel implements QmpTransport {
     private readonly hub: MonitorHub,
     readonly id: number,
     options: MonitorTransportOptions,
+    /** Whether this channel, while open, keeps the process alive. */
+    readonly holdsProcess = true,
   ) {
     this.capabilities = {
       pipelining: true,

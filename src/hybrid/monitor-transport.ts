@@ -47,6 +47,8 @@ export class MonitorTransport implements QmpTransport {
   private reconnecting: Promise<void> | undefined;
   private currentPath: string | undefined;
   private negotiations = 0;
+  /** Whether the socket keeps Node alive once negotiated (see holdProcess). */
+  private holding = true;
 
   constructor(private readonly options: MonitorTransportOptions) {
     if (!options || typeof options.resolvePath !== 'function') {
@@ -78,6 +80,16 @@ export class MonitorTransport implements QmpTransport {
     const greeting = await this.dial(signal);
     this.state = 'connected';
     handlers.message(greeting);
+  }
+
+  /**
+   * Whether the connection keeps the process alive (default true). Applies to this connection and to
+   * every later one after QEMU restarts; a dial in progress holds it until negotiated either way, so
+   * that a caller awaiting open() or reconnect() is not cut off.
+   */
+  holdProcess(hold: boolean): void {
+    this.holding = hold;
+    if (this.state === 'connected') this.inner?.holdProcess(hold);
   }
 
   send(msg: QmpMessage, options?: SendOptions): void {
@@ -196,6 +208,7 @@ export class MonitorTransport implements QmpTransport {
         });
       });
       ready = true;
+      inner.holdProcess(this.holding);
       return greetingMessage!;
     } catch (err) {
       if (this.inner === inner) this.inner = undefined;

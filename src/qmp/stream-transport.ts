@@ -48,6 +48,8 @@ export class StreamTransport implements QmpTransport {
   private readonly fdPassing: FdPassing | undefined;
   /** Writes held while a message with fds waits for the socket's queue to empty. */
   private held: QueuedWrite[] | undefined;
+  /** Whether the socket keeps Node alive (see holdProcess). */
+  private holding = true;
 
   constructor(
     private readonly target: StreamTarget,
@@ -77,6 +79,7 @@ export class StreamTransport implements QmpTransport {
     this.handlers = handlers;
     const stream = this.createStream();
     this.stream = stream;
+    if (!this.holding) (stream as Partial<Socket>).unref?.();
     const framer = new MessageFramer(
       { message: (m) => this.handlers?.message(m), protocolError: (e) => this.handlers?.protocolError(e) },
       this.capabilities.maxMessageBytes,
@@ -95,6 +98,18 @@ export class StreamTransport implements QmpTransport {
       await waitForConnect(stream as Socket, this.description, signal);
     }
     if (this.done) throw new QmpClosedError(`${this.description} closed while opening`, { cause: this.closeReason });
+  }
+
+  /**
+   * Whether the open socket keeps the process alive (true by default, like any socket). A user above that
+   * only listens, and holds the process itself while someone awaits, turns it off so that an idle
+   * listener does not keep a finished program running. No effect on a Duplex that is not a socket.
+   */
+  holdProcess(hold: boolean): void {
+    this.holding = hold;
+    const stream = this.stream as Partial<Socket> | undefined;
+    if (hold) stream?.ref?.();
+    else stream?.unref?.();
   }
 
   send(msg: QmpMessage, options?: SendOptions): void {

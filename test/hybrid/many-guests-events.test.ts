@@ -3,7 +3,9 @@
  * STOP/RESUME on both routes (with and without event-name filters) and as libvirt lifecycle events.
  * libvirt 9.0 forwards only the first unfiltered per-domain QEMU-event registration of a connection, so
  * this failed for every guest but the first on the passthrough route before libqemu shared one
- * connection-wide registration among them.
+ * connection-wide registration among them. The same again after a libvirtd restart: every stream
+ * gets one gap notice first, then every guest's events, once each (the shared registration is made
+ * again on the new connection).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hypervisor, type Guest, type GuestEvent, type GuestEventStream } from '../../src/hybrid/index.js';
@@ -40,19 +42,43 @@ function collect(streams: GuestEventStream[]): GuestEvent[][] {
   return seen;
 }
 
+const gaps = (evs: GuestEvent[]) => evs.filter((e) => e.kind === 'libvirt-gap');
 const qmpNames = (evs: GuestEvent[]) => evs.filter((e) => e.kind === 'qmp').map((e) => (e.kind === 'qmp' ? e.event : ''));
 const lifecycle = (evs: GuestEvent[]) => evs.filter((e) => e.kind === 'lifecycle').map((e) => (e.kind === 'lifecycle' ? e.event : ''));
 
-describe.each([
+/** Restarts libvirtd and waits until the Hypervisor has reconnected. */
+async function restartDaemon(): Promise<void> {
+  let reconnected = false;
+  const onReconnected = () => (reconnected = true);
+  hv.on('reconnected', onReconnected);
+  try {
+    await daemon.restart();
+    await waitFor('the Hypervisor to reconnect after the libvirtd restart', () => reconnected, { timeoutMs: 30_000 });
+  } finally {
+    hv.off('reconnected', onReconnected);
+  }
+}
+
+const variants = [
   { label: 'passthrough, every QMP event', via: 'passthrough' as const, qmp: true as const },
   { label: 'passthrough, filtered by name', via: 'passthrough' as const, qmp: ['STOP', 'RESUME'] as ('STOP' | 'RESUME')[] },
   { label: 'auto (monitor where there is one), every QMP event', via: 'auto' as const, qmp: true as const },
-])('$label', ({ via, qmp }) => {
+];
+
+describe.each([
+  ...variants.map((v) => ({ ...v, restart: false })),
+  ...variants.map((v) => ({ ...v, label: `${v.label}, streams opened before a libvirtd restart`, restart: true })),
+])('$label', ({ via, qmp, restart }) => {
   it('sees STOP and RESUME once per guest, and libvirt suspended/resumed once per guest', async () => {
     const streams = guests.map((g) => g.events({ via, qmp, libvirt: ['lifecycle'] }));
     try {
       await Promise.all(streams.map((s) => s.ready));
       const seen = collect(streams);
+      if (restart) {
+        await restartDaemon();
+        // each stream says first that libvirt's events of the gap are lost; the guests are driven after that
+        await waitFor('a gap notice on every stream', () => seen.every((evs) => gaps(evs).length >= 1), { timeoutMs: 30_000 });
+      }
       await Promise.all(guests.map(async (g) => {
         await g.suspend();
         await g.resume();
@@ -67,6 +93,12 @@ describe.each([
         expect(qmpNames(evs).filter((n) => n === 'STOP' || n === 'RESUME'), `guest many${i}`).toEqual(['STOP', 'RESUME']);
         expect(lifecycle(evs), `guest many${i}`).toEqual(['suspended', 'resumed']);
         for (const ev of evs) expect(ev.guest).toBe(`many${i}`);
+        if (restart) {
+          expect(gaps(evs), `guest many${i}: one gap notice`).toHaveLength(1);
+          expect(evs[0]?.kind, `guest many${i}: the gap notice comes first`).toBe('libvirt-gap');
+        } else {
+          expect(gaps(evs), `guest many${i}`).toEqual([]);
+        }
       });
     } finally {
       await Promise.all(streams.map((s) => s.return()));
@@ -74,9 +106,13 @@ describe.each([
   }, 120_000);
 });
 
-it('passthrough clients of different guests each see their own guest\'s events', async () => {
+it.each([
+  { label: '', restart: false },
+  { label: ', opened before a libvirtd restart', restart: true },
+])('passthrough clients of different guests each see their own guest\'s events$label', async ({ restart }) => {
   const clients = await Promise.all(guests.slice(0, 6).map((g) => g.qmp({ via: 'passthrough' })));
   try {
+    if (restart) await restartDaemon();
     const waits = clients.map((c) => c.waitForEvent('STOP', { timeoutMs: 20_000 }));
     await Promise.all(clients.map((c) => c.execute('stop')));
     // each resolves only with a STOP of its own guest; a lost event rejects at the timeout

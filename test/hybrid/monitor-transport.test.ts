@@ -190,6 +190,58 @@ describe('MonitorHub: one monitor connection shared by several clients', () => {
   });
 });
 
+/** Unix-socket handles that keep this process alive (an unref'd socket is not listed). */
+const heldSockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap').length;
+
+describe('which monitor connections keep the process alive', () => {
+  it('a listening channel does not; a client channel, or a command in flight on any channel, does', async () => {
+    const q = await qemu();
+    const base = heldSockets();
+    const hub = new MonitorHub({ guest: 'g', resolvePath: async () => q.qmpPath });
+    cleanups.push(() => hub.close());
+    const listener = client(hub.channel({ holdsProcess: false }));
+    await listener.open();
+    expect(hub.transport?.connected).toBe(true);
+    expect(heldSockets()).toBe(base);
+
+    const user = client(hub.channel());
+    await user.open();
+    expect(heldSockets()).toBe(base + 1);
+    await user.close();
+    expect(heldSockets()).toBe(base);
+
+    // a reply awaited on the listener holds the process until it comes
+    process.kill(q.pid, 'SIGSTOP');
+    const pending = listener.execute('query-status');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(heldSockets()).toBe(base + 1);
+    process.kill(q.pid, 'SIGCONT');
+    await pending;
+    expect(heldSockets()).toBe(base);
+  });
+
+  it('a connection told not to hold keeps that after QEMU restarts and it dials again', async () => {
+    const q1 = await qemu();
+    let path = q1.qmpPath;
+    const t = new MonitorTransport({ guest: 'g', resolvePath: async () => path });
+    const c = client(t);
+    await c.open();
+    const base = heldSockets() - 1;
+    t.holdProcess(false);
+    expect(heldSockets()).toBe(base);
+    await q1.kill('SIGKILL');
+    await removeStaleSocket(q1.qmpPath);
+    const q2 = await qemu();
+    path = q2.qmpPath;
+    const baseNow = heldSockets(); // QEMU's own pipes changed with the new process
+    await t.reconnect();
+    expect(t.connected).toBe(true);
+    expect(heldSockets()).toBe(baseNow);
+    t.holdProcess(true);
+    expect(heldSockets()).toBe(baseNow + 1);
+  });
+});
+
 describe('passthrough event filter and taint parsing', () => {
   it('hands one name down as is and several as an anchored alternation', () => {
     expect(libvirtEventFilter(undefined)).toEqual({});

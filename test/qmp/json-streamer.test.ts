@@ -96,4 +96,46 @@ describe('JsonStreamer (QEMU 7.2 semantics)', () => {
     expect(out.at(-1)).toMatchObject({ ok: true, value: { ok: 1 } });
     expect(QEMU_JSON_LIMITS).toEqual({ maxTokenBytes: 64 * 1024 * 1024, maxTokens: 2 * 1024 * 1024, maxNesting: 1024 });
   });
+
+  it('reads a whole plain request in one step exactly as the lexer reads it byte by byte', () => {
+    // Whole chunks take the one-step path when they qualify; single bytes always go through the lexer.
+    const inputs = [
+      '{"execute":"query-status","id":7}\n',
+      '{"execute":"query-status","id":"a b"}',
+      '  {"execute": "x", "arguments": {"a": [1, 2.5, -0, 1e400, true, null], "b": {"c": "d"}}, "id": 3.0}\r\n',
+      '{"execute":"x","id":-0}',
+      '{"execute":"x","id":-0.0}',
+      '{"execute":"x","id":1e2}',
+      '{"execute":"x","id":0.1}',
+      '{"execute":"x","id":12345678901234567890}',
+      '{"execute":"x","id":9007199254740993}',
+      '{"execute":"x","id":[1,{"b":2,"a":1}]}',
+      '{"execute":"x","id":{"z":1,"a":2}}',
+      '{"execute":"x","id":null}',
+      '{"execute":"x","id":false}',
+      '{"execute":"x","execute":"y","id":1}',
+      '{"execute":"x","arguments":{"a":1,"a":2}}',
+      '{"__proto__":{"x":1},"execute":"x"}',
+      "{'execute':'x','id':'q'}",
+      '{"execute":"x\ty"}',
+      '{"execute":"x\u0041"}',
+      '{"execute":"x"}{"execute":"y"}',
+      '{"execute":"x",}',
+      '{"a":tru}',
+      '{"a":"\xff"}',
+      `{"a":${'['.repeat(40)}${']'.repeat(40)}}`,
+      '{"a": "x: y", "b": ":"}',
+      '{}',
+      '{"execute":"x"} garbage',
+    ];
+    for (const input of inputs) {
+      const whole = feed(input);
+      const bytewise = feed(...[...Buffer.from(input, 'latin1')].map((b) => Buffer.from([b])));
+      expect(descs(whole), input).toEqual(descs(bytewise));
+      // own-property `__proto__` and member order survive too
+      expect(whole.map((i) => (i.ok && i.value && typeof i.value === 'object' ? Object.keys(i.value) : null)), input).toEqual(
+        bytewise.map((i) => (i.ok && i.value && typeof i.value === 'object' ? Object.keys(i.value) : null)),
+      );
+    }
+  });
 });
