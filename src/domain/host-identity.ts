@@ -5,6 +5,9 @@
  * own identity decides: libvirt's host UUID, compared with this machine's.
  */
 import { readFileSync } from 'node:fs';
+import { isUnixSocketUri } from './uri.js';
+
+export { isUnixSocketUri };
 
 /** Environment variable listing further host UUIDs that stand for this machine (comma or space separated). */
 export const SAME_HOST_UUIDS_ENV = 'LIBQEMU_SAME_HOST_UUIDS';
@@ -47,18 +50,6 @@ export function declareSameHostUuid(uuid: string): void {
   if (!UUID_RE.test(u)) throw new TypeError(`not a UUID: ${uuid}`);
   const list = (process.env[SAME_HOST_UUIDS_ENV] ?? '').split(/[\s,]+/).filter(Boolean);
   if (!list.includes(u)) process.env[SAME_HOST_UUIDS_ENV] = [...list, u].join(',');
-}
-
-/** Whether the URI reaches its daemon through a unix socket on this machine (no host part). */
-export function isUnixSocketUri(uri: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return false;
-  }
-  const transport = url.protocol.replace(/:$/, '').split('+')[1];
-  return url.hostname === '' && (transport === undefined || transport === 'unix');
 }
 
 /** libvirt's host UUID in a capabilities document (`<capabilities><host><uuid>`). */

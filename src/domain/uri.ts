@@ -23,13 +23,17 @@ export function isLocalUri(uri: string): boolean {
  * this must be known before anything is sent.
  */
 export function uriPassesFds(uri: string): boolean {
+  return /^qemu(\+unix)?:/.test(uri) && isUnixSocketUri(uri);
+}
+
+/** Whether the URI reaches its daemon through a unix socket on this machine (no host part). */
+export function isUnixSocketUri(uri: string): boolean {
   let url: URL;
   try {
     url = new URL(uri);
   } catch {
     return false;
   }
-  const [driver, transport] = url.protocol.replace(/:$/, '').split('+');
-  if (driver !== 'qemu') return false;
+  const transport = url.protocol.replace(/:$/, '').split('+')[1];
   return url.hostname === '' && (transport === undefined || transport === 'unix');
 }

@@ -697,6 +697,11 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     // After every queued (de)registration: they all run before the close.
     await this.events.close(!wasLost);
     this.pool.failWaiters(LibvirtError.closed());
+    if (this.releaseFlush) {
+      // Queued on their workers before each lane's close.
+      clearImmediate(this.releaseFlush);
+      this.flushReleases();
+    }
     const lanes = this.pool.retireAll();
     // Each lane frees the handles it returned; handles of retired lanes go with the first open one.
     const perLane = new Map<Lane, { cls: string; ptr: bigint }[]>(lanes.map((l) => [l, []]));
@@ -928,11 +933,29 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     // virXFree is local (no RPC): any live worker may run it, queued behind that worker's current call.
     const any = (lane: Lane): Executor | undefined => (lane.retired ? this.pool.lanes[0]?.executor : lane.executor);
     const home = any(h.home);
-    if (home) void home.call('release', [h.cls, h.ptr]).catch(() => undefined);
+    if (home) this.queueRelease(home, h.cls, h.ptr);
     for (const [lane, ptr] of h.copies) {
       lane.copies.delete(ptr);
-      if (!lane.retired) void lane.executor.call('release', [h.cls, ptr]).catch(() => undefined);
+      if (!lane.retired) this.queueRelease(lane.executor, h.cls, ptr);
     }
+  }
+
+  /** Releases queued per worker and sent in one hop per turn (the collector finalizes objects in batches). */
+  private releases = new Map<Executor, { cls: string; ptr: bigint }[]>();
+  private releaseFlush: NodeJS.Immediate | undefined;
+
+  private queueRelease(executor: Executor, cls: string, ptr: bigint): void {
+    let list = this.releases.get(executor);
+    if (!list) this.releases.set(executor, (list = []));
+    list.push({ cls, ptr });
+    this.releaseFlush ??= setImmediate(() => this.flushReleases());
+  }
+
+  private flushReleases(): void {
+    this.releaseFlush = undefined;
+    const batches = this.releases;
+    this.releases = new Map();
+    for (const [executor, list] of batches) void executor.call('releaseMany', [list]).catch(() => undefined);
   }
 }
 

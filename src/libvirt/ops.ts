@@ -97,6 +97,17 @@ export const ops = {
   release(cls: string, ptr: bigint): void {
     releaseObject(n(), cls, ptr);
   },
+  /** Releases several object references in one hop (objects the garbage collector took together). */
+  releaseMany(handles: { cls: string; ptr: bigint }[]): void {
+    const nat = n();
+    for (const h of handles) {
+      try {
+        releaseObject(nat, h.cls, h.ptr);
+      } catch {
+        nat.api.virResetLastError(); // a handle libvirt already dropped with a dead connection
+      }
+    }
+  },
   /** A worker round trip with no libvirt call (benchmarks the hand-off). */
   noop(): null {
     return null;
