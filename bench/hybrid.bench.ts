@@ -10,12 +10,12 @@
  * delay p99 while 1,000 libvirt calls run at once on the Hypervisor's connection (target < 10 ms).
  */
 import { execFile } from 'node:child_process';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { Hypervisor, type Guest } from '../src/hybrid/index.js';
 import { QmpClient } from '../src/qmp/client.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
 import { pythonHasLibvirt, startPythonFleet } from './python-fleet.js';
+import { eventLoopDelayUnderCalls } from './event-loop.js';
 import { printTable, summarize, timeEach, type Row } from './table.js';
 
 const execFileP = promisify(execFile);
@@ -165,28 +165,5 @@ async function concurrentPassthrough(guest: Guest, uri: string): Promise<void> {
 
 /** The main thread's event-loop delay while 1,000 passthrough calls run at once on the Hypervisor's connection. */
 async function eventLoopUnderLoad(hv: Hypervisor, name: string): Promise<void> {
-  const dom = await hv.connection.lookupDomain(name);
-  const query = '{"execute":"query-status"}';
-  const idle = monitorEventLoopDelay({ resolution: 1 });
-  idle.enable();
-  await new Promise((r) => setTimeout(r, 1000));
-  idle.disable();
-  const busy = monitorEventLoopDelay({ resolution: 1 });
-  busy.enable();
-  const t0 = performance.now();
-  const replies = await Promise.all(Array.from({ length: 1000 }, () => dom.qemuMonitorCommand(query)));
-  const wall = performance.now() - t0;
-  busy.disable();
-  const ok = replies.filter((r) => r.return !== undefined).length;
-  const ms = (ns: number): number => ns / 1e6;
-  printTable(
-    "main-thread event-loop delay, 1,000 concurrent calls on the Hypervisor's connection (resolution 1 ms: ~1.1 ms is the idle floor)",
-    [
-      { name: 'idle, 1 s', value: ms(idle.percentile(99)), unit: 'ms p99', extra: { max: ms(idle.max).toFixed(2) } },
-      { name: '1,000 concurrent qemuMonitorCommand', value: ms(busy.percentile(99)), unit: 'ms p99', extra: { max: ms(busy.max).toFixed(2), wall: `${wall.toFixed(0)} ms`, ok } },
-    ],
-    'idle, 1 s',
-    '< 10 ms p99',
-  );
-  console.log(`Hypervisor, p99 under 1,000 concurrent calls: ${ms(busy.percentile(99)).toFixed(2)} ms ${ms(busy.percentile(99)) < 10 ? 'OK' : 'MISSED'}`);
+  await eventLoopDelayUnderCalls(await hv.connection.lookupDomain(name), "main-thread event-loop delay, 1,000 concurrent calls on the Hypervisor's connection", 'Hypervisor, p99 under 1,000 concurrent calls');
 }

@@ -7,7 +7,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
@@ -16,6 +15,7 @@ import { Connection, type Domain } from '../src/libvirt/index.js';
 import { spawnWorker } from '../src/libvirt/spawn-worker.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/private-libvirtd.js';
 import { startPythonBaseline, type PythonBaseline } from './python-baseline.js';
+import { eventLoopDelayUnderCalls } from './event-loop.js';
 import { printTable, summarize, timeEach, perCallRow } from './table.js';
 
 const CALLS = Number(process.env.LIBVIRT_BENCH_CALLS ?? 2000);
@@ -145,30 +145,6 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
   }
 }
 
-async function eventLoopDelay(dom: Domain): Promise<void> {
-  const idle = monitorEventLoopDelay({ resolution: 1 });
-  idle.enable();
-  await new Promise((r) => setTimeout(r, 1000));
-  idle.disable();
-  const busy = monitorEventLoopDelay({ resolution: 1 });
-  busy.enable();
-  const t0 = performance.now();
-  const replies = await Promise.all(Array.from({ length: 1000 }, () => dom.qemuMonitorCommand(query)));
-  const wall = performance.now() - t0;
-  busy.disable();
-  const ok = replies.filter((r) => r.return !== undefined).length;
-  const ms = (ns: number): number => ns / 1e6;
-  printTable(
-    'main-thread event-loop delay (monitorEventLoopDelay, resolution 1 ms: ~1.1 ms is the idle floor)',
-    [
-      { name: 'idle, 1 s', value: ms(idle.percentile(99)), unit: 'ms p99', extra: { max: ms(idle.max).toFixed(2) } },
-      { name: '1,000 concurrent qemuMonitorCommand', value: ms(busy.percentile(99)), unit: 'ms p99', extra: { max: ms(busy.max).toFixed(2), wall: `${wall.toFixed(0)} ms`, ok } },
-    ],
-    'idle, 1 s',
-    '< 10 ms p99',
-  );
-  console.log(`p99 under load: ${ms(busy.percentile(99)).toFixed(2)} ms ${ms(busy.percentile(99)) < 10 ? 'OK' : 'MISSED'}`);
-}
 
 // python3-libvirt's dom.XMLDesc(), driven round by round like PYTHON above (with 'loop': libvirt's event
 // loop in a thread, as libqemu always has).
@@ -341,7 +317,7 @@ export default async function (): Promise<void> {
     if (PARTS.has('import')) importTime();
     if (PARTS.has('xml')) await generatedCall(conn, dom, daemon.uri);
     if (PARTS.has('passthrough')) await passthroughLatency(conn, dom, daemon.uri);
-    if (PARTS.has('delay')) await eventLoopDelay(dom);
+    if (PARTS.has('delay')) await eventLoopDelayUnderCalls(dom, 'main-thread event-loop delay, 1,000 concurrent calls on a Connection', 'p99 under load');
     if (!PARTS.has('rss')) {
       // skipped
     } else if (process.env.LIBVIRT_BENCH_XML_DRIVER === 'remote') {
