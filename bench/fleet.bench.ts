@@ -24,6 +24,8 @@ function knob(name: string, fallback: number, integer: boolean): number {
 const GUESTS = knob('FLEET_GUESTS', 20, true);
 const SECONDS = knob('FLEET_SECONDS', 3, false);
 const ROUNDS = knob('FLEET_ROUNDS', 3, true);
+/** The Hypervisor's lanes (libvirt connections); the default is the library's. */
+const LANES = process.env.FLEET_LANES ? knob('FLEET_LANES', 4, true) : undefined;
 
 /** RSS (MiB) and thread count of this process. */
 function selfStatus(): { rssMiB: number; threads: number } {
@@ -125,7 +127,7 @@ export default async function (): Promise<void> {
   const lv = await startPrivateLibvirtd({ prefix: 'flt' });
   let python: PythonFleet | undefined;
   const before = selfStatus();
-  const hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => {} });
+  const hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => {}, ...(LANES ? { lanes: LANES } : {}) });
   try {
     let t = performance.now();
     const guests = await Promise.all(
@@ -156,6 +158,21 @@ export default async function (): Promise<void> {
     await callsPerSecond(passthroughs, 0.3);
     const pass = await callsPerSecond(passthroughs, SECONDS);
     const loaded = selfStatus();
+    // The same passthrough load on a Hypervisor with a lane per guest (libvirt connections are what bound it).
+    const wideLanes = Math.min(GUESTS, 64);
+    const wide = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => {}, lanes: wideLanes });
+    let passWide: Awaited<ReturnType<typeof callsPerSecond>>;
+    let wideRss: number;
+    try {
+      const clients = await Promise.all(guests.map(async (g) => (await wide.guest(g.name)).qmp({ via: 'passthrough' })));
+      // Lanes open on demand (a worker and a connection each): load until all are open before measuring.
+      for (let i = 0; i < 40 && wide.connection.openLanes < wideLanes; i++) await callsPerSecond(clients, 0.25);
+      passWide = await callsPerSecond(clients, SECONDS);
+      wideRss = selfStatus().rssMiB - loaded.rssMiB;
+      await Promise.all(clients.map((c) => c.close()));
+    } finally {
+      await wide.close();
+    }
 
     if (pythonHasLibvirt()) python = await startPythonFleet(lv.uri, guests.map((g) => g.name));
     const py = python ? await python.calls(SECONDS) : undefined;
@@ -171,15 +188,23 @@ export default async function (): Promise<void> {
     const rows: Row[] = [
       { name: 'libqemu monitor route (second monitor)', value: mon.perSecond, unit: 'calls/s', extra: { 'p50 ms': mon.p50.toFixed(3), calls: mon.calls } },
       { name: 'libqemu passthrough route', value: pass.perSecond, unit: 'calls/s', extra: { 'p50 ms': pass.p50.toFixed(3), calls: pass.calls } },
+      {
+        name: `libqemu passthrough route, lanes: ${wideLanes}`,
+        value: passWide.perSecond,
+        unit: 'calls/s',
+        extra: { 'p50 ms': passWide.p50.toFixed(3), calls: passWide.calls, note: `+${wideRss.toFixed(0)} MiB RSS for its lanes` },
+      },
     ];
     if (py) rows.push({ name: `python3-libvirt passthrough, ${GUESTS} threads/connections`, value: py.calls / py.seconds, unit: 'calls/s', extra: { 'p50 ms': py.p50?.toFixed(3) ?? '-', calls: py.calls } });
     printTable(
-      `query-status, ${GUESTS} guests' clients calling at once for ${SECONDS} s (higher is better)`,
+      `query-status, ${GUESTS} guests' clients calling at once for ${SECONDS} s, ${hv.connection.maxLanes} lanes, ${hv.connection.openLanes} open (higher is better)`,
       rows,
       py ? `python3-libvirt passthrough, ${GUESTS} threads/connections` : 'libqemu passthrough route',
       'passthrough ≥ 1.0× python3-libvirt',
     );
-    if (py) console.log(`passthrough libqemu/python3-libvirt: ${(pass.perSecond / (py.calls / py.seconds)).toFixed(3)}×`);
+    if (py) {
+      console.log(`passthrough libqemu/python3-libvirt: ${(pass.perSecond / (py.calls / py.seconds)).toFixed(3)}× with ${hv.connection.maxLanes} lanes (the default), ${(passWide.perSecond / (py.calls / py.seconds)).toFixed(3)}× with lanes: ${wideLanes}`);
+    }
 
     const latRow = (name: string, xs: number[], extra: Record<string, string | number> = {}): Row => {
       const s = summarize(xs);
