@@ -1,3 +1,5 @@
+import { probeSocket } from '../../src/common/unix-socket.js';
+
 /**
  * The one wait helper of the tests: polls `check` until it gives a value other than undefined/false
  * and returns that value, or fails after `timeoutMs` naming `what`. A check that itself hangs (e.g. an
@@ -37,4 +39,19 @@ export function nextMatching<T>(stream: AsyncIterator<T>, matches: (item: T) => 
     },
     { intervalMs: 0, ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) },
   ).then((found) => found.item);
+}
+
+/**
+ * Waits until a process we started listens on the unix socket `path` (it accepts a connection: the file
+ * alone appears at bind(), before listen()). Fails at once if the process exits first.
+ */
+export function waitForListener(path: string, child: { exitCode: number | null }, timeoutMs = 60_000): Promise<true> {
+  return waitFor(
+    `a listener on ${path}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`the process meant to listen on ${path} exited (${child.exitCode})`);
+      return (await probeSocket(path, 1000)) === 'open';
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
 }

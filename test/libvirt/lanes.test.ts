@@ -9,6 +9,7 @@ import { Hypervisor } from '../../src/hybrid/index.js';
 import { Connection, LibvirtTimeoutError } from '../../src/libvirt/index.js';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
+import { waitFor } from '../harness/wait.js';
 
 let daemon: PrivateLibvirtd;
 
@@ -49,6 +50,11 @@ describe('lanes', () => {
         work.push(s.ready.then(() => s.return()));
       }
       const results = await Promise.all(work);
+      // Lanes open while calls wait (a worker and a connection each, slow on a loaded machine): keep calling until one has.
+      await waitFor('a second lane', async () => {
+        await Promise.all(Array.from({ length: 20 }, () => a.qemuMonitorCommand({ execute: 'query-status' })));
+        return conn.openLanes > 1;
+      }, { timeoutMs: 60_000 });
       expect(results).toHaveLength(165);
       expect(results[0]).toMatchObject({ return: { status: 'running' } });
       expect(conn.openLanes).toBeGreaterThan(1);

@@ -14,6 +14,7 @@ import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
 import { ProxyError, QmpProxy } from '../../src/proxy/index.js';
 import { QmpClient, QmpCommandError } from '../../src/qmp/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
+import { waitForListener } from '../harness/wait.js';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 const name = `ppfd${process.pid % 1000}`;
@@ -74,11 +75,7 @@ describe('fd passing through the proxy on the passthrough route', () => {
     const child = spawn(process.execPath, args, { stdio: 'ignore' });
     const fd = openSync(image, 'r');
     try {
-      const deadline = Date.now() + 60_000;
-      while (!existsSync(listen)) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error('the CLI proxy did not start');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitForListener(listen, child);
       const client = await QmpClient.connect({ path: listen }, { fdPassing: unixFdPassing });
       try {
         expect(await client.execute('add-fd', { 'fdset-id': 1011 }, { fds: [fd] })).toMatchObject({ 'fdset-id': 1011 });

@@ -1,6 +1,6 @@
 /** A proxy client passes fds with its command over the proxy's socket; the proxy forwards them to QEMU. */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { unixFdPassing } from '../../native/socket.js';
 import { QmpProxy } from '../../src/proxy/index.js';
 import { QmpClient, QmpCommandError } from '../../src/qmp/index.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
+import { waitForListener } from '../harness/wait.js';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 let qemu: QemuInstance;
@@ -60,11 +61,7 @@ describe('fd passing through the proxy', () => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin', 'libqemu.js'), '--socket', join(qemu.dir, 'side.sock'), 'proxy', '--fd-passing', '--listen', listen], { stdio: 'ignore' });
     const fd = openSync(image, 'r');
     try {
-      const deadline = Date.now() + 60_000;
-      while (!existsSync(listen)) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error('the CLI proxy did not start');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitForListener(listen, child);
       const client = await QmpClient.connect({ path: listen }, { fdPassing: unixFdPassing });
       try {
         expect(await client.execute('add-fd', { 'fdset-id': 9 }, { fds: [fd] })).toMatchObject({ 'fdset-id': 9 });
