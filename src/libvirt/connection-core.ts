@@ -930,32 +930,40 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     this.handles.delete(token);
     if (this.byPtr.get(h.ptr) === h) this.byPtr.delete(h.ptr);
     if (this.closedState === 'closed') return;
-    // virXFree is local (no RPC): any live worker may run it, queued behind that worker's current call.
-    const any = (lane: Lane): Executor | undefined => (lane.retired ? this.pool.lanes[0]?.executor : lane.executor);
-    const home = any(h.home);
-    if (home) this.queueRelease(home, h.cls, h.ptr);
+    this.queueRelease(h.home, h.cls, h.ptr);
     for (const [lane, ptr] of h.copies) {
       lane.copies.delete(ptr);
-      if (!lane.retired) this.queueRelease(lane.executor, h.cls, ptr);
+      this.queueRelease(lane, h.cls, ptr);
     }
   }
 
-  /** Releases queued per worker and sent in one hop per turn (the collector finalizes objects in batches). */
-  private releases = new Map<Executor, { cls: string; ptr: bigint }[]>();
+  /** Releases queued per lane and sent in one hop per turn (the collector finalizes objects in batches). */
+  private releases = new Map<Lane, { cls: string; ptr: bigint }[]>();
   private releaseFlush: NodeJS.Immediate | undefined;
 
-  private queueRelease(executor: Executor, cls: string, ptr: bigint): void {
-    let list = this.releases.get(executor);
-    if (!list) this.releases.set(executor, (list = []));
+  private queueRelease(lane: Lane, cls: string, ptr: bigint): void {
+    let list = this.releases.get(lane);
+    if (!list) this.releases.set(lane, (list = []));
     list.push({ cls, ptr });
     this.releaseFlush ??= setImmediate(() => this.flushReleases());
   }
 
+  /**
+   * virXFree is local (no RPC), so any lane may run it; it still takes its turn on the lane like a call,
+   * so that nothing else (an event registration) is in flight on that connection meanwhile.
+   */
   private flushReleases(): void {
     this.releaseFlush = undefined;
     const batches = this.releases;
     this.releases = new Map();
-    for (const [executor, list] of batches) void executor.call('releaseMany', [list]).catch(() => undefined);
+    for (const [lane, list] of batches) {
+      const want: LaneWant = lane.retired ? 'any' : lane;
+      this.pool.acquire(want).then(
+        (l) => void l.executor.call('releaseMany', [list]).catch(() => undefined).finally(() => this.pool.release(l)),
+        // closing (no lane will come): the lane's own worker still frees them, before its close
+        () => void lane.executor.call('releaseMany', [list]).catch(() => undefined),
+      );
+    }
   }
 }
 

@@ -129,4 +129,31 @@ describe('lanes', () => {
       await settlesBefore(hv.close(), 5_000, 'close()');
     }
   });
+
+  it('a stuck call on the primary lane moves the event registrations to a new lane: streams yield a gap, then go on', async () => {
+    const conn = await Connection.open(daemon.uri, { lanes: 1 });
+    const pid = qemuPid('ln-a');
+    try {
+      const [a, b] = await Promise.all([conn.lookupDomain('ln-a'), conn.lookupDomain('ln-b')]);
+      const stream = conn.domainEvents({ domain: b, kinds: ['lifecycle'] });
+      await stream.ready;
+      const it = stream[Symbol.asyncIterator]();
+      process.kill(pid, 'SIGSTOP');
+      const err = await a.qemuMonitorCommand({ execute: 'query-status' }, { timeoutMs: 2000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LibvirtTimeoutError);
+      // the only lane was the primary: a new one took its place, the connection stays open
+      const gap = await settlesBefore(it.next(), 30_000, 'the gap notice');
+      expect(gap.value).toMatchObject({ kind: 'gap' });
+      expect(conn.isOpen).toBe(true);
+      await b.suspend();
+      await b.resume();
+      expect((await settlesBefore(it.next(), 30_000, 'an event')).value).toMatchObject({ kind: 'lifecycle', event: 'suspended', domain: { uuid: b.uuid } });
+      expect((await settlesBefore(it.next(), 30_000, 'an event')).value).toMatchObject({ kind: 'lifecycle', event: 'resumed' });
+      await stream.return();
+      expect(conn.maxCallsInFlightPerLibvirtConnection).toBe(1);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      await settlesBefore(conn.close(), 5_000, 'close()');
+    }
+  });
 });
