@@ -4,13 +4,12 @@
  * fd-set ownership rule between two clients, and over qemu+tcp a typed refusal before anything is sent
  * (libvirt would drop the whole connection otherwise).
  */
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { closeSync, openSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hypervisor, PolicyError, type Guest } from '../../src/hybrid/index.js';
 import { FdPassingError } from '../../src/qmp/index.js';
-import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
+import { type PrivateLibvirtd } from '../../src/testing/index.js';
+import { startFdPassingGuest, type FdPassingGuest } from '../harness/fd-guest.js';
 
 const name = `pfd${process.pid % 1000}`;
 let lv: PrivateLibvirtd;
@@ -19,18 +18,14 @@ let guest: Guest;
 let dir: string;
 let image: string;
 
+let fixture: FdPassingGuest | undefined;
+
 beforeAll(async () => {
-  lv = await startPrivateLibvirtd({ prefix: 'pfd', tcp: true });
-  hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => undefined });
-  guest = await hv.createGuest(tinyGuestXml({ name }));
-  dir = mkdtempSync(join(tmpdir(), 'lq-pfd-'));
-  image = join(dir, 'disk.raw');
-  writeFileSync(image, Buffer.alloc(1024 * 1024));
+  fixture = await startFdPassingGuest({ prefix: 'pfd', name });
+  ({ lv, hv, guest, dir, image } = fixture);
 });
 afterAll(async () => {
-  await hv?.close();
-  await lv?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await fixture?.close();
 });
 
 const nodeNames = async (q: Awaited<ReturnType<Guest['qmp']>>) => ((await q.execute('query-named-block-nodes')) as { 'node-name': string }[]).map((n) => n['node-name']);

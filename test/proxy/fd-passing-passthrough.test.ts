@@ -5,16 +5,16 @@
  * refuses fdPassing at start, saying why.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unixFdPassing } from '../../native/socket.js';
 import { Hypervisor, type Guest } from '../../src/hybrid/index.js';
 import { ProxyError, QmpProxy } from '../../src/proxy/index.js';
 import { QmpClient, QmpCommandError } from '../../src/qmp/index.js';
-import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
+import { type PrivateLibvirtd } from '../../src/testing/index.js';
 import { waitForListener } from '../harness/wait.js';
+import { startFdPassingGuest, type FdPassingGuest } from '../harness/fd-guest.js';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 const name = `ppfd${process.pid % 1000}`;
@@ -24,18 +24,14 @@ let guest: Guest;
 let dir: string;
 let image: string;
 
+let fixture: FdPassingGuest | undefined;
+
 beforeAll(async () => {
-  lv = await startPrivateLibvirtd({ prefix: 'ppfd', tcp: true });
-  hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => undefined });
-  guest = await hv.createGuest(tinyGuestXml({ name }));
-  dir = mkdtempSync(join(tmpdir(), 'lq-ppfd-'));
-  image = join(dir, 'disk.raw');
-  writeFileSync(image, Buffer.alloc(1024 * 1024));
+  fixture = await startFdPassingGuest({ prefix: 'ppfd', name });
+  ({ lv, hv, guest, dir, image } = fixture);
 });
 afterAll(async () => {
-  await hv?.close();
-  await lv?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await fixture?.close();
 });
 
 describe('fd passing through the proxy on the passthrough route', () => {
