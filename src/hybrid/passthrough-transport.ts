@@ -45,7 +45,8 @@ const LIBVIRT_MAX_FDS = 1;
 
 /** What the route can do over `uri`: fds only where libvirt itself can pass them. */
 export function passthroughCapabilities(uri: unknown): TransportCapabilities {
-  const base = { pipelining: false, oob: false, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, preNegotiated: true }; // libvirt's QEMU_MONITOR_MAX_RESPONSE
+  // maxMessageBytes: libvirt's QEMU_MONITOR_MAX_RESPONSE
+  const base = { pipelining: false, orderedByKey: true, oob: false, maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES, preNegotiated: true };
   if (typeof uri === 'string' && uriPassesFds(uri)) return { ...base, fdPassing: true, maxFds: LIBVIRT_MAX_FDS };
   return {
     ...base,
@@ -60,8 +61,9 @@ export function passthroughCapabilities(uri: unknown): TransportCapabilities {
 /**
  * QMP through libvirt's own monitor (virDomainQemuMonitorCommand): works on any running domain, local
  * or remote, including ones defined by other tools, with no extra socket. libvirt owns the ids (the
- * client's id is stripped and put back on the reply) and runs one command at a time; capabilities are
- * already negotiated by libvirt, so the greeting is synthesised from `query-version`. Events come from
+ * client's id is stripped and put back on the reply); the commands of one caller (one ordering key) run
+ * one at a time, in order, different callers' side by side. Capabilities are already negotiated by
+ * libvirt, so the greeting is synthesised from `query-version`. Events come from
  * virConnectDomainQemuMonitorEventRegister. A command libvirt fails is failed with the real error:
  * GuestNotRunningError when the domain has no QEMU, else the LibvirtError itself (code kept).
  * A command with fds goes through virDomainQemuMonitorCommandWithFiles (one fd per command, and only
@@ -72,8 +74,10 @@ export class PassthroughTransport implements QmpTransport {
   readonly description: string;
   private handlers: TransportHandlers | undefined;
   private state: 'idle' | 'open' | 'closed' = 'idle';
-  private readonly queue: Queued[] = [];
-  private busy = false;
+  /** Commands waiting, per ordering key (commands without one share the transport's own order). */
+  private readonly queues = new Map<object, Queued[]>();
+  /** Keys whose commands are being sent now (one command at a time per key). */
+  private readonly running = new Set<object>();
   private events: EventStream<QemuMonitorEvent | ConnectionGap> | undefined;
 
   /**
@@ -122,27 +126,40 @@ export class PassthroughTransport implements QmpTransport {
   send(msg: QmpMessage, options?: SendOptions): void {
     if (this.state !== 'open') throw new QmpClosedError(`${this.description} is closed`);
     const fds = options?.fds && options.fds.length > 0 ? this.duplicate(options.fds) : [];
-    this.queue.push({ msg, fds });
-    if (!this.busy) void this.pump();
+    const key = options?.orderingKey ?? this;
+    let queue = this.queues.get(key);
+    if (!queue) this.queues.set(key, (queue = []));
+    queue.push({ msg, fds });
+    if (!this.running.has(key)) void this.pump(key, queue);
+  }
+
+  /** Drops every queued command (their fds closed). */
+  private dropQueued(): void {
+    for (const queue of this.queues.values()) for (const q of queue.splice(0)) closeFds(q.fds);
+    this.queues.clear();
   }
 
   async close(reason?: Error): Promise<void> {
     if (this.state === 'closed') return;
     const wasOpen = this.state === 'open';
     this.state = 'closed';
-    for (const q of this.queue.splice(0)) closeFds(q.fds);
+    this.dropQueued();
     const events = this.events;
     this.events = undefined;
     await events?.return();
     if (wasOpen) this.handlers?.closed(reason);
   }
 
-  /** Sends queued commands one at a time, as libvirt would serialise them anyway. */
-  private async pump(): Promise<void> {
-    this.busy = true;
+  /**
+   * Sends one ordering key's commands one at a time, in order. Different keys (a proxy's clients) run
+   * side by side, each a libvirt call of its own on a free lane; libvirt still runs one command at a time
+   * on the domain's monitor, but the round trips to the daemon overlap.
+   */
+  private async pump(key: object, queue: Queued[]): Promise<void> {
+    this.running.add(key);
     try {
-      while (this.state === 'open' && this.queue.length > 0) {
-        const { msg, fds } = this.queue.shift()!;
+      while (this.state === 'open' && queue.length > 0) {
+        const { msg, fds } = queue.shift()!;
         const { id, ...command } = msg;
         let outcome: QmpMessage | Error;
         try {
@@ -156,7 +173,8 @@ export class PassthroughTransport implements QmpTransport {
         else this.handlers?.message({ ...outcome, id });
       }
     } finally {
-      this.busy = false;
+      this.running.delete(key);
+      if (queue.length === 0 && this.queues.get(key) === queue) this.queues.delete(key);
     }
   }
 
@@ -228,7 +246,7 @@ export class PassthroughTransport implements QmpTransport {
     // libvirt's connection is gone (or the subscriber overflowed): so is this QMP connection.
     if (this.state === 'open') {
       this.state = 'closed';
-      for (const q of this.queue.splice(0)) closeFds(q.fds);
+      this.dropQueued();
       this.handlers?.closed(reason);
     }
   }

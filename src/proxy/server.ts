@@ -204,7 +204,7 @@ export class QmpProxy implements AsyncDisposable {
         ...(this.fdReader ? { fdReader: this.fdReader } : {}),
       },
       {
-        execute: (_c, request, signal) => this.relay(request, signal),
+        execute: (c, request, signal) => this.relay(c, request, signal),
         closed: (c, reason) => {
           this.connections.delete(c);
           if (reason.startsWith('dropped')) this.counters.dropped++;
@@ -218,9 +218,11 @@ export class QmpProxy implements AsyncDisposable {
     this.log('debug', `proxy client ${conn.id} connected`, { client: conn.id });
   }
 
-  private relay(request: ClientRequest, signal: AbortSignal): Promise<unknown> {
+  private relay(client: object, request: ClientRequest, signal: AbortSignal): Promise<unknown> {
     this.counters.commands++;
-    const options: ExecuteOptions = { signal };
+    // Each client's commands keep their order; different clients' may run side by side where the backend
+    // can (libvirt passthrough: a libvirt call each).
+    const options: ExecuteOptions = { signal, orderingKey: client };
     if (this.options.commandTimeoutMs !== undefined) options.timeoutMs = this.options.commandTimeoutMs;
     if (request.oob) options.oob = true;
     if (request.fds.length > 0) options.fds = [...request.fds];

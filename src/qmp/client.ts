@@ -65,7 +65,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
     const { logger } = options;
     this.traffic = opt.trafficTap(options.onTraffic);
     this.table = new CommandTable({
-      maxInFlight: transport.capabilities.pipelining ? (options.maxInFlight ?? 8) : 1,
+      maxInFlight: transport.capabilities.pipelining || transport.capabilities.orderedByKey ? (options.maxInFlight ?? 8) : 1,
       defaultTimeoutMs: this.defaultTimeoutMs,
       send: (m, sendOptions) => (this.traffic('out', m), sendOptions ? transport.send(m, sendOptions) : transport.send(m)),
       logger,

@@ -29,6 +29,12 @@ export interface ExecuteOptions {
    * SCM_RIGHTS. Needs a transport whose capabilities say `fdPassing`; the caller keeps its own copies.
    */
   fds?: number[];
+  /**
+   * Commands with different keys may run at the same time on a transport that can (libvirt passthrough,
+   * where each command is its own libvirt call); commands with the same key, or without one, keep their
+   * order. A proxy gives each of its clients its own key. Any object (compared by identity).
+   */
+  orderingKey?: object;
 }
 
 /**

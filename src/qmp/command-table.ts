@@ -14,6 +14,8 @@ class Pending {
   onAbort: (() => void) | undefined;
   /** File descriptors that go with the command (SCM_RIGHTS). */
   fds: readonly number[] | undefined;
+  /** Commands with another key may run beside this one, on transports that can. */
+  orderingKey: object | undefined;
 
   constructor(
     readonly id: string,
@@ -76,6 +78,7 @@ export class CommandTable {
     const signal = options.signal;
     const p = new Pending(id, command, message, oob, timeoutMs, timeoutMs > 0 ? monotonicNow() + timeoutMs : Infinity, signal);
     if (options.fds?.length) p.fds = [...options.fds];
+    p.orderingKey = options.orderingKey;
     const promise = new Promise<unknown>((resolve, reject) => {
       p.resolve = resolve;
       p.reject = reject;
@@ -157,7 +160,7 @@ export class CommandTable {
     p.sent = true;
     if (!p.oob) this.inFlight++;
     try {
-      if (p.fds) this.options.send(p.message, { fds: p.fds });
+      if (p.fds || p.orderingKey) this.options.send(p.message, { ...(p.fds ? { fds: p.fds } : {}), ...(p.orderingKey ? { orderingKey: p.orderingKey } : {}) });
       else this.options.send(p.message);
     } catch (err) {
       this.pending.delete(p.id);

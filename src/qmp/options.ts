@@ -74,6 +74,9 @@ export function checkCallInput(command: string, args: Record<string, unknown> | 
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`execute(${command}): options must be an object`);
   checkTimeout('timeoutMs', options.timeoutMs);
   if (options.fds !== undefined) checkFds(command, options.fds, transport);
+  if (options.orderingKey !== undefined && (options.orderingKey === null || (typeof options.orderingKey !== 'object' && typeof options.orderingKey !== 'function'))) {
+    throw new InvalidArgumentError(`execute(${command}): orderingKey must be an object (compared by identity)`, { hint: 'e.g. the object that stands for one caller, such as its connection' });
+  }
   if (options.oob && !oobEnabled) {
     throw new InvalidArgumentError(`execute(${command}, { oob: true }): out-of-band execution is not enabled on this connection`, {
       hint: 'connect with { oob: true } to a QEMU whose greeting offers "oob" (and the command must allow oob)',

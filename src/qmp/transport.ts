@@ -9,6 +9,11 @@ export type QmpMessage = Record<string, unknown>;
 export interface TransportCapabilities {
   /** Several in-band commands may be in flight at once (the client still caps them, at 8 by default). */
   readonly pipelining: boolean;
+  /**
+   * Without pipelining: the transport itself keeps the order of commands with the same ordering key and
+   * runs different keys side by side (libvirt passthrough), so the client may hand it several at once.
+   */
+  readonly orderedByKey?: boolean;
   /** Out-of-band execution (`exec-oob`) can be carried. */
   readonly oob: boolean;
   /** File descriptors can be passed with a command (SCM_RIGHTS). */
@@ -45,6 +50,8 @@ export interface TransportHandlers {
 export interface SendOptions {
   /** File descriptors to pass with this message (SCM_RIGHTS); needs `capabilities.fdPassing`. */
   fds?: readonly number[];
+  /** Messages with different keys may be processed concurrently (see ExecuteOptions.orderingKey). */
+  orderingKey?: object;
 }
 
 /**

@@ -3,7 +3,7 @@
  * very LibvirtError object (code and codeName kept), never re-encoded as a QMP error reply. The
  * not-running case against a real libvirtd is in facade.test.ts.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GuestQmpClient } from '../../src/hybrid/guest-client.js';
 import { GuestNotRunningError } from '../../src/hybrid/errors.js';
 import { PassthroughTransport } from '../../src/hybrid/passthrough-transport.js';
@@ -72,6 +72,58 @@ describe('PassthroughTransport errors', () => {
       expect((err as Error).cause).toBe(notRunning);
       await expect(c.executeUnchecked('x')).rejects.toMatchObject({ errorClass: 'CommandNotFound' });
       await expect(c.executeUnchecked('x')).rejects.toBeInstanceOf(QmpCommandError);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("keeps one caller's commands in order, one at a time, and runs different ordering keys side by side", async () => {
+    const started: string[] = [];
+    const held = new Map<string, () => void>();
+    const c = await client((cmd) => {
+      if (cmd.execute === 'query-version') return Promise.resolve({ return: { qemu: { major: 7, minor: 2, micro: 0 }, package: '' } });
+      const tag = String((cmd.arguments as { tag: string }).tag);
+      started.push(tag);
+      return new Promise((resolve) => held.set(tag, () => resolve({ return: tag })));
+    });
+    const release = async (tag: string): Promise<void> => {
+      await vi.waitFor(() => expect(held.has(tag)).toBe(true));
+      held.get(tag)!();
+      held.delete(tag);
+    };
+    try {
+      const alice = {};
+      const bob = {};
+      const a1 = c.executeUnchecked('echo', { tag: 'a1' }, { orderingKey: alice });
+      const a2 = c.executeUnchecked('echo', { tag: 'a2' }, { orderingKey: alice });
+      const b1 = c.executeUnchecked('echo', { tag: 'b1' }, { orderingKey: bob });
+      // a1 and b1 run at once (different callers); a2 waits for a1 (same caller)
+      await vi.waitFor(() => expect(started).toEqual(['a1', 'b1']));
+      await release('b1');
+      expect(await b1).toBe('b1');
+      expect(started).toEqual(['a1', 'b1']);
+      await release('a1');
+      expect(await a1).toBe('a1');
+      await release('a2');
+      expect(await a2).toBe('a2');
+      expect(started).toEqual(['a1', 'b1', 'a2']);
+      // without a key: one order for everyone, one command at a time
+      const n1 = c.executeUnchecked('echo', { tag: 'n1' });
+      const n2 = c.executeUnchecked('echo', { tag: 'n2' });
+      await vi.waitFor(() => expect(started.at(-1)).toBe('n1'));
+      expect(started.includes('n2')).toBe(false);
+      await release('n1');
+      await release('n2');
+      expect([await n1, await n2]).toEqual(['n1', 'n2']);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('refuses an ordering key that is not an object', async () => {
+    const c = await client(async () => ({ return: { qemu: { major: 7, minor: 2, micro: 0 }, package: '' } }));
+    try {
+      await expect(c.executeUnchecked('query-status', undefined, { orderingKey: 'alice' as unknown as object })).rejects.toThrow(/orderingKey must be an object/);
     } finally {
       await c.close();
     }
