@@ -158,15 +158,18 @@ function failure(operation: string): LibvirtErrorData {
 
 function run(c: EventCommand): void {
   const probe = c.probe ? new Int32Array(c.probe) : undefined;
+  let reply: EventMessage;
   if (probe) enterNative(probe);
   try {
-    runNative(c);
+    reply = runNative(c);
   } finally {
     if (probe) leaveNative(probe);
   }
+  // Only once the call is counted out: the reply lets the main thread start the next call on this connection.
+  post(reply);
 }
 
-function runNative(c: EventCommand): void {
+function runNative(c: EventCommand): EventMessage {
   const conn = c.conn as ConnectPtr;
   let rc: number;
   let operation: string;
@@ -193,7 +196,7 @@ function runNative(c: EventCommand): void {
       }
       break;
   }
-  post(rc < 0 ? { k: 'reply', reqId: c.reqId, ok: false, error: failure(operation) } : { k: 'reply', reqId: c.reqId, ok: true, value: rc });
+  return rc < 0 ? { k: 'reply', reqId: c.reqId, ok: false, error: failure(operation) } : { k: 'reply', reqId: c.reqId, ok: true, value: rc };
 }
 
 port.on('message', (c: EventCommand) => run(c));
