@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError, LibqemuError } from '../common/errors.js';
 import { LibvirtError } from '../libvirt/errors.js';
+import { AgentUnavailableError } from '../agent/index.js';
 import { agentErrorFromLibvirt } from './guest-agent.js';
 
 /** What shutdown/reboot need of a guest: its name and the libvirt calls (a Domain is one). */
@@ -76,7 +77,10 @@ export async function shutdownGuest(guest: PowerTarget, options: GuestShutdownOp
   try {
     await guest.domain.shutdown({ flags: MODE_FLAGS[mode] });
   } catch (err) {
-    throw translate(err, mode, 'guest-shutdown');
+    const e = translate(err, mode, 'guest-shutdown');
+    // The agent's socket closing during guest-shutdown is what a guest going down looks like when the
+    // EOF beats QEMU's SHUTDOWN event to libvirt: with `wait`, the guest's state says whether it went.
+    if (!(options.wait && e instanceof AgentUnavailableError && e.reason === 'disconnected')) throw e;
   }
   if (!options.wait) return;
   const deadline = performance.now() + timeoutMs;
