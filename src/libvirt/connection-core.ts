@@ -694,6 +694,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
       await this.reconnecting.promise.catch(() => undefined);
     }
     const wasLost = this.lost !== undefined;
+    await this.stopCallsInFlight();
     // After every queued (de)registration: they all run before the close.
     await this.events.close(!wasLost);
     this.pool.failWaiters(LibvirtError.closed());
@@ -728,6 +729,17 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
       this.closedState = 'closed';
       this.unlisten();
     }
+  }
+
+  /**
+   * Calls still running when close() is called get a moment to finish; one that does not (a guest whose
+   * QEMU hangs would hold it until its deadline, and close() with it) has its lane's socket shut down, so
+   * libvirt returns it at once with a connection error.
+   */
+  private async stopCallsInFlight(): Promise<void> {
+    const until = performance.now() + CLOSE_GRACE_MS;
+    while (this.pool.lanes.some((l) => l.busy) && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+    for (const lane of this.pool.lanes) if (lane.busy && lane.fd !== null) runtime.shutdownSocket(lane.fd);
   }
 
   /** Frees `handles` and the lane's copies, closes its libvirt connection, and returns its worker to the spares. */
@@ -966,6 +978,9 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     }
   }
 }
+
+/** How long close() lets calls in flight finish before it shuts their lanes' sockets. */
+const CLOSE_GRACE_MS = 250;
 
 /** Lanes per connection unless told otherwise. */
 const DEFAULT_LANES = 4;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hypervisor } from '../../src/hybrid/index.js';
-import { Connection, LibvirtTimeoutError } from '../../src/libvirt/index.js';
+import { Connection, LibvirtError, LibvirtTimeoutError } from '../../src/libvirt/index.js';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
 import { waitFor } from '../harness/wait.js';
@@ -154,6 +154,26 @@ describe('lanes', () => {
     } finally {
       process.kill(pid, 'SIGCONT');
       await settlesBefore(conn.close(), 5_000, 'close()');
+    }
+  });
+
+  it('close() with a call stuck on a hung guest returns at once: the call fails typed, nothing waits for its deadline', async () => {
+    const conn = await Connection.open(daemon.uri);
+    const pid = qemuPid('ln-a');
+    try {
+      const a = await conn.lookupDomain('ln-a');
+      process.kill(pid, 'SIGSTOP');
+      const stuck = a.qemuMonitorCommand({ execute: 'query-status' }).then(
+        () => 'returned',
+        (err: unknown) => err,
+      );
+      await new Promise((r) => setTimeout(r, 300)); // the call is in libvirtd, waiting for the frozen QEMU
+      await settlesBefore(conn.close(), 5_000, 'close() with a stuck call'); // its deadline is 60 s
+      const err = await settlesBefore(stuck, 5_000, 'the stuck call');
+      expect(err).toBeInstanceOf(LibvirtError);
+      expect((err as LibvirtError).isConnectionLost).toBe(true);
+    } finally {
+      process.kill(pid, 'SIGCONT');
     }
   });
 });
