@@ -32,8 +32,10 @@ describe('dirty.S, the memory-dirtying guest kernel', () => {
     // until the kernel runs, and the kernel zeroes the counter before its first sweep, so once the first
     // page has been written the counter is a true count (low RAM may hold boot-time bytes before that).
     await waitFor('the first sweep to start', async () => (await q.readPhys32(REGION)) > 0, { timeoutMs: 20_000 });
-    const before = await q.readPhys32(SWEEP_COUNTER_ADDRESS);
+    // Page 0 first, then the counter: the page holds at most the count at this moment, and the second
+    // sweep completed after the counter was read started after it, writing a higher value.
     const firstPage = await q.readPhys32(REGION);
+    const before = await q.readPhys32(SWEEP_COUNTER_ADDRESS);
     // Two more completed sweeps: at least one of them passed page 0 after it was read.
     await waitFor('two more sweeps', async () => (await q.readPhys32(SWEEP_COUNTER_ADDRESS)) >= before + 2, { timeoutMs: 20_000 });
     expect(await q.readPhys32(REGION)).toBeGreaterThan(firstPage);
