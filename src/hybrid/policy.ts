@@ -185,6 +185,8 @@ export class OwnershipPolicy {
   private readonly allowed: ReadonlySet<string>;
   /** @internal The fd sets and named fds this policy's client created (one policy per client). */
   readonly fdsets = new FdSetOwnership();
+  /** The same per caller, for calls that name one (`orderingKey`: each client of a proxy). */
+  private readonly fdsetsByCaller = new WeakMap<object, FdSetOwnership>();
 
   constructor(options: PolicyOptions = {}) {
     const allow = options.allow ?? [];
@@ -231,7 +233,8 @@ export class OwnershipPolicy {
       const unsafe = { allowUnsafe: options.allowUnsafe === true };
       if (FD_COMMANDS.has(command) && !this.optedIn(command, unsafe)) {
         const c = classifyCommand(command, args);
-        if (this.fdsets.check(command, args) === 'ask-qemu') return this.fdsets.checkWithQemu(command, args, query).then(() => passed(c));
+        const own = this.ownership(options.orderingKey);
+        if (own.check(command, args) === 'ask-qemu') return own.checkWithQemu(command, args, query).then(() => passed(c));
         return passed(c);
       }
       if (FD_COMMANDS.has(command)) optedIn.add(call);
@@ -263,9 +266,17 @@ export class OwnershipPolicy {
       },
       checkReply: (call, value) => {
         if (!FD_COMMANDS.has(call.command) || optedIn.has(call)) return;
-        return this.fdsets.record(call.command, call.args, value, query);
+        return this.ownership(call.options.orderingKey).record(call.command, call.args, value, query);
       },
     };
+  }
+
+  /** Whose fd sets a call deals with: its caller's (a proxy's client, by `orderingKey`), else the client's. */
+  private ownership(caller: object | undefined): FdSetOwnership {
+    if (caller === undefined) return this.fdsets;
+    let own = this.fdsetsByCaller.get(caller);
+    if (!own) this.fdsetsByCaller.set(caller, (own = new FdSetOwnership()));
+    return own;
   }
 
   private optedIn(command: string, options: { allowUnsafe?: boolean }): boolean {

@@ -150,6 +150,25 @@ describe('ownership policy: fd sets and named fds', () => {
     expect(policy.fdsets.own).toEqual([]);
   });
 
+  it("callers that name themselves (a proxy's clients, by orderingKey) own their fd sets apart", async () => {
+    const policy = new OwnershipPolicy();
+    const qemuSets: { 'fdset-id': number }[] = [{ 'fdset-id': 0 }];
+    const v = policy.validator(undefined, { queryFdsets: async () => qemuSets });
+    const alice = { orderingKey: {} };
+    const bob = { orderingKey: {} };
+    await run(v, 'add-fd', { 'fdset-id': 1000 }, { 'fdset-id': 1000, fd: 30 }, alice);
+    qemuSets.push({ 'fdset-id': 1000 });
+    const byBob = (await run(v, 'remove-fd', { 'fdset-id': 1000 }, {}, bob).catch((e: unknown) => e)) as PolicyError;
+    expect(byBob).toBeInstanceOf(PolicyError);
+    expect(byBob.fdsets).toEqual({ caller: [], others: [0, 1000] });
+    const intoAlices = (await run(v, 'add-fd', { 'fdset-id': 1000 }, {}, bob).catch((e: unknown) => e)) as PolicyError;
+    expect(intoAlices).toBeInstanceOf(PolicyError);
+    await run(v, 'add-fd', { 'fdset-id': 1000 }, { 'fdset-id': 1000, fd: 31 }, alice); // into her own set
+    qemuSets.pop();
+    await run(v, 'remove-fd', { 'fdset-id': 1000 }, {}, alice);
+    expect(policy.fdsets.own).toEqual([]); // the client's own (no key) were never involved
+  });
+
   it('refuses add-fd without an fdset-id (QEMU would take the id libvirt numbers next)', async () => {
     const v = new OwnershipPolicy().validator(undefined, { queryFdsets: async () => [] });
     const err = (await run(v, 'add-fd', {}, {}).catch((e: unknown) => e)) as PolicyError;
