@@ -74,11 +74,6 @@ export class LibvirtError extends LibqemuError {
     );
   }
 
-  /** A call missed its deadline and the connection was shut down to release it. */
-  static timedOut(operation: string): LibvirtError {
-    return new LibvirtError({ code: virErrorNumber.VIR_ERR_OPERATION_TIMEOUT, domain: virErrorDomain.VIR_FROM_NONE, message: 'a call missed its deadline; the connection was shut down', operation });
-  }
-
   /** True for the errors libvirt reports when the connection to the daemon is gone. */
   get isConnectionLost(): boolean {
     return isConnectionLostError(this.code, this.message);
@@ -93,11 +88,15 @@ export function isConnectionLostError(code: number, message: string): boolean {
   );
 }
 
-/** A call exceeded its deadline (callTimeoutMs); the connection is shut down so the stuck call returns. */
+/**
+ * A call exceeded its deadline (`timeoutMs`, else callTimeoutMs). The native call cannot be cancelled: the
+ * lane it ran on (one of the connection's libvirt connections) is retired and its socket shut down so the
+ * stuck call returns; the connection's other lanes go on serving.
+ */
 export class LibvirtTimeoutError extends LibvirtError {
   constructor(operation: string, timeoutMs: number) {
     super(
-      { code: virErrorNumber.VIR_ERR_OPERATION_TIMEOUT, domain: virErrorDomain.VIR_FROM_NONE, message: `did not return within ${timeoutMs} ms; the connection was shut down to release the call`, operation },
+      { code: virErrorNumber.VIR_ERR_OPERATION_TIMEOUT, domain: virErrorDomain.VIR_FROM_NONE, message: `did not return within ${timeoutMs} ms; its lane (one of the connection's libvirt connections) was retired to release it, the others go on`, operation },
       { hint: HINTS[virErrorNumber.VIR_ERR_OPERATION_TIMEOUT] },
     );
   }
