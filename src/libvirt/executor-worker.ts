@@ -13,7 +13,7 @@
 import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { NativeFailure, ops, type OpName } from './ops.js';
-import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, enterNative, leaveNative, type ExecReply, type ExecRequest } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, endStartup, enterNative, leaveNative, type ExecReply, type ExecRequest } from './protocol.js';
 
 const data = workerData as { gate: SharedArrayBuffer; ctl: SharedArrayBuffer };
 const gate = new Int32Array(data.gate);
@@ -46,6 +46,7 @@ function handle(req: ExecRequest): void {
   }
 }
 
+endStartup(gate, ctl);
 port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies ExecReply);
 for (;;) {
   const seq = Atomics.load(ctl, CTL_SEQ);

@@ -23,7 +23,16 @@ export const CTL_SEQ = 0;
 export const CTL_STOP = 1;
 export const CTL_ACTIVE = 2;
 export const CTL_MAX = 3;
-export const CTL_SLOTS = 4;
+/** 1 while the thread starts (loading koffi and libvirt): counted in GATE_ACTIVE, so exit waits for it. */
+export const CTL_STARTING = 4;
+export const CTL_SLOTS = 5;
+
+/** The thread has started (or failed to): no longer counted in the exit gate. Whichever side comes first. */
+export function endStartup(gate: Int32Array, ctl: Int32Array): void {
+  if (Atomics.compareExchange(ctl, CTL_STARTING, 1, 0) !== 1) return;
+  Atomics.sub(gate, GATE_ACTIVE, 1);
+  Atomics.notify(gate, GATE_ACTIVE);
+}
 
 /** Counts a native call on a connection in (see CTL_ACTIVE). */
 export function enterNative(ctl: Int32Array): void {
