@@ -28,16 +28,12 @@ export class Executor {
   private seq = 0;
   /** Posted to the worker and not yet answered, in order: [0] is the one running. */
   private readonly inFlight: Call[] = [];
-  /** Held back while an exclusive section (an event registration RPC) runs on the same connection. */
-  private held: { req: ExecRequest; call: Call }[] = [];
-  private exclusiveDepth = 0;
-  private idleWaiters: (() => void)[] = [];
   private dead: unknown;
   private headSince = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private watchdogDue = 0;
   private detached = false;
-  /** Called when a call missed its deadline (the owner shuts the connection's socket down). */
+  /** Called when a call missed its deadline (the owner retires the lane and shuts its socket down). */
   onStuck: ((op: string) => void) | undefined;
 
   private constructor(
@@ -120,36 +116,15 @@ export class Executor {
   }
 
   get busy(): boolean {
-    return this.inFlight.length > 0 || this.held.length > 0;
+    return this.inFlight.length > 0;
   }
 
   call<K extends OpName>(op: K, args: Parameters<ExecOps[K]>, options: CallOptions = {}): Promise<ReturnType<ExecOps[K]>> {
     if (this.dead !== undefined) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       const call: Call = { id: ++this.seq, op, timeoutMs: options.timeoutMs ?? 0, resolve: resolve as (v: unknown) => void, reject, settled: false };
-      const req: ExecRequest = { id: call.id, op, args };
-      if (this.exclusiveDepth > 0) this.held.push({ req, call });
-      else this.post(req, call);
+      this.post({ id: call.id, op, args }, call);
     });
-  }
-
-  /**
-   * Runs `fn` while no executor call is in flight on this connection and holds new ones back: the event
-   * worker's registration RPCs use the same connection, and libvirt 9.0 must see one RPC at a time.
-   */
-  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    this.exclusiveDepth++;
-    try {
-      while (this.inFlight.length > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
-      return await fn();
-    } finally {
-      this.exclusiveDepth--;
-      if (this.exclusiveDepth === 0) {
-        const held = this.held;
-        this.held = [];
-        for (const h of held) this.post(h.req, h.call);
-      }
-    }
   }
 
   private post(req: ExecRequest, call: Call): void {
@@ -218,12 +193,7 @@ export class Executor {
       else call.reject(new LibvirtError(r.error));
     }
     if (this.inFlight.length > 0) this.startHead();
-    else {
-      this.worker.unref();
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
-    }
+    else this.worker.unref();
   }
 
   private kill(err: unknown): void {
@@ -231,8 +201,6 @@ export class Executor {
     this.dead = err;
     for (const c of this.inFlight.splice(0)) if (!c.settled) c.reject(err);
     if (this.watchdog) clearTimeout(this.watchdog);
-    for (const h of this.held.splice(0)) h.call.reject(err);
-    for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Stops the thread (after close()); pending calls are rejected. */
