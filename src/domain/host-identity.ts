@@ -37,8 +37,16 @@ export function thisHostUuids(env: NodeJS.ProcessEnv = process.env): Set<string>
     const u = readUuid(path);
     if (u) out.add(u);
   }
-  for (const u of (env[SAME_HOST_UUIDS_ENV] ?? '').split(/[\s,]+/)) if (UUID_RE.test(u.toLowerCase())) out.add(u.toLowerCase());
+  for (const u of declaredUuids(env)) out.add(u);
   return out;
+}
+
+/** The UUIDs listed in LIBQEMU_SAME_HOST_UUIDS, lower-cased; anything else in it is ignored. */
+function declaredUuids(env: NodeJS.ProcessEnv): string[] {
+  return (env[SAME_HOST_UUIDS_ENV] ?? '')
+    .split(/[\s,]+/)
+    .map((u) => u.toLowerCase())
+    .filter((u) => UUID_RE.test(u));
 }
 
 /**
@@ -48,7 +56,7 @@ export function thisHostUuids(env: NodeJS.ProcessEnv = process.env): Set<string>
 export function declareSameHostUuid(uuid: string): void {
   const u = uuid.toLowerCase();
   if (!UUID_RE.test(u)) throw new TypeError(`not a UUID: ${uuid}`);
-  const list = (process.env[SAME_HOST_UUIDS_ENV] ?? '').split(/[\s,]+/).filter(Boolean);
+  const list = declaredUuids(process.env);
   if (!list.includes(u)) process.env[SAME_HOST_UUIDS_ENV] = [...list, u].join(',');
 }
 

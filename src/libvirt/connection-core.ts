@@ -449,7 +449,8 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     p = this.callOn(lane, 'invoke', [fn, [lane.conn, h.uuid]], timeoutMs)
       .then((ref) => {
         const ptr = (ref as ObjectRef).ptr;
-        if (lane.retired || !this.handles.size || this.byPtr.get(h.ptr) !== h) {
+        // the lane went, or the object was released meanwhile: the copy is nobody's
+        if (lane.retired || this.byPtr.get(h.ptr) !== h) {
           void lane.executor.call('release', [h.cls, ptr]).catch(() => undefined);
           throw this.laneGone(lane);
         }
@@ -722,7 +723,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
       if (lanes.length === 0 && orphans.length > 0) {
         // Every lane is gone (lost for good): free the handles on a spare thread.
         const executor = spareExecutors.pop() ?? (await Executor.create());
-        await Promise.all(orphans.map((o) => executor.call('release', [o.cls, o.ptr]).catch(() => undefined)));
+        await executor.call('releaseMany', [orphans]).catch(() => undefined);
         recycle(executor);
       }
     } finally {
