@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Hypervisor, type Guest, type GuestEventStream, type GuestQmpClient } from '../src/hybrid/index.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
 import { pythonHasLibvirt, startPythonFleet, type PythonFleet } from './python-fleet.js';
-import { fmt, printTable, summarize, type Row } from './table.js';
+import { callForSeconds, fmt, printTable, summarize, type Row } from './table.js';
 
 /** A knob from the environment: a positive number (an integer where `integer`), else a clear error. */
 function knob(name: string, fallback: number, integer: boolean): number {
@@ -36,19 +36,7 @@ function selfStatus(): { rssMiB: number; threads: number } {
 
 /** Every client calls query-status in a loop for `seconds`, all at once: total calls/s and per-call p50. */
 async function callsPerSecond(clients: GuestQmpClient[], seconds: number): Promise<{ perSecond: number; p50: number; calls: number }> {
-  const times: number[] = [];
-  const t0 = performance.now();
-  const end = t0 + seconds * 1000;
-  await Promise.all(
-    clients.map(async (c) => {
-      while (performance.now() < end) {
-        const s = performance.now();
-        await c.execute('query-status');
-        times.push(performance.now() - s);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - t0) / 1000;
+  const { times, seconds: elapsed } = await callForSeconds(clients, seconds);
   return { perSecond: times.length / elapsed, p50: summarize(times).p50, calls: times.length };
 }
 

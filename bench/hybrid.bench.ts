@@ -16,7 +16,7 @@ import { QmpClient } from '../src/qmp/client.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
 import { pythonHasLibvirt, startPythonFleet } from './python-fleet.js';
 import { eventLoopDelayUnderCalls } from './event-loop.js';
-import { printTable, summarize, timeEach, type Row } from './table.js';
+import { callForSeconds, printTable, summarize, timeEach, type Row } from './table.js';
 
 const execFileP = promisify(execFile);
 const CALLERS = 10;
@@ -123,19 +123,10 @@ async function concurrentPassthrough(guest: Guest, uri: string): Promise<void> {
   const theirP50s: number[] = [];
   try {
     for (let round = 0; round < 3; round++) {
-      const t0 = performance.now();
-      const end = t0 + CONCURRENT_SECONDS * 1000;
-      await Promise.all(
-        clients.map(async (c) => {
-          while (performance.now() < end) {
-            const s = performance.now();
-            await c.execute('query-status');
-            times.push(performance.now() - s);
-            ours++;
-          }
-        }),
-      );
-      oursSeconds += (performance.now() - t0) / 1000;
+      const mine = await callForSeconds(clients, CONCURRENT_SECONDS);
+      times.push(...mine.times);
+      ours += mine.times.length;
+      oursSeconds += mine.seconds;
       if (python) {
         const r = await python.calls(CONCURRENT_SECONDS);
         theirs += r.calls;

@@ -69,3 +69,20 @@ export function fmt(v: number): string {
   if (Math.abs(v) >= 1) return v.toFixed(3);
   return v.toPrecision(3);
 }
+
+/** Every client calls query-status in a loop for `seconds`, all at once: each call's ms and the wall time in s. */
+export async function callForSeconds(clients: readonly { execute(command: 'query-status'): Promise<unknown> }[], seconds: number): Promise<{ times: number[]; seconds: number }> {
+  const times: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(
+    clients.map(async (c) => {
+      while (performance.now() < end) {
+        const s = performance.now();
+        await c.execute('query-status');
+        times.push(performance.now() - s);
+      }
+    }),
+  );
+  return { times, seconds: (performance.now() - t0) / 1000 };
+}
