@@ -15,6 +15,7 @@ import { QmpClient, QmpCommandError } from '../../src/qmp/index.js';
 import { type PrivateLibvirtd } from '../../src/testing/index.js';
 import { waitForListener } from '../harness/wait.js';
 import { startFdPassingGuest, type FdPassingGuest } from '../harness/fd-guest.js';
+import { fdsetBlockNodeRoundTrip } from '../harness/fd-block-node.js';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 const name = `ppfd${process.pid % 1000}`;
@@ -43,16 +44,8 @@ describe('fd passing through the proxy on the passthrough route', () => {
     const fd = openSync(image, 'r+');
     try {
       expect(backend.route).toBe('passthrough');
-      const [added, status] = await Promise.all([client.execute('add-fd', { 'fdset-id': 1010 }, { fds: [fd] }), other.execute('query-status')]);
-      expect(added).toMatchObject({ 'fdset-id': 1010, fd: expect.any(Number) });
-      expect(status).toMatchObject({ status: 'running' });
-      await client.execute('blockdev-add', { driver: 'raw', 'node-name': 'viapt', file: { driver: 'file', filename: '/dev/fdset/1010' } });
-      const nodes = (await other.execute('query-named-block-nodes')) as { 'node-name': string }[];
-      expect(nodes.map((n) => n['node-name'])).toContain('viapt');
-      await client.execute('blockdev-del', { 'node-name': 'viapt' });
-      await client.execute('remove-fd', { 'fdset-id': 1010 });
-      expect(await other.execute('query-fdsets')).toEqual([]);
-      // the proxy's clients share one policy (its backend's): a set none of them created stays refused
+      await fdsetBlockNodeRoundTrip(client, other, fd, { fdsetId: 1010, nodeName: 'viapt' });
+      // each proxy client owns only the fd sets it created: one it did not create stays refused
       await expect(other.execute('remove-fd', { 'fdset-id': 3 })).rejects.toMatchObject({ errorClass: 'LibqemuPolicyRefused' });
       // without an fd, QEMU's own refusal comes back
       await expect(client.execute('getfd', { fdname: 'x' })).rejects.toBeInstanceOf(QmpCommandError);

@@ -9,6 +9,7 @@ import { QmpProxy } from '../../src/proxy/index.js';
 import { QmpClient, QmpCommandError } from '../../src/qmp/index.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
 import { waitForListener } from '../harness/wait.js';
+import { fdsetBlockNodeRoundTrip } from '../harness/fd-block-node.js';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 let qemu: QemuInstance;
@@ -38,15 +39,7 @@ describe('fd passing through the proxy', () => {
     const other = await QmpClient.connect({ path: proxy.path });
     const fd = openSync(image, 'r+');
     try {
-      const [added, status] = await Promise.all([client.execute('add-fd', { 'fdset-id': 3 }, { fds: [fd] }), other.execute('query-status')]);
-      expect(added).toMatchObject({ 'fdset-id': 3, fd: expect.any(Number) });
-      expect(status).toMatchObject({ status: 'running' });
-      await client.execute('blockdev-add', { driver: 'raw', 'node-name': 'viaproxy', file: { driver: 'file', filename: '/dev/fdset/3' } });
-      const nodes = (await other.execute('query-named-block-nodes')) as { 'node-name': string }[];
-      expect(nodes.map((n) => n['node-name'])).toContain('viaproxy');
-      await client.execute('blockdev-del', { 'node-name': 'viaproxy' });
-      await client.execute('remove-fd', { 'fdset-id': 3 });
-      expect(await other.execute('query-fdsets')).toEqual([]);
+      await fdsetBlockNodeRoundTrip(client, other, fd, { fdsetId: 3, nodeName: 'viaproxy' });
       // without an fd, QEMU's own refusal comes back
       await expect(client.execute('getfd', { fdname: 'x' })).rejects.toBeInstanceOf(QmpCommandError);
     } finally {
