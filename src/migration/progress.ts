@@ -99,6 +99,7 @@ export class ProgressTracker {
   private readonly subscribers = new Set<BoundedQueue<MigrationProgress>>();
   private readonly listeners = new Set<(p: MigrationProgress) => void>();
   private ended = false;
+  private finalPhase: MigrationPhase | undefined;
   private readonly startedAt: number;
 
   constructor(private readonly now: () => number = () => performance.now()) {
@@ -229,6 +230,9 @@ export class ProgressTracker {
   /** The migrate call settled: a final snapshot, then every iteration ends. */
   end(phase: 'completed' | 'cancelled' | 'failed'): void {
     if (this.ended) return;
+    // The call's outcome is authoritative: when we cancel, QEMU may first report 'failed' (the destination
+    // went away before its own 'cancelled'); the last snapshot still says how the migration ended.
+    this.finalPhase = phase;
     this.update({ phase }, 'end');
     this.ended = true;
     for (const q of this.subscribers) q.end();
@@ -246,7 +250,7 @@ export class ProgressTracker {
         changed = true;
       }
     };
-    if (patch.phase !== undefined && patch.phase !== s.phase && canMove(s.phase, patch.phase)) set('phase', patch.phase);
+    if (patch.phase !== undefined && patch.phase !== s.phase && (patch.phase === this.finalPhase || canMove(s.phase, patch.phase))) set('phase', patch.phase);
     // counters that only grow
     for (const k of ['pass', 'transferredBytes', 'totalBytes'] as const) {
       const v = patch[k];

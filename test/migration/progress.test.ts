@@ -66,6 +66,18 @@ describe('ProgressTracker', () => {
     expect((await collect(t.subscribe())).map((p) => p.phase)).toEqual(['cancelled']);
   });
 
+  it("ends in the call's outcome even when QEMU reported 'failed' first (our cancel raced the destination going away)", () => {
+    const t = new ProgressTracker();
+    t.migrationStatus('active');
+    t.migrationStatus('cancelling');
+    t.migrationStatus('failed');
+    expect(t.current.phase).toBe('failed');
+    t.end('cancelled');
+    expect(t.current).toMatchObject({ phase: 'cancelled', cause: 'end' });
+    t.migrationStatus('failed');
+    expect(t.current.phase).toBe('cancelled');
+  });
+
   it('a slow reader loses old snapshots, not the newest, and never blocks the producer', async () => {
     const t = new ProgressTracker();
     const sub = t.subscribe({ bufferSize: 2 });
