@@ -40,6 +40,15 @@ interface Queued {
   fds: number[];
 }
 
+/** One ordering key's commands: waiting, and whether one of them is with libvirt now. */
+interface KeyQueue {
+  items: Queued[];
+  running: boolean;
+}
+
+/** What libvirt's monitor returned (its parsed JSON, `id` being libvirt's own), or why no command got there. */
+type MonitorReply = { return?: unknown; error?: { class: string; desc: string }; id?: unknown };
+
 /** libvirt's qemuDomainQemuMonitorCommandWithFiles takes at most one fd per command. */
 const LIBVIRT_MAX_FDS = 1;
 
@@ -74,10 +83,8 @@ export class PassthroughTransport implements QmpTransport {
   readonly description: string;
   private handlers: TransportHandlers | undefined;
   private state: 'idle' | 'open' | 'closed' = 'idle';
-  /** Commands waiting, per ordering key (commands without one share the transport's own order). */
-  private readonly queues = new Map<object, Queued[]>();
-  /** Keys whose commands are being sent now (one command at a time per key). */
-  private readonly running = new Set<object>();
+  /** Commands per ordering key (commands without one share the transport's own order), one at a time per key. */
+  private readonly queues = new Map<object, KeyQueue>();
   private events: EventStream<QemuMonitorEvent | ConnectionGap> | undefined;
 
   /**
@@ -128,14 +135,14 @@ export class PassthroughTransport implements QmpTransport {
     const fds = options?.fds && options.fds.length > 0 ? this.duplicate(options.fds) : [];
     const key = options?.orderingKey ?? this;
     let queue = this.queues.get(key);
-    if (!queue) this.queues.set(key, (queue = []));
-    queue.push({ msg, fds });
-    if (!this.running.has(key)) void this.pump(key, queue);
+    if (!queue) this.queues.set(key, (queue = { items: [], running: false }));
+    queue.items.push({ msg, fds });
+    if (!queue.running) this.next(key, queue);
   }
 
   /** Drops every queued command (their fds closed). */
   private dropQueued(): void {
-    for (const queue of this.queues.values()) for (const q of queue.splice(0)) closeFds(q.fds);
+    for (const queue of this.queues.values()) for (const q of queue.items.splice(0)) closeFds(q.fds);
     this.queues.clear();
   }
 
@@ -151,57 +158,61 @@ export class PassthroughTransport implements QmpTransport {
   }
 
   /**
-   * Sends one ordering key's commands one at a time, in order. Different keys (a proxy's clients) run
-   * side by side, each a libvirt call of its own on a free lane; libvirt still runs one command at a time
-   * on the domain's monitor, but the round trips to the daemon overlap.
+   * Sends one ordering key's next command, and the one after it once libvirt has answered: one at a
+   * time, in order. Different keys (a proxy's clients) run side by side, each a libvirt call of its own
+   * on a free lane; libvirt still runs one command at a time on the domain's monitor, but the round
+   * trips to the daemon overlap. Callbacks rather than an async loop: the reply reaches the client in
+   * the same turn as libvirt's answer.
    */
-  private async pump(key: object, queue: Queued[]): Promise<void> {
-    this.running.add(key);
-    try {
-      while (this.state === 'open' && queue.length > 0) {
-        const { msg, fds } = queue.shift()!;
-        const { id, ...command } = msg;
-        let outcome: QmpMessage | Error;
-        try {
-          outcome = await this.run(command, fds);
-        } finally {
-          closeFds(fds); // libvirt has sent its own copies to QEMU (or failed)
-        }
-        if (this.state !== 'open' || typeof id !== 'string') continue;
-        // libvirt's own id (libvirt-N) is replaced by the client's.
-        if (outcome instanceof Error) this.handlers?.failed(id, outcome);
-        else this.handlers?.message({ ...outcome, id });
-      }
-    } finally {
-      this.running.delete(key);
-      if (queue.length === 0 && this.queues.get(key) === queue) this.queues.delete(key);
+  private next(key: object, queue: KeyQueue): void {
+    const item = this.state === 'open' ? queue.items.shift() : undefined;
+    if (item === undefined) {
+      queue.running = false;
+      if (queue.items.length === 0 && this.queues.get(key) === queue) this.queues.delete(key);
+      return;
     }
+    queue.running = true;
+    const { msg, fds } = item;
+    const { id, ...command } = msg;
+    this.run(command, fds).then((outcome) => {
+      closeFds(fds); // libvirt has sent its own copies to QEMU (or failed)
+      try {
+        // libvirt's own id (libvirt-N) is replaced by the client's.
+        if (this.state === 'open' && typeof id === 'string') {
+          if (outcome instanceof Error) this.handlers?.failed(id, outcome);
+          else this.handlers?.message(withId(outcome, id));
+        }
+      } finally {
+        this.next(key, queue);
+      }
+    });
   }
 
-  /** One command through libvirt: QEMU's reply (return or error), or the error that kept it from QEMU. */
-  private async run(command: QmpMessage, fds: readonly number[]): Promise<QmpMessage | Error> {
+  /** One command through libvirt: QEMU's reply (return or error), or the error that kept it from QEMU. Never rejects. */
+  private run(command: QmpMessage, fds: readonly number[]): Promise<MonitorReply | Error> {
     if ('exec-oob' in command) {
-      return new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" });
+      return Promise.resolve(new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" }));
     }
-    try {
-      const reply = fds.length > 0 ? await this.runWithFiles(command, fds) : await this.domain.qemuMonitorCommand(command);
-      return reply.error ? { error: reply.error } : { return: reply.return };
-    } catch (err) {
-      if (fds.length > 0 && err instanceof LibvirtError && /file descriptors/i.test(err.message)) {
-        return new FdPassingError(`${this.description}: libvirt could not pass the file descriptor: ${err.message}`, { cause: err, hint: passthroughCapabilities(undefined).fdPassingUnavailable!.hint });
-      }
-      if (err instanceof LibvirtError && (err.codeName === 'VIR_ERR_OPERATION_INVALID' || err.codeName === 'VIR_ERR_NO_DOMAIN')) {
-        return new GuestNotRunningError({ guest: this.domain.name, state: 'not running', cause: err });
-      }
-      return err instanceof Error ? err : new Error(String(err));
+    const reply = fds.length > 0 ? this.runWithFiles(command, fds) : (this.domain.qemuMonitorCommand(command) as Promise<MonitorReply>);
+    return reply.then(undefined, (err: unknown) => this.failure(err, fds));
+  }
+
+  /** The error a command libvirt failed is answered with. */
+  private failure(err: unknown, fds: readonly number[]): Error {
+    if (fds.length > 0 && err instanceof LibvirtError && /file descriptors/i.test(err.message)) {
+      return new FdPassingError(`${this.description}: libvirt could not pass the file descriptor: ${err.message}`, { cause: err, hint: passthroughCapabilities(undefined).fdPassingUnavailable!.hint });
     }
+    if (err instanceof LibvirtError && (err.codeName === 'VIR_ERR_OPERATION_INVALID' || err.codeName === 'VIR_ERR_NO_DOMAIN')) {
+      return new GuestNotRunningError({ guest: this.domain.name, state: 'not running', cause: err });
+    }
+    return err instanceof Error ? err : new Error(String(err));
   }
 
   /** virDomainQemuMonitorCommandWithFiles: QEMU gets `fds` with the command, as with SCM_RIGHTS on its socket. */
-  private async runWithFiles(command: QmpMessage, fds: readonly number[]): Promise<{ return?: unknown; error?: { class: string; desc: string } }> {
+  private async runWithFiles(command: QmpMessage, fds: readonly number[]): Promise<MonitorReply> {
     const { result, outfiles } = await this.domain.qemuMonitorCommandWithFiles(JSON.stringify(command), [...fds], 0);
     closeFds(outfiles); // QMP replies carry no fds; never leak any libvirt hands back
-    return JSON.parse(result) as { return?: unknown; error?: { class: string; desc: string } };
+    return JSON.parse(result) as MonitorReply;
   }
 
   /**
@@ -250,6 +261,17 @@ export class PassthroughTransport implements QmpTransport {
       this.handlers?.closed(reason);
     }
   }
+}
+
+/**
+ * libvirt's reply as the client's: QEMU's `return` or `error` with the client's id. libvirt's parsed reply
+ * is a fresh object only this transport holds, so a success is reused rather than copied.
+ */
+function withId(reply: MonitorReply, id: string): QmpMessage {
+  if (reply.error) return { error: reply.error, id };
+  if (!('return' in reply)) return { return: undefined, id };
+  reply.id = id;
+  return reply as QmpMessage;
 }
 
 /** Scheme and host only: query parameters of a URI may name key files and such, which errors need not show. */

@@ -306,7 +306,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     if (this.closedState !== 'open') return Promise.reject(LibvirtError.closed(op));
     if (this.lost && !this.reconnecting) return Promise.reject(this.lostFor(op));
     const timeoutMs = options.timeoutMs ?? this.callTimeoutMs;
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    if (timeoutMs !== this.callTimeoutMs && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
       return Promise.reject(new InvalidArgumentError(`timeoutMs must be ≥ 0, got ${String(options.timeoutMs)}`, { hint: 'use milliseconds; 0 disables the deadline' }));
     }
     const native = op === 'invoke' ? (args[1] as unknown[]) : args;
@@ -344,15 +344,17 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     if (free) {
       const onLane = this.argsOn(free, native, timeoutMs);
       if (Array.isArray(onLane)) {
-        return this.callOn(free, op, op === 'invoke' ? [args[0], onLane] : onLane, timeoutMs).then(
+        // One derived promise: the reply settles it, the lane is released, nothing else is chained.
+        return free.executor.call(op, (op === 'invoke' ? (onLane === native ? args : [args[0], onLane]) : onLane) as never, { timeoutMs }).then(
           (value) => {
             this.pool.release(free);
             if (op === 'invoke') this.noteRefs(value, free);
             return value;
           },
           (err: unknown) => {
+            const e = this.callFailed(free, err);
             this.pool.release(free);
-            throw err;
+            throw e;
           },
         );
       }
@@ -376,36 +378,43 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
   /** One op on one lane's worker; a lost daemon connection starts the reconnection. */
   private callOn(lane: Lane, op: OpName, args: unknown[], timeoutMs: number): Promise<unknown> {
     return lane.executor.call(op, args as never, { timeoutMs }).catch((err: unknown) => {
-      if (err instanceof LibvirtError && !(err instanceof LibvirtTimeoutError) && isConnectionLostError(err.code, err.message)) {
-        if (!lane.retired) this.markLost(err);
-        if (this.reconnectOptions) throw LibvirtConnectionLostError.from(err);
-      }
-      throw err;
+      throw this.callFailed(lane, err);
     });
+  }
+
+  /** The error a failed call on `lane` rejects with; a lost daemon connection starts the reconnection. */
+  private callFailed(lane: Lane, err: unknown): unknown {
+    if (err instanceof LibvirtError && !(err instanceof LibvirtTimeoutError) && isConnectionLostError(err.code, err.message)) {
+      if (!lane.retired) this.markLost(err);
+      if (this.reconnectOptions) return LibvirtConnectionLostError.from(err);
+    }
+    return err;
   }
 
   /** The lane a call must run on: that of an object which cannot be found again elsewhere, else any. */
   private laneFor(args: unknown[]): LaneWant {
     let want: LaneWant = 'any';
-    const visit = (v: unknown): void => {
-      if (typeof v !== 'bigint') return;
-      const h = this.byPtr.get(v);
-      if (h === undefined || (LOOKUP_BY_UUID[h.cls] !== undefined && h.uuid !== undefined)) return;
-      if (h.home.retired) throw this.laneGone(h.home);
-      if (want instanceof Lane && want !== h.home) {
-        throw new InvalidArgumentError(`this call names a ${h.cls} and another object that live on different libvirt connections of this Connection`, { hint: `look the ${h.cls} up again right before the call` });
-      }
-      want = h.home;
-    };
     for (const v of args) {
-      if (Array.isArray(v)) for (const x of v) visit(x);
-      else visit(v);
+      if (typeof v === 'bigint') want = this.laneOf(v, want);
+      else if (Array.isArray(v)) for (const x of v) if (typeof x === 'bigint') want = this.laneOf(x, want);
     }
     return want;
   }
 
+  /** `want`, narrowed to the lane of the object `ptr` names if that object cannot be found again elsewhere. */
+  private laneOf(ptr: bigint, want: LaneWant): LaneWant {
+    const h = this.byPtr.get(ptr);
+    if (h === undefined || (LOOKUP_BY_UUID[h.cls] !== undefined && h.uuid !== undefined)) return want;
+    if (h.home.retired) throw this.laneGone(h.home);
+    if (want instanceof Lane && want !== h.home) {
+      throw new InvalidArgumentError(`this call names a ${h.cls} and another object that live on different libvirt connections of this Connection`, { hint: `look the ${h.cls} up again right before the call` });
+    }
+    return h.home;
+  }
+
   /** The arguments with every connection and object pointer replaced by its stand-in on `lane`. */
   private argsOn(lane: Lane, args: unknown[], timeoutMs: number): unknown[] | Promise<unknown[]> {
+    if (!this.needsSwap(lane, args)) return args;
     let out: unknown[] | undefined;
     let pending: Promise<void>[] | undefined;
     const swap = (v: unknown, set: (x: unknown) => void): void => {
@@ -438,6 +447,25 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     });
     if (pending === undefined) return out ?? args;
     return Promise.all(pending).then(() => out ?? args);
+  }
+
+  /** Whether some pointer in `args` stands for an object (or the connection) not of `lane` (most calls: none). */
+  private needsSwap(lane: Lane, args: unknown[]): boolean {
+    for (const v of args) {
+      if (typeof v === 'bigint') {
+        if (this.foreignTo(lane, v)) return true;
+      } else if (Array.isArray(v)) {
+        for (const x of v) if (typeof x === 'bigint' && this.foreignTo(lane, x)) return true;
+      }
+    }
+    return false;
+  }
+
+  private foreignTo(lane: Lane, ptr: bigint): boolean {
+    if (ptr === lane.conn) return false;
+    if (this.connPointers.has(ptr)) return true;
+    const h = this.byPtr.get(ptr);
+    return h !== undefined && h.home !== lane;
   }
 
   /** The object `h` on `lane`, looked up by UUID on that lane (which the caller holds) on first use. */

@@ -45,6 +45,29 @@ export function reasonName(state: DomainStateName, n: number): string {
   return name ? stateWord(name, table.prefix) : `unknown-${n}`;
 }
 
+/** A QMP command (an object or its JSON) as the JSON text libvirt sends; throws InvalidArgumentError for anything else. */
+function monitorCommandText(command: string | Record<string, unknown>): string {
+  if (typeof command === 'string') {
+    try {
+      const parsed: unknown = JSON.parse(command);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    } catch {
+      throw new InvalidArgumentError(`qemuMonitorCommand expects a QMP command as JSON, got ${JSON.stringify(command.slice(0, 80))}`, {
+        hint: 'pass e.g. {"execute":"query-status"} (an object or its JSON); for HMP text use qemuMonitorHmp()',
+      });
+    }
+    return command;
+  }
+  if (typeof command !== 'object' || command === null || typeof command.execute !== 'string') {
+    throw new InvalidArgumentError('qemuMonitorCommand expects an object with an "execute" string', { hint: 'pass e.g. { execute: "query-status" }' });
+  }
+  return JSON.stringify(command);
+}
+
+function parseMonitorReply(reply: unknown): QemuMonitorReply {
+  return JSON.parse(reply as string) as QemuMonitorReply;
+}
+
 /** `(unsigned int)-1`: virDomainGetID's answer for a domain that is not running. */
 const NO_ID = 0xffffffff;
 
@@ -152,22 +175,15 @@ export class DomainCore extends LibvirtObject {
    * "custom-monitor"). Returns the reply as libvirt returns it, parsed: `{ return, id }`, or
    * `{ error: { class, desc }, id }` for a command QEMU rejected (that is not a thrown error).
    */
-  async qemuMonitorCommand(command: string | Record<string, unknown>, options?: CallOptions): Promise<QemuMonitorReply> {
-    const text = typeof command === 'string' ? command : JSON.stringify(command);
-    if (typeof command === 'string') {
-      try {
-        const parsed: unknown = JSON.parse(command);
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-      } catch {
-        throw new InvalidArgumentError(`qemuMonitorCommand expects a QMP command as JSON, got ${JSON.stringify(command.slice(0, 80))}`, {
-          hint: 'pass e.g. {"execute":"query-status"} (an object or its JSON); for HMP text use qemuMonitorHmp()',
-        });
-      }
-    } else if (typeof command !== 'object' || command === null || typeof command.execute !== 'string') {
-      throw new InvalidArgumentError('qemuMonitorCommand expects an object with an "execute" string', { hint: 'pass e.g. { execute: "query-status" }' });
+  qemuMonitorCommand(command: string | Record<string, unknown>, options?: CallOptions): Promise<QemuMonitorReply> {
+    let text: string;
+    try {
+      text = monitorCommandText(command);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const reply = (await this.context.call('virDomainQemuMonitorCommand', 's,u', [this.pointer, text, 0], options)) as string;
-    return JSON.parse(reply) as QemuMonitorReply;
+    // No async frame: the reply is parsed in the one callback chained to the call.
+    return this.context.call('virDomainQemuMonitorCommand', 's,u', [this.pointer, text, 0], options).then(parseMonitorReply);
   }
 
   /** Runs one HMP (human monitor) command line through libvirt, e.g. 'info status'; returns its text output. */

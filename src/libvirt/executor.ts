@@ -139,10 +139,12 @@ export class Executor {
       call.reject(err);
       return;
     }
-    if (this.inFlight.length === 0 && !this.detached) this.worker.ref();
-    this.inFlight.push(call);
+    // Wake the thread first: the bookkeeping below then overlaps with its wake-up (its reply cannot be
+    // handled before this turn ends).
     Atomics.add(this.ctl, CTL_SEQ, 1);
     Atomics.notify(this.ctl, CTL_SEQ);
+    if (this.inFlight.length === 0 && !this.detached) this.worker.ref();
+    this.inFlight.push(call);
     if (this.inFlight.length === 1) this.startHead();
   }
 

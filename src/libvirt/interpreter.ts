@@ -34,6 +34,46 @@ function spec(name: string): FunctionSpec {
   return s;
 }
 
+/** `kind:detail` split once. */
+function splitKind(kind: string): [string, string] {
+  const colon = kind.indexOf(':');
+  return colon < 0 ? [kind, ''] : [kind.slice(0, colon), kind.slice(colon + 1)];
+}
+
+/** A function's entry prepared once per thread: its bound C function and its kinds already split. */
+interface Plan {
+  s: FunctionSpec;
+  fn: (...args: unknown[]) => unknown;
+  kinds: string[];
+  details: string[];
+  ret: string;
+  retDetail: string;
+  /**
+   * The common shapes, run without the general loop: 'direct' = every argument is given as is (the C
+   * return value is the result), 'outStr' = given arguments plus one `char **` result (e.g.
+   * virDomainQemuMonitorCommand), at index `outAt`.
+   */
+  shape: 'direct' | 'outStr' | 'general';
+  outAt: number;
+}
+
+const plans = new Map<string, Plan>();
+
+function planFor(native: Native, name: string): Plan {
+  let p = plans.get(name);
+  if (p !== undefined) return p;
+  const s = spec(name);
+  const split = s.args.map(splitKind);
+  const [ret, retDetail] = splitKind(s.ret);
+  const kinds = split.map((k) => k[0]);
+  const outStrs = kinds.filter((k) => k === 'outStr').length;
+  const onlyIn = kinds.every((k) => k === 'in' || k === 'outStr');
+  const shape = onlyIn && outStrs === 0 ? 'direct' : onlyIn && outStrs === 1 && ret === 'int' && s.outs === undefined ? 'outStr' : 'general';
+  p = { s, fn: native.bind(s.lib, s.proto), kinds, details: split.map((k) => k[1]), ret, retDetail, shape, outAt: kinds.indexOf('outStr') };
+  plans.set(name, p);
+  return p;
+}
+
 function callC(native: Native, name: string, args: unknown[]): unknown {
   const s = spec(name);
   return native.bind(s.lib, s.proto)(...args);
@@ -73,8 +113,10 @@ function decodeStrings(native: Native, array: bigint | null, count: number): str
 
 /** Runs `name` with the JS-visible arguments `given` (objects already turned into pointers). */
 export function invoke(native: Native, name: string, given: unknown[]): unknown {
-  const s = spec(name);
-  const fn = native.bind(s.lib, s.proto);
+  const plan = planFor(native, name);
+  if (plan.shape === 'direct' && given.length === plan.kinds.length) return finish(native, name, plan, plan.fn(...given), NO_AFTER);
+  if (plan.shape === 'outStr' && given.length === plan.kinds.length - 1) return invokeOutStr(native, name, plan, given);
+  const { s, fn, kinds, details } = plan;
   const cargs: unknown[] = [];
   /** Decoders run after the call, in argument order, producing the outputs. */
   const after: ((rc: number) => unknown)[] = [];
@@ -82,9 +124,9 @@ export function invoke(native: Native, name: string, given: unknown[]): unknown 
   let g = 0;
   const next = (): unknown => given[g++];
   try {
-    for (let i = 0; i < s.args.length; i++) {
-      const kind = s.args[i]!;
-      const [k, detail] = kind.includes(':') ? [kind.slice(0, kind.indexOf(':')), kind.slice(kind.indexOf(':') + 1)] : [kind, ''];
+    for (let i = 0; i < kinds.length; i++) {
+      const k = kinds[i]!;
+      const detail = details[i]!;
       switch (k) {
         case 'in':
           cargs.push(next());
@@ -369,19 +411,34 @@ export function invoke(native: Native, name: string, given: unknown[]): unknown 
           break;
         }
         default:
-          throw new Error(`${name}: unknown argument kind ${kind}`);
+          throw new Error(`${name}: unknown argument kind ${s.args[i]}`);
       }
     }
     const rv = fn(...cargs);
-    return finish(native, name, s, rv, after);
+    return finish(native, name, plan, rv, after);
   } finally {
     for (const c of cleanup) c();
   }
 }
 
-function finish(native: Native, name: string, s: FunctionSpec, rv: unknown, after: ((rc: number) => unknown)[]): unknown {
+const NO_AFTER: ((rc: number) => unknown)[] = [];
+
+/** The given arguments with one `char **` result cell in between; returns the string (freed here). */
+function invokeOutStr(native: Native, name: string, plan: Plan, given: unknown[]): unknown {
+  const cell: [bigint | null] = [null];
+  const cargs = new Array<unknown>(given.length + 1);
+  for (let i = 0, g = 0; i < cargs.length; i++) cargs[i] = i === plan.outAt ? cell : given[g++];
+  if ((plan.fn(...cargs) as number) < 0) failure(native, name);
+  const p = cell[0];
+  if (!p) return '';
+  const str = native.decodeString(p);
+  native.api.free(p);
+  return str;
+}
+
+function finish(native: Native, name: string, plan: Plan, rv: unknown, after: ((rc: number) => unknown)[]): unknown {
+  const { s, ret: k, retDetail: detail } = plan;
   const kind = s.ret;
-  const [k, detail] = kind.includes(':') ? [kind.slice(0, kind.indexOf(':')), kind.slice(kind.indexOf(':') + 1)] : [kind, ''];
   switch (k) {
     case 'int': {
       const rc = rv as number;
