@@ -15,6 +15,7 @@ import { Connection, type Domain } from '../src/libvirt/index.js';
 import { spawnWorker } from '../src/libvirt/spawn-worker.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/private-libvirtd.js';
 import { startPythonBaseline, type PythonBaseline } from './python-baseline.js';
+import { QUERY_STATUS as query, startPythonQmp } from './python-qmp.js';
 import { eventLoopDelayUnderCalls } from './event-loop.js';
 import { printTable, summarize, timeEach, perCallRow } from './table.js';
 
@@ -26,41 +27,16 @@ const XML_CALLS = Number(process.env.LIBVIRT_BENCH_XML_CALLS ?? 100_000);
  */
 const PARTS = new Set((process.env.LIBVIRT_BENCH_PARTS ?? (process.env.LIBVIRT_BENCH_ONLY === 'rss' ? 'rss' : 'import,xml,passthrough,delay,rss')).split(','));
 
-// One long-lived python3-libvirt process per variant, driven round by round over stdin: rounds of both
-// sides alternate every few hundred calls, so that drift on this shared machine hits both alike.
-const PYTHON = `
-import json, sys, time, threading, libvirt, libvirt_qemu
-uri, name, loop = sys.argv[1], sys.argv[2], sys.argv[3] == 'loop'
-if loop:
-    # What a python program that uses events does (and what libqemu always does): the default loop in a thread.
-    libvirt.virEventRegisterDefaultImpl()
-    def run():
-        while True: libvirt.virEventRunDefaultImpl()
-    threading.Thread(target=run, daemon=True).start()
-conn = libvirt.open(uri)
-dom = conn.lookupByName(name)
-cmd = '{"execute":"query-status"}'
-for _ in range(50): libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
-print('[]', flush=True)
-for line in sys.stdin:
-    times = []
-    for _ in range(int(line)):
-        t0 = time.perf_counter_ns()
-        libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    print(json.dumps(times), flush=True)
-`;
 
 function pythonHasLibvirt(): boolean {
   return existsSync('/usr/bin/python3') && existsSync('/usr/lib/python3/dist-packages/libvirt_qemu.py');
 }
 
-/** A python3-libvirt baseline process running PYTHON (or `script`). */
-function startPython(uri: string, name: string, loop: boolean, script = PYTHON): Promise<PythonBaseline> {
+/** A python3-libvirt baseline process running `script`. */
+function startPython(uri: string, name: string, loop: boolean, script: string): Promise<PythonBaseline> {
   return startPythonBaseline(script, uri, name, loop);
 }
 
-const query = '{"execute":"query-status"}';
 
 /** bench/raw-libvirt-worker.ts: the same native call in a worker, `n` per hop (no per-call hand-off). */
 async function startRawWorker(uri: string, name: string): Promise<{ round(n: number, op?: 'qmp' | 'xml'): Promise<number[]>; stop(): Promise<void> }> {
@@ -94,19 +70,25 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
   const handOff: number[] = [];
   const raw: number[] = [];
   const rounds = 20;
-  const python = pythonHasLibvirt() ? await Promise.all([startPython(uri, dom.name, false), startPython(uri, dom.name, true)]) : [];
+  const pythonQmp = await startPythonQmp(uri, dom.name);
+  const python = pythonQmp ? [pythonQmp.plain, pythonQmp.loop] : [];
   const rawWorker = await startRawWorker(uri, dom.name);
   try {
-    await rawWorker.round(50, 'qmp');
-    for (let r = 0; r < rounds; r++) {
-      ours.push(...(await timeEach(CALLS / rounds, () => dom.qemuMonitorCommand(query), r === 0 ? 50 : 5)));
-      handOff.push(...(await timeEach(CALLS / rounds, () => conn.exec('noop', []), 5)));
-      raw.push(...(await rawWorker.round(CALLS / rounds, 'qmp')));
-      if (python.length === 2) {
-        theirs.push(...(await python[0]!.round(CALLS / rounds)));
-        theirsLoop.push(...(await python[1]!.round(CALLS / rounds)));
-      }
+    // Every side is warmed up once (python3-libvirt by its script: 100 calls), then timed without further
+    // warm-up calls, in an order that rotates every round.
+    await rawWorker.round(100, 'qmp');
+    for (let i = 0; i < 100; i++) await dom.qemuMonitorCommand(query);
+    const n = CALLS / rounds;
+    const sides: (() => Promise<void>)[] = [
+      async () => void ours.push(...(await timeEach(n, () => dom.qemuMonitorCommand(query), 0))),
+      async () => void handOff.push(...(await timeEach(n, () => conn.exec('noop', []), 5))),
+      async () => void raw.push(...(await rawWorker.round(n, 'qmp'))),
+    ];
+    if (python.length === 2) {
+      sides.push(async () => void theirs.push(...(await python[0]!.round(n))));
+      sides.push(async () => void theirsLoop.push(...(await python[1]!.round(n))));
     }
+    for (let r = 0; r < rounds; r++) for (let k = 0; k < sides.length; k++) await sides[(k + r) % sides.length]!();
   } finally {
     for (const p of python) p.stop();
     await rawWorker.stop();
@@ -146,7 +128,7 @@ async function passthroughLatency(conn: Connection, dom: Domain, uri: string): P
 }
 
 
-// python3-libvirt's dom.XMLDesc(), driven round by round like PYTHON above (with 'loop': libvirt's event
+// python3-libvirt's dom.XMLDesc(), driven round by round like the query-status baseline (bench/python-qmp.ts) (with 'loop': libvirt's event
 // loop in a thread, as libqemu always has).
 const PYTHON_XML = `
 import json, sys, time, threading, libvirt

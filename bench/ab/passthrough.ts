@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startPrivateLibvirtd, tinyGuestXml } from '../../src/testing/private-libvirtd.js';
 import { Connection } from '../../src/libvirt/index.js';
-import { startPythonBaseline } from '../python-baseline.js';
+import { startPythonQmp } from '../python-qmp.js';
 import { summarize } from '../table.js';
 
 const trees = process.argv.slice(2).map((t) => resolve(t));
@@ -26,27 +26,6 @@ const LABELS: Record<string, string> = {
   rawmain: 'floor: koffi loop, main thread, no event loop',
 };
 
-const PYTHON = `
-import json, sys, time, threading, libvirt, libvirt_qemu
-uri, name, loop = sys.argv[1], sys.argv[2], sys.argv[3] == 'loop'
-if loop:
-    libvirt.virEventRegisterDefaultImpl()
-    def run():
-        while True: libvirt.virEventRunDefaultImpl()
-    threading.Thread(target=run, daemon=True).start()
-conn = libvirt.open(uri)
-dom = conn.lookupByName(name)
-cmd = '{"execute":"query-status"}'
-for _ in range(100): libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
-print('[]', flush=True)
-for line in sys.stdin:
-    times = []
-    for _ in range(int(line)):
-        t0 = time.perf_counter_ns()
-        libvirt_qemu.qemuMonitorCommand(dom, cmd, 0)
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    print(json.dumps(times), flush=True)
-`;
 
 interface Side {
   name: string;
@@ -77,10 +56,10 @@ try {
   const dom = await conn.createXML(tinyGuestXml({ name: 'ab' }));
   await new Promise((r) => setTimeout(r, 500));
   for (const mode of MODES) for (const [i, t] of trees.entries()) sides.push(await startChild(t, lv.uri, dom.name, mode, `${String.fromCharCode(65 + i)} ${LABELS[mode] ?? mode}`));
-  for (const loop of [false, true]) {
-    const p = await startPythonBaseline(PYTHON, lv.uri, dom.name, loop);
-    sides.push({ name: loop ? 'python3-libvirt, event loop thread' : 'python3-libvirt', round: (n) => p.round(n), stop: () => p.stop() });
-  }
+  const python = await startPythonQmp(lv.uri, dom.name);
+  if (!python) throw new Error('python3-libvirt is not installed: no baseline');
+  sides.push({ name: 'python3-libvirt', round: (n) => python.plain.round(n), stop: () => python.plain.stop() });
+  sides.push({ name: 'python3-libvirt, event loop thread', round: (n) => python.loop.round(n), stop: () => python.loop.stop() });
   const times = new Map<string, number[]>(sides.map((s) => [s.name, []]));
   const perRound = new Map<string, number[]>(sides.map((s) => [s.name, []]));
   for (let r = 0; r < ROUNDS; r++) {
