@@ -15,6 +15,8 @@ const { api } = native;
 api.virSetErrorFunc(null, native.noopErrorHandler);
 const conn = api.virConnectOpen(uri);
 if (!conn) throw new Error(`virConnectOpen(${uri}) failed: ${native.lastError()?.message}`);
+// keepAlive: as libqemu's lanes have it (libvirt then re-arms its keepalive timer on the event loop as messages arrive).
+if ((workerData as { keepAlive?: boolean }).keepAlive && api.virConnectSetKeepAlive(conn, 5, 3) < 0) throw new Error(`virConnectSetKeepAlive failed: ${native.lastError()?.message}`);
 const dom = api.virDomainLookupByName(conn, name);
 if (!dom) throw new Error(`virDomainLookupByName(${name}) failed: ${native.lastError()?.message}`);
 const command = '{"execute":"query-status"}';

@@ -2,7 +2,7 @@
  * One side of bench/ab/passthrough.ts: loads libqemu from the tree given as argv[2], connects to argv[3],
  * and times query-status on guest argv[4] through argv[5]: 'qmp' = guest.qmp({ via: 'passthrough' }),
  * 'dom' = domain.qemuMonitorCommand(), and two floors with no per-call hand-off: 'raw' = the koffi call
- * looped in a worker while libqemu's libvirt event loop runs, 'rawmain' = the koffi call looped on the main
+ * looped in a worker while libqemu's libvirt event loop runs ('rawka': with keepalive on, as on libqemu's lanes), 'rawmain' = the koffi call looped on the main
  * thread of a process with no libvirt event loop (what plain python does). Prints '[]' once warmed up,
  * then one JSON array of per-call ms for every number of calls it reads on stdin.
  */
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 
-type Mode = 'qmp' | 'dom' | 'raw' | 'rawmain';
+type Mode = 'qmp' | 'dom' | 'raw' | 'rawka' | 'rawmain';
 const [tree, uri, name, mode] = process.argv.slice(2) as [string, string, string, Mode];
 const src = (p: string): string => pathToFileURL(join(tree, p)).href;
 
@@ -29,9 +29,9 @@ function timed(call: () => Promise<unknown>): Round {
   };
 }
 
-async function rawWorker(): Promise<Round> {
+async function rawWorker(keepAlive: boolean): Promise<Round> {
   const { spawnWorker } = (await import(src('src/libvirt/spawn-worker.ts'))) as typeof import('../../src/libvirt/spawn-worker.js');
-  const worker = spawnWorker(new URL('../raw-libvirt-worker.ts', import.meta.url), { workerData: { uri, name } });
+  const worker = spawnWorker(new URL('../raw-libvirt-worker.ts', import.meta.url), { workerData: { uri, name, keepAlive } });
   let waiting: ((t: number[]) => void) | undefined;
   worker.on('message', (t: number[]) => waiting?.(t));
   const next = (): Promise<number[]> => new Promise((r) => (waiting = r));
@@ -73,7 +73,7 @@ if (mode === 'rawmain') {
   const { Hypervisor } = (await import(src('src/hybrid/index.ts'))) as typeof import('../../src/hybrid/index.js');
   const hv = await Hypervisor.connect(uri, { onTaint: () => {} });
   close = () => hv.close();
-  if (mode === 'raw') round = await rawWorker();
+  if (mode === 'raw' || mode === 'rawka') round = await rawWorker(mode === 'rawka');
   else if (mode === 'dom') {
     const dom = await hv.connection.lookupDomain(name);
     round = timed(() => dom.qemuMonitorCommand('{"execute":"query-status"}'));

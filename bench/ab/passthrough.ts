@@ -23,6 +23,7 @@ const LABELS: Record<string, string> = {
   qmp: 'guest.qmp passthrough',
   dom: 'dom.qemuMonitorCommand',
   raw: 'floor: koffi loop in a worker, event loop on',
+  rawka: 'floor: the same with keepalive on',
   rawmain: 'floor: koffi loop, main thread, no event loop',
 };
 

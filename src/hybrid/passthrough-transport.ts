@@ -174,7 +174,7 @@ export class PassthroughTransport implements QmpTransport {
     queue.running = true;
     const { msg, fds } = item;
     const { id, ...command } = msg;
-    this.run(command, fds).then((outcome) => {
+    const done = (outcome: MonitorReply | Error): void => {
       closeFds(fds); // libvirt has sent its own copies to QEMU (or failed)
       try {
         // libvirt's own id (libvirt-N) is replaced by the client's.
@@ -185,16 +185,14 @@ export class PassthroughTransport implements QmpTransport {
       } finally {
         this.next(key, queue);
       }
-    });
-  }
-
-  /** One command through libvirt: QEMU's reply (return or error), or the error that kept it from QEMU. Never rejects. */
-  private run(command: QmpMessage, fds: readonly number[]): Promise<MonitorReply | Error> {
+    };
+    let reply: Promise<MonitorReply>;
     if ('exec-oob' in command) {
-      return Promise.resolve(new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" }));
+      reply = Promise.reject(new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" }));
+    } else {
+      reply = fds.length > 0 ? this.runWithFiles(command, fds) : (this.domain.qemuMonitorCommand(command) as Promise<MonitorReply>);
     }
-    const reply = fds.length > 0 ? this.runWithFiles(command, fds) : (this.domain.qemuMonitorCommand(command) as Promise<MonitorReply>);
-    return reply.then(undefined, (err: unknown) => this.failure(err, fds));
+    reply.then(done, (err: unknown) => done(this.failure(err, fds)));
   }
 
   /** The error a command libvirt failed is answered with. */
