@@ -3,14 +3,16 @@
  * and times query-status on guest argv[4] through argv[5]: 'qmp' = guest.qmp({ via: 'passthrough' }),
  * 'dom' = domain.qemuMonitorCommand(), and two floors with no per-call hand-off: 'raw' = the koffi call
  * looped in a worker while libqemu's libvirt event loop runs ('rawka': with keepalive on, as on libqemu's lanes), 'rawmain' = the koffi call looped on the main
- * thread of a process with no libvirt event loop (what plain python does). Prints '[]' once warmed up,
+ * thread of a process with no libvirt event loop (what plain python does); 'proxy' = a minimal QMP client
+ * through an in-process QmpProxy on guest.qmp({ via: 'passthrough', validate: false }) (as bench/proxy.bench.ts
+ * runs it), 'socket' = the same client on the QMP socket argv[4] (e.g. virt-qemu-qmp-proxy's). Prints '[]' once warmed up,
  * then one JSON array of per-call ms for every number of calls it reads on stdin.
  */
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 
-type Mode = 'qmp' | 'dom' | 'raw' | 'rawka' | 'rawmain';
+type Mode = 'qmp' | 'dom' | 'proxy' | 'socket' | 'raw' | 'rawka' | 'rawmain';
 const [tree, uri, name, mode] = process.argv.slice(2) as [string, string, string, Mode];
 const src = (p: string): string => pathToFileURL(join(tree, p)).href;
 
@@ -69,6 +71,11 @@ let round: Round;
 let close = async (): Promise<void> => {};
 if (mode === 'rawmain') {
   round = await rawMain();
+} else if (mode === 'socket') {
+  const { RawQmpClient } = await import('../raw-qmp-client.js');
+  const c = await RawQmpClient.open(name);
+  round = timed(() => c.call('query-status'));
+  close = async () => c.close();
 } else {
   const { Hypervisor } = (await import(src('src/hybrid/index.ts'))) as typeof import('../../src/hybrid/index.js');
   const hv = await Hypervisor.connect(uri, { onTaint: () => {} });
@@ -77,6 +84,21 @@ if (mode === 'rawmain') {
   else if (mode === 'dom') {
     const dom = await hv.connection.lookupDomain(name);
     round = timed(() => dom.qemuMonitorCommand('{"execute":"query-status"}'));
+  } else if (mode === 'proxy') {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { QmpProxy } = (await import(src('src/proxy/index.ts'))) as typeof import('../../src/proxy/index.js');
+    const { RawQmpClient } = await import('../raw-qmp-client.js');
+    const backend = await (await hv.guest(name)).qmp({ via: 'passthrough', validate: false, timeoutMs: 0 });
+    const proxy = await QmpProxy.start(backend, { listen: join(mkdtempSync(join(tmpdir(), 'abpx-')), 'p.sock') });
+    const c = await RawQmpClient.open(proxy.path);
+    round = timed(() => c.call('query-status'));
+    close = async () => {
+      c.close();
+      await proxy.close();
+      await backend.close();
+      await hv.close();
+    };
   } else {
     const client = await (await hv.guest(name)).qmp({ via: 'passthrough' });
     round = timed(() => client.execute('query-status'));
