@@ -187,10 +187,14 @@ export class PassthroughTransport implements QmpTransport {
       }
     };
     let reply: Promise<MonitorReply>;
-    if ('exec-oob' in command) {
-      reply = Promise.reject(new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" }));
-    } else {
+    try {
+      if ('exec-oob' in command) {
+        throw new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" });
+      }
       reply = fds.length > 0 ? this.runWithFiles(command, fds) : (this.domain.qemuMonitorCommand(command) as Promise<MonitorReply>);
+    } catch (err) {
+      // whatever fails before libvirt has the command settles it too: the key's queue never stalls
+      reply = Promise.reject(err);
     }
     reply.then(done, (err: unknown) => done(this.failure(err, fds)));
   }

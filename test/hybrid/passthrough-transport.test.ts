@@ -120,6 +120,25 @@ describe('PassthroughTransport errors', () => {
     }
   });
 
+  it("a command refused before it reaches libvirt (a synchronous throw) fails alone; the caller's next command runs", async () => {
+    const refused = new Error('refused before libvirt');
+    let calls = 0;
+    const c = await client((cmd) => {
+      if (cmd.execute === 'query-version') return Promise.resolve({ return: { qemu: { major: 7, minor: 2, micro: 0 }, package: '' } });
+      if (++calls === 1) throw refused;
+      return Promise.resolve({ return: { status: 'running', running: true } });
+    });
+    try {
+      const key = {};
+      const first = c.executeUnchecked('query-status', undefined, { orderingKey: key }).catch((e: unknown) => e);
+      const second = c.executeUnchecked('query-status', undefined, { orderingKey: key });
+      expect(await first).toBe(refused);
+      expect(await second).toEqual({ status: 'running', running: true });
+    } finally {
+      await c.close();
+    }
+  });
+
   it('refuses an ordering key that is not an object', async () => {
     const c = await client(async () => ({ return: { qemu: { major: 7, minor: 2, micro: 0 }, package: '' } }));
     try {
