@@ -44,10 +44,16 @@ export function runThrough<O extends {}>(
     return Promise.reject(err);
   }
   if (!validators.some((v) => v.checkReply)) return sent;
-  return sent.then(async (value) => {
-    for (const v of validators) await v.checkReply?.(call, value);
-    return value;
-  });
+  return sent.then((value) => checkRepliesFrom(validators, call, value, 0));
+}
+
+/** Every checkReply in order, waiting only for those that return a promise. */
+function checkRepliesFrom<O extends {}>(validators: readonly CommandValidator<O>[], call: CommandCall<O>, value: unknown, from: number): unknown {
+  for (let i = from; i < validators.length; i++) {
+    const verdict = validators[i]!.checkReply?.(call, value);
+    if (verdict && typeof verdict.then === 'function') return verdict.then(() => checkRepliesFrom(validators, call, value, i + 1));
+  }
+  return value;
 }
 
 function validateFrom<O extends {}>(validators: readonly CommandValidator<O>[], call: CommandCall<O>, from: number): void | Promise<void> {
