@@ -1,6 +1,7 @@
 /**
  * One side of bench/ab/passthrough.ts: loads libqemu from the tree given as argv[2], connects to argv[3],
- * and times query-status on guest argv[4] through argv[5]: 'qmp' = guest.qmp({ via: 'passthrough' }),
+ * and times query-status on guest argv[4] through argv[5]: 'qmp' = guest.qmp({ via: 'passthrough' }) ('qmpnv':
+ * the same with validate: false, no schema check),
  * 'dom' = domain.qemuMonitorCommand(), and two floors with no per-call hand-off: 'raw' = the koffi call
  * looped in a worker while libqemu's libvirt event loop runs ('rawka': with keepalive on, as on libqemu's lanes), 'rawmain' = the koffi call looped on the main
  * thread of a process with no libvirt event loop (what plain python does); 'proxy' = a minimal QMP client
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 
-type Mode = 'qmp' | 'dom' | 'proxy' | 'socket' | 'raw' | 'rawka' | 'rawmain';
+type Mode = 'qmp' | 'qmpnv' | 'dom' | 'proxy' | 'socket' | 'raw' | 'rawka' | 'rawmain';
 const [tree, uri, name, mode] = process.argv.slice(2) as [string, string, string, Mode];
 const src = (p: string): string => pathToFileURL(join(tree, p)).href;
 
@@ -100,7 +101,7 @@ if (mode === 'rawmain') {
       await hv.close();
     };
   } else {
-    const client = await (await hv.guest(name)).qmp({ via: 'passthrough' });
+    const client = await (await hv.guest(name)).qmp({ via: 'passthrough', validate: mode !== 'qmpnv' });
     round = timed(() => client.execute('query-status'));
     close = async () => {
       await client.close();

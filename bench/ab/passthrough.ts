@@ -26,6 +26,7 @@ const CALLS = Number(process.env.AB_CALLS ?? 100);
 const MODES = (process.env.AB_MODES ?? 'qmp,dom').split(',');
 const LABELS: Record<string, string> = {
   qmp: 'guest.qmp passthrough',
+  qmpnv: 'guest.qmp passthrough, validate: false',
   dom: 'dom.qemuMonitorCommand',
   raw: 'floor: koffi loop in a worker, event loop on',
   rawka: 'floor: the same with keepalive on',
