@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { LibvirtError, LibvirtTimeoutError } from './errors.js';
 import type { ExecOps, OpName } from './ops.js';
-import { CTL_MAX, CTL_SEQ, CTL_SLOTS, CTL_STARTING, CTL_STOP, GATE_ACTIVE, GATE_STARTING, endStartup, type ExecReply, type ExecRequest } from './protocol.js';
+import { CTL_MAX, CTL_SEQ, CTL_SLOTS, CTL_STARTING, CTL_STOP, GATE_ACTIVE, endStartup, type ExecReply, type ExecRequest } from './protocol.js';
 import { extname, runtime } from './runtime.js';
 import { spawnWorker } from './spawn-worker.js';
 
@@ -52,7 +52,6 @@ export class Executor {
     // A thread that is still loading koffi and libvirt when the process exits must be waited for (the exit
     // hook waits while GATE_ACTIVE > 0): torn down mid-load, it aborts the process.
     Atomics.store(ctl, CTL_STARTING, 1);
-    Atomics.add(runtime.gate, GATE_STARTING, 1);
     Atomics.add(runtime.gate, GATE_ACTIVE, 1);
     let worker: Worker;
     try {

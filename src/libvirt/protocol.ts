@@ -9,14 +9,9 @@ export interface ExecRequest {
 
 export type ExecReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: LibvirtErrorData };
 
-/**
- * Int32 slots of the shared exit gate: CLOSING is set by the exit hook; ACTIVE counts threads inside koffi;
- * STARTING counts executor threads still loading koffi and libvirt (also counted in ACTIVE).
- */
+/** Int32 slots of the shared exit gate: CLOSING is set by the exit hook; ACTIVE counts threads inside koffi. */
 export const GATE_CLOSING = 0;
 export const GATE_ACTIVE = 1;
-export const GATE_STARTING = 2;
-export const GATE_SLOTS = 3;
 
 /**
  * Int32 slots of an executor's control block: SEQ is bumped after each posted request; STOP ends the
@@ -35,9 +30,7 @@ export const CTL_SLOTS = 5;
 /** The thread has started (or failed to): no longer counted in the exit gate. Whichever side comes first. */
 export function endStartup(gate: Int32Array, ctl: Int32Array): void {
   if (Atomics.compareExchange(ctl, CTL_STARTING, 1, 0) !== 1) return;
-  Atomics.sub(gate, GATE_STARTING, 1);
   Atomics.sub(gate, GATE_ACTIVE, 1);
-  Atomics.notify(gate, GATE_STARTING);
   Atomics.notify(gate, GATE_ACTIVE);
 }
 

@@ -7,7 +7,7 @@ import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { loadNative, type CallbackPtr, type GMainLoopPtr, type Native } from '../../native/libvirt.js';
 import { LibvirtError } from './errors.js';
-import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, GATE_SLOTS, GATE_STARTING, type EventCommand, type EventMessage } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, type EventCommand, type EventMessage } from './protocol.js';
 import { spawnWorker } from './spawn-worker.js';
 
 type Distributive<T> = T extends unknown ? Omit<T, 'reqId'> : never;
@@ -16,11 +16,9 @@ export type EventListener = (m: Exclude<EventMessage, { k: 'ready' } | { k: 'rep
 
 /** How long the exit hook waits for in-flight calls before shutting their connection sockets. */
 const EXIT_DRAIN_MS = 500;
-/** How much longer it waits for executor threads that are still starting (bounded: a thread may have died). */
-const EXIT_STARTUP_MS = 10_000;
 
 class Runtime {
-  readonly gate = new Int32Array(new SharedArrayBuffer(4 * GATE_SLOTS));
+  readonly gate = new Int32Array(new SharedArrayBuffer(8));
   private native: Native | undefined;
   private started: Promise<void> | undefined;
   private eventWorker: Worker | undefined;
@@ -169,9 +167,6 @@ class Runtime {
       // A call is stuck (e.g. on a hung QEMU monitor): shutting its socket makes libvirt return.
       for (const fd of this.connectionFds) this.shutdownSocket(fd);
       waitUntilZero(this.gate, GATE_ACTIVE, 1000);
-      // A thread still loading koffi (a lane opening as the process exits, slow on a loaded machine) has no
-      // socket to shut down, and torn down mid-load it aborts the process: its load always ends, so wait.
-      waitUntilZero(this.gate, GATE_STARTING, EXIT_STARTUP_MS);
     }
     for (const ctl of this.executorControls) {
       Atomics.store(ctl, CTL_STOP, 1);
