@@ -1,5 +1,6 @@
 /**
- * Where one passthrough call spends its time: `npx tsx bench/ab/trace-passthrough.ts [tree] [qmp|dom|proxy]`.
+ * Where one passthrough call spends its time: `npx tsx bench/ab/trace-passthrough.ts [tree] [qmp|qmpnv|dom|proxy]`
+ * (qmpnv: guest.qmp without schema validation).
  * Copies `tree` (default: this checkout) to a temporary directory, adds timestamps (process.hrtime, one
  * clock for every thread) at each step of a call in the copy only — QMP client, passthrough transport,
  * domain, connection, executor on the main thread; wake-up, koffi call and reply in the executor worker —
@@ -100,7 +101,7 @@ try {
     const c = await RawQmpClient.open(proxy.path);
     call = () => c.call('query-status');
   } else {
-    const client = await g.qmp({ via: 'passthrough' });
+    const client = await g.qmp({ via: 'passthrough', validate: ${JSON.stringify(mode)} !== 'qmpnv' });
     call = () => client.execute('query-status');
   }
   for (let i = 0; i < 200; i++) await call();
