@@ -5,7 +5,8 @@
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { FdReader } from './fd-reader.js';
-import { QmpServerSession, type QmpServerReply, type QmpServerRequest } from '../qmp/server-session.js';
+import type { CommandSettler } from '../qmp/command-table.js';
+import { QmpServerSession, type QmpServerCall, type QmpServerRequest } from '../qmp/server-session.js';
 import type { QmpMessage } from '../qmp/transport.js';
 import type { QmpErrorBody } from './errors.js';
 
@@ -13,10 +14,10 @@ export type ClientRequest = QmpServerRequest;
 
 export interface ClientConnectionHooks {
   /**
-   * Relay a negotiated client's command; settle with the reply's `return` or reject with the error.
-   * `signal` aborts when the client is gone: commands still queued are then never sent.
+   * Relay a negotiated client's command to the backend; `settler` hears the reply's `return` or the
+   * error. `signal` aborts when the client is gone: commands still queued are then never sent.
    */
-  execute(conn: ClientConnection, request: ClientRequest, signal: AbortSignal): Promise<unknown>;
+  relay(conn: ClientConnection, request: ClientRequest, signal: AbortSignal, settler: CommandSettler): void;
   /** The connection is gone (closed by either side or dropped). */
   closed(conn: ClientConnection, reason: string): void;
   log(level: 'debug' | 'info' | 'warn', message: string, details?: Record<string, unknown>): void;
@@ -55,7 +56,7 @@ export class ClientConnection {
         readsSocket: options.fdReader === undefined,
       },
       {
-        execute: (request, signal) => this.relay(request, signal),
+        dispatch: (request, call) => hooks.relay(this, request, call.signal, new RelayedCommand(this, call, request.fds)),
         closed: (reason) => {
           if (socketFd !== undefined) options.fdReader?.remove(socketFd);
           hooks.closed(this, reason);
@@ -103,20 +104,48 @@ export class ClientConnection {
     this.session.close(reason, graceful);
   }
 
-  private async relay(request: ClientRequest, signal: AbortSignal): Promise<QmpServerReply> {
-    try {
-      return { return: (await this.hooks.execute(this, request, signal)) ?? {} };
-    } catch (err) {
-      if (this.session.isClosed) this.hooks.log('debug', `dropped a reply for proxy client ${this.id}: it is gone`, { client: this.id });
-      return { error: this.hooks.toQmpError(err) };
-    } finally {
-      // The backend passed its own duplicates on (SCM_RIGHTS copies them): ours are done.
-      for (const fd of request.fds) {
-        try {
-          closeSync(fd);
-        } catch {
-          // already closed
-        }
+  /** @internal the backend's error as the client's QMP error reply */
+  errorReply(err: unknown): { error: QmpErrorBody } {
+    return { error: this.hooks.toQmpError(err) };
+  }
+
+  /** @internal a command's outcome arrived; logged when nobody is left to read it */
+  settled(): void {
+    if (this.session.isClosed) this.hooks.log('debug', `dropped a reply for proxy client ${this.id}: it is gone`, { client: this.id });
+  }
+}
+
+/**
+ * One relayed command on its way back: the backend's outcome becomes the client's reply. An object,
+ * not a promise and closures: one allocation per command on the proxy's hot path.
+ */
+class RelayedCommand implements CommandSettler {
+  constructor(
+    private readonly conn: ClientConnection,
+    private readonly call: QmpServerCall,
+    /** Received with the command; the backend passed its own duplicates on (SCM_RIGHTS copies them). */
+    private readonly fds: readonly number[],
+  ) {}
+
+  resolve(value: unknown, returnText?: string): void {
+    this.release();
+    // QEMU's own text when the transport kept it: its 64-bit integers and member order stay exact.
+    if (returnText !== undefined && value != null) this.call.replyReturnText(returnText);
+    else this.call.reply({ return: value ?? {} });
+  }
+
+  reject(err: unknown): void {
+    this.release();
+    this.call.reply(this.conn.errorReply(err));
+  }
+
+  private release(): void {
+    this.conn.settled();
+    for (const fd of this.fds) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
       }
     }
   }

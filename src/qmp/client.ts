@@ -2,17 +2,18 @@ import { abortable, errorMessage, withDeadline } from '../common/abort.js';
 import type { BoundedQueue } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { AnyEvent, CommandMap, CommandName, CommandReturn, EventMap, EventName, EventOf, ExecuteOptions, ExecuteRest } from './command-map.js';
-import { CommandTable } from './command-table.js';
+import { CommandTable, type CommandSettler } from './command-table.js';
 import { MessageTooLargeError, QmpClosedError, QmpStateError, QmpTimeoutError } from './errors.js';
 import { EventHub, type EventMatch, type EventsOptions, type WaitForEventOptions } from './event-hub.js';
 import { GreetingWaiter, negotiate, type QmpGreeting } from './handshake.js';
 import * as opt from './options.js';
 import { notifyAll, RunstateCell, type Runstate } from './runstate.js';
 import type { QmpMessage, QmpTransport } from './transport.js';
-import { isValidator, runThrough, type CommandCall, type CommandValidator } from './validator.js';
+import { isValidator, runThrough, validateAll, type CommandCall, type CommandValidator } from './validator.js';
 
 export type { QmpGreeting } from './handshake.js';
 export type { Runstate } from './runstate.js';
+export type { CommandSettler } from './command-table.js';
 
 /**
  * A QMP client: the runstate machine (open → negotiate → running → closing → closed) and the public
@@ -115,7 +116,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
     const deadline = (what: string, timeoutMs: number) => ({ timeoutMs, signal: options.signal, onTimeout: () => new QmpTimeoutError(what, timeoutMs) });
     const description = this.transport.description;
     try {
-      const handlers = { message: (m: QmpMessage) => this.onMessage(m), failed: (id: string, e: Error) => this.table.fail(id, e), protocolError: (e: Error) => this.onProtocolError(e), closed: (r: Error | undefined) => this.onTransportClosed(r) };
+      const handlers = { message: (m: QmpMessage, text?: string) => this.onMessage(m, text), failed: (id: string, e: Error) => this.table.fail(id, e), protocolError: (e: Error) => this.onProtocolError(e), closed: (r: Error | undefined) => this.onTransportClosed(r) };
       await withDeadline(deadline(`connect to ${description}`, this.options.connectTimeoutMs ?? opt.DEFAULT_CONNECT_TIMEOUT_MS), (signal) => this.transport.open(handlers, signal));
       if ((this.state as Runstate) === 'closed') throw this.closeError ?? new QmpClosedError('closed while connecting');
       this.setState('negotiating');
@@ -152,6 +153,42 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
    */
   executeUnchecked(command: string, args?: Record<string, unknown>, options?: ExecuteOptions & O): Promise<unknown> {
     return this.run(command, args, options ?? ({} as ExecuteOptions & O));
+  }
+
+  /**
+   * execute() for relays such as the proxy: the outcome goes to `settler` instead of a promise (its
+   * `resolve` also gets the reply's value as QEMU wrote it, when the transport kept the text). Same
+   * checks, validators and command table; with only synchronous validators and none that checks
+   * replies, no promise, closure or abort listener is made per command. `options.signal` only stops
+   * a command that has not been sent yet: once sent, the settler hears how it ended.
+   */
+  executeTo(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions & O, settler: CommandSettler): void {
+    const validators = this.validators;
+    if (validators.some((v) => v.checkReply)) {
+      this.run(command, args, options).then(
+        (value) => settler.resolve(value),
+        (err: unknown) => settler.reject(err),
+      );
+      return;
+    }
+    let verdict: void | Promise<void>;
+    try {
+      this.checkCall(command, args, options);
+      verdict = validators.length === 0 ? undefined : validateAll(validators, { command, args, options });
+    } catch (err) {
+      settler.reject(err);
+      return;
+    }
+    if (!verdict) return this.table.submitTo(command, args, options, settler);
+    verdict.then(
+      () => {
+        // An async validator took its time: the relay's client may have gone, or the connection closed.
+        if (options.signal?.aborted) settler.reject(options.signal.reason ?? new Error('aborted'));
+        else if (this.state !== 'running') settler.reject(this.closeError ?? new QmpClosedError(`client is ${this.state}`));
+        else this.table.submitTo(command, args, options, settler);
+      },
+      (err: unknown) => settler.reject(err),
+    );
   }
 
   /** Runs an HMP command line through `human-monitor-command` and resolves to its text output. */
@@ -241,11 +278,11 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
 
   // ---- receiving -------------------------------------------------------------------------------
 
-  private onMessage(msg: QmpMessage): void {
+  private onMessage(msg: QmpMessage, text?: string): void {
     this.traffic('in', msg);
     if (typeof msg.event === 'string') this.hub.dispatch(msg);
     else if ('return' in msg || 'error' in msg) {
-      const unmatched = this.table.reply(msg);
+      const unmatched = this.table.reply(msg, text);
       if (unmatched) this.onProtocolError(unmatched);
     } else if ('QMP' in msg) this.onGreeting(msg);
     else this.options.logger?.warn?.('dropped a QMP message that is neither reply, event nor greeting', { keys: Object.keys(msg) });

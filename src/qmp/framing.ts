@@ -4,7 +4,8 @@ import type { QmpMessage } from './transport.js';
 export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 
 export interface FramerSink {
-  message(msg: QmpMessage): void;
+  /** One message, with the line it was parsed from (without its line end). */
+  message(msg: QmpMessage, text: string): void;
   protocolError(err: Error): void;
 }
 
@@ -162,7 +163,7 @@ export class MessageFramer {
       this.sink.protocolError(new QmpProtocolError(`received JSON that is not an object: ${preview(text)}`));
       return;
     }
-    this.sink.message(parsed as QmpMessage);
+    this.sink.message(parsed as QmpMessage, text);
   }
 }
 
@@ -181,6 +182,19 @@ function lastBytes(pieces: Buffer[]): Buffer {
 
 function preview(text: string): string {
   return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+const RETURN_HEAD = '{"return": ';
+
+/**
+ * The `return` value's text in a reply line as QEMU writes it, `{"return": VALUE, "id": "ID"}` with
+ * its (string) id last; undefined for any other shape. Lets a relay pass QEMU's value on byte for
+ * byte (64-bit integers, member order) instead of serialising what JSON.parse made of it.
+ */
+export function returnTextOf(line: string, id: string): string | undefined {
+  const tail = `, "id": ${JSON.stringify(id)}}`;
+  if (!line.startsWith(RETURN_HEAD) || !line.endsWith(tail) || line.length < RETURN_HEAD.length + tail.length + 1) return undefined;
+  return line.slice(RETURN_HEAD.length, line.length - tail.length);
 }
 
 /** Serialises one message as a line. QEMU accepts LF; replies come back with CRLF. */

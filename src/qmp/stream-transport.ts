@@ -81,7 +81,7 @@ export class StreamTransport implements QmpTransport {
     this.stream = stream;
     if (!this.holding) (stream as Partial<Socket>).unref?.();
     const framer = new MessageFramer(
-      { message: (m) => this.handlers?.message(m), protocolError: (e) => this.handlers?.protocolError(e) },
+      { message: (m, text) => this.handlers?.message(m, text), protocolError: (e) => this.handlers?.protocolError(e) },
       this.capabilities.maxMessageBytes,
     );
     stream.on('data', (chunk: Buffer | string) => {

@@ -32,8 +32,11 @@ export interface TransportCapabilities {
 }
 
 export interface TransportHandlers {
-  /** One complete message from the peer (greeting, reply, or event). */
-  message(msg: QmpMessage): void;
+  /**
+   * One complete message from the peer (greeting, reply, or event); `text` is the line it was parsed
+   * from when the transport has it (a reply's value can then be relayed as the peer wrote it).
+   */
+  message(msg: QmpMessage, text?: string): void;
   /**
    * The command sent with this id will get no reply from the peer (the connection under it dropped,
    * the route refused it): the client rejects that command with `error` as it is. A transport reports

@@ -50,6 +50,11 @@ export function runThrough<O extends {}>(
   });
 }
 
+/** Every validator's `validate` in order: undefined when all passed synchronously, else a promise of the rest. Throws a synchronous refusal. */
+export function validateAll<O extends {}>(validators: readonly CommandValidator<O>[], call: CommandCall<O>): void | Promise<void> {
+  return validateFrom(validators, call, 0);
+}
+
 function validateFrom<O extends {}>(validators: readonly CommandValidator<O>[], call: CommandCall<O>, from: number): void | Promise<void> {
   for (let i = from; i < validators.length; i++) {
     const verdict = validators[i]!.validate?.(call);
