@@ -127,11 +127,15 @@ class RelayedCommand implements CommandSettler {
     private readonly fds: readonly number[],
   ) {}
 
-  resolve(value: unknown, returnText?: string): void {
+  resolve(value: unknown): void {
     this.release();
-    // QEMU's own text when the transport kept it: its 64-bit integers and member order stay exact.
-    if (returnText !== undefined && value != null) this.call.replyReturnText(returnText);
-    else this.call.reply({ return: value ?? {} });
+    this.call.reply({ return: value ?? {} });
+  }
+
+  /** QEMU's own text, unparsed (the backend reads a QMP socket): its 64-bit integers and member order stay exact. */
+  resolveText(returnText: string): void {
+    this.release();
+    this.call.replyReturnText(returnText);
   }
 
   reject(err: unknown): void {

@@ -116,7 +116,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
     const deadline = (what: string, timeoutMs: number) => ({ timeoutMs, signal: options.signal, onTimeout: () => new QmpTimeoutError(what, timeoutMs) });
     const description = this.transport.description;
     try {
-      const handlers = { message: (m: QmpMessage, text?: string) => this.onMessage(m, text), failed: (id: string, e: Error) => this.table.fail(id, e), protocolError: (e: Error) => this.onProtocolError(e), closed: (r: Error | undefined) => this.onTransportClosed(r) };
+      const handlers = { message: (m: QmpMessage) => this.onMessage(m), takeReply: (line: string) => this.onReplyLine(line), failed: (id: string, e: Error) => this.table.fail(id, e), protocolError: (e: Error) => this.onProtocolError(e), closed: (r: Error | undefined) => this.onTransportClosed(r) };
       await withDeadline(deadline(`connect to ${description}`, this.options.connectTimeoutMs ?? opt.DEFAULT_CONNECT_TIMEOUT_MS), (signal) => this.transport.open(handlers, signal));
       if ((this.state as Runstate) === 'closed') throw this.closeError ?? new QmpClosedError('closed while connecting');
       this.setState('negotiating');
@@ -156,8 +156,9 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
   }
 
   /**
-   * execute() for relays such as the proxy: the outcome goes to `settler` instead of a promise (its
-   * `resolve` also gets the reply's value as QEMU wrote it, when the transport kept the text). Same
+   * execute() for relays such as the proxy: the outcome goes to `settler` instead of a promise (a
+   * settler with `resolveText` gets the reply's value as QEMU wrote it, when the transport reads text
+   * lines: the reply is then not parsed). Same
    * checks, validators and command table; with only synchronous validators and none that checks
    * replies, no promise, closure or abort listener is made per command. `options.signal` only stops
    * a command that has not been sent yet: once sent, the settler hears how it ended.
@@ -278,11 +279,17 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
 
   // ---- receiving -------------------------------------------------------------------------------
 
-  private onMessage(msg: QmpMessage, text?: string): void {
+  /** A reply line before parsing: a relay's command (executeTo) takes its value as text, unparsed. */
+  private onReplyLine(line: string): boolean {
+    // The traffic hook sees every message, parsed.
+    return this.options.onTraffic === undefined && this.table.takeReplyLine(line);
+  }
+
+  private onMessage(msg: QmpMessage): void {
     this.traffic('in', msg);
     if (typeof msg.event === 'string') this.hub.dispatch(msg);
     else if ('return' in msg || 'error' in msg) {
-      const unmatched = this.table.reply(msg, text);
+      const unmatched = this.table.reply(msg);
       if (unmatched) this.onProtocolError(unmatched);
     } else if ('QMP' in msg) this.onGreeting(msg);
     else this.options.logger?.warn?.('dropped a QMP message that is neither reply, event nor greeting', { keys: Object.keys(msg) });

@@ -3,7 +3,6 @@ import type { ExecuteOptions } from './command-map.js';
 import { DeadlineTimer, monotonicNow } from './deadline-timer.js';
 import { FdPassingError, MessageTooLargeError, QmpClosedError, QmpCommandError, QmpProtocolError, QmpTimeoutError } from './errors.js';
 import type { QmpLogger } from './logger.js';
-import { returnTextOf } from './framing.js';
 import type { QmpMessage, SendOptions } from './transport.js';
 
 /**
@@ -11,13 +10,18 @@ import type { QmpMessage, SendOptions } from './transport.js';
  * which then needs no promise, closure or abort listener per command).
  */
 export interface CommandSettler {
-  /**
-   * The reply's `return` value; `returnText`, when the transport kept the reply's text, is that value
-   * exactly as the peer wrote it (so a relay can pass it on without serialising it again).
-   */
-  resolve(value: unknown, returnText?: string): void;
+  /** The reply's `return` value. */
+  resolve(value: unknown): void;
   reject(err: unknown): void;
+  /**
+   * Optional: takes the `return` value as the text the peer wrote, instead of `resolve`. The reply
+   * line is then not parsed at all (a relay passes it on as is: 64-bit integers and member order stay exact).
+   */
+  resolveText?(returnText: string): void;
 }
+
+const RETURN_HEAD = '{"return": ';
+const ID_TAIL = ', "id": "';
 
 /** A command from submit() until it settles. A class, not closures: one allocation per command. */
 class Pending {
@@ -120,7 +124,7 @@ export class CommandTable {
    * Settles the command a reply answers. A reply nobody waits for is logged and dropped; the one
    * case that means something is returned: an error without an id (QEMU could not parse a message).
    */
-  reply(msg: QmpMessage, text?: string): QmpProtocolError | undefined {
+  reply(msg: QmpMessage): QmpProtocolError | undefined {
     const id = typeof msg.id === 'string' ? msg.id : undefined;
     const p = this.claim(id);
     if (p === 'abandoned') return undefined;
@@ -137,9 +141,26 @@ export class CommandTable {
       const e = (msg.error ?? {}) as { class?: unknown; desc?: unknown };
       p.settler.reject(new QmpCommandError(String(e.class ?? 'GenericError'), String(e.desc ?? ''), p.command, p.id));
     } else {
-      p.settler.resolve(msg.return, text === undefined ? undefined : returnTextOf(text, p.id));
+      p.settler.resolve(msg.return);
     }
     return undefined;
+  }
+
+  /**
+   * A reply line in QEMU's layout, `{"return": VALUE, "id": "ID"}` with the id last, for a command whose
+   * settler takes text: settles it with VALUE's text, unparsed. False for any other line (parse it).
+   */
+  takeReplyLine(line: string): boolean {
+    if (!line.startsWith(RETURN_HEAD) || !line.endsWith('"}')) return false;
+    const at = line.lastIndexOf(ID_TAIL);
+    if (at <= RETURN_HEAD.length) return false;
+    // Only our own ids (decimal strings) are in the table, so a hit means the id is exactly that.
+    const id = line.slice(at + ID_TAIL.length, line.length - 2);
+    const p = this.pending.get(id);
+    if (!p || !p.settler.resolveText) return false;
+    this.claim(id);
+    p.settler.resolveText(line.slice(RETURN_HEAD.length, at));
+    return true;
   }
 
   /** The command with this id gets no reply (the transport said so, or its reply was skipped): rejects it with `error`. */
@@ -182,8 +203,12 @@ export class CommandTable {
     p.sent = true;
     if (!p.oob) this.inFlight++;
     try {
-      if (p.fds || p.orderingKey) this.options.send(p.message, { ...(p.fds ? { fds: p.fds } : {}), ...(p.orderingKey ? { orderingKey: p.orderingKey } : {}) });
-      else this.options.send(p.message);
+      if (p.fds || p.orderingKey) {
+        const sendOptions: SendOptions = {};
+        if (p.fds) sendOptions.fds = p.fds;
+        if (p.orderingKey) sendOptions.orderingKey = p.orderingKey;
+        this.options.send(p.message, sendOptions);
+      } else this.options.send(p.message);
     } catch (err) {
       this.pending.delete(p.id);
       this.settled();

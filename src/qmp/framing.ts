@@ -4,9 +4,10 @@ import type { QmpMessage } from './transport.js';
 export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 
 export interface FramerSink {
-  /** One message, with the line it was parsed from (without its line end). */
-  message(msg: QmpMessage, text: string): void;
+  message(msg: QmpMessage): void;
   protocolError(err: Error): void;
+  /** Optional: offered each line (without its line end) before it is parsed; true takes it, unparsed. */
+  takeLine?(line: string): boolean;
 }
 
 const LF = 0x0a;
@@ -149,6 +150,7 @@ export class MessageFramer {
       return;
     }
     const text = buf.toString('utf8', start, end);
+    if (this.sink.takeLine?.(text)) return;
     if (text.trim() === '') return; // blank lines are legal padding
     let parsed: unknown;
     try {
@@ -163,7 +165,7 @@ export class MessageFramer {
       this.sink.protocolError(new QmpProtocolError(`received JSON that is not an object: ${preview(text)}`));
       return;
     }
-    this.sink.message(parsed as QmpMessage, text);
+    this.sink.message(parsed as QmpMessage);
   }
 }
 
@@ -182,19 +184,6 @@ function lastBytes(pieces: Buffer[]): Buffer {
 
 function preview(text: string): string {
   return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
-}
-
-const RETURN_HEAD = '{"return": ';
-
-/**
- * The `return` value's text in a reply line as QEMU writes it, `{"return": VALUE, "id": "ID"}` with
- * its (string) id last; undefined for any other shape. Lets a relay pass QEMU's value on byte for
- * byte (64-bit integers, member order) instead of serialising what JSON.parse made of it.
- */
-export function returnTextOf(line: string, id: string): string | undefined {
-  const tail = `, "id": ${JSON.stringify(id)}}`;
-  if (!line.startsWith(RETURN_HEAD) || !line.endsWith(tail) || line.length < RETURN_HEAD.length + tail.length + 1) return undefined;
-  return line.slice(RETURN_HEAD.length, line.length - tail.length);
 }
 
 /** Serialises one message as a line. QEMU accepts LF; replies come back with CRLF. */

@@ -32,11 +32,13 @@ export interface TransportCapabilities {
 }
 
 export interface TransportHandlers {
+  /** One complete message from the peer (greeting, reply, or event). */
+  message(msg: QmpMessage): void;
   /**
-   * One complete message from the peer (greeting, reply, or event); `text` is the line it was parsed
-   * from when the transport has it (a reply's value can then be relayed as the peer wrote it).
+   * Optional, for transports that read text lines: a line offered before it is parsed; true when the
+   * client settled a command with it as it is (a relay's reply), and it must not be delivered again.
    */
-  message(msg: QmpMessage, text?: string): void;
+  takeReply?(line: string): boolean;
   /**
    * The command sent with this id will get no reply from the peer (the connection under it dropped,
    * the route refused it): the client rejects that command with `error` as it is. A transport reports
