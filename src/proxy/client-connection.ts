@@ -5,6 +5,7 @@
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { FdReader } from './fd-reader.js';
+import type { ExecuteOptions } from '../qmp/command-map.js';
 import type { CommandSettler } from '../qmp/command-table.js';
 import { QmpServerSession, type QmpServerCall, type QmpServerRequest } from '../qmp/server-session.js';
 import type { QmpMessage } from '../qmp/transport.js';
@@ -14,10 +15,10 @@ export type ClientRequest = QmpServerRequest;
 
 export interface ClientConnectionHooks {
   /**
-   * Relay a negotiated client's command to the backend; `settler` hears the reply's `return` or the
-   * error. `signal` aborts when the client is gone: commands still queued are then never sent.
+   * Relay a negotiated client's command to the backend (with `conn.relayOptions`); `settler` hears the
+   * reply's `return` or the error.
    */
-  relay(conn: ClientConnection, request: ClientRequest, signal: AbortSignal, settler: CommandSettler): void;
+  relay(conn: ClientConnection, request: ClientRequest, settler: CommandSettler): void;
   /** The connection is gone (closed by either side or dropped). */
   closed(conn: ClientConnection, reason: string): void;
   log(level: 'debug' | 'info' | 'warn', message: string, details?: Record<string, unknown>): void;
@@ -32,12 +33,21 @@ export interface ClientConnectionOptions {
   maxPending: number;
   /** Bytes of JSON tokens in one message (QEMU's limit: 64 MiB). */
   maxMessageBytes: number;
+  /** Per-command timeout on the backend (default: the backend client's own). */
+  commandTimeoutMs?: number;
   /** Read the socket with recvmsg so fds sent with commands are received (the socket was accepted paused). */
   fdReader?: FdReader;
 }
 
 export class ClientConnection {
   private readonly session: QmpServerSession;
+  /**
+   * The backend options of this client's commands, one object for all (read, never kept or changed,
+   * by the client stack): its commands keep their order, different clients' may run side by side
+   * where the backend can (libvirt passthrough: a libvirt call each); `signal` aborts when the client
+   * is gone, so commands still queued behind the backend's in-flight cap are never sent.
+   */
+  readonly relayOptions: ExecuteOptions;
 
   constructor(
     readonly id: number,
@@ -56,7 +66,7 @@ export class ClientConnection {
         readsSocket: options.fdReader === undefined,
       },
       {
-        dispatch: (request, call) => hooks.relay(this, request, call.signal, new RelayedCommand(this, call, request.fds)),
+        dispatch: (request, call) => hooks.relay(this, request, new RelayedCommand(this, call, request.fds)),
         closed: (reason) => {
           if (socketFd !== undefined) options.fdReader?.remove(socketFd);
           hooks.closed(this, reason);
@@ -64,6 +74,8 @@ export class ClientConnection {
         log: (level, message, details) => hooks.log(level, `proxy client ${this.id}: ${message}`, { client: this.id, ...details }),
       },
     );
+    this.relayOptions = { signal: this.session.goneSignal, orderingKey: this };
+    if (options.commandTimeoutMs !== undefined) this.relayOptions.timeoutMs = options.commandTimeoutMs;
     const socketFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (options.fdReader) {
       if (typeof socketFd !== 'number' || socketFd < 0) {

@@ -204,10 +204,11 @@ export class QmpProxy implements AsyncDisposable {
         maxOutputBytes: this.options.maxClientOutputBytes ?? DEFAULT_MAX_OUTPUT,
         maxPending: this.options.maxPendingPerClient ?? DEFAULT_MAX_PENDING,
         maxMessageBytes: this.options.maxMessageBytes ?? QEMU_JSON_LIMITS.maxTokenBytes,
+        ...(this.options.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: this.options.commandTimeoutMs }),
         ...(this.fdReader ? { fdReader: this.fdReader } : {}),
       },
       {
-        relay: (c, request, signal, settler) => this.relay(c, request, signal, settler),
+        relay: (c, request, settler) => this.relay(c, request, settler),
         closed: (c, reason) => {
           this.connections.delete(c);
           if (reason.startsWith('dropped')) this.counters.dropped++;
@@ -221,14 +222,14 @@ export class QmpProxy implements AsyncDisposable {
     this.log('debug', `proxy client ${conn.id} connected`, { client: conn.id });
   }
 
-  private relay(client: ClientConnection, request: ClientRequest, signal: AbortSignal, settler: CommandSettler): void {
+  private relay(client: ClientConnection, request: ClientRequest, settler: CommandSettler): void {
     this.counters.commands++;
-    // Each client's commands keep their order; different clients' may run side by side where the backend
-    // can (libvirt passthrough: a libvirt call each).
-    const options: ExecuteOptions = { signal, orderingKey: client };
-    if (this.options.commandTimeoutMs !== undefined) options.timeoutMs = this.options.commandTimeoutMs;
-    if (request.oob) options.oob = true;
-    if (request.fds.length > 0) options.fds = [...request.fds];
+    let options = client.relayOptions;
+    if (request.oob || request.fds.length > 0) {
+      options = { ...options };
+      if (request.oob) options.oob = true;
+      if (request.fds.length > 0) options.fds = [...request.fds];
+    }
     try {
       if (this.backend.executeTo) this.backend.executeTo(request.command, request.args, options, settler);
       else {

@@ -47,6 +47,8 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
   private oob = false;
   /** Replaced, never mutated, so a call in progress keeps the list it started with. */
   private validators: readonly CommandValidator<O>[] = [];
+  /** Some validator checks replies (executeTo then takes the promise path). */
+  private checksReplies = false;
   private readonly options: opt.QmpClientOptions<O>;
   private readonly defaultTimeoutMs: number;
   private readonly table: CommandTable;
@@ -68,6 +70,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
     this.table = new CommandTable({
       maxInFlight: transport.capabilities.pipelining || transport.capabilities.orderedByKey ? (options.maxInFlight ?? 8) : 1,
       defaultTimeoutMs: this.defaultTimeoutMs,
+      usesOrderingKeys: transport.capabilities.orderedByKey === true,
       send: (m, sendOptions) => (this.traffic('out', m), sendOptions ? transport.send(m, sendOptions) : transport.send(m)),
       logger,
     });
@@ -104,7 +107,11 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
   use(validator: CommandValidator<O>): () => void {
     if (!isValidator(validator)) throw new InvalidArgumentError('use: expected a CommandValidator, an object with validate(call) and/or checkReply(call, value)');
     this.validators = [...this.validators, validator];
-    return () => void (this.validators = this.validators.filter((v) => v !== validator));
+    this.checksReplies = this.validators.some((v) => v.checkReply);
+    return () => {
+      this.validators = this.validators.filter((v) => v !== validator);
+      this.checksReplies = this.validators.some((v) => v.checkReply);
+    };
   }
 
   /** Opens the transport, waits for the greeting and negotiates. Resolves to the greeting. */
@@ -165,7 +172,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
    */
   executeTo(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions & O, settler: CommandSettler): void {
     const validators = this.validators;
-    if (validators.some((v) => v.checkReply)) {
+    if (this.checksReplies) {
       this.run(command, args, options).then(
         (value) => settler.resolve(value),
         (err: unknown) => settler.reject(err),

@@ -55,6 +55,8 @@ export interface CommandTableOptions {
   maxInFlight: number;
   /** Per-command timeout when the call gives none (0 = none). */
   defaultTimeoutMs: number;
+  /** The transport runs commands with different ordering keys side by side (else keys are not passed on). */
+  usesOrderingKeys?: boolean;
   /** Puts one message on the wire (with fds when given); throws when it cannot. */
   send(message: QmpMessage, options?: SendOptions): void;
   logger?: QmpLogger | undefined;
@@ -108,7 +110,7 @@ export class CommandTable {
     const signal = options.signal;
     const p = new Pending(id, command, message, oob, timeoutMs, timeoutMs > 0 ? monotonicNow() + timeoutMs : Infinity, signal);
     if (options.fds?.length) p.fds = [...options.fds];
-    p.orderingKey = options.orderingKey;
+    if (this.options.usesOrderingKeys) p.orderingKey = options.orderingKey;
     p.settler = settler;
     if (p.deadline !== Infinity) this.deadlines.ensure(p.deadline);
     if (signal && listen) {
