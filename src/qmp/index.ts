@@ -4,7 +4,7 @@ export * from './errors.js';
 export { MessageFramer, encodeMessage, DEFAULT_MAX_MESSAGE_BYTES, type FramerSink } from './framing.js';
 export { StreamTransport, type StreamTarget, type StreamTransportOptions } from './stream-transport.js';
 export { redact, isSecretKey, REDACTED } from './redact.js';
-export { QmpClient, type Runstate } from './client.js';
+export { QmpClient, type Runstate, type CommandSettler } from './client.js';
 export type { QmpGreeting } from './handshake.js';
 export type { QmpLogger } from './logger.js';
 export type { QmpClientOptions, QmpOpenOptions, QmpTarget, QmpConnectOptions, TrafficDirection } from './options.js';
