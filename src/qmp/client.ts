@@ -172,31 +172,41 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
    */
   executeTo(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions & O, settler: CommandSettler): void {
     const validators = this.validators;
-    if (this.checksReplies) {
-      this.run(command, args, options).then(
-        (value) => settler.resolve(value),
-        (err: unknown) => settler.reject(err),
-      );
-      return;
-    }
     let verdict: void | Promise<void>;
+    const call: CommandCall<O> | undefined = validators.length === 0 ? undefined : { command, args, options };
     try {
       this.checkCall(command, args, options);
-      verdict = validators.length === 0 ? undefined : validateAll(validators, { command, args, options });
+      verdict = call === undefined ? undefined : validateAll(validators, call);
     } catch (err) {
       settler.reject(err);
       return;
     }
-    if (!verdict) return this.table.submitTo(command, args, options, settler);
+    if (!verdict) return this.submitTo(command, args, options, call, settler);
     verdict.then(
       () => {
         // An async validator took its time: the relay's client may have gone, or the connection closed.
         if (options.signal?.aborted) settler.reject(options.signal.reason ?? new Error('aborted'));
         else if (this.state !== 'running') settler.reject(this.closeError ?? new QmpClosedError(`client is ${this.state}`));
-        else this.table.submitTo(command, args, options, settler);
+        else this.submitTo(command, args, options, call, settler);
       },
       (err: unknown) => settler.reject(err),
     );
+  }
+
+  /** executeTo's command, validated: straight to the settler, or through the validators' reply checks when one needs the reply. */
+  private submitTo(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions & O, call: CommandCall<O> | undefined, settler: CommandSettler): void {
+    const checking = call && this.checksReplies ? this.validators.filter((v) => v.checkReply && (v.checksReply?.(call) ?? true)) : [];
+    if (checking.length === 0) return this.table.submitTo(command, args, options, settler);
+    this.table
+      .submit(command, args, options)
+      .then(async (value) => {
+        for (const v of checking) await v.checkReply!(call!, value);
+        return value;
+      })
+      .then(
+        (value) => settler.resolve(value),
+        (err: unknown) => settler.reject(err),
+      );
   }
 
   /** Runs an HMP command line through `human-monitor-command` and resolves to its text output. */

@@ -2,6 +2,7 @@ import { errorMessage } from '../common/abort.js';
 import type { ExecuteOptions } from './command-map.js';
 import { DeadlineTimer, monotonicNow } from './deadline-timer.js';
 import { FdPassingError, MessageTooLargeError, QmpClosedError, QmpCommandError, QmpProtocolError, QmpTimeoutError } from './errors.js';
+import { replyLineParts } from './framing.js';
 import type { QmpLogger } from './logger.js';
 import type { QmpMessage, SendOptions } from './transport.js';
 
@@ -20,8 +21,6 @@ export interface CommandSettler {
   resolveText?(returnText: string): void;
 }
 
-const RETURN_HEAD = '{"return": ';
-const ID_TAIL = ', "id": "';
 
 /** A command from submit() until it settles. A class, not closures: one allocation per command. */
 class Pending {
@@ -153,15 +152,12 @@ export class CommandTable {
    * settler takes text: settles it with VALUE's text, unparsed. False for any other line (parse it).
    */
   takeReplyLine(line: string): boolean {
-    if (!line.startsWith(RETURN_HEAD) || !line.endsWith('"}')) return false;
-    const at = line.lastIndexOf(ID_TAIL);
-    if (at <= RETURN_HEAD.length) return false;
+    const parts = replyLineParts(line);
     // Only our own ids (decimal strings) are in the table, so a hit means the id is exactly that.
-    const id = line.slice(at + ID_TAIL.length, line.length - 2);
-    const p = this.pending.get(id);
+    const p = parts && this.pending.get(parts.id);
     if (!p || !p.settler.resolveText) return false;
-    this.claim(id);
-    p.settler.resolveText(line.slice(RETURN_HEAD.length, at));
+    this.claim(p.id);
+    p.settler.resolveText(parts.returnText);
     return true;
   }
 

@@ -24,6 +24,11 @@ export interface CommandValidator<O extends {} = {}> {
    * the value once this settles; throwing fails the call.
    */
   checkReply?(call: CommandCall<O>, value: unknown): void | Promise<void>;
+  /**
+   * Whether `checkReply` needs this call's reply, asked after `validate` (default: every call's). A relay
+   * (QmpClient.executeTo) passes the replies no validator needs on as text, without parsing them.
+   */
+  checksReply?(call: CommandCall<O>): boolean;
 }
 
 /**
@@ -65,6 +70,11 @@ function validateFrom<O extends {}>(validators: readonly CommandValidator<O>[], 
 /** Whether `v` is a validator: an object with a validate and/or checkReply function. */
 export function isValidator(v: unknown): v is CommandValidator<never> {
   if (v === null || typeof v !== 'object') return false;
-  const { validate, checkReply } = v as Record<string, unknown>;
-  return (validate !== undefined || checkReply !== undefined) && (validate === undefined || typeof validate === 'function') && (checkReply === undefined || typeof checkReply === 'function');
+  const { validate, checkReply, checksReply } = v as Record<string, unknown>;
+  return (
+    (validate !== undefined || checkReply !== undefined) &&
+    (validate === undefined || typeof validate === 'function') &&
+    (checkReply === undefined || typeof checkReply === 'function') &&
+    (checksReply === undefined || typeof checksReply === 'function')
+  );
 }
