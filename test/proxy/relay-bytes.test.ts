@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpProxy } from '../../src/proxy/index.js';
 import { QmpClient } from '../../src/qmp/index.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
+import { waitFor } from '../harness/wait.js';
 
 let qemu: QemuInstance;
 let backend: QmpClient;
@@ -52,7 +53,19 @@ async function lineClient(path: string): Promise<{ exchange(line: string): Promi
       w(lines.shift()!);
     }
   });
-  const nextLine = () => new Promise<string>((resolve) => (lines.length > 0 ? resolve(lines.shift()!) : (waiting = resolve)));
+  let closed = false;
+  let failWaiting: ((err: Error) => void) | undefined;
+  socket.on('close', () => {
+    closed = true;
+    failWaiting?.(new Error('the server closed the connection'));
+  });
+  const nextLine = () =>
+    new Promise<string>((resolve, reject) => {
+      if (lines.length > 0) return resolve(lines.shift()!);
+      if (closed) return reject(new Error('the server closed the connection'));
+      waiting = resolve;
+      failWaiting = reject;
+    });
   await new Promise((r, j) => (socket.once('connect', r), socket.once('error', j)));
   await nextLine(); // greeting
   const exchange = async (line: string) => {
@@ -86,6 +99,58 @@ describe('proxy replies are QEMU\'s bytes', () => {
     } finally {
       direct.close();
       proxied.close();
+    }
+  });
+});
+
+describe('the relay path\'s guarantees through the proxy', () => {
+  it('a reply that never comes errors the command at the proxy\'s deadline; the late reply then goes nowhere', async () => {
+    const q = await startQemu({ argsFor: (d) => ['-qmp', `unix:${join(d, 'backend.sock')},server=on,wait=off`] });
+    const b = await QmpClient.connect({ path: join(q.dir, 'backend.sock') }, { timeoutMs: 0 });
+    const p = await QmpProxy.start(b, { listen: join(dir, 'run', 'deadline.sock'), commandTimeoutMs: 300 });
+    const client = await lineClient(p.path);
+    try {
+      process.kill(q.pid, 'SIGSTOP');
+      let late: string;
+      try {
+        late = await client.exchange('{"execute":"query-status","id":"late"}');
+      } finally {
+        process.kill(q.pid, 'SIGCONT');
+      }
+      expect(JSON.parse(late)).toEqual({ id: 'late', error: { class: 'GenericError', desc: expect.stringMatching(/^libqemu proxy: .*query-status.*300 ms/) } });
+      // QEMU answers the timed-out command now; the client sees only its next command's reply
+      expect(JSON.parse(await client.exchange('{"execute":"query-status","id":"next"}'))).toMatchObject({ id: 'next', return: { running: true } });
+      expect(b.pendingCount).toBe(0);
+    } finally {
+      client.close();
+      await p.close();
+      await b.close();
+      await q.stop();
+    }
+  });
+
+  it('when QEMU goes away, every pending command of every client settles and the clients are let go', async () => {
+    const q = await startQemu({ argsFor: (d) => ['-qmp', `unix:${join(d, 'backend.sock')},server=on,wait=off`] });
+    const b = await QmpClient.connect({ path: join(q.dir, 'backend.sock') }, { timeoutMs: 0 });
+    const p = await QmpProxy.start(b, { listen: join(dir, 'run', 'drop.sock') });
+    const clients = [await lineClient(p.path), await lineClient(p.path)];
+    try {
+      process.kill(q.pid, 'SIGSTOP');
+      const pending = clients.map((c, i) => c.exchange(`{"execute":"query-status","id":${i}}`).catch((err: unknown) => err));
+      await waitFor('both commands at the backend', () => b.pendingCount === 2);
+      await q.kill('SIGKILL');
+      expect(await p.done).toBe('the backend QMP connection closed');
+      expect(b.pendingCount).toBe(0);
+      // nobody hangs: each client is let go (as QEMU's own socket would), or told first
+      const outcomes = await Promise.all(pending);
+      for (const [i, o] of outcomes.entries()) {
+        if (!(o instanceof Error)) expect(JSON.parse(o as string)).toMatchObject({ id: i, error: { class: 'GenericError' } });
+      }
+    } finally {
+      for (const c of clients) c.close();
+      await p.close();
+      await b.close();
+      await q.stop();
     }
   });
 });
