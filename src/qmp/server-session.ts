@@ -98,7 +98,8 @@ interface Slot {
 
 type Work = { item: JsonStreamItem; fds: number[] };
 
-const NO_FDS: number[] = [];
+/** No fds came with a command (shared, so frozen). */
+const NO_FDS = Object.freeze([]) as unknown as number[];
 
 /** A request handed to a hook, until it is answered: its slot in the reply order when it has one. */
 class ServerCall implements QmpServerCall, Slot {
