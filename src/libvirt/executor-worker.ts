@@ -12,13 +12,17 @@
  */
 import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { NativeFailure, ops, type OpName } from './ops.js';
-import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, endStartup, enterNative, leaveNative, type ExecReply, type ExecRequest } from './protocol.js';
+import type { OpName } from './ops.js';
+import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, enterNative, importNativeModules, leaveNative, type ExecReply, type ExecRequest } from './protocol.js';
 
 const data = workerData as { gate: SharedArrayBuffer; ctl: SharedArrayBuffer };
 const gate = new Int32Array(data.gate);
 const ctl = new Int32Array(data.ctl);
 const port = parentPort as unknown as MessagePort;
+// koffi loads counted in the exit gate; once the process exits nothing loads and the thread just ends.
+const loaded = await importNativeModules(gate, () => import('./ops.js'));
+if (loaded === undefined) process.exit(0);
+const { NativeFailure, ops } = loaded;
 
 function handle(req: ExecRequest): void {
   Atomics.add(gate, GATE_ACTIVE, 1);
@@ -46,7 +50,6 @@ function handle(req: ExecRequest): void {
   }
 }
 
-endStartup(gate, ctl);
 port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies ExecReply);
 for (;;) {
   const seq = Atomics.load(ctl, CTL_SEQ);

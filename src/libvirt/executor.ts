@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { LibvirtError, LibvirtTimeoutError } from './errors.js';
 import type { ExecOps, OpName } from './ops.js';
-import { CTL_MAX, CTL_SEQ, CTL_SLOTS, CTL_STARTING, CTL_STOP, GATE_ACTIVE, endStartup, type ExecReply, type ExecRequest } from './protocol.js';
+import { CTL_MAX, CTL_SEQ, CTL_SLOTS, CTL_STOP, type ExecReply, type ExecRequest } from './protocol.js';
 import { extname, runtime } from './runtime.js';
 import { spawnWorker } from './spawn-worker.js';
 
@@ -49,21 +49,12 @@ export class Executor {
 
   static async create(): Promise<Executor> {
     const ctl = new Int32Array(new SharedArrayBuffer(4 * CTL_SLOTS));
-    // A thread that is still loading koffi and libvirt when the process exits must be waited for (the exit
-    // hook waits while GATE_ACTIVE > 0): torn down mid-load, it aborts the process.
-    Atomics.store(ctl, CTL_STARTING, 1);
-    Atomics.add(runtime.gate, GATE_ACTIVE, 1);
-    let worker: Worker;
-    try {
-      worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), {
-        workerData: { gate: runtime.gate.buffer, ctl: ctl.buffer },
-        // The thread only copies small values across: a small young generation keeps its RSS flat.
-        resourceLimits: { maxYoungGenerationSizeMb: 4 },
-      });
-    } catch (err) {
-      endStartup(runtime.gate, ctl);
-      throw err;
-    }
+    // The thread loads koffi and libvirt itself, counted in the exit gate (see importNativeModules).
+    const worker = spawnWorker(new URL(`./executor-worker${extname()}`, import.meta.url), {
+      workerData: { gate: runtime.gate.buffer, ctl: ctl.buffer },
+      // The thread only copies small values across: a small young generation keeps its RSS flat.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (r: ExecReply): void => {
         if (r.id !== 0) return;
@@ -76,7 +67,6 @@ export class Executor {
       };
       const onExit = (code: number): void => onError(new Error(`libvirt executor thread exited (${code}) before it was ready`));
       const cleanup = (): void => {
-        endStartup(runtime.gate, ctl);
         worker.off('message', onMessage);
         worker.off('error', onError);
         worker.off('exit', onExit);

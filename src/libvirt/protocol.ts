@@ -9,9 +9,15 @@ export interface ExecRequest {
 
 export type ExecReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: LibvirtErrorData };
 
-/** Int32 slots of the shared exit gate: CLOSING is set by the exit hook; ACTIVE counts threads inside koffi. */
+/**
+ * Int32 slots of the shared exit gate: CLOSING is set by the exit hook; ACTIVE counts threads inside koffi;
+ * LOADING counts worker threads loading koffi and libvirt (Node tearing a thread down while koffi
+ * initialises aborts the whole process, so the exit hook waits for them).
+ */
 export const GATE_CLOSING = 0;
 export const GATE_ACTIVE = 1;
+export const GATE_LOADING = 2;
+export const GATE_SLOTS = 3;
 
 /**
  * Int32 slots of an executor's control block: SEQ is bumped after each posted request; STOP ends the
@@ -23,15 +29,22 @@ export const CTL_SEQ = 0;
 export const CTL_STOP = 1;
 export const CTL_ACTIVE = 2;
 export const CTL_MAX = 3;
-/** 1 while the thread starts (loading koffi and libvirt): counted in GATE_ACTIVE, so exit waits for it. */
-export const CTL_STARTING = 4;
-export const CTL_SLOTS = 5;
+export const CTL_SLOTS = 4;
 
-/** The thread has started (or failed to): no longer counted in the exit gate. Whichever side comes first. */
-export function endStartup(gate: Int32Array, ctl: Int32Array): void {
-  if (Atomics.compareExchange(ctl, CTL_STARTING, 1, 0) !== 1) return;
-  Atomics.sub(gate, GATE_ACTIVE, 1);
-  Atomics.notify(gate, GATE_ACTIVE);
+/**
+ * Imports a worker's koffi-using modules, counted in GATE_LOADING. Resolves undefined, loading nothing,
+ * once the process is exiting. Counted in before CLOSING is read, so the exit hook (which sets CLOSING
+ * first, then waits for LOADING to drain) either sees this load or this load sees CLOSING.
+ */
+export async function importNativeModules<T>(gate: Int32Array, load: () => Promise<T>): Promise<T | undefined> {
+  Atomics.add(gate, GATE_LOADING, 1);
+  try {
+    if (Atomics.load(gate, GATE_CLOSING)) return undefined;
+    return await load();
+  } finally {
+    Atomics.sub(gate, GATE_LOADING, 1);
+    Atomics.notify(gate, GATE_LOADING);
+  }
 }
 
 /** Counts a native call on a connection in (see CTL_ACTIVE). */

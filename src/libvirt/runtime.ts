@@ -7,7 +7,7 @@ import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { loadNative, type CallbackPtr, type GMainLoopPtr, type Native } from '../../native/libvirt.js';
 import { LibvirtError } from './errors.js';
-import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, type EventCommand, type EventMessage } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, GATE_LOADING, GATE_SLOTS, type EventCommand, type EventMessage } from './protocol.js';
 import { spawnWorker } from './spawn-worker.js';
 
 type Distributive<T> = T extends unknown ? Omit<T, 'reqId'> : never;
@@ -16,9 +16,11 @@ export type EventListener = (m: Exclude<EventMessage, { k: 'ready' } | { k: 'rep
 
 /** How long the exit hook waits for in-flight calls before shutting their connection sockets. */
 const EXIT_DRAIN_MS = 500;
+/** How long exit waits for worker threads that are loading koffi and libvirt (seconds under heavy load from sources). */
+const EXIT_LOAD_WAIT_MS = 15_000;
 
 class Runtime {
-  readonly gate = new Int32Array(new SharedArrayBuffer(8));
+  readonly gate = new Int32Array(new SharedArrayBuffer(4 * GATE_SLOTS));
   private native: Native | undefined;
   private started: Promise<void> | undefined;
   private eventWorker: Worker | undefined;
@@ -69,7 +71,7 @@ class Runtime {
     if (native.api.virInitialize() < 0) throw new LibvirtError({ code: virErrorNumber.VIR_ERR_INTERNAL_ERROR, domain: virErrorDomain.VIR_FROM_NONE, message: 'virInitialize failed', operation: 'virInitialize' });
     const { port1, port2 } = new MessageChannel();
     const worker = spawnWorker(new URL(`./event-worker${extname()}`, import.meta.url), {
-      workerData: { port: port2 },
+      workerData: { port: port2, gate: this.gate.buffer },
       transferList: [port2],
     });
     this.eventWorker = worker;
@@ -163,6 +165,8 @@ class Runtime {
     this.exiting = true;
     // 1. Executors: start nothing new, then wait until no thread is inside koffi.
     Atomics.store(this.gate, GATE_CLOSING, 1);
+    // Threads still loading koffi finish first (bounded CPU work; torn down mid-load, the process aborts).
+    waitUntilZero(this.gate, GATE_LOADING, EXIT_LOAD_WAIT_MS);
     if (!waitUntilZero(this.gate, GATE_ACTIVE, EXIT_DRAIN_MS)) {
       // A call is stuck (e.g. on a hung QEMU monitor): shutting its socket makes libvirt return.
       for (const fd of this.connectionFds) this.shutdownSocket(fd);

@@ -14,9 +14,15 @@ export interface ChildResult {
 }
 
 /** Runs a TypeScript file in its own Node process (through tsx); `onLine` sees each JSON line it prints. */
-export function runScript(script: string, args: string[], onLine?: (line: Record<string, unknown>) => void, timeoutMs = 90_000): Promise<ChildResult> {
+export function runScript(
+  script: string,
+  args: string[],
+  onLine?: (line: Record<string, unknown>) => void,
+  timeoutMs = 90_000,
+  env?: Record<string, string>,
+): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : undefined });
     const lines: Record<string, unknown>[] = [];
     let stderr = '';
     let buf = '';

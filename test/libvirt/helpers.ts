@@ -6,6 +6,6 @@ export type { ChildResult };
 const childScript = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url));
 
 /** Runs test/libvirt/fixtures/child.ts in its own Node process (through tsx); `onLine` sees each JSON line. */
-export function runChild(args: string[], onLine?: (line: Record<string, unknown>) => void, timeoutMs = 90_000): Promise<ChildResult> {
-  return runScript(childScript, args, onLine, timeoutMs);
+export function runChild(args: string[], onLine?: (line: Record<string, unknown>) => void, timeoutMs = 90_000, env?: Record<string, string>): Promise<ChildResult> {
+  return runScript(childScript, args, onLine, timeoutMs, env);
 }

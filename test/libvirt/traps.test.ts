@@ -86,17 +86,26 @@ describe('exit behaviour (child processes)', () => {
 
   it('process.exit(3) with calls in flight exits with 3 (drained, no SIGABRT)', async () => {
     const r = await runChild(['exit-inflight', daemon.uri, 'tr1']);
-    expect({ code: r.code, signal: r.signal }).toEqual({ code: 3, signal: null });
+    expect({ code: r.code, signal: r.signal }, r.stderr).toEqual({ code: 3, signal: null });
     expect(r.stderr).not.toMatch(/FATAL ERROR/);
     expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
   });
 
   it('an uncaught throw with calls in flight exits with 1 (drained, no SIGABRT)', async () => {
     const r = await runChild(['throw-inflight', daemon.uri, 'tr1']);
-    expect({ code: r.code, signal: r.signal }).toEqual({ code: 1, signal: null });
+    expect({ code: r.code, signal: r.signal }, r.stderr).toEqual({ code: 1, signal: null });
     expect(r.stderr).toContain('boom');
     expect(r.stderr).not.toMatch(/FATAL ERROR/);
     expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+  });
+
+  it('process.exit while lanes are still starting (loading koffi) exits with 3, no SIGABRT', async () => {
+    // at once, and a little later: the loading window moves with the machine's load
+    for (const after of [0, 15, 30, 60, 120]) {
+      const r = await runChild(['exit-starting', daemon.uri, '-'], undefined, 90_000, { EXIT_AFTER_MS: String(after) });
+      expect({ code: r.code, signal: r.signal }, r.stderr).toEqual({ code: 3, signal: null });
+      expect(r.stderr).not.toMatch(/FATAL ERROR/);
+    }
   });
 
   describe('a call stuck on a hung QEMU (SIGSTOP)', () => {
