@@ -11,4 +11,4 @@ export type { QmpClientOptions, QmpOpenOptions, QmpTarget, QmpConnectOptions, Tr
 export type { CommandValidator, CommandCall } from './validator.js';
 export type { EventsOptions, WaitForEventOptions, EventMatch } from './event-hub.js';
 export { JsonStreamer, QEMU_JSON_LIMITS, type JsonStreamLimits, type JsonStreamItem } from './json-streamer.js';
-export { QmpServerSession, type QmpServerSessionOptions, type QmpServerSessionHooks, type QmpServerRequest, type QmpServerReply } from './server-session.js';
+export { QmpServerSession, type QmpServerSessionOptions, type QmpServerSessionHooks, type QmpServerRequest, type QmpServerReply, type QmpServerCall } from './server-session.js';
