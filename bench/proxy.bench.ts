@@ -19,7 +19,7 @@
  * the steady state a long-running proxy lives in, after a few thousand calls per path.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -83,6 +83,28 @@ function spawnCliProxy(cliMain: string, target: string, listen: string): ChildPr
 function spawnByteRelay(listen: string, target: string): ChildProcess {
   const script = `const net = require('node:net'); net.createServer((c) => { const u = net.connect(${JSON.stringify(target)}); c.pipe(u); u.pipe(c); c.on('error', () => u.destroy()); u.on('error', () => c.destroy()); }).listen(${JSON.stringify(listen)});`;
   return spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * CPU time a process and its children (socat forks one per connection) have used so far, all threads,
+ * in ms (Linux: /proc/PID/task/TID/schedstat).
+ */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) ns += cpuMs(Number(child)) * 1e6;
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return ns / 1e6;
 }
 
 function median(values: number[]): number {
@@ -188,7 +210,16 @@ export default async function proxyBench(): Promise<void> {
     const passthrough = (name: string) => name.includes('passthrough');
     const rounds = 6;
     /** Rounds of `perRound` calls per path, interleaved; per path its times, and per round and path its mean. */
+    // The relays and CLI proxies run in their own processes: the CPU they spend per call is measured too,
+    // a steadier figure than latency on a shared machine (it does not include waiting for a CPU).
+    const ownProcess: Record<string, number | undefined> = {
+      'libqemu proxy (CLI process, raw monitor)': cliProxy.pid,
+      ...(baselineProxy ? { [`libqemu proxy (CLI process, ${baselineRev})`]: baselineProxy.pid } : {}),
+      'floor: bare byte relay, own Node process': nodeRelay.pid,
+      'floor: socat relay, own process': socatRelay.pid,
+    };
     const measure = async (perRound: number) => {
+      const cpuBefore = Object.fromEntries(Object.entries(ownProcess).map(([k, pid]) => [k, cpuMs(pid)]));
       const times: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
       const roundMeans: Record<string, number>[] = [];
       for (let round = 0; round < rounds; round++) {
@@ -203,14 +234,16 @@ export default async function proxyBench(): Promise<void> {
         }
         roundMeans.push(Object.fromEntries(Object.keys(paths).map((k) => [k, summarize(times[k]!.slice(start[k]!)).mean])));
       }
-      return { times, roundMeans };
+      const cpuPerCallUs = Object.fromEntries(Object.entries(ownProcess).map(([k, pid]) => [k, ((cpuMs(pid) - cpuBefore[k]!) * 1000) / times[k]!.length]));
+      return { times, roundMeans, cpuPerCallUs };
     };
-    const report = (phase: string, { times, roundMeans }: Awaited<ReturnType<typeof measure>>) => {
+    const report = (phase: string, { times, roundMeans, cpuPerCallUs }: Awaited<ReturnType<typeof measure>>) => {
       printTable(
         `query-status round trip, one client, ${phase} (paths interleaved call by call)`,
         Object.keys(paths).map((name) => {
           const s = summarize(times[name]!);
-          return { name, value: s.mean, unit: 'ms', extra: { p50: `${s.p50.toFixed(3)} ms`, p99: `${s.p99.toFixed(3)} ms`, calls: times[name]!.length } };
+          const cpu = cpuPerCallUs[name];
+          return { name, value: s.mean, unit: 'ms', extra: { p50: `${s.p50.toFixed(3)} ms`, p99: `${s.p99.toFixed(3)} ms`, calls: times[name]!.length, 'its process: CPU/call': cpu === undefined ? '-' : `${cpu.toFixed(0)} µs` } };
         }),
         'direct monitor socket',
         'libqemu proxy (second monitor, through guest.qmp()) ≤ 1.30× direct',
