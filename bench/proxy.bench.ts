@@ -96,7 +96,10 @@ function cpuMs(pid: number | undefined): number {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
         ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-        for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) ns += cpuMs(Number(child)) * 1e6;
+        for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) {
+          const ms = cpuMs(Number(child));
+          if (!Number.isNaN(ms)) ns += ms * 1e6; // a child that ended meanwhile
+        }
       } catch {
         // the thread ended meanwhile
       }
