@@ -224,13 +224,14 @@ export class QmpProxy implements AsyncDisposable {
 
   private relay(client: ClientConnection, request: ClientRequest, settler: CommandSettler): void {
     this.counters.commands++;
-    let options = client.relayOptions;
-    if (request.oob || request.fds.length > 0) {
-      options = { ...options };
-      if (request.oob) options.oob = true;
-      if (request.fds.length > 0) options.fds = [...request.fds];
-    }
+    // Whatever happens here, the settler hears of it: it answers the client and closes the command's fds.
     try {
+      let options = client.relayOptions;
+      if (request.oob || request.fds.length > 0) {
+        options = { ...options };
+        if (request.oob) options.oob = true;
+        if (request.fds.length > 0) options.fds = [...request.fds];
+      }
       if (this.backend.executeTo) this.backend.executeTo(request.command, request.args, options, settler);
       else {
         this.backend.execute(request.command, request.args, options).then(
@@ -242,6 +243,7 @@ export class QmpProxy implements AsyncDisposable {
       settler.reject(err);
     }
   }
+
 
   private fanOut(ev: QmpEvent<string, unknown>): void {
     this.counters.events++;
