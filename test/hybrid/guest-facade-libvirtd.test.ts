@@ -164,12 +164,20 @@ describe('guest.setVcpus() and guest.updateDevice() on a running persistent gues
     const one = join(daemon.base, 'one.iso');
     expect(await cdMedia(g)).toEqual([one]);
     const two = medium('two.iso');
-    await g.updateDevice(cdrom(two)); // default: live (running) + config (persistent)
-    expect(await cdMedia(g)).toEqual([two]);
-    expect(await g.xml({ inactive: true })).toContain(two);
-    await g.updateDevice(cdrom(), { live: true, config: false, force: true });
-    expect(await cdMedia(g)).toEqual(['(empty)']);
-    expect(await g.xml({ inactive: true })).toContain(two); // the definition keeps its medium
+    // The guest sits in SeaBIOS, which keeps retrying to boot from this CD-ROM and can close the tray that
+    // libvirt has just opened for the change (QEMU then refuses blockdev-remove-medium: "Tray … is not
+    // open"; seen on a loaded host). Paused, the guest is still live but its firmware cannot race libvirt.
+    await g.suspend();
+    try {
+      await g.updateDevice(cdrom(two)); // default: live (running) + config (persistent)
+      expect(await cdMedia(g)).toEqual([two]);
+      expect(await g.xml({ inactive: true })).toContain(two);
+      await g.updateDevice(cdrom(), { live: true, config: false, force: true });
+      expect(await cdMedia(g)).toEqual(['(empty)']);
+      expect(await g.xml({ inactive: true })).toContain(two); // the definition keeps its medium
+    } finally {
+      await g.resume();
+    }
     const noSuch = await g.updateDevice("<disk type='file' device='cdrom'><target dev='hdd' bus='ide'/></disk>").catch((e: unknown) => e);
     expect(noSuch).toBeInstanceOf(LibvirtError);
   });
