@@ -14,9 +14,12 @@
  * passthrough proxy / monitor proxy with ten clients ≥ 0.5 calls/s.
  * Ratios are given three ways: of the means over all calls, of the medians, and the median of the
  * per-round ratios of means (the machine is shared: one noisy stretch moves a mean, not a median).
+ * LIBQEMU_BENCH_PROXY_BASELINE=<git rev> adds the CLI proxy as built from that revision to section 1.
+ * Section 1 is measured twice: right after start (V8 still compiling every Node process's code) and in
+ * the steady state a long-running proxy lives in, after a few thousand calls per path.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,11 +45,35 @@ async function waitForFile(path: string, timeoutMs: number): Promise<void> {
  */
 function buildCli(): string {
   const root = join(import.meta.dirname, '..');
-  const out = join(root, 'node_modules', '.cache', 'libqemu-bench-build');
+  return compileCli(root, join(root, 'node_modules', '.cache', 'libqemu-bench-build'));
+}
+
+/**
+ * The CLI as of git revision `rev` (LIBQEMU_BENCH_PROXY_BASELINE), built the same way, so that a change's
+ * before and after are measured in the same run.
+ */
+function buildBaselineCli(rev: string): string {
+  const root = join(import.meta.dirname, '..');
+  const src = join(root, 'node_modules', '.cache', 'libqemu-bench-baseline-src');
+  rmSync(src, { recursive: true, force: true });
+  mkdirSync(src, { recursive: true });
+  const archive = execFileSync('git', ['-C', root, 'archive', rev, 'src', 'native', 'tsconfig.json', 'tsconfig.build.json'], { maxBuffer: 256 * 1024 * 1024 });
+  execFileSync('tar', ['-x', '-C', src], { input: archive });
+  return compileCli(src, join(root, 'node_modules', '.cache', 'libqemu-bench-baseline-build'));
+}
+
+function compileCli(root: string, out: string): string {
   rmSync(out, { recursive: true, force: true });
-  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
+  const tsc = join(import.meta.dirname, '..', 'node_modules', 'typescript', 'bin', 'tsc');
+  execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
   copyFileSync(join(root, 'native', 'libvirt.h'), join(out, 'native', 'libvirt.h'));
   return join(out, 'src', 'cli', 'main.js');
+}
+
+/** `libqemu proxy --socket target --listen listen` from a built CLI, in its own process. */
+function spawnCliProxy(cliMain: string, target: string, listen: string): ChildProcess {
+  const runCli = `const { main } = await import(${JSON.stringify(pathToFileURL(cliMain).href)}); process.exit(await main(process.argv.slice(1)));`;
+  return spawn(process.execPath, ['--input-type=module', '-e', runCli, '--', '--socket', target, 'proxy', '--listen', listen], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 /**
@@ -56,6 +83,31 @@ function buildCli(): string {
 function spawnByteRelay(listen: string, target: string): ChildProcess {
   const script = `const net = require('node:net'); net.createServer((c) => { const u = net.connect(${JSON.stringify(target)}); c.pipe(u); u.pipe(c); c.on('error', () => u.destroy()); u.on('error', () => c.destroy()); }).listen(${JSON.stringify(listen)});`;
   return spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * CPU time a process and its children (socat forks one per connection) have used so far, all threads,
+ * in ms (Linux: /proc/PID/task/TID/schedstat).
+ */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  let ns = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) {
+          const ms = cpuMs(Number(child));
+          if (!Number.isNaN(ms)) ns += ms * 1e6; // a child that ended meanwhile
+        }
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return ns / 1e6;
 }
 
 function median(values: number[]): number {
@@ -86,6 +138,8 @@ export default async function proxyBench(): Promise<void> {
   let hv: Hypervisor | undefined;
   let virtProxy: ChildProcess | undefined;
   let cliProxy: ChildProcess | undefined;
+  let baselineProxy: ChildProcess | undefined;
+  const baselineRev = process.env.LIBQEMU_BENCH_PROXY_BASELINE;
   let nodeRelay: ChildProcess | undefined;
   let socatRelay: ChildProcess | undefined;
   const clients: (GuestQmpClient | QmpClient)[] = [];
@@ -95,14 +149,14 @@ export default async function proxyBench(): Promise<void> {
     // Second monitors: the one the facade picks (a proxy backend through guest.qmp()), one for a plain
     // QmpClient backend, one for the direct baseline, one for the CLI proxy and two for the relays.
     const xml = DomainXml.parse(tinyGuestXml({ name: 'pb1', qmpSocket: join(lv.qmpDir, 'a.sock') }));
-    for (const name of ['b', 'c', 'd', 'e']) xml.addMonitorSocket(join(lv.qmpDir, `${name}.sock`));
+    for (const name of ['b', 'c', 'd', 'e', ...(baselineRev ? ['f'] : [])]) xml.addMonitorSocket(join(lv.qmpDir, `${name}.sock`));
     const guest = await hv.createGuest(xml.toString(), { qmpSocket: true });
     const facadeSocket = await guest.monitorSocket();
-    const [directPath, plainPath, cliPath, nodeRelayTarget, socatTarget] = DomainXml.parse(await guest.xml())
+    const [directPath, plainPath, cliPath, nodeRelayTarget, socatTarget, baselineTarget] = DomainXml.parse(await guest.xml())
       .monitorSockets()
       .map((m) => m.path)
-      .filter((p) => p !== facadeSocket) as [string, string, string, string, string];
-    for (const p of [directPath, plainPath, cliPath, nodeRelayTarget, socatTarget]) await waitForFile(p, 10_000);
+      .filter((p) => p !== facadeSocket) as [string, string, string, string, string, string | undefined];
+    for (const p of [directPath, plainPath, cliPath, nodeRelayTarget, socatTarget, baselineTarget]) if (p) await waitForFile(p, 10_000);
     const plain = await QmpClient.connect({ path: plainPath }, { timeoutMs: 0 });
 
     const viaMonitor = await guest.qmp({ via: 'monitor', validate: false, timeoutMs: 0 });
@@ -116,10 +170,13 @@ export default async function proxyBench(): Promise<void> {
     // `libqemu proxy` as its own process, as an operator would run it (on a raw monitor socket), from
     // compiled JavaScript as an installed package runs it (a dev checkout's bin would run tsx instead).
     const cliListen = join(tmp, 'cli', 'p.sock');
-    const cliMain = buildCli();
-    const runCli = `const { main } = await import(${JSON.stringify(pathToFileURL(cliMain).href)}); process.exit(await main(process.argv.slice(1)));`;
-    cliProxy = spawn(process.execPath, ['--input-type=module', '-e', runCli, '--', '--socket', cliPath, 'proxy', '--listen', cliListen], { stdio: ['ignore', 'ignore', 'pipe'] });
+    cliProxy = spawnCliProxy(buildCli(), cliPath, cliListen);
     await waitForFile(cliListen, 60_000);
+    const baselineListen = join(tmp, 'cli-baseline', 'p.sock');
+    if (baselineRev && baselineTarget) {
+      baselineProxy = spawnCliProxy(buildBaselineCli(baselineRev), baselineTarget, baselineListen);
+      await waitForFile(baselineListen, 60_000);
+    }
 
     const relayDir = mkdtempSync(join(tmp, 'relay-'));
     const nodeRelayPath = join(relayDir, 'node.sock');
@@ -143,6 +200,7 @@ export default async function proxyBench(): Promise<void> {
       'libqemu proxy (plain QmpClient on a monitor)': plainProxy.path,
       'libqemu proxy (second monitor)': monitorProxy.path,
       'libqemu proxy (CLI process, raw monitor)': cliListen,
+      ...(baselineProxy ? { [`libqemu proxy (CLI process, ${baselineRev})`]: baselineListen } : {}),
       'floor: bare byte relay, own Node process': nodeRelayPath,
       'floor: socat relay, own process': socatPath,
       'libqemu proxy (passthrough)': passthroughProxy.path,
@@ -150,27 +208,86 @@ export default async function proxyBench(): Promise<void> {
     };
     const one: Record<string, RawQmpClient> = {};
     for (const [name, path] of Object.entries(paths)) one[name] = await RawQmpClient.open(path);
-    const times: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
     // Interleaved call by call, so that the (shared, noisy) machine's load drifts over every path alike;
     // the passthrough paths, ~5× slower, take every third turn.
     const passthrough = (name: string) => name.includes('passthrough');
-    for (const [name, c] of Object.entries(one)) for (let i = 0; i < (passthrough(name) ? 20 : 50); i++) await c.call('query-status');
     const rounds = 6;
-    const perRound = 200;
-    /** Per round and path: the mean of that round's calls. */
-    const roundMeans: Record<string, number>[] = [];
-    for (let round = 0; round < rounds; round++) {
-      const start = Object.fromEntries(Object.keys(paths).map((k) => [k, times[k]!.length]));
-      for (let i = 0; i < perRound; i++) {
-        for (const [name, c] of Object.entries(one)) {
-          if (passthrough(name) && i % 3 !== 0) continue;
-          const t0 = process.hrtime.bigint();
-          await c.call('query-status');
-          times[name]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    /** Rounds of `perRound` calls per path, interleaved; per path its times, and per round and path its mean. */
+    // The relays and CLI proxies run in their own processes: the CPU they spend per call is measured too,
+    // a steadier figure than latency on a shared machine (it does not include waiting for a CPU).
+    const ownProcess: Record<string, number | undefined> = {
+      'libqemu proxy (CLI process, raw monitor)': cliProxy.pid,
+      ...(baselineProxy ? { [`libqemu proxy (CLI process, ${baselineRev})`]: baselineProxy.pid } : {}),
+      'floor: bare byte relay, own Node process': nodeRelay.pid,
+      'floor: socat relay, own process': socatRelay.pid,
+    };
+    const measure = async (perRound: number) => {
+      const cpuBefore = Object.fromEntries(Object.entries(ownProcess).map(([k, pid]) => [k, cpuMs(pid)]));
+      const times: Record<string, number[]> = Object.fromEntries(Object.keys(paths).map((k) => [k, []]));
+      const roundMeans: Record<string, number>[] = [];
+      for (let round = 0; round < rounds; round++) {
+        const start = Object.fromEntries(Object.keys(paths).map((k) => [k, times[k]!.length]));
+        for (let i = 0; i < perRound; i++) {
+          for (const [name, c] of Object.entries(one)) {
+            if (passthrough(name) && i % 3 !== 0) continue;
+            const t0 = process.hrtime.bigint();
+            await c.call('query-status');
+            times[name]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          }
         }
+        roundMeans.push(Object.fromEntries(Object.keys(paths).map((k) => [k, summarize(times[k]!.slice(start[k]!)).mean])));
       }
-      roundMeans.push(Object.fromEntries(Object.keys(paths).map((k) => [k, summarize(times[k]!.slice(start[k]!)).mean])));
+      const cpuPerCallUs = Object.fromEntries(Object.entries(ownProcess).map(([k, pid]) => [k, ((cpuMs(pid) - cpuBefore[k]!) * 1000) / times[k]!.length]));
+      return { times, roundMeans, cpuPerCallUs };
+    };
+    const report = (phase: string, { times, roundMeans, cpuPerCallUs }: Awaited<ReturnType<typeof measure>>) => {
+      printTable(
+        `query-status round trip, one client, ${phase} (paths interleaved call by call)`,
+        Object.keys(paths).map((name) => {
+          const s = summarize(times[name]!);
+          const cpu = cpuPerCallUs[name];
+          return { name, value: s.mean, unit: 'ms', extra: { p50: `${s.p50.toFixed(3)} ms`, p99: `${s.p99.toFixed(3)} ms`, calls: times[name]!.length, 'its process: CPU/call': cpu === undefined ? '-' : `${cpu.toFixed(0)} µs` } };
+        }),
+        'direct monitor socket',
+        'libqemu proxy (second monitor, through guest.qmp()) ≤ 1.30× direct',
+      );
+      const ratioRow = (name: string, a: string, b: string, target: string) => {
+        const sa = summarize(times[a]!);
+        const sb = summarize(times[b]!);
+        const perRoundRatio = median(roundMeans.map((r) => r[a]! / r[b]!));
+        return { name, value: sa.mean / sb.mean, unit: '×', extra: { 'of medians': `${(sa.p50 / sb.p50).toFixed(3)}×`, [`median of ${rounds} rounds`]: `${perRoundRatio.toFixed(3)}×`, target } };
+      };
+      printTable(
+        `${phase}: the same calls, ratios the issue sets targets for (value: ratio of the means)`,
+        [
+          ratioRow('CLI-started proxy / direct', 'libqemu proxy (CLI process, raw monitor)', 'direct monitor socket', '≤ 1.30'),
+          ratioRow('second-monitor proxy / direct', 'libqemu proxy (second monitor)', 'direct monitor socket', '≤ 1.30'),
+          ratioRow('passthrough proxy / virt-qemu-qmp-proxy', 'libqemu proxy (passthrough)', 'virt-qemu-qmp-proxy (passthrough)', '≤ 1.00'),
+          ratioRow('floor: bare Node byte relay process / direct', 'floor: bare byte relay, own Node process', 'direct monitor socket', '(reference)'),
+          ratioRow('floor: socat relay / direct', 'floor: socat relay, own process', 'direct monitor socket', '(reference)'),
+          ratioRow('CLI-started proxy / bare Node byte relay', 'libqemu proxy (CLI process, raw monitor)', 'floor: bare byte relay, own Node process', '(what QMP handling adds; ≤ ~1.1)'),
+          ...(baselineProxy
+            ? [
+                ratioRow(`CLI-started proxy at ${baselineRev} / direct`, `libqemu proxy (CLI process, ${baselineRev})`, 'direct monitor socket', '(before)'),
+                ratioRow(`CLI-started proxy / at ${baselineRev}`, 'libqemu proxy (CLI process, raw monitor)', `libqemu proxy (CLI process, ${baselineRev})`, '(after / before)'),
+              ]
+            : []),
+        ],
+        '',
+      );
+    };
+    for (const [name, c] of Object.entries(one)) for (let i = 0; i < (passthrough(name) ? 20 : 50); i++) await c.call('query-status');
+    // Just started: V8 still runs most of each Node process's code unoptimised and compiles it on the
+    // side (the processes' other threads), which on 2 shared cores costs every Node path here, relays too.
+    const early = await measure(200);
+    // A proxy serves for hours: measure it again once every path has run a few thousand calls (its
+    // latency stops improving after ~3,000 calls here).
+    const warmUpCalls = 4000;
+    for (let i = 0; i < warmUpCalls; i++) {
+      for (const [name, c] of Object.entries(one)) if (!passthrough(name) || i % 20 === 0) await c.call('query-status');
     }
+    const steady = await measure(200);
+    const times = steady.times;
 
     // A second client of virt-qemu-qmp-proxy while the first one is connected.
     const secondVirt = await RawQmpClient.open(virtPath, { greetingTimeoutMs: 2000 }).then(
@@ -180,34 +297,8 @@ export default async function proxyBench(): Promise<void> {
     for (const c of Object.values(one)) c.close();
 
     console.log(`(load average while measuring: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${(await import('node:os')).cpus().length} cores; QEMU's own dispatch is the ~0.45 ms floor)`);
-    printTable(
-      'query-status round trip, one client (paths interleaved call by call)',
-      Object.keys(paths).map((name) => {
-        const s = summarize(times[name]!);
-        return { name, value: s.mean, unit: 'ms', extra: { p50: `${s.p50.toFixed(3)} ms`, p99: `${s.p99.toFixed(3)} ms`, calls: times[name]!.length } };
-      }),
-      'direct monitor socket',
-      'libqemu proxy (second monitor, through guest.qmp()) ≤ 1.30× direct',
-    );
-
-    const ratioRow = (name: string, a: string, b: string, target: string) => {
-      const sa = summarize(times[a]!);
-      const sb = summarize(times[b]!);
-      const perRoundRatio = median(roundMeans.map((r) => r[a]! / r[b]!));
-      return { name, value: sa.mean / sb.mean, unit: '×', extra: { 'of medians': `${(sa.p50 / sb.p50).toFixed(3)}×`, [`median of ${rounds} rounds`]: `${perRoundRatio.toFixed(3)}×`, target } };
-    };
-    printTable(
-      'the same calls, ratios the issue sets targets for (value: ratio of the means)',
-      [
-        ratioRow('CLI-started proxy / direct', 'libqemu proxy (CLI process, raw monitor)', 'direct monitor socket', '≤ 1.30'),
-        ratioRow('second-monitor proxy / direct', 'libqemu proxy (second monitor)', 'direct monitor socket', '≤ 1.30'),
-        ratioRow('passthrough proxy / virt-qemu-qmp-proxy', 'libqemu proxy (passthrough)', 'virt-qemu-qmp-proxy (passthrough)', '≤ 1.00'),
-        ratioRow('floor: bare Node byte relay process / direct', 'floor: bare byte relay, own Node process', 'direct monitor socket', '(reference)'),
-        ratioRow('floor: socat relay / direct', 'floor: socat relay, own process', 'direct monitor socket', '(reference)'),
-        ratioRow('CLI-started proxy / bare Node byte relay', 'libqemu proxy (CLI process, raw monitor)', 'floor: bare byte relay, own Node process', '(what QMP handling adds)'),
-      ],
-      '',
-    );
+    report('first 1,250 calls of each path (Node processes still compiling)', early);
+    report(`steady state (after ${warmUpCalls + 1250} calls of each path)`, steady);
 
     // ---- 3. a 1 MiB argument (QEMU reads its monitor slowly: a few rounds, interleaved) ----
     const big = { implements: 'x'.repeat(1024 * 1024) };
@@ -253,7 +344,7 @@ export default async function proxyBench(): Promise<void> {
       'passthrough ≥ 0.50× the monitor proxy (higher is better)',
     );
   } finally {
-    for (const child of [cliProxy, nodeRelay, socatRelay]) {
+    for (const child of [cliProxy, baselineProxy, nodeRelay, socatRelay]) {
       if (child && child.exitCode === null) {
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));

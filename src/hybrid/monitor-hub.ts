@@ -1,4 +1,5 @@
 import { QmpClosedError } from '../qmp/errors.js';
+import { replyLineParts } from '../qmp/framing.js';
 import type { QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
 import { MonitorTransport, type MonitorTransportOptions } from './monitor-transport.js';
 
@@ -117,6 +118,7 @@ export class MonitorHub {
           }
           this.route(m);
         },
+        takeReply: (line) => this.takeReply(line),
         failed: (id, error) => {
           const origin = this.take(id);
           if (origin) origin.ch.handlers?.failed(origin.id, error);
@@ -159,6 +161,19 @@ export class MonitorHub {
       return;
     }
     for (const ch of this.channels.values()) ch.handlers?.message(m);
+  }
+
+  /**
+   * A reply line offered unparsed: with the hub's id replaced by the client's, to the client that sent the
+   * command (a relay's command takes it as text; anything else is parsed and routed as usual).
+   */
+  private takeReply(line: string): boolean {
+    const parts = replyLineParts(line);
+    const origin = parts && this.inFlight.get(parts.id);
+    const take = origin && this.channels.get(origin.channel)?.handlers?.takeReply;
+    if (!take || !take(`${line.slice(0, parts!.idAt)}, "id": ${JSON.stringify(origin.id)}}`)) return false;
+    this.take(parts!.id);
+    return true;
   }
 
   /** The channel and client id a hub id was sent for; undefined when not ours, answered, or its channel has gone. */

@@ -2,7 +2,7 @@ import { abortable, withDeadline } from '../common/abort.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import { FdPassingError, MessageTooLargeError, QmpClosedError } from '../qmp/errors.js';
 import { unixFdPassing } from '../../native/socket.js';
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, replyLineParts } from '../qmp/framing.js';
 import { GreetingWaiter, negotiate } from '../qmp/handshake.js';
 import { StreamTransport } from '../qmp/stream-transport.js';
 import type { QmpMessage, QmpTransport, SendOptions, TransportCapabilities, TransportHandlers } from '../qmp/transport.js';
@@ -170,6 +170,7 @@ export class MonitorTransport implements QmpTransport {
               this.handlers?.message(m);
             }
           },
+          takeReply: (line) => ready && this.inner === inner && this.takeReply(line),
           failed: (id, e) => this.handlers?.failed(id, e),
           protocolError: (e) => this.handlers?.protocolError(e),
           closed: (r) => {
@@ -230,6 +231,15 @@ export class MonitorTransport implements QmpTransport {
       return new MonitorUnavailableError({ guest: g, socketPath: path, message, hint: 'start the guest again (the stale file is removed), or use passthrough', reason: 'stale', cause: err });
     }
     return err instanceof Error ? err : new Error(String(err));
+  }
+
+  /** A reply line offered unparsed to the client above (a relay's command takes it as text). */
+  private takeReply(line: string): boolean {
+    const take = this.handlers?.takeReply;
+    const id = take && replyLineParts(line)?.id;
+    if (id === undefined || !this.outstanding.has(id) || !take!(line)) return false;
+    this.outstanding.delete(id);
+    return true;
   }
 
   private deliver(m: QmpMessage): void {

@@ -268,6 +268,8 @@ export class OwnershipPolicy {
         if (!FD_COMMANDS.has(call.command) || optedIn.has(call)) return;
         return this.ownership(call.options.orderingKey).record(call.command, call.args, value, query);
       },
+      // Only fd commands' replies are recorded: a relay passes every other reply on unparsed.
+      checksReply: (call) => FD_COMMANDS.has(call.command) && !optedIn.has(call),
     };
   }
 

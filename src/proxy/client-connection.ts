@@ -5,7 +5,9 @@
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { FdReader } from './fd-reader.js';
-import { QmpServerSession, type QmpServerReply, type QmpServerRequest } from '../qmp/server-session.js';
+import type { ExecuteOptions } from '../qmp/command-map.js';
+import type { CommandSettler } from '../qmp/command-table.js';
+import { QmpServerSession, type QmpServerCall, type QmpServerRequest } from '../qmp/server-session.js';
 import type { QmpMessage } from '../qmp/transport.js';
 import type { QmpErrorBody } from './errors.js';
 
@@ -13,10 +15,10 @@ export type ClientRequest = QmpServerRequest;
 
 export interface ClientConnectionHooks {
   /**
-   * Relay a negotiated client's command; settle with the reply's `return` or reject with the error.
-   * `signal` aborts when the client is gone: commands still queued are then never sent.
+   * Relay a negotiated client's command to the backend (with `conn.relayOptions`); `settler` hears the
+   * reply's `return` or the error.
    */
-  execute(conn: ClientConnection, request: ClientRequest, signal: AbortSignal): Promise<unknown>;
+  relay(conn: ClientConnection, request: ClientRequest, settler: CommandSettler): void;
   /** The connection is gone (closed by either side or dropped). */
   closed(conn: ClientConnection, reason: string): void;
   log(level: 'debug' | 'info' | 'warn', message: string, details?: Record<string, unknown>): void;
@@ -31,12 +33,21 @@ export interface ClientConnectionOptions {
   maxPending: number;
   /** Bytes of JSON tokens in one message (QEMU's limit: 64 MiB). */
   maxMessageBytes: number;
+  /** Per-command timeout on the backend (default: the backend client's own). */
+  commandTimeoutMs?: number;
   /** Read the socket with recvmsg so fds sent with commands are received (the socket was accepted paused). */
   fdReader?: FdReader;
 }
 
 export class ClientConnection {
   private readonly session: QmpServerSession;
+  /**
+   * The backend options of this client's commands, one object for all (read, never kept or changed,
+   * by the client stack): its commands keep their order, different clients' may run side by side
+   * where the backend can (libvirt passthrough: a libvirt call each); `signal` aborts when the client
+   * is gone, so commands still queued behind the backend's in-flight cap are never sent.
+   */
+  readonly relayOptions: ExecuteOptions;
 
   constructor(
     readonly id: number,
@@ -55,7 +66,7 @@ export class ClientConnection {
         readsSocket: options.fdReader === undefined,
       },
       {
-        execute: (request, signal) => this.relay(request, signal),
+        dispatch: (request, call) => hooks.relay(this, request, new RelayedCommand(this, call, request.fds)),
         closed: (reason) => {
           if (socketFd !== undefined) options.fdReader?.remove(socketFd);
           hooks.closed(this, reason);
@@ -63,6 +74,8 @@ export class ClientConnection {
         log: (level, message, details) => hooks.log(level, `proxy client ${this.id}: ${message}`, { client: this.id, ...details }),
       },
     );
+    this.relayOptions = { signal: this.session.goneSignal, orderingKey: this };
+    if (options.commandTimeoutMs !== undefined) this.relayOptions.timeoutMs = options.commandTimeoutMs;
     const socketFd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (options.fdReader) {
       if (typeof socketFd !== 'number' || socketFd < 0) {
@@ -103,20 +116,52 @@ export class ClientConnection {
     this.session.close(reason, graceful);
   }
 
-  private async relay(request: ClientRequest, signal: AbortSignal): Promise<QmpServerReply> {
-    try {
-      return { return: (await this.hooks.execute(this, request, signal)) ?? {} };
-    } catch (err) {
-      if (this.session.isClosed) this.hooks.log('debug', `dropped a reply for proxy client ${this.id}: it is gone`, { client: this.id });
-      return { error: this.hooks.toQmpError(err) };
-    } finally {
-      // The backend passed its own duplicates on (SCM_RIGHTS copies them): ours are done.
-      for (const fd of request.fds) {
-        try {
-          closeSync(fd);
-        } catch {
-          // already closed
-        }
+  /** @internal the backend's error as the client's QMP error reply */
+  errorReply(err: unknown): { error: QmpErrorBody } {
+    return { error: this.hooks.toQmpError(err) };
+  }
+
+  /** @internal a command's outcome arrived; logged when nobody is left to read it */
+  settled(): void {
+    if (this.session.isClosed) this.hooks.log('debug', `dropped a reply for proxy client ${this.id}: it is gone`, { client: this.id });
+  }
+}
+
+/**
+ * One relayed command on its way back: the backend's outcome becomes the client's reply. An object,
+ * not a promise and closures: one allocation per command on the proxy's hot path.
+ */
+class RelayedCommand implements CommandSettler {
+  constructor(
+    private readonly conn: ClientConnection,
+    private readonly call: QmpServerCall,
+    /** Received with the command; the backend passed its own duplicates on (SCM_RIGHTS copies them). */
+    private readonly fds: readonly number[],
+  ) {}
+
+  resolve(value: unknown): void {
+    this.release();
+    this.call.reply({ return: value ?? {} });
+  }
+
+  /** QEMU's own text, unparsed (the backend reads a QMP socket): its 64-bit integers and member order stay exact. */
+  resolveText(returnText: string): void {
+    this.release();
+    this.call.replyReturnText(returnText);
+  }
+
+  reject(err: unknown): void {
+    this.release();
+    this.call.reply(this.conn.errorReply(err));
+  }
+
+  private release(): void {
+    this.conn.settled();
+    for (const fd of this.fds) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
       }
     }
   }

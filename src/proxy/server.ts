@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { QmpGreeting, Runstate } from '../qmp/client.js';
 import type { ExecuteOptions, QmpEvent } from '../qmp/command-map.js';
+import type { CommandSettler } from '../qmp/command-table.js';
 import { QEMU_JSON_LIMITS } from '../qmp/json-streamer.js';
 import type { QmpMessage, QmpTransport } from '../qmp/transport.js';
 import { ClientConnection, type ClientRequest } from './client-connection.js';
@@ -27,6 +28,8 @@ export interface ProxyBackend {
   readonly runstate: Runstate;
   readonly oobEnabled: boolean;
   execute(command: string, args?: Record<string, unknown>, options?: ExecuteOptions): Promise<unknown>;
+  /** execute() with the outcome handed to `settler` (QmpClient has it): the proxy's path without a promise per command. */
+  executeTo?(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions, settler: CommandSettler): void;
   on(type: 'event', listener: (event: QmpEvent<string, unknown>) => void): () => void;
   on(type: 'runstate', listener: (state: Runstate, previous: Runstate) => void): () => void;
 }
@@ -201,10 +204,11 @@ export class QmpProxy implements AsyncDisposable {
         maxOutputBytes: this.options.maxClientOutputBytes ?? DEFAULT_MAX_OUTPUT,
         maxPending: this.options.maxPendingPerClient ?? DEFAULT_MAX_PENDING,
         maxMessageBytes: this.options.maxMessageBytes ?? QEMU_JSON_LIMITS.maxTokenBytes,
+        ...(this.options.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: this.options.commandTimeoutMs }),
         ...(this.fdReader ? { fdReader: this.fdReader } : {}),
       },
       {
-        execute: (c, request, signal) => this.relay(c, request, signal),
+        relay: (c, request, settler) => this.relay(c, request, settler),
         closed: (c, reason) => {
           this.connections.delete(c);
           if (reason.startsWith('dropped')) this.counters.dropped++;
@@ -218,16 +222,28 @@ export class QmpProxy implements AsyncDisposable {
     this.log('debug', `proxy client ${conn.id} connected`, { client: conn.id });
   }
 
-  private relay(client: object, request: ClientRequest, signal: AbortSignal): Promise<unknown> {
+  private relay(client: ClientConnection, request: ClientRequest, settler: CommandSettler): void {
     this.counters.commands++;
-    // Each client's commands keep their order; different clients' may run side by side where the backend
-    // can (libvirt passthrough: a libvirt call each).
-    const options: ExecuteOptions = { signal, orderingKey: client };
-    if (this.options.commandTimeoutMs !== undefined) options.timeoutMs = this.options.commandTimeoutMs;
-    if (request.oob) options.oob = true;
-    if (request.fds.length > 0) options.fds = [...request.fds];
-    return this.backend.execute(request.command, request.args, options);
+    // Whatever happens here, the settler hears of it: it answers the client and closes the command's fds.
+    try {
+      let options = client.relayOptions;
+      if (request.oob || request.fds.length > 0) {
+        options = { ...options };
+        if (request.oob) options.oob = true;
+        if (request.fds.length > 0) options.fds = [...request.fds];
+      }
+      if (this.backend.executeTo) this.backend.executeTo(request.command, request.args, options, settler);
+      else {
+        this.backend.execute(request.command, request.args, options).then(
+          (value) => settler.resolve(value),
+          (err: unknown) => settler.reject(err),
+        );
+      }
+    } catch (err) {
+      settler.reject(err);
+    }
   }
+
 
   private fanOut(ev: QmpEvent<string, unknown>): void {
     this.counters.events++;

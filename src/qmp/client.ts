@@ -2,17 +2,18 @@ import { abortable, errorMessage, withDeadline } from '../common/abort.js';
 import type { BoundedQueue } from '../common/bounded-queue.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import type { AnyEvent, CommandMap, CommandName, CommandReturn, EventMap, EventName, EventOf, ExecuteOptions, ExecuteRest } from './command-map.js';
-import { CommandTable } from './command-table.js';
+import { CommandTable, type CommandSettler } from './command-table.js';
 import { MessageTooLargeError, QmpClosedError, QmpStateError, QmpTimeoutError } from './errors.js';
 import { EventHub, type EventMatch, type EventsOptions, type WaitForEventOptions } from './event-hub.js';
 import { GreetingWaiter, negotiate, type QmpGreeting } from './handshake.js';
 import * as opt from './options.js';
 import { notifyAll, RunstateCell, type Runstate } from './runstate.js';
 import type { QmpMessage, QmpTransport } from './transport.js';
-import { isValidator, runThrough, type CommandCall, type CommandValidator } from './validator.js';
+import { isValidator, runThrough, validateAll, type CommandCall, type CommandValidator } from './validator.js';
 
 export type { QmpGreeting } from './handshake.js';
 export type { Runstate } from './runstate.js';
+export type { CommandSettler } from './command-table.js';
 
 /**
  * A QMP client: the runstate machine (open → negotiate → running → closing → closed) and the public
@@ -46,6 +47,8 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
   private oob = false;
   /** Replaced, never mutated, so a call in progress keeps the list it started with. */
   private validators: readonly CommandValidator<O>[] = [];
+  /** Some validator checks replies (executeTo then takes the promise path). */
+  private checksReplies = false;
   private readonly options: opt.QmpClientOptions<O>;
   private readonly defaultTimeoutMs: number;
   private readonly table: CommandTable;
@@ -67,6 +70,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
     this.table = new CommandTable({
       maxInFlight: transport.capabilities.pipelining || transport.capabilities.orderedByKey ? (options.maxInFlight ?? 8) : 1,
       defaultTimeoutMs: this.defaultTimeoutMs,
+      usesOrderingKeys: transport.capabilities.orderedByKey === true,
       send: (m, sendOptions) => (this.traffic('out', m), sendOptions ? transport.send(m, sendOptions) : transport.send(m)),
       logger,
     });
@@ -103,7 +107,11 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
   use(validator: CommandValidator<O>): () => void {
     if (!isValidator(validator)) throw new InvalidArgumentError('use: expected a CommandValidator, an object with validate(call) and/or checkReply(call, value)');
     this.validators = [...this.validators, validator];
-    return () => void (this.validators = this.validators.filter((v) => v !== validator));
+    this.checksReplies = this.validators.some((v) => v.checkReply);
+    return () => {
+      this.validators = this.validators.filter((v) => v !== validator);
+      this.checksReplies = this.validators.some((v) => v.checkReply);
+    };
   }
 
   /** Opens the transport, waits for the greeting and negotiates. Resolves to the greeting. */
@@ -115,7 +123,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
     const deadline = (what: string, timeoutMs: number) => ({ timeoutMs, signal: options.signal, onTimeout: () => new QmpTimeoutError(what, timeoutMs) });
     const description = this.transport.description;
     try {
-      const handlers = { message: (m: QmpMessage) => this.onMessage(m), failed: (id: string, e: Error) => this.table.fail(id, e), protocolError: (e: Error) => this.onProtocolError(e), closed: (r: Error | undefined) => this.onTransportClosed(r) };
+      const handlers = { message: (m: QmpMessage) => this.onMessage(m), takeReply: (line: string) => this.onReplyLine(line), failed: (id: string, e: Error) => this.table.fail(id, e), protocolError: (e: Error) => this.onProtocolError(e), closed: (r: Error | undefined) => this.onTransportClosed(r) };
       await withDeadline(deadline(`connect to ${description}`, this.options.connectTimeoutMs ?? opt.DEFAULT_CONNECT_TIMEOUT_MS), (signal) => this.transport.open(handlers, signal));
       if ((this.state as Runstate) === 'closed') throw this.closeError ?? new QmpClosedError('closed while connecting');
       this.setState('negotiating');
@@ -152,6 +160,53 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
    */
   executeUnchecked(command: string, args?: Record<string, unknown>, options?: ExecuteOptions & O): Promise<unknown> {
     return this.run(command, args, options ?? ({} as ExecuteOptions & O));
+  }
+
+  /**
+   * execute() for relays such as the proxy: the outcome goes to `settler` instead of a promise (a
+   * settler with `resolveText` gets the reply's value as QEMU wrote it, when the transport reads text
+   * lines: the reply is then not parsed). Same
+   * checks, validators and command table; with only synchronous validators and none that checks
+   * replies, no promise, closure or abort listener is made per command. `options.signal` only stops
+   * a command that has not been sent yet: once sent, the settler hears how it ended.
+   */
+  executeTo(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions & O, settler: CommandSettler): void {
+    const validators = this.validators;
+    let verdict: void | Promise<void>;
+    const call: CommandCall<O> | undefined = validators.length === 0 ? undefined : { command, args, options };
+    try {
+      this.checkCall(command, args, options);
+      verdict = call === undefined ? undefined : validateAll(validators, call);
+    } catch (err) {
+      settler.reject(err);
+      return;
+    }
+    if (!verdict) return this.submitTo(command, args, options, call, settler);
+    verdict.then(
+      () => {
+        // An async validator took its time: the relay's client may have gone, or the connection closed.
+        if (options.signal?.aborted) settler.reject(options.signal.reason ?? new Error('aborted'));
+        else if (this.state !== 'running') settler.reject(this.closeError ?? new QmpClosedError(`client is ${this.state}`));
+        else this.submitTo(command, args, options, call, settler);
+      },
+      (err: unknown) => settler.reject(err),
+    );
+  }
+
+  /** executeTo's command, validated: straight to the settler, or through the validators' reply checks when one needs the reply. */
+  private submitTo(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions & O, call: CommandCall<O> | undefined, settler: CommandSettler): void {
+    const checking = call && this.checksReplies ? this.validators.filter((v) => v.checkReply && (v.checksReply?.(call) ?? true)) : [];
+    if (checking.length === 0) return this.table.submitTo(command, args, options, settler);
+    this.table
+      .submit(command, args, options)
+      .then(async (value) => {
+        for (const v of checking) await v.checkReply!(call!, value);
+        return value;
+      })
+      .then(
+        (value) => settler.resolve(value),
+        (err: unknown) => settler.reject(err),
+      );
   }
 
   /** Runs an HMP command line through `human-monitor-command` and resolves to its text output. */
@@ -240,6 +295,12 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
   }
 
   // ---- receiving -------------------------------------------------------------------------------
+
+  /** A reply line before parsing: a relay's command (executeTo) takes its value as text, unparsed. */
+  private onReplyLine(line: string): boolean {
+    // The traffic hook sees every message, parsed.
+    return this.options.onTraffic === undefined && this.table.takeReplyLine(line);
+  }
 
   private onMessage(msg: QmpMessage): void {
     this.traffic('in', msg);

@@ -2,14 +2,30 @@ import { errorMessage } from '../common/abort.js';
 import type { ExecuteOptions } from './command-map.js';
 import { DeadlineTimer, monotonicNow } from './deadline-timer.js';
 import { FdPassingError, MessageTooLargeError, QmpClosedError, QmpCommandError, QmpProtocolError, QmpTimeoutError } from './errors.js';
+import { replyLineParts } from './framing.js';
 import type { QmpLogger } from './logger.js';
 import type { QmpMessage, SendOptions } from './transport.js';
+
+/**
+ * Where a command's outcome goes: a promise's resolve/reject, or a relay's own object (the proxy's,
+ * which then needs no promise, closure or abort listener per command).
+ */
+export interface CommandSettler {
+  /** The reply's `return` value. */
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+  /**
+   * Optional: takes the `return` value as the text the peer wrote, instead of `resolve`. The reply
+   * line is then not parsed at all (a relay passes it on as is: 64-bit integers and member order stay exact).
+   */
+  resolveText?(returnText: string): void;
+}
+
 
 /** A command from submit() until it settles. A class, not closures: one allocation per command. */
 class Pending {
   sent = false;
-  resolve!: (value: unknown) => void;
-  reject!: (err: unknown) => void;
+  settler!: CommandSettler;
   /** Only set when the caller passed a signal. */
   onAbort: (() => void) | undefined;
   /** File descriptors that go with the command (SCM_RIGHTS). */
@@ -38,6 +54,8 @@ export interface CommandTableOptions {
   maxInFlight: number;
   /** Per-command timeout when the call gives none (0 = none). */
   defaultTimeoutMs: number;
+  /** The transport runs commands with different ordering keys side by side (else keys are not passed on). */
+  usesOrderingKeys?: boolean;
   /** Puts one message on the wire (with fds when given); throws when it cannot. */
   send(message: QmpMessage, options?: SendOptions): void;
   logger?: QmpLogger | undefined;
@@ -68,6 +86,19 @@ export class CommandTable {
 
   /** Creates the pending entry and sends it now, or queues it behind the in-flight cap. */
   submit(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => this.enter(command, args, options, { resolve, reject }, true));
+  }
+
+  /**
+   * submit() for relays: the outcome goes to `settler`, no promise is made. `options.signal` only stops a
+   * command that has not been sent yet (checked now and when it leaves the queue); once sent, the
+   * settler hears its reply (or its deadline, or the connection's end) like any other command.
+   */
+  submitTo(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions, settler: CommandSettler): void {
+    this.enter(command, args, options, settler, false);
+  }
+
+  private enter(command: string, args: Record<string, unknown> | undefined, options: ExecuteOptions, settler: CommandSettler, listen: boolean): void {
     // Short decimal strings: QEMU 7.2 answers measurably later the longer the id is (see bench/qmp.bench.ts).
     const id = String(this.nextId++);
     const oob = options.oob === true;
@@ -78,20 +109,16 @@ export class CommandTable {
     const signal = options.signal;
     const p = new Pending(id, command, message, oob, timeoutMs, timeoutMs > 0 ? monotonicNow() + timeoutMs : Infinity, signal);
     if (options.fds?.length) p.fds = [...options.fds];
-    p.orderingKey = options.orderingKey;
-    const promise = new Promise<unknown>((resolve, reject) => {
-      p.resolve = resolve;
-      p.reject = reject;
-    });
+    if (this.options.usesOrderingKeys) p.orderingKey = options.orderingKey;
+    p.settler = settler;
     if (p.deadline !== Infinity) this.deadlines.ensure(p.deadline);
-    if (signal) {
+    if (signal && listen) {
       p.onAbort = () => this.giveUp(p, signal.reason ?? new Error('aborted'));
       signal.addEventListener('abort', p.onAbort, { once: true });
     }
     this.pending.set(id, p);
     if (oob || this.inFlight < this.options.maxInFlight) this.transmit(p);
     else this.queue.push(p);
-    return promise;
   }
 
   /**
@@ -113,17 +140,31 @@ export class CommandTable {
     }
     if ('error' in msg) {
       const e = (msg.error ?? {}) as { class?: unknown; desc?: unknown };
-      p.reject(new QmpCommandError(String(e.class ?? 'GenericError'), String(e.desc ?? ''), p.command, p.id));
+      p.settler.reject(new QmpCommandError(String(e.class ?? 'GenericError'), String(e.desc ?? ''), p.command, p.id));
     } else {
-      p.resolve(msg.return);
+      p.settler.resolve(msg.return);
     }
     return undefined;
+  }
+
+  /**
+   * A reply line in QEMU's layout, `{"return": VALUE, "id": "ID"}` with the id last, for a command whose
+   * settler takes text: settles it with VALUE's text, unparsed. False for any other line (parse it).
+   */
+  takeReplyLine(line: string): boolean {
+    const parts = replyLineParts(line);
+    // Only our own ids (decimal strings) are in the table, so a hit means the id is exactly that.
+    const p = parts && this.pending.get(parts.id);
+    if (!p || !p.settler.resolveText) return false;
+    this.claim(p.id);
+    p.settler.resolveText(parts.returnText);
+    return true;
   }
 
   /** The command with this id gets no reply (the transport said so, or its reply was skipped): rejects it with `error`. */
   fail(id: string, error: Error): void {
     const p = this.claim(id);
-    if (p !== undefined && p !== 'abandoned') p.reject(error);
+    if (p !== undefined && p !== 'abandoned') p.settler.reject(error);
   }
 
   /** The connection is gone: every command rejects with `error`, and nothing is sent any more. */
@@ -137,7 +178,7 @@ export class CommandTable {
     this.inFlight = 0;
     for (const p of all) {
       p.cleanup();
-      p.reject(error);
+      p.settler.reject(error);
     }
   }
 
@@ -160,8 +201,12 @@ export class CommandTable {
     p.sent = true;
     if (!p.oob) this.inFlight++;
     try {
-      if (p.fds || p.orderingKey) this.options.send(p.message, { ...(p.fds ? { fds: p.fds } : {}), ...(p.orderingKey ? { orderingKey: p.orderingKey } : {}) });
-      else this.options.send(p.message);
+      if (p.fds || p.orderingKey) {
+        const sendOptions: SendOptions = {};
+        if (p.fds) sendOptions.fds = p.fds;
+        if (p.orderingKey) sendOptions.orderingKey = p.orderingKey;
+        this.options.send(p.message, sendOptions);
+      } else this.options.send(p.message);
     } catch (err) {
       this.pending.delete(p.id);
       this.settled();
@@ -170,7 +215,7 @@ export class CommandTable {
       // A refusal before sending (an outbound size cap, fds the transport cannot carry) is the caller's
       // typed error, not a closed connection.
       const refused = err instanceof QmpClosedError || err instanceof MessageTooLargeError || err instanceof FdPassingError;
-      p.reject(refused ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
+      p.settler.reject(refused ? err : new QmpClosedError(`sending ${p.command} failed: ${errorMessage(err)}`, { cause: err }));
     }
   }
 
@@ -186,13 +231,16 @@ export class CommandTable {
       const i = this.queue.indexOf(p);
       if (i >= 0) this.queue.splice(i, 1);
     }
-    p.reject(reason);
+    p.settler.reject(reason);
   }
 
   private releaseSlot(): void {
     this.inFlight--;
     while (this.inFlight < this.options.maxInFlight && this.queue.length > 0 && !this.closed) {
-      this.transmit(this.queue.shift()!);
+      const p = this.queue.shift()!;
+      // A relay's command whose client left while it waited (submitTo has no abort listener).
+      if (p.signal?.aborted && !p.onAbort) this.giveUp(p, p.signal.reason ?? new Error('aborted'));
+      else this.transmit(p);
     }
   }
 

@@ -6,6 +6,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 export interface FramerSink {
   message(msg: QmpMessage): void;
   protocolError(err: Error): void;
+  /** Optional: offered each line (without its line end) before it is parsed; true takes it, unparsed. */
+  takeLine?(line: string): boolean;
 }
 
 const LF = 0x0a;
@@ -148,6 +150,7 @@ export class MessageFramer {
       return;
     }
     const text = buf.toString('utf8', start, end);
+    if (this.sink.takeLine?.(text)) return;
     if (text.trim() === '') return; // blank lines are legal padding
     let parsed: unknown;
     try {
@@ -181,6 +184,32 @@ function lastBytes(pieces: Buffer[]): Buffer {
 
 function preview(text: string): string {
   return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+const RETURN_HEAD = '{"return": ';
+const ID_TAIL = ', "id": "';
+
+/** A reply line in QEMU's layout, read without parsing it (see replyLineParts). */
+export interface ReplyLineParts {
+  /** The id's characters between its quotes, as written (the caller's own ids need no escapes). */
+  readonly id: string;
+  /** The `return` value's text. */
+  readonly returnText: string;
+  /** Where `, "id": "…"}` begins (to put another id in its place). */
+  readonly idAt: number;
+}
+
+/**
+ * The parts of a successful reply as QEMU writes it, `{"return": VALUE, "id": "ID"}` with a string id
+ * last, without parsing the line; undefined for any other line. The id is the text between the last
+ * `, "id": "` and the closing `"}`: callers look it up among ids they made themselves (no quotes or
+ * escapes in them), so a hit is exactly their id, and VALUE is then everything before it.
+ */
+export function replyLineParts(line: string): ReplyLineParts | undefined {
+  if (!line.startsWith(RETURN_HEAD) || !line.endsWith('"}')) return undefined;
+  const idAt = line.lastIndexOf(ID_TAIL);
+  if (idAt <= RETURN_HEAD.length) return undefined;
+  return { id: line.slice(idAt + ID_TAIL.length, line.length - 2), returnText: line.slice(RETURN_HEAD.length, idAt), idAt };
 }
 
 /** Serialises one message as a line. QEMU accepts LF; replies come back with CRLF. */

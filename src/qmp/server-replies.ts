@@ -12,6 +12,7 @@ export type QmpServerReply = { return: unknown } | { error: { class: string; des
  * first problem reported (its description), or undefined. `exec-oob` counts only once oob is enabled.
  */
 export function requestProblem(msg: QmpMessage, oobEnabled: boolean): string | undefined {
+  if (isPlainRequest(msg)) return undefined;
   let execKey: string | undefined;
   for (const key of qemuKeyOrder(Object.keys(msg))) {
     const v = msg[key];
@@ -28,6 +29,23 @@ export function requestProblem(msg: QmpMessage, oobEnabled: boolean): string | u
   return execKey ? undefined : "QMP input lacks member 'execute'";
 }
 
+/**
+ * The common request, `execute` (a string) with at most `arguments` (an object) and `id`: nothing to
+ * report, so QEMU's member order (which only decides which problem is reported first) is not needed.
+ */
+function isPlainRequest(msg: QmpMessage): boolean {
+  let hasExecute = false;
+  for (const key in msg) {
+    if (key === 'execute') {
+      if (typeof msg.execute !== 'string') return false;
+      hasExecute = true;
+    } else if (key === 'arguments') {
+      if (!isPlainObject(msg.arguments)) return false;
+    } else if (key !== 'id') return false;
+  }
+  return hasExecute;
+}
+
 /** qmp_capabilities's arguments, checked like QEMU's generated marshaller. */
 export function capabilitiesArgsProblem(args: Record<string, unknown> | undefined): string | undefined {
   for (const key of Object.keys(args ?? {})) if (key !== 'enable') return `Parameter '${key}' is unexpected`;
@@ -42,16 +60,18 @@ export function capabilitiesArgsProblem(args: Record<string, unknown> | undefine
   return undefined;
 }
 
+/** `{"return": VALUE, "id": …}` with VALUE's JSON text as given, CRLF-terminated. */
+export function returnReplyText(valueJson: string, idJson: string | undefined): string {
+  return idJson === undefined ? `{"return": ${valueJson}}\r\n` : `{"return": ${valueJson}, "id": ${idJson}}\r\n`;
+}
+
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** A reply as QEMU writes it: `{"return": …, "id": …}` or `{"id": …, "error": {"class": …, "desc": …}}`, CRLF-terminated. */
 export function replyText(reply: QmpServerReply, idJson: string | undefined): string {
-  if ('return' in reply) {
-    const ret = JSON.stringify(reply.return ?? {});
-    return idJson === undefined ? `{"return": ${ret}}\r\n` : `{"return": ${ret}, "id": ${idJson}}\r\n`;
-  }
+  if ('return' in reply) return returnReplyText(JSON.stringify(reply.return ?? {}), idJson);
   const err = `"error": {"class": ${qemuQuote(String(reply.error.class))}, "desc": ${qemuQuote(String(reply.error.desc))}}`;
   return idJson === undefined ? `{${err}}\r\n` : `{"id": ${idJson}, ${err}}\r\n`;
 }

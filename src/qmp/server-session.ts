@@ -11,7 +11,7 @@
 import { closeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { JsonStreamer, type JsonStreamItem, type JsonStreamLimits } from './json-streamer.js';
-import { capabilitiesArgsProblem, isPlainObject, replyText, requestProblem, type QmpServerReply } from './server-replies.js';
+import { capabilitiesArgsProblem, isPlainObject, replyText, requestProblem, returnReplyText, type QmpServerReply } from './server-replies.js';
 import type { QmpMessage } from './transport.js';
 
 export interface QmpServerRequest {
@@ -32,9 +32,30 @@ export interface QmpServerRequest {
 
 export type { QmpServerReply } from './server-replies.js';
 
+/**
+ * One command's answer, handed to the `dispatch` hook: it answers once, whenever it is ready; the session
+ * puts the reply in its place in request order. Later answers are ignored.
+ */
+export interface QmpServerCall {
+  /** Answers with `reply`; undefined: no reply, ever (the command still leaves the client's pending count). */
+  reply(reply: QmpServerReply | undefined): void;
+  /** Answers `{"return": VALUE}` with VALUE's JSON text as given (a relay passing QEMU's own on). */
+  replyReturnText(valueJson: string): void;
+  /** Aborts when the session has closed: nobody will read the answer. */
+  readonly signal: AbortSignal;
+}
+
 export interface QmpServerSessionHooks {
-  /** Runs a command of a negotiated client. Resolves with its reply, or undefined for none (ever). */
-  execute(request: QmpServerRequest, signal: AbortSignal): QmpServerReply | undefined | Promise<QmpServerReply | undefined>;
+  /**
+   * Runs a command of a negotiated client. Resolves with its reply, or undefined for none (ever).
+   * Give this or `dispatch`.
+   */
+  execute?(request: QmpServerRequest, signal: AbortSignal): QmpServerReply | undefined | Promise<QmpServerReply | undefined>;
+  /**
+   * Runs a command of a negotiated client and answers through `call` (a relay's way: no promise per
+   * command). Used instead of `execute` when given; a throw becomes an error reply, as in `execute`.
+   */
+  dispatch?(request: QmpServerRequest, call: QmpServerCall): void;
   /**
    * Answers a valid `qmp_capabilities` before negotiation (default `{ return: {} }`): a scripted
    * server may do something first. An error reply leaves the session unnegotiated.
@@ -70,12 +91,48 @@ export interface QmpServerSessionOptions {
 const DEFAULT_MAX_PENDING = 8;
 const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024;
 
-/** A reply slot in request order; `text` is set when the reply is ready. */
+/** A reply slot in request order; `text` is set when the reply is ready ('' for none). */
 interface Slot {
   text: string | undefined;
 }
 
 type Work = { item: JsonStreamItem; fds: number[] };
+
+/** No fds came with a command (shared, so frozen). */
+const NO_FDS = Object.freeze([]) as unknown as number[];
+
+/** A request handed to a hook, until it is answered: its slot in the reply order when it has one. */
+class ServerCall implements QmpServerCall, Slot {
+  text: string | undefined = undefined;
+  private answered = false;
+
+  constructor(
+    private readonly session: QmpServerSession,
+    readonly idJson: string | undefined,
+    /** Its reply waits for the ones before it (in-band, ordered session). */
+    readonly inOrder: boolean,
+    /** Runs with the reply before it is sent (negotiation undoes itself on an error). */
+    private readonly before?: (reply: QmpServerReply | undefined) => void,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.session.goneSignal;
+  }
+
+  reply(reply: QmpServerReply | undefined): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.before?.(reply);
+    this.session.settle(this, reply === undefined ? '' : replyText(reply, this.idJson));
+  }
+
+  replyReturnText(valueJson: string): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.before?.({ return: undefined });
+    this.session.settle(this, returnReplyText(valueJson, this.idJson));
+  }
+}
 
 export class QmpServerSession {
   private negotiatedFlag = false;
@@ -109,6 +166,7 @@ export class QmpServerSession {
     this.ordered = options.ordered ?? true;
     this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
     this.readsSocket = options.readsSocket ?? true;
+    if (typeof hooks?.execute !== 'function' && typeof hooks?.dispatch !== 'function') throw new TypeError('QmpServerSession: hooks need execute or dispatch');
     this.streamer = new JsonStreamer((item) => this.onItem(item), options.limits);
     if (this.readsSocket) {
       socket.on('data', (chunk: Buffer | string) => this.receive(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
@@ -130,6 +188,11 @@ export class QmpServerSession {
 
   get isClosed(): boolean {
     return this.closedReason !== undefined;
+  }
+
+  /** @internal aborts once the session has closed */
+  get goneSignal(): AbortSignal {
+    return this.gone.signal;
   }
 
   /** In-band requests not answered yet (ordered) or hook calls running (unordered). */
@@ -210,32 +273,32 @@ export class QmpServerSession {
   }
 
   private onItem(item: JsonStreamItem): void {
-    const fds = this.waitingFds;
-    if (item.ok && fds.length > 0 && isCommandLike(item.value)) this.waitingFds = [];
-    const work: Work = { item, fds: item.ok && isCommandLike(item.value) ? fds : [] };
-    if (this.paused) this.backlog.push(work);
-    else this.handleOwningFds(work);
+    let fds = NO_FDS;
+    if (this.waitingFds.length > 0 && item.ok && isCommandLike(item.value)) {
+      fds = this.waitingFds;
+      this.waitingFds = [];
+    }
+    if (this.paused) this.backlog.push({ item, fds });
+    else this.handleOwningFds(item, fds);
   }
 
   /** Handles one item; fds that did not reach a command hook are closed. */
-  private handleOwningFds(work: Work): void {
-    if (!this.handle(work)) closeFds(work.fds);
+  private handleOwningFds(item: JsonStreamItem, fds: number[]): void {
+    if (!this.handle(item, fds) && fds.length > 0) closeFds(fds);
   }
 
   /** Returns whether the item's fds were handed to the execute hook. */
-  private handle({ item, fds }: Work): boolean | void {
-    if (!item.ok) return this.answerInBand({ error: { class: 'GenericError', desc: item.desc } }, undefined);
+  private handle(item: JsonStreamItem, fds: number[]): boolean {
+    if (!item.ok) return this.refuse(item.desc, 'GenericError', undefined, false);
     const value = item.value;
-    if (!isPlainObject(value)) return this.answerInBand({ error: { class: 'GenericError', desc: 'QMP input must be a JSON object' } }, undefined);
+    if (!isPlainObject(value)) return this.refuse('QMP input must be a JSON object', 'GenericError', undefined, false);
     const msg = value as QmpMessage;
     const idJson = item.idJson;
     // QEMU runs `exec-oob` without `execute` at once, outside the in-band queue, even when it then refuses it.
     const outOfBand = 'exec-oob' in msg && !('execute' in msg);
-    const answer = (reply: QmpServerReply) => (outOfBand ? this.answerNow(reply, idJson) : this.answerInBand(reply, idJson));
-    const fail = (desc: string, cls = 'GenericError') => answer({ error: { class: cls, desc } });
 
     const problem = requestProblem(msg, this.oobFlag);
-    if (problem) return fail(problem);
+    if (problem) return this.refuse(problem, 'GenericError', idJson, outOfBand);
     const command = (outOfBand ? msg['exec-oob'] : msg.execute) as string;
     const request: QmpServerRequest = {
       command,
@@ -247,27 +310,59 @@ export class QmpServerSession {
       message: msg,
       fds,
     };
-    this.guard(() => this.hooks.observe?.(request));
+    if (this.hooks.observe) this.observe(request);
 
     if (!this.negotiatedFlag) {
-      if (command !== 'qmp_capabilities') return fail("Expecting capabilities negotiation with 'qmp_capabilities'", 'CommandNotFound');
+      if (command !== 'qmp_capabilities') return this.refuse("Expecting capabilities negotiation with 'qmp_capabilities'", 'CommandNotFound', idJson, outOfBand);
       const problem = this.negotiate(request.args);
-      if (problem) return fail(problem);
-      if (!this.hooks.capabilities) return answer({ return: {} });
+      if (problem) return this.refuse(problem, 'GenericError', idJson, outOfBand);
+      const capabilities = this.hooks.capabilities;
+      if (!capabilities) return this.answer({ return: {} }, idJson, outOfBand);
       const previousOob = this.oobFlag;
-      return this.run(request, outOfBand, () => this.hooks.capabilities!(request), (reply) => {
+      const call = this.start(idJson, outOfBand, (reply) => {
         if (reply && 'error' in reply) {
           this.negotiatedFlag = false;
           this.oobFlag = previousOob;
         }
       });
+      this.runHook(call, command, () => capabilities.call(this.hooks, request));
+      return false;
     }
     if (command === 'qmp_capabilities') {
       const argProblem = capabilitiesArgsProblem(request.args);
-      return fail(argProblem ?? 'Capabilities negotiation is already complete, command ignored', argProblem ? 'GenericError' : 'CommandNotFound');
+      return this.refuse(argProblem ?? 'Capabilities negotiation is already complete, command ignored', argProblem ? 'GenericError' : 'CommandNotFound', idJson, outOfBand);
     }
-    this.run(request, outOfBand, () => this.hooks.execute(request, this.gone.signal));
+    const call = this.start(idJson, outOfBand);
+    const dispatch = this.hooks.dispatch;
+    if (dispatch) {
+      try {
+        dispatch.call(this.hooks, request, call);
+      } catch (err) {
+        this.failed(call, command, err);
+      }
+    } else {
+      this.runHook(call, command, () => this.hooks.execute!(request, this.gone.signal));
+    }
     return true;
+  }
+
+  /** Answers a request the session itself refuses (QEMU's checks); its fds, if any, are not taken. */
+  private refuse(desc: string, cls: string, idJson: string | undefined, outOfBand: boolean): false {
+    return this.answer({ error: { class: cls, desc } }, idJson, outOfBand);
+  }
+
+  private answer(reply: QmpServerReply, idJson: string | undefined, outOfBand: boolean): false {
+    if (outOfBand) this.answerNow(reply, idJson);
+    else this.answerInBand(reply, idJson);
+    return false;
+  }
+
+  private observe(request: QmpServerRequest): void {
+    try {
+      this.hooks.observe?.(request);
+    } catch (err) {
+      this.hooks.log?.('warn', `QMP session hook failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /** qmp_capabilities before negotiation: only what the greeting offered. Returns an error description, or undefined. */
@@ -281,35 +376,43 @@ export class QmpServerSession {
     return undefined;
   }
 
-  /** Runs a hook and answers with what it gives; a throwing hook becomes an error reply, never a crash. */
-  private run(
-    request: QmpServerRequest,
-    outOfBand: boolean,
-    call: () => QmpServerReply | undefined | Promise<QmpServerReply | undefined>,
-    after?: (reply: QmpServerReply | undefined) => void,
-  ): void {
-    const slot = outOfBand || !this.ordered ? undefined : this.reserve();
+  /** A request goes to a hook: it takes its place in the reply order and counts against the pending limit. */
+  private start(idJson: string | undefined, outOfBand: boolean, before?: (reply: QmpServerReply | undefined) => void): ServerCall {
+    const call = new ServerCall(this, idJson, !outOfBand && this.ordered, before);
+    if (call.inOrder) this.slots.push(call);
     this.running++;
     this.checkLoad();
-    const settle = (reply: QmpServerReply | undefined) => {
-      this.running--;
-      after?.(reply);
-      if (slot) this.fill(slot, reply === undefined ? undefined : replyText(reply, request.idJson));
-      else if (reply !== undefined) this.write(replyText(reply, request.idJson));
-      this.afterSettle();
-    };
-    const failed = (err: unknown) => {
-      this.hooks.log?.('warn', `QMP command ${request.command} failed inside the server: ${err instanceof Error ? err.message : String(err)}`);
-      settle({ error: { class: 'GenericError', desc: `internal error: ${err instanceof Error ? err.message : String(err)}` } });
-    };
+    return call;
+  }
+
+  /** Runs a hook that answers by returning (or resolving to) its reply; a throwing hook becomes an error reply, never a crash. */
+  private runHook(call: ServerCall, command: string, hook: () => QmpServerReply | undefined | Promise<QmpServerReply | undefined>): void {
     let result: QmpServerReply | undefined | Promise<QmpServerReply | undefined>;
     try {
-      result = call();
+      result = hook();
     } catch (err) {
-      return failed(err);
+      return this.failed(call, command, err);
     }
-    if (result instanceof Promise) result.then(settle, failed);
-    else settle(result);
+    if (result instanceof Promise) {
+      result.then(
+        (reply) => call.reply(reply),
+        (err: unknown) => this.failed(call, command, err),
+      );
+    } else call.reply(result);
+  }
+
+  private failed(call: ServerCall, command: string, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.hooks.log?.('warn', `QMP command ${command} failed inside the server: ${message}`);
+    call.reply({ error: { class: 'GenericError', desc: `internal error: ${message}` } });
+  }
+
+  /** @internal a hook answered `call`: its reply leaves now, or when the ones before it have. */
+  settle(call: ServerCall, text: string): void {
+    this.running--;
+    if (call.inOrder) this.fill(call, text);
+    else if (text) this.write(text);
+    this.afterSettle();
   }
 
   private answerNow(reply: QmpServerReply, idJson: string | undefined): void {
@@ -322,15 +425,9 @@ export class QmpServerSession {
     this.checkLoad();
   }
 
-  private reserve(): Slot {
-    const slot: Slot = { text: undefined };
-    this.slots.push(slot);
-    return slot;
-  }
-
   /** Fills a slot and writes every ready reply at the head, in order. A reply that never comes holds the rest, as in QEMU. */
-  private fill(slot: Slot, text: string | undefined): void {
-    slot.text = text ?? '';
+  private fill(slot: Slot, text: string): void {
+    slot.text = text;
     while (this.slots.length > 0 && this.slots[0]!.text !== undefined) {
       const t = this.slots.shift()!.text!;
       if (t) this.write(t);
@@ -349,7 +446,10 @@ export class QmpServerSession {
     if (this.closedReason !== undefined) return;
     if (this.paused && this.pendingCount < this.maxPending) {
       this.paused = false;
-      while (!this.paused && this.backlog.length > 0 && this.closedReason === undefined) this.handleOwningFds(this.backlog.shift()!);
+      while (!this.paused && this.backlog.length > 0 && this.closedReason === undefined) {
+        const work = this.backlog.shift()!;
+        this.handleOwningFds(work.item, work.fds);
+      }
       if (this.closedReason !== undefined) return;
       if (!this.paused && this.readsSocket) this.socket.resume();
     }
@@ -360,13 +460,6 @@ export class QmpServerSession {
     if (this.inputEnded && this.running === 0 && this.slots.length === 0 && this.backlog.length === 0) this.close('client finished', true);
   }
 
-  private guard(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.hooks.log?.('warn', `QMP session hook failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
 }
 
 function isCommandLike(v: unknown): boolean {

@@ -81,7 +81,11 @@ export class StreamTransport implements QmpTransport {
     this.stream = stream;
     if (!this.holding) (stream as Partial<Socket>).unref?.();
     const framer = new MessageFramer(
-      { message: (m) => this.handlers?.message(m), protocolError: (e) => this.handlers?.protocolError(e) },
+      {
+        message: (m) => this.handlers?.message(m),
+        protocolError: (e) => this.handlers?.protocolError(e),
+        takeLine: (line) => this.handlers?.takeReply?.(line) === true,
+      },
       this.capabilities.maxMessageBytes,
     );
     stream.on('data', (chunk: Buffer | string) => {

@@ -35,6 +35,11 @@ export interface TransportHandlers {
   /** One complete message from the peer (greeting, reply, or event). */
   message(msg: QmpMessage): void;
   /**
+   * Optional, for transports that read text lines: a line offered before it is parsed; true when the
+   * client settled a command with it as it is (a relay's reply), and it must not be delivered again.
+   */
+  takeReply?(line: string): boolean;
+  /**
    * The command sent with this id will get no reply from the peer (the connection under it dropped,
    * the route refused it): the client rejects that command with `error` as it is. A transport reports
    * its failures this way, as real error objects, never as made-up QMP error replies.

@@ -24,6 +24,11 @@ export interface CommandValidator<O extends {} = {}> {
    * the value once this settles; throwing fails the call.
    */
   checkReply?(call: CommandCall<O>, value: unknown): void | Promise<void>;
+  /**
+   * Whether `checkReply` needs this call's reply, asked after `validate` (default: every call's). A relay
+   * (QmpClient.executeTo) passes the replies no validator needs on as text, without parsing them.
+   */
+  checksReply?(call: CommandCall<O>): boolean;
 }
 
 /**
@@ -56,6 +61,11 @@ function checkRepliesFrom<O extends {}>(validators: readonly CommandValidator<O>
   return value;
 }
 
+/** Every validator's `validate` in order: undefined when all passed synchronously, else a promise of the rest. Throws a synchronous refusal. */
+export function validateAll<O extends {}>(validators: readonly CommandValidator<O>[], call: CommandCall<O>): void | Promise<void> {
+  return validateFrom(validators, call, 0);
+}
+
 function validateFrom<O extends {}>(validators: readonly CommandValidator<O>[], call: CommandCall<O>, from: number): void | Promise<void> {
   for (let i = from; i < validators.length; i++) {
     const verdict = validators[i]!.validate?.(call);
@@ -66,6 +76,11 @@ function validateFrom<O extends {}>(validators: readonly CommandValidator<O>[], 
 /** Whether `v` is a validator: an object with a validate and/or checkReply function. */
 export function isValidator(v: unknown): v is CommandValidator<never> {
   if (v === null || typeof v !== 'object') return false;
-  const { validate, checkReply } = v as Record<string, unknown>;
-  return (validate !== undefined || checkReply !== undefined) && (validate === undefined || typeof validate === 'function') && (checkReply === undefined || typeof checkReply === 'function');
+  const { validate, checkReply, checksReply } = v as Record<string, unknown>;
+  return (
+    (validate !== undefined || checkReply !== undefined) &&
+    (validate === undefined || typeof validate === 'function') &&
+    (checkReply === undefined || typeof checkReply === 'function') &&
+    (checksReply === undefined || typeof checksReply === 'function')
+  );
 }

@@ -28,6 +28,31 @@ afterAll(async () => {
 });
 
 describe('the shared second monitor', () => {
+  it('hands a relay (executeTo) the reply\'s value as QEMU wrote it, with the hub\'s id rewrite, beside parsed callers', async () => {
+    const a = await guest.qmp({ via: 'monitor', validate: false });
+    const b = await guest.qmp({ via: 'monitor', validate: false });
+    try {
+      const texts: string[] = [];
+      const values: unknown[] = [];
+      const settled = new Promise<void>((resolve, reject) =>
+        a.executeTo('query-status', undefined, {}, {
+          resolve: (v) => (values.push(v), resolve()),
+          reject,
+          resolveText: (t) => (texts.push(t), resolve()),
+        }),
+      );
+      const parsed = b.execute('query-status');
+      await settled;
+      expect(values).toEqual([]);
+      expect(texts).toEqual(['{"status": "running", "singlestep": false, "running": true}']);
+      expect(JSON.parse(texts[0]!)).toEqual(await parsed);
+      expect([a.pendingCount, b.pendingCount]).toEqual([0, 0]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('refuses a 12 MiB command typed while another caller on the same monitor is answered', async () => {
     const a = await guest.qmp({ via: 'monitor', validate: false });
     const b = await guest.qmp({ via: 'monitor', validate: false });
