@@ -91,34 +91,13 @@ async function roundTrips(guest: Guest, socket: string, uri: string): Promise<vo
 }
 
 async function openTimes(hv: Hypervisor, socket: string): Promise<void> {
+  const openings: [string, () => Promise<{ close(): Promise<void> }>][] = [
+    ['QmpClient.connect({ path })', () => QmpClient.connect({ path: socket })],
+    ['hv.guest(name) + guest.qmp() (auto → monitor)', async () => (await hv.guest('bench')).qmp()],
+    ["hv.guest(name) + guest.qmp({ via: 'passthrough' })", async () => (await hv.guest('bench')).qmp({ via: 'passthrough' })],
+  ];
   const openRows: Row[] = [];
-  openRows.push(
-    row(
-      'QmpClient.connect({ path })',
-      await timeEach(50, async () => {
-        const c = await QmpClient.connect({ path: socket });
-        await c.close();
-      }, 5),
-    ),
-  );
-  openRows.push(
-    row(
-      'hv.guest(name) + guest.qmp() (auto → monitor)',
-      await timeEach(50, async () => {
-        const c = await (await hv.guest('bench')).qmp();
-        await c.close();
-      }, 5),
-    ),
-  );
-  openRows.push(
-    row(
-      "hv.guest(name) + guest.qmp({ via: 'passthrough' })",
-      await timeEach(50, async () => {
-        const c = await (await hv.guest('bench')).qmp({ via: 'passthrough' });
-        await c.close();
-      }, 5),
-    ),
-  );
+  for (const [label, open] of openings) openRows.push(row(label, await timeEach(50, async () => (await open()).close(), 5)));
   printTable('open time', openRows, 'QmpClient.connect({ path })');
 }
 

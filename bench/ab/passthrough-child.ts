@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { timeEach } from '../table.js';
 
 type Mode = 'qmp' | 'qmpnv' | 'dom' | 'proxy' | 'socket' | 'raw' | 'rawka' | 'rawmain';
 const [tree, uri, name, mode] = process.argv.slice(2) as [string, string, string, Mode];
@@ -21,15 +22,7 @@ const src = (p: string): string => pathToFileURL(join(tree, p)).href;
 type Round = (n: number) => Promise<number[]>;
 
 function timed(call: () => Promise<unknown>): Round {
-  return async (n) => {
-    const times: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const t0 = process.hrtime.bigint();
-      await call();
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-    return times;
-  };
+  return (n) => timeEach(n, call, 0);
 }
 
 async function rawWorker(keepAlive: boolean): Promise<Round> {
