@@ -7,4 +7,6 @@ import { workerData } from 'node:worker_threads';
 import { importNativeModules } from './protocol.js';
 
 const { gate } = workerData as { gate: SharedArrayBuffer };
+// The modules without koffi load first, outside the gate (safe to tear down; the slow part from sources).
+await import('./interpreter.js');
 await importNativeModules(new Int32Array(gate), () => import('./event-thread.js'));

@@ -19,7 +19,9 @@ const data = workerData as { gate: SharedArrayBuffer; ctl: SharedArrayBuffer };
 const gate = new Int32Array(data.gate);
 const ctl = new Int32Array(data.ctl);
 const port = parentPort as unknown as MessagePort;
-// koffi loads counted in the exit gate; once the process exits nothing loads and the thread just ends.
+// The modules without koffi load first, outside the exit gate: safe to tear down, and the slow part when
+// running from sources. Only loading koffi counts in the gate; once the process exits it is not loaded.
+await import('./interpreter.js');
 const loaded = await importNativeModules(gate, () => import('./ops.js'));
 if (loaded === undefined) process.exit(0);
 const { NativeFailure, ops } = loaded;
