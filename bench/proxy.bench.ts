@@ -70,10 +70,14 @@ function compileCli(root: string, out: string): string {
   return join(out, 'src', 'cli', 'main.js');
 }
 
-/** `libqemu proxy --socket target --listen listen` from a built CLI, in its own process. */
-function spawnCliProxy(cliMain: string, target: string, listen: string): ChildProcess {
+/**
+ * `libqemu … proxy --listen listen` from a built CLI, in its own process: on a raw monitor socket
+ * (`target` a path), or on a libvirt guest's passthrough route (`target` a URI and a guest's name).
+ */
+function spawnCliProxy(cliMain: string, target: string | { uri: string; guest: string }, listen: string): ChildProcess {
   const runCli = `const { main } = await import(${JSON.stringify(pathToFileURL(cliMain).href)}); process.exit(await main(process.argv.slice(1)));`;
-  return spawn(process.execPath, ['--input-type=module', '-e', runCli, '--', '--socket', target, 'proxy', '--listen', listen], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const backend = typeof target === 'string' ? ['--socket', target] : ['-c', target.uri, '-d', target.guest, '--via', 'passthrough'];
+  return spawn(process.execPath, ['--input-type=module', '-e', runCli, '--', ...backend, 'proxy', '--listen', listen], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 /**
@@ -138,6 +142,7 @@ export default async function proxyBench(): Promise<void> {
   let hv: Hypervisor | undefined;
   let virtProxy: ChildProcess | undefined;
   let cliProxy: ChildProcess | undefined;
+  let cliPassthroughProxy: ChildProcess | undefined;
   let baselineProxy: ChildProcess | undefined;
   const baselineRev = process.env.LIBQEMU_BENCH_PROXY_BASELINE;
   let nodeRelay: ChildProcess | undefined;
@@ -170,8 +175,17 @@ export default async function proxyBench(): Promise<void> {
     // `libqemu proxy` as its own process, as an operator would run it (on a raw monitor socket), from
     // compiled JavaScript as an installed package runs it (a dev checkout's bin would run tsx instead).
     const cliListen = join(tmp, 'cli', 'p.sock');
-    cliProxy = spawnCliProxy(buildCli(), cliPath, cliListen);
+    const cliMain = buildCli();
+    cliProxy = spawnCliProxy(cliMain, cliPath, cliListen);
     await waitForFile(cliListen, 60_000);
+    // and on the passthrough route, in its own process as virt-qemu-qmp-proxy is
+    const cliPassthroughListen = join(tmp, 'cli-pt', 'p.sock');
+    cliPassthroughProxy = spawnCliProxy(cliMain, { uri: lv.uri, guest: 'pb1' }, cliPassthroughListen);
+    let cliPassthroughErr = '';
+    cliPassthroughProxy.stderr!.setEncoding('utf8').on('data', (d: string) => (cliPassthroughErr += d));
+    await waitForFile(cliPassthroughListen, 60_000).catch((err: unknown) => {
+      throw new Error(`libqemu proxy --via passthrough did not start: ${String(err)}\n${cliPassthroughErr}`);
+    });
     const baselineListen = join(tmp, 'cli-baseline', 'p.sock');
     if (baselineRev && baselineTarget) {
       baselineProxy = spawnCliProxy(buildBaselineCli(baselineRev), baselineTarget, baselineListen);
@@ -204,6 +218,7 @@ export default async function proxyBench(): Promise<void> {
       'floor: bare byte relay, own Node process': nodeRelayPath,
       'floor: socat relay, own process': socatPath,
       'libqemu proxy (passthrough)': passthroughProxy.path,
+      'libqemu proxy (CLI process, passthrough)': cliPassthroughListen,
       'virt-qemu-qmp-proxy (passthrough)': virtPath,
     };
     const one: Record<string, RawQmpClient> = {};
@@ -217,6 +232,7 @@ export default async function proxyBench(): Promise<void> {
     // a steadier figure than latency on a shared machine (it does not include waiting for a CPU).
     const ownProcess: Record<string, number | undefined> = {
       'libqemu proxy (CLI process, raw monitor)': cliProxy.pid,
+      'libqemu proxy (CLI process, passthrough)': cliPassthroughProxy.pid,
       ...(baselineProxy ? { [`libqemu proxy (CLI process, ${baselineRev})`]: baselineProxy.pid } : {}),
       'floor: bare byte relay, own Node process': nodeRelay.pid,
       'floor: socat relay, own process': socatRelay.pid,
@@ -263,6 +279,7 @@ export default async function proxyBench(): Promise<void> {
           ratioRow('CLI-started proxy / direct', 'libqemu proxy (CLI process, raw monitor)', 'direct monitor socket', '≤ 1.30'),
           ratioRow('second-monitor proxy / direct', 'libqemu proxy (second monitor)', 'direct monitor socket', '≤ 1.30'),
           ratioRow('passthrough proxy / virt-qemu-qmp-proxy', 'libqemu proxy (passthrough)', 'virt-qemu-qmp-proxy (passthrough)', '≤ 1.00'),
+          ratioRow('CLI passthrough proxy / virt-qemu-qmp-proxy (both own processes)', 'libqemu proxy (CLI process, passthrough)', 'virt-qemu-qmp-proxy (passthrough)', '≤ 1.00'),
           ratioRow('floor: bare Node byte relay process / direct', 'floor: bare byte relay, own Node process', 'direct monitor socket', '(reference)'),
           ratioRow('floor: socat relay / direct', 'floor: socat relay, own process', 'direct monitor socket', '(reference)'),
           ratioRow('CLI-started proxy / bare Node byte relay', 'libqemu proxy (CLI process, raw monitor)', 'floor: bare byte relay, own Node process', '(what QMP handling adds; ≤ ~1.1)'),
@@ -344,7 +361,7 @@ export default async function proxyBench(): Promise<void> {
       'passthrough ≥ 0.50× the monitor proxy (higher is better)',
     );
   } finally {
-    for (const child of [cliProxy, baselineProxy, nodeRelay, socatRelay]) {
+    for (const child of [cliProxy, cliPassthroughProxy, baselineProxy, nodeRelay, socatRelay]) {
       if (child && child.exitCode === null) {
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));

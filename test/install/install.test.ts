@@ -58,6 +58,12 @@ console.log(JSON.stringify({ Hypervisor: typeof root.Hypervisor, QmpClient: type
   const cjs = await sh(process.execPath, ['cjs.cjs'], dir);
   expect(cjs.stdout.trim()).toBe('function function');
 
+  // libvirt calls run on worker threads started from the package's files; they start in a program run as
+  // `node --input-type=module -e …` too (workers inherit that flag, and Node refuses it for a file).
+  const inline = "const { Connection } = await import('libqemu'); const c = await Connection.open('test:///default'); console.log((await c.listAllDomains()).length); await c.close();";
+  const evalRun = await sh(process.execPath, ['--input-type=module', '-e', inline], dir);
+  expect(Number(evalRun.stdout.trim())).toBeGreaterThan(0);
+
   // The shipped declarations type-check under strict, and a wrong argument type is caught.
   writeFileSync(
     join(dir, 'use.ts'),
