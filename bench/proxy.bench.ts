@@ -233,6 +233,7 @@ export default async function proxyBench(): Promise<void> {
     const ownProcess: Record<string, number | undefined> = {
       'libqemu proxy (CLI process, raw monitor)': cliProxy.pid,
       'libqemu proxy (CLI process, passthrough)': cliPassthroughProxy.pid,
+      'virt-qemu-qmp-proxy (passthrough)': virtProxy.pid,
       ...(baselineProxy ? { [`libqemu proxy (CLI process, ${baselineRev})`]: baselineProxy.pid } : {}),
       'floor: bare byte relay, own Node process': nodeRelay.pid,
       'floor: socat relay, own process': socatRelay.pid,
