@@ -140,13 +140,7 @@ export function invoke(native: Native, name: string, given: unknown[]): unknown 
         case 'outStr': {
           const cell: [bigint | null] = [null];
           cargs.push(cell);
-          after.push(() => {
-            const p = cell[0];
-            if (!p) return '';
-            const str = native.decodeString(p);
-            native.api.free(p);
-            return str;
-          });
+          after.push(() => takeString(native, cell[0]));
           break;
         }
         case 'outIntsPrev': {
@@ -429,7 +423,11 @@ function invokeOutStr(native: Native, name: string, plan: Plan, given: unknown[]
   const cargs = new Array<unknown>(given.length + 1);
   for (let i = 0, g = 0; i < cargs.length; i++) cargs[i] = i === plan.outAt ? cell : given[g++];
   if ((plan.fn(...cargs) as number) < 0) failure(native, name);
-  const p = cell[0];
+  return takeString(native, cell[0]);
+}
+
+/** A `char *` libvirt handed over, as a string ('' for NULL); the C string is freed. */
+function takeString(native: Native, p: bigint | null): string {
   if (!p) return '';
   const str = native.decodeString(p);
   native.api.free(p);

@@ -9,7 +9,7 @@ import { GreetingWaiter, negotiate, type QmpGreeting } from './handshake.js';
 import * as opt from './options.js';
 import { notifyAll, RunstateCell, type Runstate } from './runstate.js';
 import type { QmpMessage, QmpTransport } from './transport.js';
-import { isValidator, runThrough, validateAll, type CommandCall, type CommandValidator } from './validator.js';
+import { checkReplies, isValidator, runThrough, validateAll, type CommandCall, type CommandValidator } from './validator.js';
 
 export type { QmpGreeting } from './handshake.js';
 export type { Runstate } from './runstate.js';
@@ -106,12 +106,13 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
   /** Adds a hook that runs around every command, after those added before it. Returns its removal. */
   use(validator: CommandValidator<O>): () => void {
     if (!isValidator(validator)) throw new InvalidArgumentError('use: expected a CommandValidator, an object with validate(call) and/or checkReply(call, value)');
-    this.validators = [...this.validators, validator];
-    this.checksReplies = this.validators.some((v) => v.checkReply);
-    return () => {
-      this.validators = this.validators.filter((v) => v !== validator);
-      this.checksReplies = this.validators.some((v) => v.checkReply);
-    };
+    this.setValidators([...this.validators, validator]);
+    return () => this.setValidators(this.validators.filter((v) => v !== validator));
+  }
+
+  private setValidators(list: readonly CommandValidator<O>[]): void {
+    this.validators = list;
+    this.checksReplies = list.some((v) => v.checkReply);
   }
 
   /** Opens the transport, waits for the greeting and negotiates. Resolves to the greeting. */
@@ -199,10 +200,7 @@ export class QmpClient<C extends CommandMap = {}, E extends EventMap = {}, O ext
     if (checking.length === 0) return this.table.submitTo(command, args, options, settler);
     this.table
       .submit(command, args, options)
-      .then(async (value) => {
-        for (const v of checking) await v.checkReply!(call!, value);
-        return value;
-      })
+      .then((value) => checkReplies(checking, call!, value))
       .then(
         (value) => settler.resolve(value),
         (err: unknown) => settler.reject(err),

@@ -49,7 +49,12 @@ export function runThrough<O extends {}>(
     return Promise.reject(err);
   }
   if (!validators.some((v) => v.checkReply)) return sent;
-  return sent.then((value) => checkRepliesFrom(validators, call, value, 0));
+  return sent.then((value) => checkReplies(validators, call, value));
+}
+
+/** Every validator's checkReply on `value`, in order: the value, or a promise of it when one check is asynchronous. */
+export function checkReplies<O extends {}>(validators: readonly CommandValidator<O>[], call: CommandCall<O>, value: unknown): unknown {
+  return checkRepliesFrom(validators, call, value, 0);
 }
 
 /** Every checkReply in order, waiting only for those that return a promise. */
