@@ -8,6 +8,8 @@ import type { LibvirtAgentTransport } from './guest-agent.js';
 import type { OverflowPolicy } from '../common/bounded-queue.js';
 import type { Stream } from '../generated/libvirt/classes.js';
 import type { Domain } from '../libvirt/domain.js';
+import type { ReservedLane } from '../libvirt/connection-core.js';
+import type { LibvirtError } from '../libvirt/errors.js';
 import type { TypedParamsObject } from '../libvirt/object.js';
 import type { ConnectionGap, DomainEvent, DomainEventKind, QemuMonitorEvent } from '../libvirt/events.js';
 import type { MigrationJob } from '../migration/engine.js';
@@ -31,6 +33,18 @@ export interface GuestEventSource<T> extends AsyncIterableIterator<T> {
   readonly ready: Promise<void>;
   /** Stops the subscription. */
   return(): Promise<IteratorResult<T>>;
+}
+
+/** A guest's passthrough for a thread of its own (see Guest.reservePassthrough). */
+export interface PassthroughReservation {
+  readonly guest: string;
+  readonly uuid: string;
+  /** The hypervisor's libvirt URI. */
+  readonly uri: string;
+  /** The libvirt connection reserved for the thread; release() it when done. */
+  readonly lane: ReservedLane;
+  /** The guest's QEMU events as libvirt relays them, filtered by libvirt. */
+  events(filter: { event?: string; regex?: boolean; bufferSize: number }): GuestEventSource<QemuMonitorEvent | ConnectionGap>;
 }
 
 /** What a Guest asks of its Hypervisor; `G` is the guest type a migration hands back. */
@@ -57,6 +71,8 @@ export interface GuestContext<G = unknown> {
   agentTransport(): LibvirtAgentTransport;
   /** A transport over libvirt's passthrough (virDomainQemuMonitorCommand) to this guest's QEMU. */
   passthroughTransport(options: { events?: readonly string[] }): QmpTransport;
+  /** A libvirt connection of the hypervisor's, reserved whole for one thread's blocking calls (see ConnectionCore.reserveLane). */
+  reserveLane(lost: (reason: LibvirtError) => void): Promise<ReservedLane>;
   /** libvirt's statistics of this guest (virDomainListGetStats, every group). */
   domainStats(): Promise<TypedParamsObject>;
   /** A new non-blocking libvirt stream (for the console and screenshots). */

@@ -3,7 +3,7 @@ import type { DomainInfo, DomainState } from '../libvirt/domain.js';
 import type { MigrationJob } from '../migration/engine.js';
 import type { MigrateOptions } from '../migration/options.js';
 import { GuestNotFoundError, GuestNotRunningError, MonitorUnavailableError } from './errors.js';
-import type { GuestContext, GuestDomain } from './guest-context.js';
+import type { GuestContext, GuestDomain, PassthroughReservation } from './guest-context.js';
 import { GuestQmpClient, type QmpRoute } from './guest-client.js';
 import { GuestEvents, type GuestEventStream, type GuestEventsOptions, type QemuEventName, type UncheckedEventName } from './guest-events.js';
 import type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-migration.js';
@@ -203,6 +203,24 @@ export class Guest {
     }
     await this.taints.checkRoute(client.route);
     return client;
+  }
+
+  /**
+   * @internal For a thread that serves QMP on this guest through libvirt's passthrough with its own
+   * blocking calls (the passthrough proxy's thread): a libvirt connection of the hypervisor's reserved
+   * for that thread, the guest's identity, and its QEMU events. Checks, as guest.qmp() does, that the
+   * guest runs, and reports the route's taint. `lost` hears when the connection is gone.
+   */
+  async reservePassthrough(lost: (reason: Error) => void): Promise<PassthroughReservation> {
+    this.assertOpen();
+    const { state } = await this.domain.state().catch((err: unknown) => {
+      if (isNoDomainError(err)) throw new GuestNotFoundError({ nameOrUuid: this.name, uri: this.context.uri, cause: err });
+      throw err;
+    });
+    if (!isRunningState(state)) throw new GuestNotRunningError({ guest: this.name, state });
+    await this.taints.checkRoute('passthrough');
+    const lane = await this.context.reserveLane(lost);
+    return { guest: this.name, uuid: this.domain.uuid, uri: this.context.uri, lane, events: (filter) => this.context.qemuMonitorEvents(filter) };
   }
 
   /** libvirt's taint marks of this guest (custom-monitor, custom-argv, …), as of now. */

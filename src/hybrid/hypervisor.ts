@@ -17,7 +17,7 @@ import { migrateGuest } from './guest-migration.js';
 import { readMonitorSockets } from './guest-monitor.js';
 import { isNoDomainError, isRunningState, qmpRoutes } from './guest-routes.js';
 import { Guest, type GuestQmpOptions } from './guest.js';
-import { PassthroughTransport } from './passthrough-transport.js';
+import { libvirtPassthroughTarget, PassthroughTransport } from './passthrough-transport.js';
 import { createdInThisProcess, defaultMonitorDir, ensureMonitorDir, qemuUserFor, removeCreatedMonitorDir, type QemuUser } from '../domain/monitor-dir.js';
 import { placeDaemon, remoteReason, type HostPlacement } from '../domain/host-identity.js';
 import type { TaintReport } from './taint.js';
@@ -285,7 +285,8 @@ export class Hypervisor extends EventEmitter<HypervisorEvents> implements AsyncD
       reportTaint: (report) => this.reportTaint(report),
       domainEvents: (options) => quiet(this.connection.domainEvents({ ...options, domain })),
       qemuMonitorEvents: (options) => quiet(this.connection.qemuMonitorEvents({ ...options, domain })),
-      passthroughTransport: (options) => new PassthroughTransport(this.connection, domain, options),
+      passthroughTransport: (options) => new PassthroughTransport(libvirtPassthroughTarget(this.connection, domain), options),
+      reserveLane: (lost) => this.connection.reserveLane(lost),
       agentTransport: () => new LibvirtAgentTransport({ connection: this.connection, domain, guestName: domain.name }),
       domainStats: async () => {
         const [record] = await this.connection.domainListGetStats([domain]);

@@ -13,7 +13,7 @@ export {
   type MonitorUnavailableOptions,
   MonitorDisconnectedError,
 } from './errors.js';
-export { PassthroughTransport, type PassthroughTransportOptions } from './passthrough-transport.js';
+export { PassthroughTransport, libvirtPassthroughTarget, type PassthroughTarget, type PassthroughEventSource, type PassthroughTransportOptions, type MonitorReply } from './passthrough-transport.js';
 export type { MonitorConnectionChange } from './monitor-transport.js';
 export type { GuestMigrationDestination, GuestMigrationOutcome } from './guest-migration.js';
 export { parseTaints, type Taint, type TaintReport } from './taint.js';

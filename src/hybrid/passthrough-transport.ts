@@ -4,7 +4,7 @@ import { uriPassesFds } from '../domain/uri.js';
 import type { Connection } from '../libvirt/connection.js';
 import type { Domain } from '../libvirt/domain.js';
 import { LibvirtError } from '../libvirt/errors.js';
-import type { ConnectionGap, EventStream, QemuMonitorEvent } from '../libvirt/events.js';
+import type { ConnectionGap, QemuMonitorEvent } from '../libvirt/events.js';
 import { duplicateFd } from '../../native/socket.js';
 import { FdPassingError, QmpClosedError } from '../qmp/errors.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../qmp/framing.js';
@@ -47,7 +47,51 @@ interface KeyQueue {
 }
 
 /** What libvirt's monitor returned (its parsed JSON, `id` being libvirt's own), or why no command got there. */
-type MonitorReply = { return?: unknown; error?: { class: string; desc: string }; id?: unknown };
+export type MonitorReply = { return?: unknown; error?: { class: string; desc: string }; id?: unknown };
+
+/** A subscription to a domain's QEMU events as libvirt relays them (a libvirt EventStream is one). */
+export interface PassthroughEventSource extends AsyncIterable<QemuMonitorEvent | ConnectionGap> {
+  /** Resolves once libvirt has registered the callback. */
+  readonly ready: Promise<void>;
+  return(): Promise<unknown>;
+}
+
+/**
+ * What the transport needs of libvirt: one domain's passthrough calls and its QEMU events. A libvirt
+ * Connection and Domain give it (libvirtPassthroughTarget); a thread that makes its own blocking calls
+ * gives it too (the passthrough proxy's thread).
+ */
+export interface PassthroughTarget {
+  /** The libvirt URI: fds pass only over a local unix socket. */
+  readonly uri: string;
+  /** The domain's name, for messages. */
+  readonly name: string;
+  /** virDomainQemuMonitorCommand with a QMP command (no id). */
+  qemuMonitorCommand(command: QmpMessage): Promise<MonitorReply>;
+  /**
+   * Optional: virDomainQemuMonitorCommand returning libvirt's reply text unparsed, for a client that
+   * takes reply lines as they are (a relay: see TransportHandlers.takeReply).
+   */
+  qemuMonitorCommandText?(command: QmpMessage): Promise<string>;
+  /** virDomainQemuMonitorCommandWithFiles with a QMP command as text. */
+  qemuMonitorCommandWithFiles(command: string, fds: number[]): Promise<{ result: string; outfiles: number[] }>;
+  /** The domain's QEMU events, filtered by libvirt (`event`, `regex`). */
+  qemuMonitorEvents(filter: { event?: string; regex?: boolean; bufferSize: number }): PassthroughEventSource;
+}
+
+/**
+ * A libvirt Connection and one of its Domains as a passthrough target. Transports (and other streams)
+ * with the same event filter share one libvirt registration: the Connection fans it out.
+ */
+export function libvirtPassthroughTarget(connection: Connection, domain: Domain): PassthroughTarget {
+  return {
+    uri: connection.uri,
+    name: domain.name,
+    qemuMonitorCommand: (command) => domain.qemuMonitorCommand(command) as Promise<MonitorReply>,
+    qemuMonitorCommandWithFiles: (command, fds) => domain.qemuMonitorCommandWithFiles(command, fds, 0),
+    qemuMonitorEvents: (filter) => connection.qemuMonitorEvents({ domain, ...filter }),
+  };
+}
 
 /** libvirt's qemuDomainQemuMonitorCommandWithFiles takes at most one fd per command. */
 const LIBVIRT_MAX_FDS = 1;
@@ -85,19 +129,14 @@ export class PassthroughTransport implements QmpTransport {
   private state: 'idle' | 'open' | 'closed' = 'idle';
   /** Commands per ordering key (commands without one share the transport's own order), one at a time per key. */
   private readonly queues = new Map<object, KeyQueue>();
-  private events: EventStream<QemuMonitorEvent | ConnectionGap> | undefined;
+  private events: PassthroughEventSource | undefined;
 
-  /**
-   * `connection`: the domain's own. Transports (and other streams) with the same event filter share one
-   * libvirt registration there: the Connection fans it out.
-   */
   constructor(
-    private readonly connection: Connection,
-    private readonly domain: Domain,
+    private readonly target: PassthroughTarget,
     private readonly options: PassthroughTransportOptions = {},
   ) {
-    this.description = `passthrough:${domain.name}`;
-    this.capabilities = passthroughCapabilities(connection.uri);
+    this.description = `passthrough:${target.name}`;
+    this.capabilities = passthroughCapabilities(target.uri);
     libvirtEventFilter(options.events); // validate now
   }
 
@@ -108,11 +147,11 @@ export class PassthroughTransport implements QmpTransport {
     // Subscribe before anything else so no event after open is missed; libvirt filters by name.
     const filter = libvirtEventFilter(this.options.events);
     const bufferSize = this.options.eventBufferSize ?? 1000;
-    this.events = this.connection.qemuMonitorEvents({ domain: this.domain, ...filter, bufferSize });
+    this.events = this.target.qemuMonitorEvents({ ...filter, bufferSize });
     let version: QmpMessage;
     try {
       await this.events.ready;
-      const reply = await this.domain.qemuMonitorCommand({ execute: 'query-version' });
+      const reply = await this.target.qemuMonitorCommand({ execute: 'query-version' });
       if (reply.error) throw new QmpClosedError(`query-version through libvirt failed: ${reply.error.class}: ${reply.error.desc}`);
       version = reply.return as QmpMessage;
     } catch (err) {
@@ -174,11 +213,11 @@ export class PassthroughTransport implements QmpTransport {
     queue.running = true;
     const { msg, fds } = item;
     const { id, ...command } = msg;
-    const done = (outcome: MonitorReply | Error): void => {
+    const done = (outcome: MonitorReply | Error | undefined): void => {
       closeFds(fds); // libvirt has sent its own copies to QEMU (or failed)
       try {
-        // libvirt's own id (libvirt-N) is replaced by the client's.
-        if (this.state === 'open' && typeof id === 'string') {
+        // libvirt's own id (libvirt-N) is replaced by the client's; undefined: the client took the reply line.
+        if (outcome !== undefined && this.state === 'open' && typeof id === 'string') {
           if (outcome instanceof Error) this.handlers?.failed(id, outcome);
           else this.handlers?.message(withId(outcome, id));
         }
@@ -186,12 +225,19 @@ export class PassthroughTransport implements QmpTransport {
         this.next(key, queue);
       }
     };
-    let reply: Promise<MonitorReply>;
+    let reply: Promise<MonitorReply | undefined>;
     try {
       if ('exec-oob' in command) {
         throw new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" });
       }
-      reply = fds.length > 0 ? this.runWithFiles(command, fds) : (this.domain.qemuMonitorCommand(command) as Promise<MonitorReply>);
+      const takeReply = this.handlers?.takeReply;
+      if (fds.length === 0 && takeReply && this.target.qemuMonitorCommandText && typeof id === 'string') {
+        reply = this.target.qemuMonitorCommandText(command).then((text) => {
+          const line = asClientReplyLine(text, id);
+          if (line !== undefined && this.state === 'open' && takeReply(line)) return undefined;
+          return JSON.parse(text) as MonitorReply;
+        });
+      } else reply = fds.length > 0 ? this.runWithFiles(command, fds) : this.target.qemuMonitorCommand(command);
     } catch (err) {
       // whatever fails before libvirt has the command settles it too: the key's queue never stalls
       reply = Promise.reject(err);
@@ -205,14 +251,14 @@ export class PassthroughTransport implements QmpTransport {
       return new FdPassingError(`${this.description}: libvirt could not pass the file descriptor: ${err.message}`, { cause: err, hint: passthroughCapabilities(undefined).fdPassingUnavailable!.hint });
     }
     if (err instanceof LibvirtError && (err.codeName === 'VIR_ERR_OPERATION_INVALID' || err.codeName === 'VIR_ERR_NO_DOMAIN')) {
-      return new GuestNotRunningError({ guest: this.domain.name, state: 'not running', cause: err });
+      return new GuestNotRunningError({ guest: this.target.name, state: 'not running', cause: err });
     }
     return err instanceof Error ? err : new Error(String(err));
   }
 
   /** virDomainQemuMonitorCommandWithFiles: QEMU gets `fds` with the command, as with SCM_RIGHTS on its socket. */
   private async runWithFiles(command: QmpMessage, fds: readonly number[]): Promise<MonitorReply> {
-    const { result, outfiles } = await this.domain.qemuMonitorCommandWithFiles(JSON.stringify(command), [...fds], 0);
+    const { result, outfiles } = await this.target.qemuMonitorCommandWithFiles(JSON.stringify(command), [...fds]);
     closeFds(outfiles); // QMP replies carry no fds; never leak any libvirt hands back
     return JSON.parse(result) as MonitorReply;
   }
@@ -274,6 +320,21 @@ function withId(reply: MonitorReply, id: string): QmpMessage {
   if (!('return' in reply)) return { return: undefined, id };
   reply.id = id;
   return reply as QmpMessage;
+}
+
+const LIBVIRT_RETURN_HEAD = '{"return":';
+const LIBVIRT_ID = ',"id":"libvirt-';
+
+/**
+ * libvirt's reply text, `{"return":VALUE,"id":"libvirt-N"}` (its own compact serialisation of QEMU's
+ * reply), as QEMU's layout with the client's id: `{"return": VALUE, "id": "ID"}`. Undefined for anything
+ * else (errors, another layout), which is then parsed.
+ */
+function asClientReplyLine(text: string, id: string): string | undefined {
+  if (!text.startsWith(LIBVIRT_RETURN_HEAD) || !text.endsWith('"}')) return undefined;
+  const idAt = text.lastIndexOf(LIBVIRT_ID);
+  if (idAt <= LIBVIRT_RETURN_HEAD.length || !/^\d+$/.test(text.slice(idAt + LIBVIRT_ID.length, text.length - 2))) return undefined;
+  return `{"return": ${text.slice(LIBVIRT_RETURN_HEAD.length, idAt)}, "id": ${JSON.stringify(id)}}`;
 }
 
 /** Scheme and host only: query parameters of a URI may name key files and such, which errors need not show. */

@@ -120,6 +120,16 @@ const LOOKUP_BY_UUID: Readonly<Record<string, string>> = {
 type ConnectionClass<C> = new (init: ConnectionInit) => C;
 
 /** What the generated Connection is constructed from (Connection.open builds it; not for users). */
+/** A libvirt connection reserved whole for one holder (see ConnectionCore.reserveLane). */
+export interface ReservedLane {
+  /** libvirt's connection: usable from any thread, by one call at a time. */
+  readonly conn: ConnectPtr;
+  /** Its socket (null for in-process drivers), shut down to release a stuck call. */
+  readonly fd: number | null;
+  /** Closes it (after the holder freed what it looked up there). Idempotent. */
+  release(): Promise<void>;
+}
+
 export interface ConnectionInit {
   /** The first lane, opened by open(). */
   lane: Lane;
@@ -159,6 +169,8 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
   private readonly lanesById = new Map<number, Lane>();
   /** Retired lanes whose worker has not finished yet. */
   private readonly retiring = new Set<Lane>();
+  /** Lanes handed out whole by reserveLane(), with what their holder is told when they go. */
+  private readonly reserved = new Map<Lane, (reason: LibvirtError) => void>();
   /** The pointer callers see: the first lane's, then the primary's after a reconnection. */
   private identity: ConnectPtr;
   /** +1 per reconnection: a lane opened for an older generation is closed, not added. */
@@ -709,6 +721,49 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
   }
 
 
+  /**
+   * @internal A libvirt connection of this Connection's own, outside the lanes: for code that makes
+   * blocking calls on it from a thread of its own (the passthrough proxy's thread), one at a time. No
+   * other call ever uses it. `lost` hears when it is gone (the daemon went away, or this Connection
+   * closes: its socket is then shut down, so that a call stuck on it returns). Objects looked up on
+   * `conn` must be freed by the holder before release(), which closes the connection.
+   */
+  async reserveLane(lost: (reason: LibvirtError) => void): Promise<ReservedLane> {
+    if (this.closedState !== 'open') throw LibvirtError.closed();
+    // While libvirtd restarts, wait for the reconnection as calls do.
+    if (this.reconnecting) await this.reconnecting.promise.catch(() => undefined);
+    if (this.closedState !== 'open' || this.lost !== undefined) throw this.lost ?? LibvirtError.closed();
+    const { lane } = await openLane(this.requestedUri, this.readOnly, this.callTimeoutMs || 30_000);
+    if (this.closedState !== 'open' || this.lost !== undefined) {
+      void this.closeLane(lane, [], 1000).catch(() => undefined);
+      throw this.lost ?? LibvirtError.closed();
+    }
+    this.lanesById.set(lane.connId, lane); // its close callback reports the daemon's departure like any lane's
+    this.reserved.set(lane, lost);
+    let released: Promise<void> | undefined;
+    return {
+      conn: lane.conn,
+      fd: lane.fd,
+      release: () =>
+        (released ??= (async () => {
+          this.reserved.delete(lane);
+          await this.closeLane(lane, [], 1000).catch(() => undefined);
+        })()),
+    };
+  }
+
+  /** Tells the reserved lanes' holders that their connections are gone; their sockets are shut down. */
+  private loseReserved(reason: LibvirtError): void {
+    for (const [lane, lost] of [...this.reserved]) {
+      if (lane.fd !== null) runtime.shutdownSocket(lane.fd);
+      try {
+        lost(reason);
+      } catch {
+        // a holder's callback must not break the connection's bookkeeping
+      }
+    }
+  }
+
   /** Deregisters events, releases every object handle and closes every lane. Idempotent. */
   close(): Promise<void> {
     this.closePromise ??= this.doClose();
@@ -723,6 +778,9 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
       await this.reconnecting.promise.catch(() => undefined);
     }
     const wasLost = this.lost !== undefined;
+    this.loseReserved(LibvirtError.closed());
+    await Promise.allSettled([...this.reserved.keys()].map((lane) => this.closeLane(lane, [], 1000)));
+    this.reserved.clear();
     await this.stopCallsInFlight();
     // After every queued (de)registration: they all run before the close.
     await this.events.close(!wasLost);
@@ -870,6 +928,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
   private markLost(reason: LibvirtError): void {
     if (this.lost || this.closedState !== 'open') return;
     this.lost = reason;
+    this.loseReserved(reason);
     // Every lane is gone with the daemon: their workers free what they held and go back to the spares.
     for (const lane of this.pool.retireAll()) void this.closeLane(lane, [], 1000).catch(() => undefined);
     if (!this.reconnectOptions) {

@@ -229,6 +229,9 @@ export function fakeGuest(domain: FakeDomain, options: FakeGuestOptions = {}): F
       if (path) return new StreamTransport({ path });
       return notRunningTransport();
     },
+    reserveLane: async () => {
+      throw new Error('the fake context has no libvirt connections to reserve');
+    },
     domainStats: async () => ({ 'state.state': 1, 'state.reason': 1 }),
     openStream: async () => {
       throw new Error('the fake context has no libvirt streams');

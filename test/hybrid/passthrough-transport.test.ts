@@ -6,7 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { GuestQmpClient } from '../../src/hybrid/guest-client.js';
 import { GuestNotRunningError } from '../../src/hybrid/errors.js';
-import { PassthroughTransport } from '../../src/hybrid/passthrough-transport.js';
+import { libvirtPassthroughTarget, PassthroughTransport } from '../../src/hybrid/passthrough-transport.js';
 import { OwnershipPolicy } from '../../src/hybrid/policy.js';
 import type { Connection } from '../../src/libvirt/connection.js';
 import type { Domain } from '../../src/libvirt/domain.js';
@@ -29,7 +29,7 @@ function route(answer: (command: Record<string, unknown>) => Promise<{ return?: 
   };
   const connection = { qemuMonitorEvents: () => events } as unknown as Connection;
   const domain = { name: 'stub', qemuMonitorCommand: answer } as unknown as Domain;
-  return new PassthroughTransport(connection, domain);
+  return new PassthroughTransport(libvirtPassthroughTarget(connection, domain));
 }
 
 async function client(answer: Parameters<typeof route>[0]): Promise<GuestQmpClient> {

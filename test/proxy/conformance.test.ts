@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hypervisor } from '../../src/hybrid/index.js';
-import { QmpProxy, unixFdPassing } from '../../src/proxy/index.js';
+import { PassthroughProxy, QmpProxy, unixFdPassing } from '../../src/proxy/index.js';
 import { QmpClient } from '../../src/qmp/index.js';
 import { FakeQmpServer, startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { startQemu, type QemuInstance } from '../harness/qemu.js';
@@ -24,7 +24,7 @@ let qemu: QemuInstance;
 let lv: PrivateLibvirtd | undefined;
 let hv: Hypervisor | undefined;
 let fake: FakeQmpServer;
-const proxies: QmpProxy[] = [];
+const proxies: (QmpProxy | PassthroughProxy)[] = [];
 const backends: { close(): Promise<unknown> }[] = [];
 const endpoints: Endpoint[] = [];
 let reference: Endpoint;
@@ -54,6 +54,10 @@ beforeAll(async () => {
   const ptProxy = await QmpProxy.start(pt, { listen: join(qemu.dir, 'px', 'passthrough.sock') });
   proxies.push(ptProxy);
   endpoints.push({ name: 'passthrough proxy', path: ptProxy.path, oob: false });
+  // The passthrough proxy that serves on its own thread (the CLI's): the same answers.
+  const threadProxy = await PassthroughProxy.start(guest, { listen: join(qemu.dir, 'px', 'thread.sock') });
+  proxies.push(threadProxy);
+  endpoints.push({ name: 'passthrough proxy on its own thread', path: threadProxy.path, oob: false });
 });
 
 afterAll(async () => {

@@ -4,9 +4,12 @@
  * policy) or a raw QMP socket (--socket). Runs until interrupted or until the backend goes away.
  */
 import type { Command } from 'commander';
-import { QmpProxy } from '../../proxy/server.js';
+import { PassthroughProxy } from '../../proxy/passthrough-thread/passthrough-proxy.js';
+import { QmpProxy, type ProxyLogger } from '../../proxy/server.js';
+import type { QmpGreeting } from '../../qmp/client.js';
+import { describeRefusal, refusalModule } from '../proxy-refusal.js';
+import type { Session } from '../session.js';
 import { ExitCode } from '../exit-codes.js';
-import { cliMessage } from '../hints.js';
 import { action, type CliCommandModule } from '../command.js';
 
 interface ProxyOptions {
@@ -41,23 +44,21 @@ Examples:
         action(ctx, async (session, cmd: Command) => {
           const opts = cmd.opts<ProxyOptions>();
           const maxClients = opts.maxClients === undefined ? undefined : Number(opts.maxClients);
-          // No schema checks in the proxy: clients get QEMU's own answers; no per-command timeout either,
-          // a proxied command lasts as long as its client is willing to wait.
-          const backend = await session.qmp({ validate: false, timeoutMs: 0, ...(opts.fdPassing ? { fdPassing: true } : {}) });
           const log = (level: string) => (message: string) => session.out.io.stderr.write(`libqemu proxy: ${level === 'warn' ? 'warning: ' : ''}${message}\n`);
-          const proxy = await QmpProxy.start(backend, {
+          const common = {
             listen: opts.listen,
             ...(maxClients === undefined ? {} : { maxClients }),
             ...(opts.fdPassing ? { fdPassing: true } : {}),
             logger: { info: log('info'), warn: log('warn'), ...(opts.verbose ? { debug: log('debug') } : {}) },
-            // a socat or qmp-shell user can only restart the proxy: name its flag, not a JavaScript call
-            describeRefusal: (err) => ({
-              message: cliMessage(err, { guest: session.options.domain ?? 'GUEST' }),
-              hint: `to send it anyway, accepting that libvirt may lose track of this guest's state, restart the proxy with --allow ${err.allowName}`,
-            }),
+          };
+          const guestName = session.options.domain ?? 'GUEST';
+          const proxy = (await passthroughProxy(session, common, guestName)) ?? (await monitorProxy(session, common, guestName));
+          session.out.either(`serving ${session.describeTarget()}${proxy.route ? ` via ${proxy.route}` : ''} on ${proxy.path}`, {
+            listening: proxy.path,
+            target: session.describeTarget(),
+            route: proxy.route ?? null,
+            qemu: proxy.greeting.version.qemu,
           });
-          const route = 'route' in backend ? ` via ${String((backend as { route: unknown }).route)}` : '';
-          session.out.either(`serving ${session.describeTarget()}${route} on ${proxy.path}`, { listening: proxy.path, target: session.describeTarget(), route: route.replace(' via ', '') || null, qemu: proxy.greeting.version.qemu });
           const stop = (signal: string) => void proxy.close(`stopped by ${signal}`);
           const onInt = () => stop('SIGINT');
           const onTerm = () => stop('SIGTERM');
@@ -74,3 +75,47 @@ Examples:
       );
   },
 };
+
+interface ServingProxy {
+  readonly path: string;
+  readonly greeting: QmpGreeting;
+  readonly done: Promise<string>;
+  readonly route: string | undefined;
+  close(reason?: string): Promise<void>;
+}
+
+interface CommonOptions {
+  listen: string;
+  maxClients?: number;
+  fdPassing?: boolean;
+  logger: ProxyLogger;
+}
+
+/**
+ * A guest reached through libvirt's passthrough (--via passthrough, or auto on a guest without a
+ * reachable second monitor) is served on a thread of its own that makes the libvirt calls itself.
+ */
+async function passthroughProxy(session: Session, common: CommonOptions, guestName: string): Promise<ServingProxy | undefined> {
+  const { domain, socket, via } = session.options;
+  if (socket || !domain || via === 'monitor') return undefined;
+  const guest = await session.guest(domain);
+  if (via === 'auto' && (await guest.qmpRoutes()).includes('monitor')) return undefined;
+  const allow = session.options.allow;
+  const proxy = await PassthroughProxy.start(guest, {
+    ...common,
+    ...(allow?.length ? { allow: allow.includes('all') ? 'all' : allow } : {}),
+    // no per-command timeout: a proxied command lasts as long as its client is willing to wait
+    describeRefusal: { module: refusalModule, context: { guest: guestName } },
+  });
+  return { path: proxy.path, greeting: proxy.greeting, done: proxy.done, route: 'passthrough', close: (reason) => proxy.close(reason) };
+}
+
+/** --socket, or a guest's second monitor: one QMP client of ours, the proxy in front of it. */
+async function monitorProxy(session: Session, common: CommonOptions, guestName: string): Promise<ServingProxy> {
+  // No schema checks in the proxy: clients get QEMU's own answers; no per-command timeout either,
+  // a proxied command lasts as long as its client is willing to wait.
+  const backend = await session.qmp({ validate: false, timeoutMs: 0, ...(common.fdPassing ? { fdPassing: true } : {}) });
+  const proxy = await QmpProxy.start(backend, { ...common, describeRefusal: (err) => describeRefusal(err, { guest: guestName }) });
+  const route = 'route' in backend ? String((backend as { route: unknown }).route) : undefined;
+  return { path: proxy.path, greeting: proxy.greeting, done: proxy.done, route, close: (reason) => proxy.close(reason) };
+}
