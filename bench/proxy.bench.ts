@@ -26,7 +26,7 @@ import { pathToFileURL } from 'node:url';
 import { DomainXml } from '../src/domain/index.js';
 import { Hypervisor, type GuestQmpClient } from '../src/hybrid/index.js';
 import { QmpClient } from '../src/qmp/index.js';
-import { QmpProxy } from '../src/proxy/index.js';
+import { PassthroughProxy, QmpProxy } from '../src/proxy/index.js';
 import { startPrivateLibvirtd, tinyGuestXml } from '../src/testing/index.js';
 import { RawQmpClient } from './raw-qmp-client.js';
 import { printTable, summarize, timeEach } from './table.js';
@@ -149,6 +149,7 @@ export default async function proxyBench(): Promise<void> {
   let socatRelay: ChildProcess | undefined;
   const clients: (GuestQmpClient | QmpClient)[] = [];
   const proxies: QmpProxy[] = [];
+  const threadProxies: PassthroughProxy[] = [];
   try {
     hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => undefined });
     // Second monitors: the one the facade picks (a proxy backend through guest.qmp()), one for a plain
@@ -170,7 +171,10 @@ export default async function proxyBench(): Promise<void> {
     proxies.push(await QmpProxy.start(plain, { listen: join(tmp, 'p', 'plain.sock') }));
     proxies.push(await QmpProxy.start(viaMonitor, { listen: join(tmp, 'p', 'monitor.sock') }));
     proxies.push(await QmpProxy.start(viaPassthrough, { listen: join(tmp, 'p', 'passthrough.sock') }));
-    const [plainProxy, monitorProxy, passthroughProxy] = proxies as [QmpProxy, QmpProxy, QmpProxy];
+    const [plainProxy, monitorProxy, passthroughRelay] = proxies as [QmpProxy, QmpProxy, QmpProxy];
+    // The passthrough proxy as the library offers it: its clients served on a thread that makes the libvirt calls.
+    const passthroughProxy = await PassthroughProxy.start(guest, { listen: join(tmp, 'p', 'thread.sock') });
+    threadProxies.push(passthroughProxy);
 
     // `libqemu proxy` as its own process, as an operator would run it (on a raw monitor socket), from
     // compiled JavaScript as an installed package runs it (a dev checkout's bin would run tsx instead).
@@ -218,6 +222,7 @@ export default async function proxyBench(): Promise<void> {
       'floor: bare byte relay, own Node process': nodeRelayPath,
       'floor: socat relay, own process': socatPath,
       'libqemu proxy (passthrough)': passthroughProxy.path,
+      'QmpProxy on guest.qmp() passthrough (main-thread relay)': passthroughRelay.path,
       'libqemu proxy (CLI process, passthrough)': cliPassthroughListen,
       'virt-qemu-qmp-proxy (passthrough)': virtPath,
     };
@@ -280,6 +285,7 @@ export default async function proxyBench(): Promise<void> {
           ratioRow('CLI-started proxy / direct', 'libqemu proxy (CLI process, raw monitor)', 'direct monitor socket', '≤ 1.30'),
           ratioRow('second-monitor proxy / direct', 'libqemu proxy (second monitor)', 'direct monitor socket', '≤ 1.30'),
           ratioRow('passthrough proxy / virt-qemu-qmp-proxy', 'libqemu proxy (passthrough)', 'virt-qemu-qmp-proxy (passthrough)', '≤ 1.00'),
+          ratioRow('QmpProxy on a passthrough guest.qmp() / virt-qemu-qmp-proxy', 'QmpProxy on guest.qmp() passthrough (main-thread relay)', 'virt-qemu-qmp-proxy (passthrough)', '(reference: relay through the lanes)'),
           ratioRow('CLI passthrough proxy / virt-qemu-qmp-proxy (both own processes)', 'libqemu proxy (CLI process, passthrough)', 'virt-qemu-qmp-proxy (passthrough)', '≤ 1.00'),
           ratioRow('floor: bare Node byte relay process / direct', 'floor: bare byte relay, own Node process', 'direct monitor socket', '(reference)'),
           ratioRow('floor: socat relay / direct', 'floor: socat relay, own process', 'direct monitor socket', '(reference)'),
@@ -302,7 +308,8 @@ export default async function proxyBench(): Promise<void> {
     // latency stops improving after ~3,000 calls here).
     const warmUpCalls = 4000;
     for (let i = 0; i < warmUpCalls; i++) {
-      for (const [name, c] of Object.entries(one)) if (!passthrough(name) || i % 20 === 0) await c.call('query-status');
+      // the passthrough paths too: 2,000 calls each (a proxy thread is a V8 isolate of its own, compiled by its own calls)
+      for (const [name, c] of Object.entries(one)) if (!passthrough(name) || i % 2 === 0) await c.call('query-status');
     }
     const steady = await measure(200);
     const times = steady.times;
@@ -341,13 +348,15 @@ export default async function proxyBench(): Promise<void> {
     // ---- 2. ten clients at once ----
     const tenMonitor = await tenClients(monitorProxy.path, 100);
     const tenPassthrough = await tenClients(passthroughProxy.path, 40);
+    const tenRelay = await tenClients(passthroughRelay.path, 40);
     const directOne = summarize(times['direct monitor socket']!);
     printTable(
       'query-status with ten clients at once (each sequential; latency per call, throughput over all)',
       [
         { name: 'direct monitor socket, 1 client (reference)', value: directOne.mean, unit: 'ms', extra: { 'calls/s': Math.round(1000 / directOne.mean), clients: 'QEMU serves 1 client per socket' } },
         { name: 'libqemu proxy (second monitor), 10 clients', value: tenMonitor.mean, unit: 'ms', extra: { 'calls/s': Math.round(tenMonitor.perSecond), clients: '10 served at once' } },
-        { name: 'libqemu proxy (passthrough), 10 clients', value: tenPassthrough.mean, unit: 'ms', extra: { 'calls/s': Math.round(tenPassthrough.perSecond), clients: '10 served at once' } },
+        { name: 'libqemu proxy (passthrough), 10 clients', value: tenPassthrough.mean, unit: 'ms', extra: { 'calls/s': Math.round(tenPassthrough.perSecond), clients: '10 served at once, one libvirt call at a time' } },
+        { name: 'QmpProxy on guest.qmp() passthrough, 10 clients', value: tenRelay.mean, unit: 'ms', extra: { 'calls/s': Math.round(tenRelay.perSecond), clients: '10 served at once, side by side on the lanes' } },
         { name: 'virt-qemu-qmp-proxy, 10 clients', value: NaN, unit: '', extra: { 'calls/s': '-', clients: `2nd client: ${secondVirt}` } },
       ],
       'direct monitor socket, 1 client (reference)',
@@ -357,6 +366,7 @@ export default async function proxyBench(): Promise<void> {
       [
         { name: 'libqemu proxy (second monitor), 10 clients', value: tenMonitor.perSecond, unit: 'calls/s' },
         { name: 'libqemu proxy (passthrough), 10 clients', value: tenPassthrough.perSecond, unit: 'calls/s' },
+        { name: 'QmpProxy on guest.qmp() passthrough, 10 clients', value: tenRelay.perSecond, unit: 'calls/s' },
       ],
       'libqemu proxy (second monitor), 10 clients',
       'passthrough ≥ 0.50× the monitor proxy (higher is better)',
@@ -372,7 +382,7 @@ export default async function proxyBench(): Promise<void> {
       virtProxy.kill('SIGTERM');
       await new Promise((r) => virtProxy!.once('exit', r));
     }
-    for (const p of proxies) await p.close();
+    for (const p of [...proxies, ...threadProxies]) await p.close();
     for (const c of clients) await c.close().catch(() => undefined);
     await hv?.close();
     await lv.stop();

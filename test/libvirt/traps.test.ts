@@ -108,6 +108,23 @@ describe('exit behaviour (child processes)', () => {
     }
   });
 
+  it('a script that served QMP with a PassthroughProxy and closed it exits on its own, promptly', async () => {
+    const r = await runChild(['proxy-natural', daemon.uri, 'tr1']);
+    expect(r.lines.find((l) => 'status' in l)?.status).toBe('running');
+    expect({ code: r.code, signal: r.signal }, r.stderr).toEqual({ code: 0, signal: null });
+    expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+  });
+
+  it('process.exit while a PassthroughProxy thread is inside libvirt, or still starting, exits with 3, no SIGABRT', async () => {
+    const cases: Record<string, string>[] = [{ EXIT_AFTER_MS: '300' }, { EXIT_AFTER_MS: '1000' }, ...[0, 50, 150, 400].map((ms) => ({ PROXY_STARTING: '1', EXIT_AFTER_MS: String(ms) }))];
+    for (const env of cases) {
+      const r = await runChild(['proxy-exit-inflight', daemon.uri, 'tr1'], undefined, 90_000, env);
+      expect({ code: r.code, signal: r.signal, env }, r.stderr).toEqual({ code: 3, signal: null, env });
+      expect(r.stderr).not.toMatch(/FATAL ERROR/);
+      expect(r.exitAfterMarkMs).toBeLessThan(PROMPT_EXIT_MS);
+    }
+  });
+
   describe('a call stuck on a hung QEMU (SIGSTOP)', () => {
     it('misses its deadline with LibvirtTimeoutError; only its lane is retired, the connection stays open', async () => {
       const pid = qemuPid(daemon, 'tr-stuck');
