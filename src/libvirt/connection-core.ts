@@ -740,16 +740,13 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     }
     this.lanesById.set(lane.connId, lane); // its close callback reports the daemon's departure like any lane's
     this.reserved.set(lane, lost);
-    let released: Promise<void> | undefined;
-    return {
-      conn: lane.conn,
-      fd: lane.fd,
-      release: () =>
-        (released ??= (async () => {
-          this.reserved.delete(lane);
-          await this.closeLane(lane, [], 1000).catch(() => undefined);
-        })()),
-    };
+    return { conn: lane.conn, fd: lane.fd, release: () => this.closeReserved(lane) };
+  }
+
+  /** Closes a reserved lane once, whoever asks first (its holder, or this connection closing). */
+  private async closeReserved(lane: Lane): Promise<void> {
+    if (!this.reserved.delete(lane)) return;
+    await this.closeLane(lane, [], 1000).catch(() => undefined);
   }
 
   /** Tells the reserved lanes' holders that their connections are gone; their sockets are shut down. */
@@ -779,8 +776,7 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     }
     const wasLost = this.lost !== undefined;
     this.loseReserved(LibvirtError.closed());
-    await Promise.allSettled([...this.reserved.keys()].map((lane) => this.closeLane(lane, [], 1000)));
-    this.reserved.clear();
+    await Promise.allSettled([...this.reserved.keys()].map((lane) => this.closeReserved(lane)));
     await this.stopCallsInFlight();
     // After every queued (de)registration: they all run before the close.
     await this.events.close(!wasLost);

@@ -146,6 +146,26 @@ describe('PassthroughProxy', () => {
     }
   });
 
+  it('the Hypervisor closing under it: the proxy stops, its clients are disconnected, nothing hangs', async () => {
+    const hv2 = await Hypervisor.connect(lv.uri, { onTaint: () => undefined });
+    const proxy = await PassthroughProxy.start(await hv2.guest(name), { listen: join(lv.base, 'pt4', 'p.sock') });
+    const client = await QmpClient.connect({ path: proxy.path }, { timeoutMs: 0 });
+    expect(await client.execute('query-status')).toMatchObject({ status: 'running' });
+    const closed = new Promise<void>((r) => client.on('runstate', (s) => s === 'closed' && r()));
+    // a client busy with commands while it happens: each one settles
+    const busy = (async () => {
+      for (;;) await client.execute('query-status');
+    })().catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 100));
+    await settlesBefore(hv2.close(), 15_000, 'hv.close()');
+    const reason = await settlesBefore(proxy.done, 15_000, 'the proxy to stop');
+    expect(reason).toMatch(/closed|reached|connection/i);
+    await settlesBefore(closed, 15_000, 'the client to be disconnected');
+    expect(await settlesBefore(busy, 15_000, 'the busy client')).toBeInstanceOf(Error);
+    expect(existsSync(proxy.path)).toBe(false);
+    await client.close();
+  });
+
   it('refuses bad input with typed errors', async () => {
     await expect(PassthroughProxy.start({} as Guest, { listen: join(lv.base, 'x', 'p.sock') })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(PassthroughProxy.start(guest, { listen: join(lv.base, 'x', 'p.sock'), maxClients: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
