@@ -114,15 +114,27 @@ export class ThreadTarget implements PassthroughTarget {
   }
 }
 
-/** The guest's QEMU events as the main thread forwards them: an async iterable the transport pumps. */
+/**
+ * The guest's QEMU events as the main thread forwards them: an async iterable the transport pumps,
+ * bounded (events arrive while this thread waits inside libvirt; the transport drains them after).
+ */
 export class PortEvents implements PassthroughEventSource {
   readonly ready = Promise.resolve();
   private readonly queue: (QemuMonitorEvent | ConnectionGap)[] = [];
   private wake: (() => void) | undefined;
   private ended = false;
 
+  /** Events dropped because the queue was full (the oldest go first, as libvirt's own buffer does). */
+  dropped = 0;
+
+  constructor(private readonly limit = 10_000) {}
+
   push(ev: QemuMonitorEvent | ConnectionGap): void {
     if (this.ended) return;
+    if (this.queue.length >= this.limit) {
+      this.queue.shift();
+      this.dropped++;
+    }
     this.queue.push(ev);
     this.wake?.();
   }
