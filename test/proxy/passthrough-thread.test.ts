@@ -170,6 +170,10 @@ describe('PassthroughProxy', () => {
     await expect(PassthroughProxy.start({} as Guest, { listen: join(lv.base, 'x', 'p.sock') })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(PassthroughProxy.start(guest, { listen: join(lv.base, 'x', 'p.sock'), maxClients: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(PassthroughProxy.start(guest, { listen: join(lv.base, 'x', 'p.sock'), events: ['bad name!'] })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(PassthroughProxy.start(guest, { listen: join(lv.base, 'x', 'p.sock'), allow: 'everything' as never })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(PassthroughProxy.start(guest, { listen: join(lv.base, 'x', 'p.sock'), describeRefusal: { module: '' } })).rejects.toBeInstanceOf(InvalidArgumentError);
+    // a refusal module that cannot be loaded: the start fails typed, saying so, and leaves nothing behind
+    await expect(PassthroughProxy.start(guest, { listen: join(lv.base, 'x', 'p.sock'), describeRefusal: { module: 'file:///nonexistent/refusal.js' } })).rejects.toThrow(/could not start/);
     const stopped = await hv.defineGuest(tinyGuestXml({ name: `${name}s` }));
     try {
       await expect(PassthroughProxy.start(stopped, { listen: join(lv.base, 'x', 'p.sock') })).rejects.toBeInstanceOf(GuestNotRunningError);

@@ -12,6 +12,7 @@ import { InvalidArgumentError } from '../../common/errors.js';
 import type { Guest } from '../../hybrid/guest.js';
 import type { PassthroughReservation } from '../../hybrid/guest-context.js';
 import { libvirtEventFilter } from '../../hybrid/passthrough-transport.js';
+import { OwnershipPolicy } from '../../hybrid/policy.js';
 import { extname, runtime } from '../../libvirt/runtime.js';
 import { spawnWorker } from '../../libvirt/spawn-worker.js';
 import type { QmpGreeting } from '../../qmp/client.js';
@@ -71,6 +72,13 @@ export class PassthroughProxy implements AsyncDisposable {
       throw new InvalidArgumentError(`commandTimeoutMs must be ≥ 0 (0 = none), got ${String(options.commandTimeoutMs)}`);
     }
     libvirtEventFilter(options.events); // validates the names
+    if (options.allow !== undefined) new OwnershipPolicy({ allow: options.allow }); // validates the opt-ins here, typed
+    const refusal = options.describeRefusal;
+    if (refusal !== undefined && !(refusal !== null && typeof refusal === 'object' && (refusal.module instanceof URL || (typeof refusal.module === 'string' && refusal.module !== '')))) {
+      throw new InvalidArgumentError('describeRefusal must be { module: URL | string, context? }: a module exporting describeRefusal(err, context)', {
+        hint: "e.g. { module: new URL('./refusal.js', import.meta.url), context: { guest: 'web1' } }; it runs on the proxy's thread",
+      });
+    }
     const path = await prepareListenPath(options.listen);
     const proxy = new PassthroughProxy(guest, options, path);
     try {
