@@ -55,3 +55,10 @@ export function waitForListener(path: string, child: { exitCode: number | null }
     { timeoutMs, intervalMs: 50 },
   );
 }
+
+/** Rejects if `p` has not settled when a generous guard fires (a hang detector, not a timing assertion). */
+export function settlesBefore<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)));
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}

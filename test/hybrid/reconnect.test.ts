@@ -9,14 +9,7 @@ import { Hypervisor } from '../../src/hybrid/index.js';
 import { Connection, LibvirtConnectionLostError, type ConnectionGap } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { runScript } from '../harness/child.js';
-import { nextMatching } from '../harness/wait.js';
-
-/** Rejects if `p` has not settled when a generous guard fires (a hang detector, not a timing assertion). */
-function settlesBefore<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)));
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
+import { nextMatching, settlesBefore } from '../harness/wait.js';
 
 let lv: PrivateLibvirtd;
 beforeAll(async () => {

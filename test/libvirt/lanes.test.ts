@@ -2,27 +2,15 @@
  * Lanes on a real private libvirtd: calls spread over several libvirt connections, never two in flight on
  * one (libvirt 9.0's keepalive trap), and a call stuck on a hung QEMU costs one lane, not the connection.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hypervisor } from '../../src/hybrid/index.js';
 import { Connection, LibvirtError, LibvirtTimeoutError } from '../../src/libvirt/index.js';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
-import { waitFor } from '../harness/wait.js';
+import { settlesBefore, waitFor } from '../harness/wait.js';
+import { qemuPid } from '../harness/guest-pid.js';
 
 let daemon: PrivateLibvirtd;
-
-function qemuPid(name: string): number {
-  return Number(readFileSync(join(daemon.base, 'run/libvirt/qemu/run', `${name}.pid`), 'utf8').trim());
-}
-
-/** Rejects if `p` has not settled when a generous guard fires (a hang detector, not a timing assertion). */
-function settlesBefore<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)));
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
 
 beforeAll(async () => {
   daemon = await startPrivateLibvirtd({ prefix: 'lvln' });
@@ -91,7 +79,7 @@ describe('lanes', () => {
 
   it('a guest whose QEMU is stopped costs one lane: the other guest goes on, the stuck call rejects typed, the Hypervisor stays open', async () => {
     const hv = await Hypervisor.connect(daemon.uri, { callTimeoutMs: 4000 });
-    const pid = qemuPid('ln-a');
+    const pid = qemuPid(daemon, 'ln-a');
     try {
       const [a, b] = await Promise.all([hv.guest('ln-a'), hv.guest('ln-b')]);
       const [qa, qb] = await Promise.all([a.qmp({ via: 'passthrough' }), b.qmp({ via: 'passthrough' })]);
@@ -132,7 +120,7 @@ describe('lanes', () => {
 
   it('a stuck call on the primary lane moves the event registrations to a new lane: streams yield a gap, then go on', async () => {
     const conn = await Connection.open(daemon.uri, { lanes: 1 });
-    const pid = qemuPid('ln-a');
+    const pid = qemuPid(daemon, 'ln-a');
     try {
       const [a, b] = await Promise.all([conn.lookupDomain('ln-a'), conn.lookupDomain('ln-b')]);
       const stream = conn.domainEvents({ domain: b, kinds: ['lifecycle'] });
@@ -159,7 +147,7 @@ describe('lanes', () => {
 
   it('close() with a call stuck on a hung guest returns at once: the call fails typed, nothing waits for its deadline', async () => {
     const conn = await Connection.open(daemon.uri);
-    const pid = qemuPid('ln-a');
+    const pid = qemuPid(daemon, 'ln-a');
     try {
       const a = await conn.lookupDomain('ln-a');
       process.kill(pid, 'SIGSTOP');

@@ -2,14 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connection, LibvirtConnectionLostError, type ConnectionGap, type DomainEvent } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
-import { nextMatching } from '../harness/wait.js';
-
-/** Rejects if `p` has not settled when a generous guard fires (not a timing assertion: a hang detector). */
-function settlesBefore<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)));
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
+import { nextMatching, settlesBefore } from '../harness/wait.js';
 
 for (const transport of ['unix', 'tcp'] as const) {
   describe(`reconnection over ${transport}`, () => {

@@ -3,21 +3,16 @@
  * its own". Each case runs in a child Node process (test/libvirt/fixtures/child.ts) so that the exit itself
  * (code, signal, time) is what is asserted.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/libvirt/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/private-libvirtd.js';
 import { runChild } from './helpers.js';
+import { qemuPid } from '../harness/guest-pid.js';
 
 /** Generous: Node + tsx startup is not counted (measured from the child's last statement). */
 const PROMPT_EXIT_MS = 3000;
 
 let daemon: PrivateLibvirtd;
-
-function qemuPid(d: PrivateLibvirtd, name: string): number {
-  return Number(readFileSync(join(d.base, 'run/libvirt/qemu/run', `${name}.pid`), 'utf8').trim());
-}
 
 async function withGuest(d: PrivateLibvirtd, name: string): Promise<void> {
   const c = await Connection.open(d.uri);

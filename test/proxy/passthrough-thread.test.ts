@@ -3,7 +3,7 @@
  * passthrough` runs), on a real private libvirtd and TCG guest: QMP through it, events, the ownership
  * policy, a stuck QEMU (deadline, close), libvirtd restarting under it, and bad input.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
@@ -11,22 +11,13 @@ import { GuestNotRunningError, Hypervisor, type Guest } from '../../src/hybrid/i
 import { PassthroughProxy } from '../../src/proxy/index.js';
 import { QmpClient, QmpCommandError } from '../../src/qmp/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
-import { waitFor } from '../harness/wait.js';
+import { settlesBefore, waitFor } from '../harness/wait.js';
+import { qemuPid } from '../harness/guest-pid.js';
 
 const name = `ptt${process.pid % 1000}`;
 let lv: PrivateLibvirtd;
 let hv: Hypervisor;
 let guest: Guest;
-
-function qemuPid(): number {
-  return Number(readFileSync(join(lv.base, 'run/libvirt/qemu/run', `${name}.pid`), 'utf8').trim());
-}
-
-function settlesBefore<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)));
-  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
-}
 
 beforeAll(async () => {
   lv = await startPrivateLibvirtd({ prefix: 'ptt' });
@@ -86,7 +77,7 @@ describe('PassthroughProxy', () => {
     const lines: string[] = [];
     const proxy = await PassthroughProxy.start(guest, { listen: join(lv.base, 'pt2', 'p.sock'), commandTimeoutMs: 2000, logger: { info: (m) => lines.push(m) } });
     const client = await QmpClient.connect({ path: proxy.path }, { timeoutMs: 0 });
-    const pid = qemuPid();
+    const pid = qemuPid(lv, name);
     try {
       expect(await client.execute('query-status')).toMatchObject({ status: 'running' });
       process.kill(pid, 'SIGSTOP');
