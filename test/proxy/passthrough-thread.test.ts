@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/common/errors.js';
 import { GuestNotRunningError, Hypervisor, type Guest } from '../../src/hybrid/index.js';
-import { PassthroughProxy } from '../../src/proxy/index.js';
+import { PassthroughProxy, ProxyError } from '../../src/proxy/index.js';
 import { QmpClient, QmpCommandError } from '../../src/qmp/index.js';
 import { startPrivateLibvirtd, tinyGuestXml, type PrivateLibvirtd } from '../../src/testing/index.js';
 import { settlesBefore, waitFor } from '../harness/wait.js';
@@ -20,7 +20,7 @@ let hv: Hypervisor;
 let guest: Guest;
 
 beforeAll(async () => {
-  lv = await startPrivateLibvirtd({ prefix: 'ptt' });
+  lv = await startPrivateLibvirtd({ prefix: 'ptt', tcp: true });
   hv = await Hypervisor.connect(lv.uri, { monitorDir: lv.qmpDir, onTaint: () => undefined });
   guest = await hv.createGuest(tinyGuestXml({ name }));
 });
@@ -155,6 +155,27 @@ describe('PassthroughProxy', () => {
     expect(await settlesBefore(busy, 15_000, 'the busy client')).toBeInstanceOf(Error);
     expect(existsSync(proxy.path)).toBe(false);
     await client.close();
+  });
+
+  it('over qemu+tcp: serves QMP; fd passing is refused at start, saying why', async () => {
+    const tcpHv = await Hypervisor.connect(lv.tcpUri!, { onTaint: () => undefined });
+    try {
+      const remoteGuest = await tcpHv.guest(name);
+      const refused = await PassthroughProxy.start(remoteGuest, { listen: join(lv.base, 'pt5', 'fd.sock'), fdPassing: true }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ProxyError);
+      expect((refused as ProxyError).message).toMatch(/file descriptors/);
+      expect(existsSync(join(lv.base, 'pt5', 'fd.sock'))).toBe(false);
+      const proxy = await PassthroughProxy.start(remoteGuest, { listen: join(lv.base, 'pt5', 'p.sock') });
+      const client = await QmpClient.connect({ path: proxy.path });
+      try {
+        expect(await client.execute('query-status')).toMatchObject({ status: 'running' });
+      } finally {
+        await client.close();
+        await proxy.close();
+      }
+    } finally {
+      await tcpHv.close();
+    }
   });
 
   it('refuses bad input with typed errors', async () => {

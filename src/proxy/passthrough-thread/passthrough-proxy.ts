@@ -11,7 +11,7 @@ import type { Worker } from 'node:worker_threads';
 import { InvalidArgumentError } from '../../common/errors.js';
 import type { Guest } from '../../hybrid/guest.js';
 import type { PassthroughReservation } from '../../hybrid/guest-context.js';
-import { libvirtEventFilter } from '../../hybrid/passthrough-transport.js';
+import { libvirtEventFilter, passthroughCapabilities } from '../../hybrid/passthrough-transport.js';
 import { OwnershipPolicy } from '../../hybrid/policy.js';
 import { extname, runtime } from '../../libvirt/runtime.js';
 import { spawnWorker } from '../../libvirt/spawn-worker.js';
@@ -126,6 +126,11 @@ export class PassthroughProxy implements AsyncDisposable {
 
   private async begin(): Promise<void> {
     this.reservation = await this.guest.reservePassthrough((reason) => this.lost(reason));
+    const caps = passthroughCapabilities(this.reservation.uri);
+    if (this.options.fdPassing && !caps.fdPassing) {
+      // refused before a thread starts, as QmpProxy refuses such a backend
+      throw new ProxyError(`fdPassing: libvirt's passthrough on ${this.reservation.guest} cannot pass file descriptors: ${caps.fdPassingUnavailable!.reason}`, { hint: caps.fdPassingUnavailable!.hint });
+    }
     const filter = libvirtEventFilter(this.options.events);
     const events = this.reservation.events({ ...filter, bufferSize: this.options.events ? 1000 : 10_000 });
     this.events = events;
