@@ -88,8 +88,8 @@ describe('executor hand-off (test:///default)', () => {
 });
 
 describe('process lifetime', () => {
-  const run = (code: string): ReturnType<typeof spawnSync> =>
-    spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: process.cwd(), encoding: 'utf8', timeout: 30_000 });
+  const run = (code: string, flags: string[] = []): ReturnType<typeof spawnSync> =>
+    spawnSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', code], { cwd: process.cwd(), encoding: 'utf8', timeout: 30_000 });
   const entry = JSON.stringify(new URL('../../src/libvirt/index.ts', import.meta.url).href);
 
   it('calls in flight keep the process alive; an idle connection left open does not', () => {
@@ -104,6 +104,19 @@ describe('process lifetime', () => {
     );
     expect(r.error).toBeUndefined(); // not killed by the timeout: it exited by itself
     expect(r.stdout).toContain('calls 200');
+    expect(r.status).toBe(0);
+  });
+
+  it('workers start in a program run with V8 flags and --input-type (Node refuses both in a worker execArgv)', () => {
+    const r = run(
+      `const { Connection } = await import(${entry});
+       const conn = await Connection.open('test:///default');
+       console.log('name', await (await conn.lookupDomain('test')).getName());
+       await conn.close();`,
+      ['--max-old-space-size=512', '--single-threaded-gc', '--stack-size=2000'],
+    );
+    expect(r.stderr).not.toMatch(/invalid execArgv/);
+    expect(r.stdout).toContain('name test');
     expect(r.status).toBe(0);
   });
 });
