@@ -88,6 +88,7 @@ export function libvirtPassthroughTarget(connection: Connection, domain: Domain)
     uri: connection.uri,
     name: domain.name,
     qemuMonitorCommand: (command) => domain.qemuMonitorCommand(command) as Promise<MonitorReply>,
+    qemuMonitorCommandText: (command) => domain.qemuMonitorCommandText(command),
     qemuMonitorCommandWithFiles: (command, fds) => domain.qemuMonitorCommandWithFiles(command, fds, 0),
     qemuMonitorEvents: (filter) => connection.qemuMonitorEvents({ domain, ...filter }),
   };

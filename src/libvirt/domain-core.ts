@@ -186,6 +186,20 @@ export class DomainCore extends LibvirtObject {
     return this.context.call('virDomainQemuMonitorCommand', 's,u', [this.pointer, text, 0], options).then(parseMonitorReply);
   }
 
+  /**
+   * qemuMonitorCommand() with libvirt's reply text as libvirt wrote it, unparsed (a relay passes it on
+   * with only the id changed).
+   */
+  qemuMonitorCommandText(command: string | Record<string, unknown>, options?: CallOptions): Promise<string> {
+    let text: string;
+    try {
+      text = monitorCommandText(command);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.context.call('virDomainQemuMonitorCommand', 's,u', [this.pointer, text, 0], options) as Promise<string>;
+  }
+
   /** Runs one HMP (human monitor) command line through libvirt, e.g. 'info status'; returns its text output. */
   qemuMonitorHmp(line: string, options?: CallOptions): Promise<string> {
     if (typeof line !== 'string' || line.trim() === '') {
