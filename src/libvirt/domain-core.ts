@@ -64,8 +64,8 @@ function monitorCommandText(command: string | Record<string, unknown>): string {
   return JSON.stringify(command);
 }
 
-function parseMonitorReply(reply: unknown): QemuMonitorReply {
-  return JSON.parse(reply as string) as QemuMonitorReply;
+function parseMonitorReply(reply: string): QemuMonitorReply {
+  return JSON.parse(reply) as QemuMonitorReply;
 }
 
 /** `(unsigned int)-1`: virDomainGetID's answer for a domain that is not running. */
@@ -176,14 +176,8 @@ export class DomainCore extends LibvirtObject {
    * `{ error: { class, desc }, id }` for a command QEMU rejected (that is not a thrown error).
    */
   qemuMonitorCommand(command: string | Record<string, unknown>, options?: CallOptions): Promise<QemuMonitorReply> {
-    let text: string;
-    try {
-      text = monitorCommandText(command);
-    } catch (err) {
-      return Promise.reject(err);
-    }
     // No async frame: the reply is parsed in the one callback chained to the call.
-    return this.context.call('virDomainQemuMonitorCommand', 's,u', [this.pointer, text, 0], options).then(parseMonitorReply);
+    return this.qemuMonitorCommandText(command, options).then(parseMonitorReply);
   }
 
   /**
