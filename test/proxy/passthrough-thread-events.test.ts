@@ -1,12 +1,12 @@
 /** The passthrough proxy thread's event queue: in order, bounded (oldest dropped and counted), ended by end(). */
 import { describe, expect, it } from 'vitest';
-import { PortEvents } from '../../src/proxy/passthrough-thread/thread-target.js';
+import { threadEvents } from '../../src/proxy/passthrough-thread/thread-target.js';
 
 const ev = (n: number) => ({ domain: { name: 'g', uuid: 'u' }, event: `E${n}`, data: undefined, timestamp: { seconds: n, microseconds: 0 } });
 
-describe('PortEvents', () => {
+describe("the proxy thread's event queue", () => {
   it('yields events in order, waits for more, and ends on end()', async () => {
-    const q = new PortEvents();
+    const q = threadEvents();
     q.push(ev(1));
     const seen: string[] = [];
     const reading = (async () => {
@@ -23,7 +23,7 @@ describe('PortEvents', () => {
   });
 
   it('keeps at most its limit, dropping the oldest and counting them', async () => {
-    const q = new PortEvents(3);
+    const q = threadEvents(3);
     for (let i = 1; i <= 5; i++) q.push(ev(i));
     q.end();
     const seen: string[] = [];

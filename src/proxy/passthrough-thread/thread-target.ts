@@ -3,6 +3,7 @@
  * libvirt calls (no hand-off to another thread), on the connection reserved for it, and the guest's
  * QEMU events as the main thread forwards them. A PassthroughTransport runs on it unchanged.
  */
+import { BoundedQueue } from '../../common/bounded-queue.js';
 import { LibvirtError, LibvirtTimeoutError } from '../../libvirt/errors.js';
 import type { ConnectionGap, QemuMonitorEvent } from '../../libvirt/events.js';
 import type { ThreadCalls } from '../../libvirt/thread-calls.js';
@@ -15,7 +16,7 @@ export class ThreadTarget implements PassthroughTarget {
   /** Calls waiting for a connection (after the last one was lost). */
   private waiting: { go: () => void; fail: (err: Error) => void }[] = [];
   private closed = false;
-  readonly events = new PortEvents();
+  readonly events = threadEvents();
 
   constructor(
     private readonly calls: ThreadCalls,
@@ -115,50 +116,12 @@ export class ThreadTarget implements PassthroughTarget {
 }
 
 /**
- * The guest's QEMU events as the main thread forwards them: an async iterable the transport pumps,
- * bounded (events arrive while this thread waits inside libvirt; the transport drains them after).
+ * The guest's QEMU events as the main thread forwards them: the queue the transport pumps, bounded
+ * (events arrive while this thread waits inside libvirt; the transport drains them after), the oldest
+ * dropped and counted in `dropped` when full.
  */
-export class PortEvents implements PassthroughEventSource {
-  readonly ready = Promise.resolve();
-  private readonly queue: (QemuMonitorEvent | ConnectionGap)[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
+export type ThreadEvents = BoundedQueue<QemuMonitorEvent | ConnectionGap> & PassthroughEventSource;
 
-  /** Events dropped because the queue was full (the oldest go first, as libvirt's own buffer does). */
-  dropped = 0;
-
-  constructor(private readonly limit = 10_000) {}
-
-  push(ev: QemuMonitorEvent | ConnectionGap): void {
-    if (this.ended) return;
-    if (this.queue.length >= this.limit) {
-      this.queue.shift();
-      this.dropped++;
-    }
-    this.queue.push(ev);
-    this.wake?.();
-  }
-
-  end(): void {
-    this.ended = true;
-    this.wake?.();
-  }
-
-  async return(): Promise<IteratorResult<QemuMonitorEvent | ConnectionGap>> {
-    this.end();
-    return { done: true, value: undefined };
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<QemuMonitorEvent | ConnectionGap> {
-    for (;;) {
-      const ev = this.queue.shift();
-      if (ev !== undefined) {
-        yield ev;
-        continue;
-      }
-      if (this.ended) return;
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = undefined;
-    }
-  }
+export function threadEvents(capacity = 10_000): ThreadEvents {
+  return Object.assign(new BoundedQueue<QemuMonitorEvent | ConnectionGap>({ capacity, overflow: 'drop-oldest', what: 'QEMU events' }), { ready: Promise.resolve() });
 }
