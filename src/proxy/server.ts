@@ -95,14 +95,7 @@ export class QmpProxy implements AsyncDisposable {
     if (!backend || typeof backend.execute !== 'function' || typeof backend.on !== 'function') {
       throw new InvalidArgumentError('QmpProxy.start: backend must be an opened QmpClient', { hint: 'e.g. await QmpClient.connect({ path }) or await guest.qmp()' });
     }
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('QmpProxy.start: options must be an object with listen');
-    checkPositive('maxClients', options.maxClients);
-    checkPositive('maxClientOutputBytes', options.maxClientOutputBytes);
-    checkPositive('maxPendingPerClient', options.maxPendingPerClient);
-    checkPositive('maxMessageBytes', options.maxMessageBytes);
-    if (options.commandTimeoutMs !== undefined && !(Number.isFinite(options.commandTimeoutMs) && options.commandTimeoutMs >= 0)) {
-      throw new InvalidArgumentError(`commandTimeoutMs must be ≥ 0 (0 = none), got ${String(options.commandTimeoutMs)}`);
-    }
+    checkProxyOptions('QmpProxy.start', options);
     if (backend.runstate !== 'running') {
       throw new ProxyError(`the backend QMP client is ${backend.runstate}, not running`, { hint: 'open it first (QmpClient.connect / guest.qmp())' });
     }
@@ -286,6 +279,18 @@ function versionString(g: QmpGreeting): string {
   return `${q.major}.${q.minor}.${q.micro}`;
 }
 
-function checkPositive(name: string, v: number | undefined): void {
+/** The serving options both proxies take (QmpProxy, PassthroughProxy), checked before anything starts. */
+export function checkProxyOptions(where: string, options: Pick<QmpProxyOptions, 'maxClients' | 'maxClientOutputBytes' | 'maxPendingPerClient' | 'maxMessageBytes' | 'commandTimeoutMs'>): void {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`${where}: options must be an object with listen`);
+  checkPositive('maxClients', options.maxClients);
+  checkPositive('maxClientOutputBytes', options.maxClientOutputBytes);
+  checkPositive('maxPendingPerClient', options.maxPendingPerClient);
+  checkPositive('maxMessageBytes', options.maxMessageBytes);
+  if (options.commandTimeoutMs !== undefined && !(Number.isFinite(options.commandTimeoutMs) && options.commandTimeoutMs >= 0)) {
+    throw new InvalidArgumentError(`commandTimeoutMs must be ≥ 0 (0 = none), got ${String(options.commandTimeoutMs)}`);
+  }
+}
+
+export function checkPositive(name: string, v: number | undefined): void {
   if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(v)}`);
 }

@@ -18,7 +18,7 @@ import { spawnWorker } from '../../libvirt/spawn-worker.js';
 import type { QmpGreeting } from '../../qmp/client.js';
 import { ProxyError } from '../errors.js';
 import { prepareListenPath } from '../listen-path.js';
-import type { ProxyLogger, ProxyStats, QmpProxyOptions } from '../server.js';
+import { checkPositive, checkProxyOptions, type ProxyLogger, type ProxyStats, type QmpProxyOptions } from '../server.js';
 import {
   SHARED_SLOTS,
   STAT_ACCEPTED,
@@ -63,14 +63,8 @@ export class PassthroughProxy implements AsyncDisposable {
     if (!guest || typeof (guest as { reservePassthrough?: unknown }).reservePassthrough !== 'function') {
       throw new InvalidArgumentError('PassthroughProxy.start: guest must be a Guest (hv.guest(name))', { hint: 'e.g. await PassthroughProxy.start(await hv.guest("web1"), { listen })' });
     }
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('PassthroughProxy.start: options must be an object with listen');
-    for (const name of ['maxClients', 'maxClientOutputBytes', 'maxPendingPerClient', 'maxMessageBytes', 'startTimeoutMs'] as const) {
-      const v = options[name];
-      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new InvalidArgumentError(`${name} must be a positive integer, got ${String(v)}`);
-    }
-    if (options.commandTimeoutMs !== undefined && !(Number.isFinite(options.commandTimeoutMs) && options.commandTimeoutMs >= 0)) {
-      throw new InvalidArgumentError(`commandTimeoutMs must be ≥ 0 (0 = none), got ${String(options.commandTimeoutMs)}`);
-    }
+    checkProxyOptions('PassthroughProxy.start', options);
+    checkPositive('startTimeoutMs', options.startTimeoutMs);
     libvirtEventFilter(options.events); // validates the names
     if (options.allow !== undefined) new OwnershipPolicy({ allow: options.allow }); // validates the opt-ins here, typed
     const refusal = options.describeRefusal;
