@@ -178,14 +178,7 @@ export class Guest {
     this.assertOpen();
     const via = checkVia(options.via, 'guest.qmp');
     const policy = new OwnershipPolicy(options.allow === undefined ? {} : { allow: options.allow });
-    const { state } = await this.domain.state().catch((err: unknown) => {
-      if (isNoDomainError(err)) throw new GuestNotFoundError({ nameOrUuid: this.name, uri: this.context.uri, cause: err }); // a transient guest that stopped
-      throw err;
-    });
-    if (!isRunningState(state)) {
-      await this.monitor.removeStaleSockets();
-      throw new GuestNotRunningError({ guest: this.name, state });
-    }
+    await this.assertRunning();
     let client: GuestQmpClient;
     if (via === 'passthrough') {
       client = await this.openPassthrough(policy, options);
@@ -213,11 +206,7 @@ export class Guest {
    */
   async reservePassthrough(lost: (reason: Error) => void): Promise<PassthroughReservation> {
     this.assertOpen();
-    const { state } = await this.domain.state().catch((err: unknown) => {
-      if (isNoDomainError(err)) throw new GuestNotFoundError({ nameOrUuid: this.name, uri: this.context.uri, cause: err });
-      throw err;
-    });
-    if (!isRunningState(state)) throw new GuestNotRunningError({ guest: this.name, state });
+    await this.assertRunning();
     await this.taints.checkRoute('passthrough');
     const lane = await this.context.reserveLane(lost);
     return { guest: this.name, uuid: this.domain.uuid, uri: this.context.uri, lane, events: (filter) => this.context.qemuMonitorEvents(filter) };
@@ -277,6 +266,21 @@ export class Guest {
   private room(): DeviceTarget & ConsoleTarget {
     this.assertOpen();
     return { name: this.name, domain: this.domain, openStream: () => this.context.openStream() };
+  }
+
+  /**
+   * For QMP: GuestNotFoundError if the guest is gone (a transient guest that stopped), GuestNotRunningError
+   * (after removing its stale monitor sockets) if QEMU does not run.
+   */
+  private async assertRunning(): Promise<void> {
+    const { state } = await this.domain.state().catch((err: unknown) => {
+      if (isNoDomainError(err)) throw new GuestNotFoundError({ nameOrUuid: this.name, uri: this.context.uri, cause: err });
+      throw err;
+    });
+    if (!isRunningState(state)) {
+      await this.monitor.removeStaleSockets();
+      throw new GuestNotRunningError({ guest: this.name, state });
+    }
   }
 
   private assertOpen(): void {
