@@ -13,6 +13,7 @@ import type { Guest } from '../../hybrid/guest.js';
 import type { PassthroughReservation } from '../../hybrid/guest-context.js';
 import { libvirtEventFilter, passthroughCapabilities } from '../../hybrid/passthrough-transport.js';
 import { OwnershipPolicy } from '../../hybrid/policy.js';
+import { LibvirtError } from '../../libvirt/errors.js';
 import { extname, runtime } from '../../libvirt/runtime.js';
 import { spawnWorker } from '../../libvirt/spawn-worker.js';
 import type { QmpGreeting } from '../../qmp/client.js';
@@ -239,8 +240,9 @@ export class PassthroughProxy implements AsyncDisposable {
           this.log('info', `proxy on ${this.path}: a new libvirt connection for the proxy's thread (the last one was lost or timed out)`);
           return;
         } catch (err) {
-          // the guest stopped, or the Hypervisor closed: nothing left to serve
-          if (attempt >= 2 || !(err instanceof Error) || !/connection|closed|reconnect/i.test(err.message)) {
+          // Only a connection lost again meanwhile is worth another try; the guest stopped or the
+          // Hypervisor closed: nothing left to serve.
+          if (attempt >= 2 || !(err instanceof LibvirtError && err.isConnectionLost)) {
             void this.close(`the guest can no longer be reached: ${(err as Error).message}`);
             return;
           }
