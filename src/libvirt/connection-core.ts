@@ -733,12 +733,8 @@ export abstract class ConnectionCore<D extends DomainCore = DomainCore> extends 
     // While libvirtd restarts, wait for the reconnection as calls do.
     if (this.reconnecting) await this.reconnecting.promise.catch(() => undefined);
     if (this.closedState !== 'open' || this.lost !== undefined) throw this.lost ?? LibvirtError.closed();
-    const { lane } = await openLane(this.requestedUri, this.readOnly, this.callTimeoutMs || 30_000);
-    if (this.closedState !== 'open' || this.lost !== undefined) {
-      void this.closeLane(lane, [], 1000).catch(() => undefined);
-      throw this.lost ?? LibvirtError.closed();
-    }
-    this.lanesById.set(lane.connId, lane); // its close callback reports the daemon's departure like any lane's
+    // Adopted like any lane (its close callback reports the daemon's departure), never added to the pool.
+    const lane = await this.openLane();
     this.reserved.set(lane, lost);
     return { conn: lane.conn, fd: lane.fd, release: () => this.closeReserved(lane) };
   }
