@@ -29,15 +29,23 @@ function newWorker(what: URL | string, options: WorkerOptions): Worker {
   } catch (err) {
     const refused = (err as { code?: string }).code === 'ERR_WORKER_INVALID_EXEC_ARGV' && options.execArgv ? refusedFlags(String((err as Error).message)) : undefined;
     if (!refused) throw err;
-    const execArgv = options.execArgv!.filter((a) => !refused.has(a) && !refused.has(a.split('=')[0]!));
+    const execArgv = options.execArgv!.filter((a) => !refused.has(flagName(a)));
     return new Worker(what, { ...options, execArgv });
   }
 }
 
-/** The flags in Node's "Initiated Worker with invalid execArgv flags: --a, --b=1" (undefined if it says none). */
+/**
+ * The names of the flags in Node's "Initiated Worker with invalid execArgv flags: --a, --b=1" (undefined
+ * if it names none): Node's error carries them in its message only.
+ */
 function refusedFlags(message: string): Set<string> | undefined {
   const list = message.slice(message.lastIndexOf(': ') + 2).split(', ').map((f) => f.trim()).filter((f) => f.startsWith('-'));
-  return list.length > 0 ? new Set(list.flatMap((f) => [f, f.split('=')[0]!])) : undefined;
+  return list.length > 0 ? new Set(list.map(flagName)) : undefined;
+}
+
+/** `--b=1` → `--b`. */
+function flagName(arg: string): string {
+  return arg.split('=')[0]!;
 }
 
 function isInputType(arg: string): boolean {
