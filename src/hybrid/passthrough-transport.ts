@@ -66,13 +66,11 @@ export interface PassthroughTarget {
   readonly uri: string;
   /** The domain's name, for messages. */
   readonly name: string;
-  /** virDomainQemuMonitorCommand with a QMP command (no id). */
-  qemuMonitorCommand(command: QmpMessage): Promise<MonitorReply>;
   /**
-   * Optional: virDomainQemuMonitorCommand returning libvirt's reply text unparsed, for a client that
-   * takes reply lines as they are (a relay: see TransportHandlers.takeReply).
+   * virDomainQemuMonitorCommand with a QMP command (no id): libvirt's reply text, unparsed (a relay
+   * takes it as it is: see TransportHandlers.takeReply; the transport parses it for anyone else).
    */
-  qemuMonitorCommandText?(command: QmpMessage): Promise<string>;
+  qemuMonitorCommandText(command: QmpMessage): Promise<string>;
   /** virDomainQemuMonitorCommandWithFiles with a QMP command as text. */
   qemuMonitorCommandWithFiles(command: string, fds: number[]): Promise<{ result: string; outfiles: number[] }>;
   /** The domain's QEMU events, filtered by libvirt (`event`, `regex`). */
@@ -87,7 +85,6 @@ export function libvirtPassthroughTarget(connection: Connection, domain: Domain)
   return {
     uri: connection.uri,
     name: domain.name,
-    qemuMonitorCommand: (command) => domain.qemuMonitorCommand(command) as Promise<MonitorReply>,
     qemuMonitorCommandText: (command) => domain.qemuMonitorCommandText(command),
     qemuMonitorCommandWithFiles: (command, fds) => domain.qemuMonitorCommandWithFiles(command, fds, 0),
     qemuMonitorEvents: (filter) => connection.qemuMonitorEvents({ domain, ...filter }),
@@ -152,7 +149,7 @@ export class PassthroughTransport implements QmpTransport {
     let version: QmpMessage;
     try {
       await this.events.ready;
-      const reply = await this.target.qemuMonitorCommand({ execute: 'query-version' });
+      const reply = JSON.parse(await this.target.qemuMonitorCommandText({ execute: 'query-version' })) as MonitorReply;
       if (reply.error) throw new QmpClosedError(`query-version through libvirt failed: ${reply.error.class}: ${reply.error.desc}`);
       version = reply.return as QmpMessage;
     } catch (err) {
@@ -231,19 +228,25 @@ export class PassthroughTransport implements QmpTransport {
       if ('exec-oob' in command) {
         throw new InvalidArgumentError('out-of-band execution is not available through libvirt passthrough', { hint: "use the guest's second monitor (guest.qmp({ via: 'monitor', oob: true }))" });
       }
-      const takeReply = this.handlers?.takeReply;
-      if (fds.length === 0 && takeReply && this.target.qemuMonitorCommandText && typeof id === 'string') {
-        reply = this.target.qemuMonitorCommandText(command).then((text) => {
-          const line = asClientReplyLine(text, id);
-          if (line !== undefined && this.state === 'open' && takeReply(line)) return undefined;
-          return JSON.parse(text) as MonitorReply;
-        });
-      } else reply = fds.length > 0 ? this.runWithFiles(command, fds) : this.target.qemuMonitorCommand(command);
+      reply = fds.length > 0 ? this.runWithFiles(command, fds) : this.target.qemuMonitorCommandText(command).then((text) => this.offerReply(text, id));
     } catch (err) {
       // whatever fails before libvirt has the command settles it too: the key's queue never stalls
       reply = Promise.reject(err);
     }
     reply.then(done, (err: unknown) => done(this.failure(err, fds)));
+  }
+
+  /**
+   * libvirt's reply text to a relay as a reply line in QEMU's layout with the client's id (undefined:
+   * taken, nothing more to deliver), else parsed for delivery.
+   */
+  private offerReply(text: string, id: unknown): MonitorReply | undefined {
+    const takeReply = this.handlers?.takeReply;
+    if (takeReply && typeof id === 'string' && this.state === 'open') {
+      const line = asClientReplyLine(text, id);
+      if (line !== undefined && takeReply(line)) return undefined;
+    }
+    return JSON.parse(text) as MonitorReply;
   }
 
   /** The error a command libvirt failed is answered with. */

@@ -7,7 +7,7 @@ import { BoundedQueue } from '../../common/bounded-queue.js';
 import { LibvirtError, LibvirtTimeoutError } from '../../libvirt/errors.js';
 import type { ConnectionGap, QemuMonitorEvent } from '../../libvirt/events.js';
 import type { ThreadCalls } from '../../libvirt/thread-calls.js';
-import type { MonitorReply, PassthroughEventSource, PassthroughTarget } from '../../hybrid/passthrough-transport.js';
+import type { PassthroughEventSource, PassthroughTarget } from '../../hybrid/passthrough-transport.js';
 import { WATCH_CALL_SEQ, WATCH_IN_CALL, WATCH_TIMED_OUT } from './protocol.js';
 
 export class ThreadTarget implements PassthroughTarget {
@@ -32,10 +32,6 @@ export class ThreadTarget implements PassthroughTarget {
     private readonly needLane: () => void,
   ) {
     this.dom = calls.lookupDomain(conn, uuid);
-  }
-
-  qemuMonitorCommand(command: Record<string, unknown>): Promise<MonitorReply> {
-    return this.run('virDomainQemuMonitorCommand', (dom) => JSON.parse(this.calls.monitorCommand(dom, JSON.stringify(command))) as MonitorReply);
   }
 
   qemuMonitorCommandText(command: Record<string, unknown>): Promise<string> {
