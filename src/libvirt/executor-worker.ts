@@ -13,7 +13,7 @@
 import { virErrorDomain, virErrorNumber } from '../generated/libvirt/enums.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { OpName } from './ops.js';
-import { CTL_SEQ, CTL_STOP, GATE_ACTIVE, GATE_CLOSING, enterNative, importNativeModules, leaveNative, type ExecReply, type ExecRequest } from './protocol.js';
+import { CTL_SEQ, CTL_STOP, GATE_CLOSING, enterGate, enterNative, importNativeModules, leaveGate, leaveNative, type ExecReply, type ExecRequest } from './protocol.js';
 
 const data = workerData as { gate: SharedArrayBuffer; ctl: SharedArrayBuffer };
 const gate = new Int32Array(data.gate);
@@ -27,9 +27,9 @@ if (loaded === undefined) process.exit(0);
 const { NativeFailure, ops } = loaded;
 
 function handle(req: ExecRequest): void {
-  Atomics.add(gate, GATE_ACTIVE, 1);
+  const admitted = enterGate(gate);
   try {
-    if (Atomics.load(gate, GATE_CLOSING)) return; // the process is exiting: start nothing new
+    if (!admitted) return; // the process is exiting: start nothing new
     let reply: ExecReply;
     try {
       const fn = ops[req.op as OpName] as (...args: unknown[]) => unknown;
@@ -47,8 +47,7 @@ function handle(req: ExecRequest): void {
     }
     port.postMessage(reply);
   } finally {
-    Atomics.sub(gate, GATE_ACTIVE, 1);
-    Atomics.notify(gate, GATE_ACTIVE);
+    leaveGate(gate);
   }
 }
 

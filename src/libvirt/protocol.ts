@@ -47,6 +47,21 @@ export async function importNativeModules<T>(gate: Int32Array, load: () => Promi
   }
 }
 
+/**
+ * Counts a thread into koffi in the exit gate (GATE_ACTIVE): false when the process is exiting, and the
+ * thread must then start nothing. Counted in before CLOSING is read (the exit hook sets CLOSING, then
+ * waits for ACTIVE to drain). Always pair with leaveGate(), whatever enterGate() returned.
+ */
+export function enterGate(gate: Int32Array): boolean {
+  Atomics.add(gate, GATE_ACTIVE, 1);
+  return Atomics.load(gate, GATE_CLOSING) === 0;
+}
+
+export function leaveGate(gate: Int32Array): void {
+  Atomics.sub(gate, GATE_ACTIVE, 1);
+  Atomics.notify(gate, GATE_ACTIVE);
+}
+
 /** Counts a native call on a connection in (see CTL_ACTIVE). */
 export function enterNative(ctl: Int32Array): void {
   const n = Atomics.add(ctl, CTL_ACTIVE, 1) + 1;

@@ -9,7 +9,7 @@
  * so that Node never tears the thread down inside koffi.
  */
 import { LibvirtError } from './errors.js';
-import { GATE_ACTIVE, GATE_CLOSING, importNativeModules } from './protocol.js';
+import { enterGate, importNativeModules, leaveGate } from './protocol.js';
 import type { ObjectRef } from './spec.js';
 
 /** The calls a passthrough thread makes. Pointers are plain bigints (they cross threads as such). */
@@ -34,16 +34,15 @@ export async function loadThreadCalls(gate: Int32Array): Promise<ThreadCalls | u
   if (loaded === undefined) return undefined;
   const { ops, NativeFailure } = loaded;
   const run = <T>(operation: string, call: () => T): T => {
-    Atomics.add(gate, GATE_ACTIVE, 1);
+    const admitted = enterGate(gate);
     try {
-      if (Atomics.load(gate, GATE_CLOSING)) throw LibvirtError.closed(operation, undefined, 'the process is exiting');
+      if (!admitted) throw LibvirtError.closed(operation, undefined, 'the process is exiting');
       return call();
     } catch (err) {
       if (err instanceof NativeFailure) throw new LibvirtError(err.data);
       throw err;
     } finally {
-      Atomics.sub(gate, GATE_ACTIVE, 1);
-      Atomics.notify(gate, GATE_ACTIVE);
+      leaveGate(gate);
     }
   };
   return {
